@@ -1,0 +1,296 @@
+// The evaluator agent on a site node. Lifecycle: idle → starting → running → draining → stopped.
+// It registers (site, slots, GPUs, protocol version), pulls a job from its site's durable consumer
+// only when a slot is free, claims it (the lease check) before acking it, runs it, renews the
+// lease with heartbeats, and on SIGINT/SIGTERM takes no new job, checkpoints and hands back the
+// running ones. A job runs under its own AbortController, aborted with a StopReason.
+import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
+import { agentIdentity } from "../protocol/identity.ts";
+import type { Logger } from "../protocol/log.ts";
+import { AgentReply, ControlMessage, Job, type AgentReport, type AgentRequest, type ClaimGrant } from "../protocol/messages.ts";
+import { connectNats } from "../protocol/natsConnect.ts";
+import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
+import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
+import { runJob, type SitePolicy } from "./jobRunner.ts";
+import type { SteeringLink, StopReason } from "./link.ts";
+import type { Runtime } from "./runtime/types.ts";
+
+export interface AgentOptions {
+  site: string;
+  agent: string;
+  natsUrl: string;
+  seedFile: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  /** One entry per slot: the GPU ids of the slot (empty for CPU slots). */
+  slots: string[][];
+  runtime: Runtime;
+  workRoot: string;
+  policy: SitePolicy;
+  logger: Logger;
+  /** How long to keep retrying registration while steering does not answer (default: forever). */
+  registerTimeoutMs?: number;
+}
+
+export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped";
+
+interface Running {
+  job: Job;
+  controller: AbortController;
+  slot: number;
+  done: Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Agent implements SteeringLink {
+  state: AgentState = "idle";
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private readonly running = new Map<string, Running>();
+  private readonly freeSlots: number[];
+  private slotWaiters: Array<() => void> = [];
+  private heartbeatMs = 5000;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pullLoop: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+  completed = 0;
+
+  constructor(private readonly o: AgentOptions) {
+    this.freeSlots = o.slots.map((_, i) => i);
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
+    this.state = "starting";
+    const log = this.o.logger;
+    this.nc = await connectNats({
+      servers: this.o.natsUrl,
+      seedFile: this.o.seedFile,
+      caFile: this.o.caFile,
+      certFile: this.o.certFile,
+      keyFile: this.o.keyFile,
+      identity: agentIdentity(this.o.site, this.o.agent),
+      logger: (level, message) => log[level](message),
+    });
+    this.js = jetstream(this.nc);
+    await this.register(this.o.registerTimeoutMs ?? Number.POSITIVE_INFINITY);
+    for (const subject of [subjects.control(this.o.site, this.o.agent), subjects.controlSite(this.o.site)]) {
+      const sub = this.nc.subscribe(subject);
+      void (async () => {
+        for await (const m of sub) this.onControl(m.data);
+      })();
+    }
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    this.state = "running";
+    const consumer = await this.js.consumers.get(STREAM_JOBS, this.o.site);
+    this.pullLoop = this.pull(consumer);
+    log.info("agent running", { site: this.o.site, agent: this.o.agent, slots: this.o.slots.length, runtime: this.o.runtime.kind });
+  }
+
+  private async register(timeoutMs: number): Promise<void> {
+    const gpus = this.o.slots.flat();
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; ; i++) {
+      try {
+        const reply = await this.request(
+          { type: "register", v: PROTOCOL_VERSION, slots: this.o.slots.length, gpus, runtime: this.o.runtime.kind, software: `gridtune ${GRIDTUNE_VERSION}` },
+          5000,
+        );
+        if (reply.type === "registered") {
+          this.heartbeatMs = reply.heartbeatMs;
+          return;
+        }
+        if (reply.type === "error") throw GridtuneError.fromWire(reply.error);
+        throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to register`);
+      } catch (e) {
+        if (!(e instanceof UnavailableError) || Date.now() > deadline) throw e;
+        if (i % 5 === 0) this.o.logger.warn("steering does not answer yet; retrying registration", { error: e.message });
+        await sleep(Math.min(5000, 250 * 2 ** i));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- SteeringLink
+  async request(req: AgentRequest, timeoutMs = 10_000): Promise<AgentReply> {
+    if (!this.nc) throw new UnavailableError("not connected to NATS");
+    try {
+      const m = await this.nc.request(subjects.heartbeat(this.o.site, this.o.agent), JSON.stringify(req), { timeout: timeoutMs });
+      return AgentReply.parse(m.json());
+    } catch (e) {
+      if (e instanceof GridtuneError) throw e;
+      throw new UnavailableError(`steering did not answer ${req.type}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+
+  async report(r: AgentReport): Promise<void> {
+    const subject = subjects.results(this.o.site, this.o.agent, r.jobId);
+    const msgID = r.type === "result" ? `${r.jobId}.${r.attempt}.result` : r.type === "checkpoint" ? `${r.jobId}.${r.attempt}.${r.artifact.etag}` : undefined;
+    const deadline = Date.now() + 15 * 60_000;
+    for (let i = 0; ; i++) {
+      try {
+        await this.js!.publish(subject, JSON.stringify(r), { msgID, timeout: 10_000 });
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) throw new UnavailableError(`could not publish the ${r.type} of ${r.jobId}`, { cause: e });
+        if (i % 5 === 0) this.o.logger.warn(`publishing a ${r.type} failed; retrying`, { jobId: r.jobId, error: String(e) });
+        await sleep(Math.min(10_000, 200 * 2 ** i));
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------- pulling
+  private async takeSlot(): Promise<number | null> {
+    while (this.state === "running") {
+      const s = this.freeSlots.shift();
+      if (s !== undefined) return s;
+      await new Promise<void>((r) => this.slotWaiters.push(r));
+    }
+    return null;
+  }
+
+  private releaseSlot(slot: number): void {
+    this.freeSlots.push(slot);
+    this.freeSlots.sort((a, b) => a - b);
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async pull(consumer: Consumer): Promise<void> {
+    while (this.state === "running") {
+      const slot = await this.takeSlot();
+      if (slot === null) break;
+      let m: JsMsg | null = null;
+      try {
+        m = await consumer.next({ expires: 2000 });
+      } catch (e) {
+        this.o.logger.warn("pulling a job failed; retrying", { error: String(e) });
+        await sleep(1000);
+      }
+      if (!m || this.state !== "running") {
+        if (m) m.nak();
+        this.releaseSlot(slot);
+        continue;
+      }
+      await this.take(m, slot);
+    }
+  }
+
+  private async take(m: JsMsg, slot: number): Promise<void> {
+    const parsed = Job.safeParse((() => { try { return m.json(); } catch { return null; } })());
+    if (!parsed.success) {
+      this.o.logger.error("dropping an unreadable job message", { seq: m.seq, issue: parsed.error.issues[0]?.message });
+      m.term();
+      return this.releaseSlot(slot);
+    }
+    const job = parsed.data;
+    let grant: ClaimGrant;
+    try {
+      const reply = await this.request({ type: "claim", jobId: job.jobId, attempt: job.attempt });
+      if (reply.type === "error") throw GridtuneError.fromWire(reply.error);
+      if (reply.type !== "claimed") throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to claim`);
+      grant = reply.grant;
+    } catch (e) {
+      const stale = e instanceof GridtuneError && (e.code === "STALE_ATTEMPT" || e.code === "NOT_FOUND");
+      if (stale) m.ack();
+      else m.nak(5000);
+      this.o.logger.info(stale ? "job no longer current; dropped" : "claim failed; job returned to the queue", { jobId: job.jobId, attempt: job.attempt, error: String(e) });
+      return this.releaseSlot(slot);
+    }
+    m.ack();
+    const controller = new AbortController();
+    const key = `${job.jobId}#${job.attempt}`;
+    const run: Running = {
+      job,
+      controller,
+      slot,
+      done: runJob({
+        job,
+        grant,
+        link: this,
+        runtime: this.o.runtime,
+        workRoot: this.o.workRoot,
+        gpus: this.o.slots[slot] ?? [],
+        policy: this.o.policy,
+        logger: this.o.logger,
+        signal: controller.signal,
+      })
+        .catch((e: unknown) => this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }))
+        .finally(() => {
+          this.running.delete(key);
+          this.completed++;
+          this.releaseSlot(slot);
+        }),
+    };
+    this.running.set(key, run);
+    this.o.logger.info("job started", { jobId: job.jobId, attempt: job.attempt, slot });
+  }
+
+  // ---------------------------------------------------------------- leases, control
+  private async heartbeat(): Promise<void> {
+    if (this.state !== "running" && this.state !== "draining") return;
+    const running = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));
+    try {
+      const reply = await this.request({ type: "heartbeat", running, freeSlots: this.freeSlots.length, draining: this.state === "draining" }, 5000);
+      if (reply.type === "ack") for (const s of reply.stale) this.stop(s.jobId, s.attempt, "stale");
+      else if (reply.type === "error" && reply.error.code === "UNAUTHENTICATED") await this.register(30_000);
+    } catch (e) {
+      this.o.logger.warn("heartbeat not answered", { error: String(e) });
+    }
+  }
+
+  private onControl(data: Uint8Array): void {
+    let msg: ControlMessage;
+    try {
+      msg = ControlMessage.parse(JSON.parse(new TextDecoder().decode(data)));
+    } catch {
+      return this.o.logger.warn("ignoring an unreadable control message");
+    }
+    if (msg.type === "stop") this.stop(msg.jobId, msg.attempt, msg.reason);
+    else void this.close();
+  }
+
+  private stop(jobId: string, attempt: number, reason: StopReason): void {
+    const r = this.running.get(`${jobId}#${attempt}`);
+    if (!r || r.controller.signal.aborted) return;
+    this.o.logger.info("stopping a job", { jobId, attempt, reason });
+    r.controller.abort(reason);
+  }
+
+  runningJobs(): Job[] {
+    return [...this.running.values()].map((r) => r.job);
+  }
+
+  /** Drain: no new jobs; running ones are stopped, checkpointed and handed back; then disconnect. */
+  close(graceMs = 30_000): Promise<void> {
+    this.closing ??= (async () => {
+      const wasRunning = this.state === "running";
+      this.state = "draining";
+      for (const w of this.slotWaiters) w();
+      for (const r of this.running.values()) if (!r.controller.signal.aborted) r.controller.abort("drain" satisfies StopReason);
+      const all = Promise.allSettled([...this.running.values()].map((r) => r.done));
+      await Promise.race([all, sleep(graceMs)]);
+      await Promise.race([this.pullLoop ?? Promise.resolve(), sleep(3000)]);
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (wasRunning) {
+        const left = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));
+        await this.request({ type: "bye", running: left }, 3000).catch(() => undefined);
+      }
+      await this.nc?.drain().catch(() => undefined);
+      this.state = "stopped";
+      this.o.logger.info("agent stopped", { site: this.o.site, agent: this.o.agent });
+    })();
+    return this.closing;
+  }
+
+  /** Simulates a crash (tests): drop the connection without handing anything back. */
+  async crash(): Promise<void> {
+    this.state = "stopped";
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    for (const r of this.running.values()) r.controller.abort("stale" satisfies StopReason);
+    await this.nc?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,332 @@
+// Runs one attempt of one job with the PanDA file protocol: a fresh working directory with
+// input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
+// runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
+// metadata, metrics and the log are uploaded through presigned URLs and the result is published.
+import { mkdir, open, readFile, rm, stat, writeFile, copyFile } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
+import { GridtuneError, toWireError, type WireError } from "../protocol/errors.ts";
+import { EvaluationOutput, MAX_META_BYTES, MAX_OUTPUT_BYTES, PROGRESS_FILE, PROGRESS_STDOUT_MARKER } from "../protocol/files.ts";
+import type { Logger } from "../protocol/log.ts";
+import type { ArtifactKind, ClaimGrant, Job, UploadedArtifact } from "../protocol/messages.ts";
+import { createTarball, fingerprint, safeExtract } from "./archive.ts";
+import type { StopReason, SteeringLink } from "./link.ts";
+import { parseProgressLine } from "./progress.ts";
+import type { Runtime, RunOutcome } from "./runtime/types.ts";
+import { download, upload } from "./transfer.ts";
+
+export interface SitePolicy {
+  allowNetwork: boolean;
+  maxMemoryBytes: number;
+  maxNanoCpus: number;
+  pidsLimit: number;
+  maxLogBytes: number;
+  maxWallClockMs: number;
+  stopGraceMs: number;
+  maxInputBytes: number;
+}
+
+export interface JobContext {
+  job: Job;
+  grant: ClaimGrant;
+  link: SteeringLink;
+  runtime: Runtime;
+  workRoot: string;
+  gpus: string[];
+  policy: SitePolicy;
+  logger: Logger;
+  /** Aborted with a StopReason as its reason. */
+  signal: AbortSignal;
+}
+
+export async function runJob(ctx: JobContext): Promise<void> {
+  const { job } = ctx;
+  const key = `${job.jobId}-a${job.attempt}`;
+  const workDir = join(ctx.workRoot, key);
+  const scratch = join(ctx.workRoot, `.${key}`);
+  const startedAt = Date.now();
+  const checkpoints = new CheckpointSaver(ctx, workDir, scratch);
+  let outcome: RunOutcome | null = null;
+  let error: WireError | null = null;
+  let lastResource: number | null = null;
+  try {
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true });
+    await mkdir(scratch, { recursive: true });
+    await prepare(ctx, workDir, scratch);
+    const progress = new ProgressForwarder(ctx, join(workDir, PROGRESS_FILE), (r) => (lastResource = r));
+    const timer = job.evaluation.checkPointToSave.length
+      ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
+      : null;
+    const poll = setInterval(() => void progress.poll(), 1000);
+    try {
+      outcome = await ctx.runtime.run(
+        {
+          key,
+          image: job.evaluation.container,
+          argv: job.evaluation.argv,
+          workDir,
+          env: { GRIDTUNE_JOB_ID: job.jobId, GRIDTUNE_ATTEMPT: String(job.attempt), GRIDTUNE_TASK_ID: job.taskId },
+          limits: {
+            wallClockMs: Math.min(job.evaluation.timeoutMs, ctx.policy.maxWallClockMs),
+            memoryBytes: Math.min(job.evaluation.memoryBytes, ctx.policy.maxMemoryBytes),
+            nanoCpus: Math.min(job.evaluation.nanoCpus, ctx.policy.maxNanoCpus),
+            pidsLimit: ctx.policy.pidsLimit,
+          },
+          network: ctx.policy.allowNetwork ? job.evaluation.network : "none",
+          gpus: ctx.gpus,
+          logFile: join(scratch, "log.txt"),
+          maxLogBytes: ctx.policy.maxLogBytes,
+          stopGraceMs: ctx.policy.stopGraceMs,
+        },
+        { signal: ctx.signal, onStdoutLine: (line) => progress.stdoutLine(line) },
+      );
+    } finally {
+      if (timer) clearInterval(timer);
+      clearInterval(poll);
+      await progress.poll();
+      await progress.flushed();
+      await checkpoints.idle();
+    }
+  } catch (e) {
+    error = toWireError(e);
+    ctx.logger.warn("attempt failed before or while running", { jobId: job.jobId, attempt: job.attempt, error: error.message });
+  }
+  const reason = ctx.signal.aborted ? (ctx.signal.reason as StopReason) : null;
+  if (reason === "stale") {
+    ctx.logger.info("stale attempt stopped; no result is sent", { jobId: job.jobId, attempt: job.attempt });
+    await cleanup(workDir, scratch);
+    return;
+  }
+  const verdict = outcome && !error ? await readVerdict(ctx, workDir, outcome, reason) : { status: "failed" as const, loss: null, error };
+  // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
+  // and on failure (the retry resumes from it).
+  if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
+  const artifacts = await uploadOutputs(ctx, workDir, scratch).catch((e: unknown) => {
+    ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: toWireError(e).message });
+    return [] as UploadedArtifact[];
+  });
+  await ctx.link.report({
+    type: "result",
+    jobId: job.jobId,
+    attempt: job.attempt,
+    status: reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status,
+    loss: verdict.loss,
+    metrics: verdict.loss === null ? {} : { loss: verdict.loss },
+    resource: lastResource,
+    error: verdict.error,
+    artifacts,
+    startedAt,
+    finishedAt: Date.now(),
+    exitCode: outcome?.exitCode ?? null,
+  });
+  await cleanup(workDir, scratch);
+}
+
+async function cleanup(workDir: string, scratch: string): Promise<void> {
+  await rm(workDir, { recursive: true, force: true });
+  await rm(scratch, { recursive: true, force: true });
+}
+
+function insideDir(dir: string, name: string, field: string): string {
+  const p = resolve(dir, name);
+  if (!p.startsWith(resolve(dir) + sep)) throw new GridtuneError("INVALID_ARGUMENT", `${field} ${JSON.stringify(name)} is outside the working directory`);
+  return p;
+}
+
+async function prepare(ctx: JobContext, workDir: string, scratch: string): Promise<void> {
+  const { job, grant, signal } = ctx;
+  const maxBytes = ctx.policy.maxInputBytes;
+  if (grant.sandbox) {
+    const f = join(scratch, "sandbox.tgz");
+    await download(grant.sandbox, f, { maxBytes, signal });
+    await safeExtract(f, workDir);
+  }
+  for (const d of grant.trainingData) {
+    await download(d.url, insideDir(workDir, d.name, "training file"), { maxBytes, signal });
+  }
+  await writeFile(insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"), JSON.stringify(grant.trainingData.map((d) => d.name)));
+  if (grant.checkpoint) {
+    const f = join(scratch, "restore.tgz");
+    await download(grant.checkpoint, f, { maxBytes: job.evaluation.checkPointLimitBytes, signal });
+    if (job.evaluation.checkPointToLoad) await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
+    else await safeExtract(f, workDir, { maxBytes: job.evaluation.checkPointLimitBytes * 20, maxEntries: 100_000 });
+  }
+  await writeFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
+}
+
+async function readCapped(path: string, max: number): Promise<Buffer | null> {
+  const st = await stat(path).catch(() => null);
+  if (!st?.isFile()) return null;
+  if (st.size > max) throw new GridtuneError("OUTPUT_INVALID", `${path.split(sep).pop()} is ${st.size} bytes; the limit is ${max}`);
+  return readFile(path);
+}
+
+async function readVerdict(
+  ctx: JobContext,
+  workDir: string,
+  o: RunOutcome,
+  reason: StopReason | null,
+): Promise<{ status: "ok" | "failed" | "stopped"; loss: number | null; error: WireError | null }> {
+  const fail = (code: WireError["code"], message: string) => ({ status: "failed" as const, loss: null, error: { code, message, retryable: false } });
+  if (reason === "pruned" || reason === "killed" || reason === "paused") return { status: "stopped", loss: null, error: null };
+  if (o.timedOut) return fail("EVALUATION_FAILED", `the evaluation ran past its wall-clock limit and was stopped`);
+  if (o.oomKilled) return fail("EVALUATION_FAILED", `the evaluation ran out of memory (limit ${ctx.job.evaluation.memoryBytes} bytes)`);
+  if (o.exitCode !== 0) return fail("EVALUATION_FAILED", `the evaluation exited with code ${o.exitCode}; see its log (phpo logs)`);
+  const name = ctx.job.evaluation.outputFile;
+  let raw: Buffer | null;
+  try {
+    raw = await readCapped(insideDir(workDir, name, "evaluationOutput"), MAX_OUTPUT_BYTES);
+  } catch (e) {
+    return fail("OUTPUT_INVALID", toWireError(e).message);
+  }
+  if (!raw) return fail("OUTPUT_INVALID", `the evaluation wrote no ${name}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch {
+    return fail("OUTPUT_INVALID", `${name} is not valid JSON (a NaN or Infinity loss is not JSON either)`);
+  }
+  const r = EvaluationOutput.safeParse(json);
+  if (!r.success) return fail("OUTPUT_INVALID", `${name}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? ""}`.trim());
+  if (r.data.status !== 0) return fail("EVALUATION_FAILED", `${name} says status ${r.data.status}${r.data.message ? `: ${r.data.message}` : ""}`);
+  if (r.data.loss === null || r.data.loss === undefined) return fail("OUTPUT_INVALID", `${name} has no loss`);
+  return { status: "ok", loss: r.data.loss, error: null };
+}
+
+async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string): Promise<UploadedArtifact[]> {
+  const ev = ctx.job.evaluation;
+  const files: Array<{ kind: ArtifactKind; path: string }> = [{ kind: "log", path: join(scratch, "log.txt") }];
+  const add = async (kind: ArtifactKind, name: string | null, max: number) => {
+    if (!name) return;
+    const path = insideDir(workDir, name, kind);
+    const st = await stat(path).catch(() => null);
+    if (!st?.isFile()) return;
+    if (st.size > max) {
+      ctx.logger.warn(`${kind} file too large; not uploaded`, { jobId: ctx.job.jobId, size: st.size, limit: max });
+      return;
+    }
+    files.push({ kind, path });
+  };
+  await add("output", ev.outputFile, MAX_OUTPUT_BYTES);
+  await add("meta", ev.metaFile, MAX_META_BYTES);
+  await add("metrics", ev.metricsFile, 5 * 1024 ** 3);
+  const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
+  for (const f of files) {
+    const st = await stat(f.path).catch(() => null);
+    if (st?.isFile()) present.push({ ...f, size: st.size });
+  }
+  if (present.length === 0) return [];
+  const reply = await ctx.link.request({ type: "presign", jobId: ctx.job.jobId, attempt: ctx.job.attempt, artifacts: present.map(({ kind, size }) => ({ kind, size })) });
+  if (reply.type !== "presigned") throw GridtuneError.fromWire(reply.type === "error" ? reply.error : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false });
+  const out: UploadedArtifact[] = [];
+  for (const g of reply.uploads) {
+    const f = present.find((p) => p.kind === g.kind);
+    if (!f) continue;
+    const r = await upload(g.url, f.path);
+    out.push({ kind: g.kind, key: g.key, size: r.size, etag: r.etag });
+  }
+  return out;
+}
+
+/** Periodic checkpoints: tar the checkPointToSave paths when they changed, upload, report. */
+class CheckpointSaver {
+  private last = "";
+  private running: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly ctx: JobContext,
+    private readonly workDir: string,
+    private readonly scratch: string,
+  ) {}
+
+  idle(): Promise<void> {
+    return this.running;
+  }
+
+  save(resource: number | null, final = false): Promise<void> {
+    this.running = this.running.then(() => this.saveNow(resource, final)).catch((e: unknown) => {
+      this.ctx.logger.warn("checkpoint not saved; the previous one is kept", { jobId: this.ctx.job.jobId, error: toWireError(e).message });
+    });
+    return this.running;
+  }
+
+  private async saveNow(resource: number | null, final: boolean): Promise<void> {
+    const { job } = this.ctx;
+    const paths = job.evaluation.checkPointToSave;
+    const fp = await fingerprint(this.workDir, paths);
+    if (fp === "" || fp === this.last) return;
+    const file = join(this.scratch, "checkpoint.tgz");
+    if ((await createTarball(this.workDir, paths, file)).length === 0) return;
+    const size = (await stat(file)).size;
+    if (size > job.evaluation.checkPointLimitBytes) {
+      const msg = `checkpoint of ${size} bytes exceeds the limit of ${job.evaluation.checkPointLimitBytes}; the previous checkpoint is kept`;
+      await appendLog(join(this.scratch, "log.txt"), `[gridtune] ${msg}\n`);
+      throw new GridtuneError("TOO_LARGE", msg);
+    }
+    const reply = await this.ctx.link.request({ type: "presign", jobId: job.jobId, attempt: job.attempt, artifacts: [{ kind: "checkpoint", size }] });
+    if (reply.type !== "presigned" || !reply.uploads[0]) throw new GridtuneError("STALE_ATTEMPT", `no upload URL for the checkpoint${reply.type === "error" ? `: ${reply.error.message}` : ""}`);
+    const g = reply.uploads[0];
+    const r = await upload(g.url, file);
+    await this.ctx.link.report({ type: "checkpoint", jobId: job.jobId, attempt: job.attempt, artifact: { kind: "checkpoint", key: g.key, size: r.size, etag: r.etag }, resource });
+    this.last = fp;
+    this.ctx.logger.info(final ? "final checkpoint saved" : "checkpoint saved", { jobId: job.jobId, attempt: job.attempt, size, resource });
+  }
+}
+
+async function appendLog(path: string, text: string): Promise<void> {
+  const f = await open(path, "a");
+  await f.write(text);
+  await f.close();
+}
+
+/** Forwards progress from the progress file and marked stdout lines, in order, one report each. */
+class ProgressForwarder {
+  private offset = 0;
+  private partial = "";
+  private chain: Promise<void> = Promise.resolve();
+  private count = 0;
+  private lastReported = Number.NEGATIVE_INFINITY;
+  constructor(
+    private readonly ctx: JobContext,
+    private readonly file: string,
+    private readonly onResource: (r: number) => void,
+  ) {}
+
+  stdoutLine(line: string): void {
+    if (line.startsWith(PROGRESS_STDOUT_MARKER)) this.forward(line.slice(PROGRESS_STDOUT_MARKER.length), "stdout");
+  }
+
+  async poll(): Promise<void> {
+    const st = await stat(this.file).catch(() => null);
+    if (!st || st.size <= this.offset) return;
+    const f = await open(this.file, "r");
+    try {
+      const len = Math.min(st.size - this.offset, 1024 * 1024);
+      const buf = Buffer.alloc(len);
+      await f.read(buf, 0, len, this.offset);
+      this.offset += len;
+      const text = this.partial + buf.toString("utf8");
+      const lines = text.split("\n");
+      this.partial = lines.pop() ?? "";
+      for (const l of lines) if (l.trim()) this.forward(l, "file");
+    } finally {
+      await f.close();
+    }
+  }
+
+  flushed(): Promise<void> {
+    return this.chain;
+  }
+
+  private forward(text: string, source: "file" | "stdout"): void {
+    // The payload may write both the file and the stdout marker for the same step: a report is
+    // forwarded once, the first time its resource level is seen (levels only grow within an attempt).
+    const p = parseProgressLine(text, source === "file" ? ++this.count : this.count + 1);
+    if (!p || p.resource <= this.lastReported) return;
+    this.lastReported = p.resource;
+    this.onResource(p.resource);
+    const { job } = this.ctx;
+    this.chain = this.chain
+      .then(() => this.ctx.link.report({ type: "progress", jobId: job.jobId, attempt: job.attempt, resource: p.resource, metrics: p.metrics }))
+      .catch((e: unknown) => this.ctx.logger.warn("progress report lost", { jobId: job.jobId, error: toWireError(e).message }));
+  }
+}

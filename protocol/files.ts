@@ -1,0 +1,30 @@
+// The files exchanged with the evaluation container in its working directory (PanDA/iDDS
+// formats), and the limits the agent enforces on them.
+import { z } from "zod";
+
+/** `output.json`: `{"status": 0, "loss": 0.12, "message": "…"}`; status 0 = OK. */
+export const EvaluationOutput = z.object({
+  status: z.number().int(),
+  loss: z.number().finite().nullable().optional(),
+  message: z.string().max(10_000).optional(),
+});
+export type EvaluationOutput = z.infer<typeof EvaluationOutput>;
+
+/** A line of the progress file (or a `GRIDTUNE_PROGRESS {…}` stdout line): one intermediate report. */
+export const ProgressLine = z
+  .object({
+    epoch: z.number().finite().optional(),
+    resource: z.number().finite().optional(),
+    loss: z.number().finite().optional(),
+  })
+  .catchall(z.unknown());
+export type ProgressLine = z.infer<typeof ProgressLine>;
+
+export const PROGRESS_FILE = "progress.jsonl";
+export const PROGRESS_STDOUT_MARKER = "GRIDTUNE_PROGRESS ";
+export const MAX_OUTPUT_BYTES = 64 * 1024;
+export const MAX_META_BYTES = 1024 * 1024; // PanDA: metadata file at most 1 MB
+export const DEFAULT_CHECKPOINT_LIMIT_BYTES = 100 * 1024 * 1024; // PanDA: checkpoint < 100 MB
+
+/** The loss registered for a point whose every attempt failed (PanDA: "a very large loss"). */
+export const FAILED_POINT_LOSS = 1e30;

@@ -1,0 +1,274 @@
+// Every message on NATS, one schema per message, unions split on `type`.
+//   gt.jobs.<site>                  Job                (JetStream JOBS, work queue)
+//   gt.hb.<site>.<agent>            AgentRequest → AgentReply   (core request/reply)
+//   gt.results.<site>.<agent>.<job> AgentReport        (JetStream RESULTS)
+//   gt.ctl.<site>.<agent|all>       ControlMessage     (core)
+//   gt.api.<user>.<verb>            ApiRequest → ApiReply       (core request/reply)
+//   gt.events.<user>.<task>         TaskEvent          (core)
+import { z } from "zod";
+import { WireError } from "./errors.ts";
+import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
+import { TaskSpec } from "./taskConfig.ts";
+
+const JobId = z.string().regex(JOB_ID_RE, "job ids look like t12-p3-j1");
+const TaskId = z.string().regex(TASK_ID_RE, "task ids are decimal numbers");
+const Attempt = z.number().int().positive();
+const PointValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+export const PointValues = z.record(z.string(), PointValue);
+export type PointValues = z.infer<typeof PointValues>;
+const Metrics = z.record(z.string(), z.number());
+
+// ---------------------------------------------------------------------------------- jobs
+export const ArtifactKind = z.enum(["checkpoint", "metrics", "log", "meta", "output"]);
+export type ArtifactKind = z.infer<typeof ArtifactKind>;
+
+/** One attempt of one evaluation job, published to the site's work queue. */
+export const Job = z.object({
+  v: z.number().int(),
+  jobId: JobId,
+  attempt: Attempt,
+  taskId: TaskId,
+  user: z.string(),
+  segment: z.string().nullable(),
+  pointId: z.number().int().nonnegative(),
+  /** The point as input.json receives it (with the resource key set for ASHA jobs). */
+  point: PointValues,
+  /** Resource level to reach (ASHA milestone), and the level the restored checkpoint has. */
+  resource: z.object({ key: z.string(), target: z.number(), from: z.number().nullable() }).nullable(),
+  evaluation: z.object({
+    container: z.string(),
+    argv: z.array(z.string()).min(1),
+    inputFile: z.string(),
+    trainingDataFile: z.string(),
+    outputFile: z.string(),
+    metaFile: z.string().nullable(),
+    metricsFile: z.string().nullable(),
+    checkPointToSave: z.array(z.string()),
+    checkPointToLoad: z.string().nullable(),
+    checkPointIntervalMs: z.number().positive(),
+    checkPointLimitBytes: z.number().int().positive(),
+    timeoutMs: z.number().positive(),
+    memoryBytes: z.number().int().positive(),
+    nanoCpus: z.number().int().positive(),
+    network: z.enum(["none", "bridge"]),
+  }),
+  /** Training files of the job's segment (names as listed in input_ds.json). */
+  trainingFiles: z.array(z.string()),
+  hasSandbox: z.boolean(),
+  hasCheckpoint: z.boolean(),
+  /** Stopping-type ASHA: the agent forwards intermediate reports. */
+  reportProgress: z.boolean(),
+});
+export type Job = z.infer<typeof Job>;
+
+// -------------------------------------------------------- agent → steering (request/reply)
+export const RunningAttempt = z.object({ jobId: JobId, attempt: Attempt });
+export type RunningAttempt = z.infer<typeof RunningAttempt>;
+
+export const AgentRequest = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("register"),
+    v: z.number().int(),
+    slots: z.number().int().positive(),
+    gpus: z.array(z.string()),
+    runtime: z.enum(["docker", "process"]),
+    software: z.string(),
+  }),
+  z.object({
+    type: z.literal("heartbeat"),
+    running: z.array(RunningAttempt),
+    freeSlots: z.number().int().nonnegative(),
+    draining: z.boolean(),
+  }),
+  /** Before running a job: steering checks the lease and returns presigned input URLs. */
+  z.object({ type: z.literal("claim"), jobId: JobId, attempt: Attempt }),
+  /** Before uploading: presigned PUT URLs for exactly these artifacts of this attempt. */
+  z.object({
+    type: z.literal("presign"),
+    jobId: JobId,
+    attempt: Attempt,
+    artifacts: z.array(z.object({ kind: ArtifactKind, size: z.number().int().nonnegative() })).min(1),
+  }),
+  z.object({ type: z.literal("bye"), running: z.array(RunningAttempt) }),
+]);
+export type AgentRequest = z.infer<typeof AgentRequest>;
+
+export const PresignedUrl = z.object({ name: z.string(), url: z.string() });
+export type PresignedUrl = z.infer<typeof PresignedUrl>;
+
+export const ClaimGrant = z.object({
+  sandbox: z.string().nullable(),
+  trainingData: z.array(PresignedUrl),
+  checkpoint: z.string().nullable(),
+});
+export type ClaimGrant = z.infer<typeof ClaimGrant>;
+
+export const UploadGrant = z.object({ kind: ArtifactKind, key: z.string(), url: z.string() });
+export type UploadGrant = z.infer<typeof UploadGrant>;
+
+export const AgentReply = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("registered"), leaseMs: z.number(), heartbeatMs: z.number() }),
+  /** Heartbeat answer: attempts this agent runs that are no longer current (stop them). */
+  z.object({ type: z.literal("ack"), stale: z.array(RunningAttempt) }),
+  z.object({ type: z.literal("claimed"), grant: ClaimGrant }),
+  z.object({ type: z.literal("presigned"), uploads: z.array(UploadGrant) }),
+  z.object({ type: z.literal("error"), error: WireError }),
+]);
+export type AgentReply = z.infer<typeof AgentReply>;
+
+// ------------------------------------------------------- agent → steering (result stream)
+export const UploadedArtifact = z.object({
+  kind: ArtifactKind,
+  key: z.string(),
+  size: z.number().int().nonnegative(),
+  etag: z.string(),
+});
+export type UploadedArtifact = z.infer<typeof UploadedArtifact>;
+
+export const AgentReport = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("progress"), jobId: JobId, attempt: Attempt, resource: z.number(), metrics: Metrics }),
+  z.object({
+    type: z.literal("checkpoint"),
+    jobId: JobId,
+    attempt: Attempt,
+    artifact: UploadedArtifact,
+    resource: z.number().nullable(),
+  }),
+  z.object({
+    type: z.literal("result"),
+    jobId: JobId,
+    attempt: Attempt,
+    /** preempted: the agent was drained and handed the attempt back (not counted as a failure). */
+    status: z.enum(["ok", "failed", "stopped", "preempted"]),
+    loss: z.number().nullable(),
+    metrics: Metrics,
+    /** The resource level the evaluation reached (ASHA), when known. */
+    resource: z.number().nullable(),
+    error: WireError.nullable(),
+    artifacts: z.array(UploadedArtifact),
+    startedAt: z.number(),
+    finishedAt: z.number(),
+    exitCode: z.number().int().nullable(),
+  }),
+]);
+export type AgentReport = z.infer<typeof AgentReport>;
+
+// -------------------------------------------------------------------- steering → agents
+export const ControlMessage = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("stop"),
+    jobId: JobId,
+    attempt: Attempt,
+    reason: z.enum(["pruned", "paused", "killed", "stale"]),
+  }),
+  z.object({ type: z.literal("drain") }),
+]);
+export type ControlMessage = z.infer<typeof ControlMessage>;
+
+// ------------------------------------------------------------------------- client API
+export const TaskState = z.enum(["running", "paused", "finished", "killed"]);
+export type TaskState = z.infer<typeof TaskState>;
+export const PointState = z.enum(["queued", "running", "paused", "done", "failed", "stopped", "cancelled"]);
+export type PointState = z.infer<typeof PointState>;
+
+export const PointView = z.object({
+  pointId: z.number().int(),
+  segment: z.string().nullable(),
+  values: PointValues,
+  state: PointState,
+  loss: z.number().nullable(),
+  attempts: z.number().int(),
+  resource: z.number().nullable(),
+  reports: z.array(z.object({ resource: z.number(), loss: z.number() })),
+  site: z.string().nullable(),
+  agent: z.string().nullable(),
+  error: z.string().nullable(),
+  metricsKeys: z.array(z.string()),
+  logKeys: z.array(z.string()),
+  checkpointKey: z.string().nullable(),
+});
+export type PointView = z.infer<typeof PointView>;
+
+export const TaskSummary = z.object({
+  taskId: TaskId,
+  user: z.string(),
+  outDS: z.string(),
+  state: TaskState,
+  createdAt: z.number(),
+  finishedAt: z.number().nullable(),
+  maxPoints: z.number().int(),
+  counts: z.object({
+    points: z.number().int(),
+    done: z.number().int(),
+    failed: z.number().int(),
+    running: z.number().int(),
+    queued: z.number().int(),
+    jobs: z.number().int(),
+  }),
+  best: z.object({ pointId: z.number().int(), loss: z.number(), values: PointValues }).nullable(),
+});
+export type TaskSummary = z.infer<typeof TaskSummary>;
+
+export const TaskDetail = TaskSummary.extend({
+  spec: TaskSpec,
+  points: z.array(PointView),
+  segments: z.array(
+    z.object({ name: z.string().nullable(), points: z.number().int(), best: z.number().nullable() }),
+  ),
+});
+export type TaskDetail = z.infer<typeof TaskDetail>;
+
+export const ApiRequest = z.discriminatedUnion("verb", [
+  z.object({ verb: z.literal("submit"), spec: TaskSpec }),
+  z.object({ verb: z.literal("list") }),
+  z.object({ verb: z.literal("show"), taskId: TaskId }),
+  z.object({ verb: z.literal("kill"), taskId: TaskId }),
+  z.object({ verb: z.literal("pause"), taskId: TaskId }),
+  z.object({ verb: z.literal("resume"), taskId: TaskId }),
+  z.object({ verb: z.literal("retry"), taskId: TaskId, failedOnly: z.boolean() }),
+  /** A presigned PUT for the sandbox tarball of a task about to be submitted. */
+  z.object({ verb: z.literal("upload"), size: z.number().int().positive().max(512 * 1024 * 1024) }),
+  /** Presigned GETs for a task's artifacts. */
+  z.object({ verb: z.literal("download"), taskId: TaskId, kinds: z.array(ArtifactKind).min(1) }),
+]);
+export type ApiRequest = z.infer<typeof ApiRequest>;
+export type ApiVerb = ApiRequest["verb"];
+
+export const DownloadItem = z.object({
+  pointId: z.number().int(),
+  attempt: z.number().int(),
+  kind: ArtifactKind,
+  name: z.string(),
+  url: z.string(),
+});
+export type DownloadItem = z.infer<typeof DownloadItem>;
+
+/** Reply payloads per verb; the client validates the one it expects. */
+export const ApiReplies = {
+  submit: z.object({ taskId: TaskId }),
+  list: z.object({ tasks: z.array(TaskSummary) }),
+  show: TaskDetail,
+  kill: TaskSummary,
+  pause: TaskSummary,
+  resume: TaskSummary,
+  retry: z.object({ task: TaskSummary, requeued: z.number().int() }),
+  upload: z.object({ key: z.string(), url: z.string() }),
+  download: z.object({ items: z.array(DownloadItem) }),
+} as const;
+
+export const ApiReply = z.union([
+  z.object({ ok: z.literal(true), data: z.unknown() }),
+  z.object({ ok: z.literal(false), error: WireError }),
+]);
+export type ApiReply = z.infer<typeof ApiReply>;
+
+/** Live events for `phpo watch`. */
+export const TaskEvent = z.object({
+  taskId: TaskId,
+  at: z.number(),
+  kind: z.enum(["point-added", "job-started", "progress", "point-done", "point-failed", "state"]),
+  pointId: z.number().int().nullable(),
+  loss: z.number().nullable(),
+  summary: TaskSummary,
+});
+export type TaskEvent = z.infer<typeof TaskEvent>;

@@ -1,0 +1,9 @@
+// Names that become NATS subject tokens, S3 key segments or file names.
+/** Segment names, output names: letters, digits, '_' and '-', 1–64 characters. */
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Task ids are decimal serials (like PanDA's jediTaskID), job ids `t<task>-p<point>-j<n>`. */
+export const TASK_ID_RE = /^[0-9]{1,12}$/;
+export const JOB_ID_RE = /^t[0-9]{1,12}-p[0-9]{1,9}-j[0-9]{1,4}$/;
+export function jobIdOf(taskId: string, pointId: number, jobSeq: number): string {
+  return `t${taskId}-p${pointId}-j${jobSeq}`;
+}

@@ -1,0 +1,117 @@
+// The task configuration. `PhpoOptions` is what a user writes (PanDA phpo option names, from
+// --loadJson and the command line); `TaskSpec` is what phpo submits and steering stores: the
+// same options with defaults applied and the referenced files (search space, segments) inlined.
+import { z } from "zod";
+import { describeZodError, ValidationError } from "./errors.ts";
+import { tokenizeExec } from "./execString.ts";
+import { SearchSpace } from "./searchSpace.ts";
+import { SchedulerConfig } from "./scheduler.ts";
+import { SamplerConfig } from "./sampler.ts";
+import { NAME_RE } from "./names.ts";
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+export const Segment = z.object({
+  name: z.string().regex(NAME_RE, "segment names use letters, digits, '_' and '-' only (max 64)"),
+  files: z.array(z.string().min(1)).default([]),
+  datasets: z.array(z.string().min(1)).optional(),
+});
+export type Segment = z.infer<typeof Segment>;
+
+/** Resource limits of one evaluation (the agent's site policy may lower them). */
+export const EvaluationResources = z.object({
+  memoryMB: posInt.default(2048),
+  cpus: z.number().positive().default(1),
+  /** Wall-clock limit of one attempt, in minutes. */
+  timeoutMinutes: z.number().positive().default(60),
+  network: z.enum(["none", "bridge"]).default("none"),
+});
+export type EvaluationResources = z.infer<typeof EvaluationResources>;
+
+export const TaskSpec = z
+  .object({
+    outDS: z.string().min(1),
+    nParallelEvaluation: posInt.default(1),
+    maxPoints: posInt.default(10),
+    /** Default 2 × maxPoints (per segment), applied by compileTask. */
+    maxEvaluationJobs: posInt.optional(),
+    nPointsPerIteration: posInt.default(2),
+    minUnevaluatedPoints: nonNegInt.default(0),
+    maxPointsPerEvaluationJob: posInt.default(1),
+    steeringContainer: z.string().min(1).optional(),
+    steeringExec: z.string().min(1).optional(),
+    evaluationContainer: z.string().min(1),
+    evaluationExec: z.string().min(1),
+    evaluationInput: z.string().min(1).default("input.json"),
+    evaluationTrainingData: z.string().min(1).default("input_ds.json"),
+    evaluationOutput: z.string().min(1).default("output.json"),
+    evaluationMeta: z.string().min(1).optional(),
+    evaluationMetrics: z.string().min(1).optional(),
+    trainingDS: z.string().min(1).optional(),
+    checkPointToSave: z.array(z.string().min(1)).optional(),
+    checkPointToLoad: z.string().min(1).optional(),
+    /** Minutes between checks for changed checkpoint files (PanDA default 5). */
+    checkPointInterval: z.number().positive().default(5),
+    segments: z.array(Segment).optional(),
+    /** One space for every segment, or (segmented tasks) one per segment, in segment order. */
+    searchSpace: SearchSpace,
+    segmentSearchSpaces: z.array(SearchSpace).optional(),
+    site: z.array(z.string().min(1)).optional(),
+    architecture: z.string().optional(),
+    workingGroup: z.string().optional(),
+    official: z.boolean().default(false),
+    alrbArgs: z.string().optional(),
+    // gridtune extensions
+    sampler: SamplerConfig.optional(),
+    scheduler: SchedulerConfig.optional(),
+    /** Attempts per evaluation job before the point gets FAILED_POINT_LOSS (PanDA: 3). */
+    maxAttempts: posInt.max(20).default(3),
+    /** The input.json key that carries the resource level to reach (ASHA jobs). */
+    resourceKey: z.string().min(1).default("epochs"),
+    resources: EvaluationResources.prefault({}),
+    /** S3 key of the sandbox (the *.json, *.py, *.sh, *.yaml files phpo sends along). */
+    sandboxKey: z.string().min(1).optional(),
+    /** Checkpoint size limit in MB (PanDA: 100). */
+    checkPointLimitMB: posInt.default(100),
+  })
+  .strict();
+export type TaskSpec = z.infer<typeof TaskSpec>;
+export type TaskSpecInput = z.input<typeof TaskSpec>;
+
+/** Parses and cross-checks a task spec at a boundary (phpo before submit, steering on receipt). */
+export function parseTaskSpec(input: unknown): TaskSpec {
+  const r = TaskSpec.safeParse(input);
+  if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error));
+  const spec = r.data;
+  tokenizeExec(spec.evaluationExec, "evaluationExec");
+  if (spec.steeringExec) tokenizeExec(spec.steeringExec, "steeringExec");
+  if (spec.minUnevaluatedPoints >= spec.nPointsPerIteration && spec.steeringExec) {
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `minUnevaluatedPoints (${spec.minUnevaluatedPoints}) must be smaller than nPointsPerIteration ` +
+        `(${spec.nPointsPerIteration}): each steering iteration asks for their difference`,
+    );
+  }
+  const nSeg = spec.segments?.length ?? 0;
+  if (spec.segmentSearchSpaces && spec.segmentSearchSpaces.length !== nSeg) {
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `segmentSearchSpaces has ${spec.segmentSearchSpaces.length} spaces but there are ${nSeg} segments; ` +
+        `give one space per segment or a single space for all`,
+    );
+  }
+  if (spec.segments) {
+    const seen = new Set<string>();
+    for (const s of spec.segments) {
+      if (seen.has(s.name)) throw new ValidationError("INVALID_CONFIG", `segments: duplicate name "${s.name}"`);
+      seen.add(s.name);
+    }
+  }
+  return spec;
+}
+
+/** maxEvaluationJobs with PanDA's default (2 × maxPoints), per segment. */
+export function effectiveMaxEvaluationJobs(spec: TaskSpec): number {
+  return spec.maxEvaluationJobs ?? 2 * spec.maxPoints;
+}

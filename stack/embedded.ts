@@ -1,0 +1,188 @@
+// The embedded single-machine stack: nats-server (JetStream, TLS, nkey identities with
+// least-privilege permissions), a local S3 server, the steering service and N evaluator agents,
+// all generated and started by one call. Services run as child processes of their own bin
+// scripts (as on a real deployment), or in this process ("inline", for fast tests).
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { agentIdentity, steeringIdentity, userIdentity } from "../protocol/identity.ts";
+import { createLogger, type Logger } from "../protocol/log.ts";
+import { compileSteeringConfig } from "../steering/config.ts";
+import { IdentityStore } from "../steering/security/identities.ts";
+import { startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
+import { SteeringService } from "../steering/service.ts";
+import { startS3Server, type S3ServerHandle } from "./s3Server.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+export const DEFAULT_STACK_DIR = process.env.GRIDTUNE_HOME ?? join(homedir(), ".local", "state", "gridtune", "stack");
+export const DEFAULT_SITE = "local";
+export const DEFAULT_BUCKET = "gridtune";
+
+export interface StackOptions {
+  dir?: string;
+  agents?: number;
+  slotsPerAgent?: number;
+  site?: string;
+  user?: string;
+  runtime?: "auto" | "docker" | "process";
+  allowedImages?: string[];
+  /** "process": each service is a child process (default); "inline": steering runs in this process. */
+  mode?: "process" | "inline";
+  leaseMs?: number;
+  heartbeatMs?: number;
+  natsPort?: number;
+  logger?: Logger;
+  /** Extra environment for the service processes. */
+  env?: Record<string, string>;
+}
+
+export interface ClientProfile {
+  natsUrl: string;
+  user: string;
+  seedFile: string;
+  caFile: string;
+}
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** SIGTERM (drain), then SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<number | null>;
+  /** SIGKILL at once: a crash. */
+  kill(): Promise<void>;
+}
+
+export interface EmbeddedStack {
+  dir: string;
+  nats: NatsServerHandle;
+  s3: S3ServerHandle;
+  store: IdentityStore;
+  client: ClientProfile;
+  clientFile: string;
+  site: string;
+  steeringEnv: Record<string, string>;
+  steering: ServiceProcess | SteeringService;
+  agents: ServiceProcess[];
+  /** Starts one more agent process (its identity is created and the server reloaded as needed). */
+  startAgent(name: string, extraArgs?: string[]): Promise<ServiceProcess>;
+  startSteering(): Promise<ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+function startService(name: string, bin: string, args: string[], env: Record<string, string>, logFile: string): ServiceProcess {
+  const log = createWriteStream(logFile, { flags: "a" });
+  const child = spawn(process.execPath, [join(ROOT, "bin", bin), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return {
+    name,
+    child,
+    async stop(graceMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+export async function startEmbeddedStack(o: StackOptions = {}): Promise<EmbeddedStack> {
+  const dir = o.dir ?? DEFAULT_STACK_DIR;
+  const site = o.site ?? DEFAULT_SITE;
+  const user = o.user ?? "demo";
+  const logger = o.logger ?? createLogger("stack");
+  await mkdir(join(dir, "logs"), { recursive: true, mode: 0o700 });
+  const store = new IdentityStore(join(dir, "identities"));
+  const steeringSeed = (await store.ensure(steeringIdentity())).seedFile;
+  const userSeed = (await store.ensure(userIdentity(user))).seedFile;
+  const nAgents = o.agents ?? 1;
+  for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
+
+  const nats = await startNatsServer({ dir: join(dir, "nats"), store, port: o.natsPort ?? 0 });
+  const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: [DEFAULT_BUCKET] }).catch(async (e: unknown) => {
+    await nats.stop();
+    throw e;
+  });
+  const client: ClientProfile = { natsUrl: nats.url, user, seedFile: userSeed, caFile: nats.caFile };
+  const clientFile = join(dir, "client.json");
+  await writeFile(clientFile, JSON.stringify(client, null, 2) + "\n", { mode: 0o600 });
+
+  const steeringEnv: Record<string, string> = {
+    NATS_URL: nats.url,
+    GRIDTUNE_SEED_FILE: steeringSeed,
+    GRIDTUNE_CA_FILE: nats.caFile,
+    S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+    GRIDTUNE_BUCKET: DEFAULT_BUCKET,
+    GRIDTUNE_LEASE_MS: String(o.leaseMs ?? 30_000),
+    GRIDTUNE_HEARTBEAT_MS: String(o.heartbeatMs ?? 5_000),
+    ...o.env,
+  };
+  const startSteering = async () => startService("steering", "gridtune-steering", ["serve"], steeringEnv, join(dir, "logs", "steering.log"));
+  let steering: ServiceProcess | SteeringService;
+  if (o.mode === "inline") {
+    steering = new SteeringService(compileSteeringConfig({}, steeringEnv), logger.child("steering"));
+    await steering.start();
+  } else {
+    steering = await startSteering();
+  }
+
+  const agents: ServiceProcess[] = [];
+  const startAgent = async (name: string, extraArgs: string[] = []) => {
+    const created = await store.ensure(agentIdentity(site, name));
+    if (created.created) await nats.reload();
+    const args = ["--site", site, "--name", name, "--slots", String(o.slotsPerAgent ?? 2), "--runtime", o.runtime ?? "auto", "--work-dir", join(dir, "work", name), ...extraArgs];
+    if (o.allowedImages?.length) args.push("--allowed-images", o.allowedImages.join(","));
+    else args.push("--allow-any-image");
+    const env = { NATS_URL: nats.url, GRIDTUNE_SEED_FILE: created.seedFile, GRIDTUNE_CA_FILE: nats.caFile, ...o.env };
+    const p = startService(`agent ${name}`, "gridtune-evaluator", args, env, join(dir, "logs", `agent-${name}.log`));
+    agents.push(p);
+    return p;
+  };
+  for (let i = 1; i <= nAgents; i++) await startAgent(`a${i}`);
+
+  let stopping: Promise<void> | null = null;
+  const stack: EmbeddedStack = {
+    dir,
+    nats,
+    s3,
+    store,
+    client,
+    clientFile,
+    site,
+    steeringEnv,
+    get steering() {
+      return steering;
+    },
+    set steering(s) {
+      steering = s;
+    },
+    agents,
+    startAgent,
+    startSteering,
+    stop() {
+      stopping ??= (async () => {
+        await Promise.allSettled(agents.map((a) => a.stop(20_000)));
+        await (steering instanceof SteeringService ? steering.close() : steering.stop());
+        await s3.stop();
+        await nats.stop();
+      })();
+      return stopping;
+    },
+  };
+  return stack;
+}

@@ -1,0 +1,162 @@
+// The agent control channel (gt.hb.<site>.<agent>, core request/reply): registration with the
+// protocol-version check, heartbeats that renew leases and name stale attempts, claims (the lease
+// check before a job runs, answered with presigned input URLs) and presigned upload URLs.
+// The site and agent come from the subject, which the server's permissions bind to the identity.
+import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import type { Msg } from "@nats-io/transport-node";
+import { GridtuneError, toWireError } from "../protocol/errors.ts";
+import type { Logger } from "../protocol/log.ts";
+import { AgentRequest, type AgentReply, type ClaimGrant, type UploadGrant } from "../protocol/messages.ts";
+import { STREAM_JOBS, parseHeartbeatSubject, subjects } from "../protocol/subjects.ts";
+import { PROTOCOL_VERSION } from "../protocol/version.ts";
+import type { AgentRegistry } from "./agents.ts";
+import type { SteeringConfig } from "./config.ts";
+import type { Committer } from "./core.ts";
+import type { Dispatcher } from "./dispatch.ts";
+import type { TaskEngine } from "./engine/taskEngine.ts";
+import { keys, type Storage } from "./storage.ts";
+
+export function taskIdOfJob(jobId: string): string | null {
+  return /^t([0-9]+)-/.exec(jobId)?.[1] ?? null;
+}
+
+export class AgentControl {
+  private readonly knownSites = new Set<string>();
+
+  constructor(
+    private readonly c: Committer,
+    private readonly registry: AgentRegistry,
+    private readonly storage: Storage,
+    private readonly dispatcher: Dispatcher,
+    private readonly jsm: JetStreamManager,
+    private readonly config: SteeringConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  async handle(msg: Msg): Promise<void> {
+    const who = parseHeartbeatSubject(msg.subject);
+    if (!who) return;
+    let reply: AgentReply;
+    try {
+      const parsed = AgentRequest.safeParse(msg.json());
+      if (!parsed.success) {
+        throw new GridtuneError("INVALID_ARGUMENT", `bad agent request: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      }
+      reply = await this.dispatch(who.site, who.agent, parsed.data);
+    } catch (e) {
+      reply = { type: "error", error: toWireError(e) };
+      if (!(e instanceof GridtuneError)) this.logger.error("agent request failed", { ...who, error: String(e) });
+    }
+    if (msg.reply) msg.respond(JSON.stringify(reply));
+  }
+
+  private async dispatch(site: string, agent: string, req: AgentRequest): Promise<AgentReply> {
+    const now = Date.now();
+    switch (req.type) {
+      case "register": {
+        if (req.v !== PROTOCOL_VERSION) {
+          throw new GridtuneError(
+            "PROTOCOL_MISMATCH",
+            `agent ${site}/${agent} speaks protocol ${req.v}, steering speaks ${PROTOCOL_VERSION}; install matching gridtune versions`,
+          );
+        }
+        await this.ensureSiteConsumer(site);
+        this.registry.register({ site, agent, slots: req.slots, gpus: req.gpus, runtime: req.runtime }, now);
+        this.logger.info("agent registered", { site, agent, slots: req.slots, gpus: req.gpus.length, runtime: req.runtime });
+        this.dispatcher.kick();
+        return { type: "registered", leaseMs: this.config.leaseMs, heartbeatMs: this.config.heartbeatMs };
+      }
+      case "heartbeat": {
+        const rec = this.registry.heartbeat(site, agent, req.freeSlots, req.draining, now);
+        if (!rec) throw new GridtuneError("UNAUTHENTICATED", `agent ${site}/${agent} is not registered; register again`);
+        const stale = [];
+        for (const r of req.running) {
+          const f = this.engineOf(r.jobId)?.fence(r.jobId, r.attempt, site, agent);
+          if (f?.ok) this.registry.renew(r.jobId, r.attempt, now);
+          else stale.push(r);
+        }
+        if (req.freeSlots > 0) this.dispatcher.kick();
+        return { type: "ack", stale };
+      }
+      case "claim":
+        return this.c.serial(async () => {
+          const e = this.engineOf(req.jobId);
+          const f = e?.fence(req.jobId, req.attempt, site, agent);
+          if (!e || !f?.ok) {
+            const reason = f && !f.ok ? f.reason : `unknown job ${req.jobId}`;
+            this.logger.warn("claim refused", { site, agent, jobId: req.jobId, attempt: req.attempt, reason });
+            throw new GridtuneError("STALE_ATTEMPT", reason);
+          }
+          if (f.job.state === "dispatched") {
+            await this.c.commit({ type: "job-claimed", taskId: e.taskId, at: now, jobId: req.jobId, attempt: req.attempt, site, agent });
+          }
+          this.registry.renew(req.jobId, req.attempt, now);
+          return { type: "claimed", grant: await this.grant(e, req.jobId) };
+        });
+      case "presign": {
+        const e = this.engineOf(req.jobId);
+        const f = e?.fence(req.jobId, req.attempt, site, agent);
+        if (!e || !f?.ok || f.job.state !== "running") {
+          throw new GridtuneError("STALE_ATTEMPT", f && !f.ok ? f.reason : `${req.jobId} is not running`);
+        }
+        const uploads: UploadGrant[] = [];
+        for (const a of req.artifacts) {
+          const limit = a.kind === "checkpoint" ? e.spec.checkPointLimitMB * 1024 * 1024 : 5 * 1024 ** 3;
+          if (a.size > limit) throw new GridtuneError("TOO_LARGE", `${a.kind} of ${a.size} bytes exceeds the limit of ${limit}`);
+          const key = keys.artifact(e.taskId, f.job.pointId, req.jobId, req.attempt, a.kind);
+          uploads.push({ kind: a.kind, key, url: await this.storage.presignPut(key, a.size) });
+        }
+        return { type: "presigned", uploads };
+      }
+      case "bye":
+        await this.c.serial(async () => {
+          for (const r of req.running) {
+            const e = this.engineOf(r.jobId);
+            if (!e?.fence(r.jobId, r.attempt, site, agent).ok) continue;
+            await this.c.commit({ type: "job-lost", taskId: e.taskId, at: now, jobId: r.jobId, attempt: r.attempt, reason: `handed back by agent ${site}/${agent}` });
+          }
+        });
+        this.registry.remove(site, agent);
+        this.logger.info("agent left", { site, agent, handedBack: req.running.length });
+        this.dispatcher.kick();
+        return { type: "ack", stale: [] };
+    }
+  }
+
+  private engineOf(jobId: string): TaskEngine | undefined {
+    const t = taskIdOfJob(jobId);
+    return t === null ? undefined : this.c.state.engines.get(t);
+  }
+
+  private async grant(e: TaskEngine, jobId: string): Promise<ClaimGrant> {
+    const p = e.pointOfJob(jobId)!;
+    const ds = e.spec.trainingDS;
+    const seg = e.spec.segments?.[p.segment];
+    const files = ds ? (await this.storage.list(keys.dataset(ds))).map((o) => o.key.slice(keys.dataset(ds).length)) : [];
+    const wanted = seg ? files.filter((f) => seg.files.includes(f)) : files;
+    return {
+      sandbox: e.spec.sandboxKey ? await this.storage.presignGet(e.spec.sandboxKey) : null,
+      trainingData: await Promise.all(
+        wanted.map(async (name) => ({ name, url: await this.storage.presignGet(keys.dataset(ds!) + name) })),
+      ),
+      checkpoint: p.checkpointKey ? await this.storage.presignGet(p.checkpointKey) : null,
+    };
+  }
+
+  /** Each site has one durable pull consumer on JOBS, named after the site, filtering its subject. */
+  async ensureSiteConsumer(site: string): Promise<void> {
+    if (this.knownSites.has(site)) return;
+    try {
+      await this.jsm.consumers.info(STREAM_JOBS, site);
+    } catch {
+      await this.jsm.consumers.add(STREAM_JOBS, {
+        durable_name: site,
+        filter_subject: subjects.jobs(site),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 60_000_000_000,
+        max_ack_pending: 10_000,
+      });
+    }
+    this.knownSites.add(site);
+  }
+}

@@ -1,0 +1,130 @@
+// The dispatcher: samples points when due, hands the next job of each task to the site with the
+// most free capacity (round robin over tasks, so concurrent tasks share evaluators fairly), and
+// expires leases. Every decision is committed to the log before the job is published.
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { Logger } from "../protocol/log.ts";
+import { subjects } from "../protocol/subjects.ts";
+import { pickSite, type AgentRegistry } from "./agents.ts";
+import type { SteeringConfig } from "./config.ts";
+import type { Committer } from "./core.ts";
+import { buildJob } from "./engine/jobBuilder.ts";
+import type { TaskEngine } from "./engine/taskEngine.ts";
+import { keys, type Storage } from "./storage.ts";
+
+export class Dispatcher {
+  private kicked = false;
+  private readonly datasetFiles = new Map<string, string[]>();
+
+  constructor(
+    private readonly c: Committer,
+    private readonly js: JetStreamClient,
+    private readonly registry: AgentRegistry,
+    private readonly storage: Storage,
+    private readonly config: SteeringConfig,
+    private readonly logger: Logger,
+    private readonly startedAt: number,
+  ) {}
+
+  /** Schedules one pump; kicks while one is pending coalesce. */
+  kick(): void {
+    if (this.kicked) return;
+    this.kicked = true;
+    this.c
+      .serial(async () => {
+        this.kicked = false;
+        await this.pump();
+      })
+      .catch((e: unknown) => this.logger.error("dispatch failed; will retry on the next kick", { error: String(e) }));
+  }
+
+  private outstandingBySite(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.c.state.engines.values()) {
+      for (const j of e.activeJobs()) if (j.site) out.set(j.site, (out.get(j.site) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  private async pump(): Promise<void> {
+    const now = Date.now();
+    const capacity = this.registry.capacityBySite(now);
+    const outstanding = this.outstandingBySite();
+    let moved = true;
+    while (moved) {
+      moved = false;
+      for (const e of this.c.state.engines.values()) {
+        if (e.state !== "running") continue;
+        const sampling = e.proposeSampling(Date.now());
+        if (sampling) {
+          await this.c.commit(sampling);
+          moved = true;
+        }
+        const job = e.nextDispatchable();
+        const site = job ? pickSite(capacity, outstanding, e.spec.site) : null;
+        if (job && site) {
+          const ev = { type: "job-dispatched", taskId: e.taskId, at: Date.now(), jobId: job.jobId, attempt: job.attempt, site } as const;
+          await this.c.commit(ev);
+          outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
+          await this.publish(e, job.jobId);
+          moved = true;
+        }
+        if (e.isComplete()) await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
+      }
+    }
+  }
+
+  /** Publishes the job of the engine's current attempt; duplicates are dropped by the msgID. */
+  async publish(e: TaskEngine, jobId: string): Promise<void> {
+    const rec = e.job(jobId);
+    if (!rec?.site) return;
+    try {
+      const job = buildJob(e, jobId, await this.trainingFiles(e, rec.pointId));
+      await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), { msgID: `${jobId}.${rec.attempt}` });
+    } catch (err) {
+      // The attempt stays dispatched; its claim deadline expires it and it is retried.
+      this.logger.error("could not publish a job", { jobId, attempt: rec.attempt, error: String(err) });
+    }
+  }
+
+  /** The trainingDS file names of the point's segment (all of them for unsegmented tasks). */
+  private async trainingFiles(e: TaskEngine, pointId: number): Promise<string[]> {
+    const ds = e.spec.trainingDS;
+    if (!ds) return [];
+    let all = this.datasetFiles.get(ds);
+    if (!all) {
+      const prefix = keys.dataset(ds);
+      all = (await this.storage.list(prefix)).map((o) => o.key.slice(prefix.length));
+      this.datasetFiles.set(ds, all);
+    }
+    const seg = e.spec.segments?.[e.points.get(pointId)?.segment ?? -1];
+    return seg ? all.filter((f) => seg.files.includes(f)) : all;
+  }
+
+  /** Expires lapsed leases: silent running attempts, and dispatched ones nobody claims. */
+  expireLeases(): Promise<void> {
+    return this.c.serial(async () => {
+      const now = Date.now();
+      const capacity = this.registry.capacityBySite(now);
+      for (const e of this.c.state.engines.values()) {
+        for (const j of e.activeJobs()) {
+          let reason: string | null = null;
+          if (j.state === "running") {
+            const t = this.registry.renewedAt(j.jobId, j.attempt, Math.max(j.claimedAt ?? 0, this.startedAt));
+            if (now - t > this.config.leaseMs) reason = `lease expired: agent ${j.site}/${j.agent} silent for ${now - t} ms`;
+          } else {
+            const t = Math.max(j.dispatchedAt ?? 0, this.startedAt);
+            const siteGone = (capacity.get(j.site ?? "") ?? 0) === 0;
+            if (now - t > this.config.dispatchTimeoutMs || (siteGone && now - t > this.config.leaseMs)) {
+              reason = `not claimed within ${now - t} ms by site ${j.site}`;
+            }
+          }
+          if (reason) {
+            this.logger.warn("attempt lost", { jobId: j.jobId, attempt: j.attempt, reason });
+            this.registry.forget(j.jobId, j.attempt);
+            await this.c.commit({ type: "job-lost", taskId: e.taskId, at: now, jobId: j.jobId, attempt: j.attempt, reason });
+          }
+        }
+      }
+    }).then(() => this.kick());
+  }
+}

@@ -1,0 +1,56 @@
+// Sampling bookkeeping of one segment: how many points exist, whether the sampler is exhausted,
+// and the PanDA iteration rule (generate when unevaluated points fall to minUnevaluatedPoints,
+// nPointsPerIteration − minUnevaluatedPoints at a time, never past maxPoints). Sampling works on
+// a restored copy so the live state only moves when the points-added event is applied.
+import type { SamplerConfig } from "../../protocol/sampler.ts";
+import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
+import type { TaskSpec } from "../../protocol/taskConfig.ts";
+import { createSampler, restoreSampler } from "../sampler/index.ts";
+
+export class SegmentSampling {
+  private samplerState: unknown = null;
+  private generated = 0;
+  private exhausted = false;
+  private readonly config: SamplerConfig;
+
+  constructor(
+    spec: TaskSpec,
+    readonly index: number,
+    readonly name: string | null,
+    private readonly space: SearchSpace,
+    seed: number,
+  ) {
+    // The task's seed (fixed at submission and logged) seeds every segment differently.
+    this.config = spec.sampler ?? { type: "random", seed };
+  }
+
+  /** How many points to ask for now (0: none due). */
+  due(unevaluated: number, spec: TaskSpec): number {
+    if (this.exhausted || this.generated >= spec.maxPoints) return 0;
+    if (unevaluated > spec.minUnevaluatedPoints) return 0;
+    const perIteration = Math.max(1, spec.nPointsPerIteration - spec.minUnevaluatedPoints);
+    return Math.min(perIteration, spec.maxPoints - this.generated);
+  }
+
+  finishedSampling(spec: TaskSpec): boolean {
+    return this.exhausted || this.generated >= spec.maxPoints;
+  }
+
+  sample(n: number): { points: Point[]; state: unknown; exhausted: boolean } {
+    const sampler =
+      this.samplerState === null
+        ? createSampler(this.space, this.config)
+        : restoreSampler(this.space, this.config, this.samplerState);
+    const points = sampler.ask(n);
+    return { points, state: sampler.snapshot(), exhausted: points.length < n };
+  }
+
+  restore(state: unknown, added: number, exhausted: boolean): void {
+    this.samplerState = state;
+    this.generated += added;
+    this.exhausted ||= exhausted;
+  }
+
+  /** Built-in samplers keep no history; an external (steering-container) sampler reads it from the points. */
+  tell(_point: Point, _loss: number): void {}
+}

@@ -1,0 +1,61 @@
+// Steering's durable event log (JetStream stream GTLOG, subject gt.log.<taskId>). Every state
+// change is appended here, and acknowledged by the server, before it is acted on; the in-memory
+// state of every task is a fold of these events, so a restarted service rebuilds it exactly.
+import { z } from "zod";
+import { WireError } from "../protocol/errors.ts";
+import { PointValues, UploadedArtifact } from "../protocol/messages.ts";
+import { TaskSpec } from "../protocol/taskConfig.ts";
+
+const base = { taskId: z.string(), at: z.number() };
+const attemptRef = { jobId: z.string(), attempt: z.number().int().positive() };
+
+export const LogEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("task-created"), ...base, user: z.string(), spec: TaskSpec, seed: z.number().int() }),
+  z.object({
+    type: z.literal("points-added"),
+    ...base,
+    segment: z.number().int().nonnegative(),
+    points: z.array(z.object({ pointId: z.number().int().nonnegative(), values: PointValues })),
+    /** The sampler's state after producing these points (restores it exactly). */
+    sampler: z.unknown(),
+    /** The sampler said it has nothing more to offer (iDDS: an empty list ends generation). */
+    exhausted: z.boolean(),
+  }),
+  z.object({ type: z.literal("job-dispatched"), ...base, ...attemptRef, site: z.string() }),
+  z.object({ type: z.literal("job-claimed"), ...base, ...attemptRef, site: z.string(), agent: z.string() }),
+  z.object({
+    type: z.literal("job-progress"),
+    ...base,
+    ...attemptRef,
+    resource: z.number(),
+    metrics: z.record(z.string(), z.number()),
+  }),
+  z.object({
+    type: z.literal("job-checkpoint"),
+    ...base,
+    ...attemptRef,
+    artifact: UploadedArtifact,
+    resource: z.number().nullable(),
+  }),
+  z.object({
+    type: z.literal("job-finished"),
+    ...base,
+    ...attemptRef,
+    site: z.string(),
+    agent: z.string(),
+    status: z.enum(["ok", "failed", "stopped", "preempted"]),
+    loss: z.number().nullable(),
+    metrics: z.record(z.string(), z.number()),
+    resource: z.number().nullable(),
+    error: WireError.nullable(),
+    artifacts: z.array(UploadedArtifact),
+    startedAt: z.number(),
+    finishedAt: z.number(),
+    exitCode: z.number().int().nullable(),
+  }),
+  z.object({ type: z.literal("job-lost"), ...base, ...attemptRef, reason: z.string() }),
+  z.object({ type: z.literal("task-state"), ...base, state: z.enum(["running", "paused", "killed", "finished"]) }),
+  z.object({ type: z.literal("points-requeued"), ...base, pointIds: z.array(z.number().int()) }),
+]);
+export type LogEvent = z.infer<typeof LogEvent>;
+export type LogEventOf<T extends LogEvent["type"]> = Extract<LogEvent, { type: T }>;

@@ -1,0 +1,59 @@
+// gridtune-steering: the steering service (serve), plus the scheduler commands (preview, replay)
+// and the admin verbs (sites, agents, users).
+import { Command, Option } from "commander";
+import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
+import { createLogger } from "../protocol/log.ts";
+import { GRIDTUNE_VERSION } from "../protocol/version.ts";
+import { registerAdminCommands } from "./cli/adminCommands.ts";
+import { registerSchedulerCommands } from "./cli/schedulerCommands.ts";
+import { compileSteeringConfig } from "./config.ts";
+import { SteeringService } from "./service.ts";
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command("gridtune-steering")
+    .description("gridtune steering service: tasks, sampling, ASHA pruning, durable results")
+    .version(GRIDTUNE_VERSION)
+    .exitOverride();
+  program
+    .command("serve", { isDefault: true })
+    .description("run the steering service against NATS and S3 (flags override the environment)")
+    .option("--nats-url <url>", "NATS server (env NATS_URL)")
+    .option("--seed-file <file>", "nkey seed of the steering identity, mode 0600 (env GRIDTUNE_SEED_FILE)")
+    .option("--ca-file <file>", "CA that signed the NATS server certificate (env GRIDTUNE_CA_FILE)")
+    .option("--cert-file <file>", "client certificate for mutual TLS (env GRIDTUNE_CERT_FILE)")
+    .option("--key-file <file>", "client key for mutual TLS (env GRIDTUNE_KEY_FILE)")
+    .option("--s3-endpoint <url>", "S3 endpoint (env S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    .option("--s3-bucket <name>", "bucket (env GRIDTUNE_BUCKET, default gridtune)")
+    .option("--lease-ms <ms>", "lease of a running attempt (default 30000)")
+    .option("--heartbeat-ms <ms>", "agent heartbeat interval (default 5000)")
+    .addOption(new Option("--dispatch-timeout-ms <ms>", "claim deadline of a dispatched attempt (default 300000)"))
+    .action(async (o: Record<string, string | undefined>) => {
+      const config = compileSteeringConfig({
+        natsUrl: o.natsUrl,
+        seedFile: o.seedFile,
+        caFile: o.caFile,
+        certFile: o.certFile,
+        keyFile: o.keyFile,
+        s3Endpoint: o.s3Endpoint,
+        s3Bucket: o.s3Bucket,
+        leaseMs: o.leaseMs,
+        heartbeatMs: o.heartbeatMs,
+        dispatchTimeoutMs: o.dispatchTimeoutMs,
+      });
+      const logger = createLogger("steering");
+      const service = new SteeringService(config, logger);
+      const stopped = waitForShutdown();
+      await service.start();
+      const sig = await stopped;
+      logger.info("shutting down", { signal: sig });
+      await service.close();
+    });
+  registerSchedulerCommands(program);
+  registerAdminCommands(program);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    return reportCliError(e, "gridtune-steering", argv.includes("-v") || argv.includes("--verbose"));
+  }
+}

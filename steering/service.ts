@@ -1,0 +1,180 @@
+// The steering service: connects as the steering identity, makes sure the streams exist, rebuilds
+// every task from the event log, then serves agents (gt.hb), clients (gt.api) and results
+// (RESULTS), dispatching jobs and expiring leases. Lifecycle: idle → starting → running →
+// draining → stopped; close() is idempotent.
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { steeringIdentity } from "../protocol/identity.ts";
+import type { Logger } from "../protocol/log.ts";
+import type { ControlMessage } from "../protocol/messages.ts";
+import { connectNats } from "../protocol/natsConnect.ts";
+import { STEERING_QUEUE, STEERING_RESULTS_CONSUMER, STREAM_JOBS, STREAM_RESULTS, subjects } from "../protocol/subjects.ts";
+import { AgentControl } from "./agentControl.ts";
+import { AgentRegistry } from "./agents.ts";
+import { Api } from "./api.ts";
+import type { SteeringConfig } from "./config.ts";
+import { Committer, SteeringState } from "./core.ts";
+import { Dispatcher } from "./dispatch.ts";
+import type { TaskEngine } from "./engine/taskEngine.ts";
+import { EventLog } from "./eventLog.ts";
+import { ResultIngest } from "./resultIngest.ts";
+import { Storage } from "./storage.ts";
+
+export type ServiceState = "idle" | "starting" | "running" | "draining" | "stopped";
+
+export class SteeringService {
+  state: ServiceState = "idle";
+  private nc: NatsConnection | null = null;
+  private storage: Storage | null = null;
+  private subs: Subscription[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private background: Promise<unknown>[] = [];
+  private closing: Promise<void> | null = null;
+  private stopResults: (() => Promise<void>) | null = null;
+  committer: Committer | null = null;
+  ingest: ResultIngest | null = null;
+
+  constructor(
+    private readonly config: SteeringConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
+    this.state = "starting";
+    const startedAt = Date.now();
+    const nc = await connectNats({
+      servers: this.config.natsUrl,
+      seedFile: this.config.seedFile,
+      caFile: this.config.caFile,
+      certFile: this.config.certFile,
+      keyFile: this.config.keyFile,
+      identity: steeringIdentity(),
+      logger: (level, message) => this.logger[level](message),
+    });
+    this.nc = nc;
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    await this.ensureStreams(jsm);
+    const storage = new Storage({ ...this.config.s3 });
+    this.storage = storage;
+    await storage.ensureBucket();
+
+    const log = new EventLog(js, this.logger.child("log"));
+    const state = new SteeringState();
+    let events = 0;
+    for await (const ev of log.replay(jsm)) {
+      state.apply(ev);
+      events++;
+    }
+    this.logger.info("state rebuilt from the event log", { events, tasks: state.engines.size });
+
+    const c = new Committer(state, log, nc, this.logger.child("commit"));
+    this.committer = c;
+    const registry = new AgentRegistry(this.config.leaseMs);
+    const dispatcher = new Dispatcher(c, js, registry, storage, this.config, this.logger.child("dispatch"), startedAt);
+    const control = new AgentControl(c, registry, storage, dispatcher, jsm, this.config, this.logger.child("agents"));
+    const api = new Api(c, storage, dispatcher, (e, reason) => this.stopAttempts(e, reason), this.logger.child("api"));
+    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
+    this.ingest = ingest;
+
+    // Attempts dispatched before a crash may never have reached JetStream: publish them again
+    // (the msgID drops the duplicates that did).
+    for (const e of state.engines.values()) {
+      for (const j of e.activeJobs()) if (j.state === "dispatched") await dispatcher.publish(e, j.jobId);
+    }
+
+    const serve = (subject: string, fn: (m: import("@nats-io/transport-node").Msg) => Promise<void>) => {
+      const sub = nc.subscribe(subject, { queue: STEERING_QUEUE });
+      this.subs.push(sub);
+      this.background.push(
+        (async () => {
+          for await (const m of sub) {
+            fn(m).catch((e: unknown) => this.logger.error("handler failed", { subject: m.subject, error: String(e) }));
+          }
+        })(),
+      );
+    };
+    serve(subjects.heartbeatAll, (m) => control.handle(m));
+    serve(subjects.apiAll, (m) => api.handle(m));
+
+    const consumer = await js.consumers.get(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
+    const messages = await consumer.consume({ max_messages: 256 });
+    this.stopResults = () => messages.close().then(() => undefined);
+    this.background.push(ingest.run(messages));
+
+    const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
+    this.timers.push(
+      setInterval(() => {
+        dispatcher.expireLeases().catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));
+      }, leaseTick),
+    );
+    this.state = "running";
+    dispatcher.kick();
+    this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
+  }
+
+  private async ensureStreams(jsm: JetStreamManager): Promise<void> {
+    const add = async (name: string, cfg: Parameters<JetStreamManager["streams"]["add"]>[0]) => {
+      try {
+        await jsm.streams.info(name);
+      } catch {
+        await jsm.streams.add(cfg);
+      }
+    };
+    const replicas = this.config.replicas;
+    await add(STREAM_JOBS, {
+      name: STREAM_JOBS,
+      subjects: [subjects.jobsAll],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      duplicate_window: 120_000_000_000,
+    });
+    await add(STREAM_RESULTS, {
+      name: STREAM_RESULTS,
+      subjects: [subjects.resultsAll],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      max_msg_size: 1024 * 1024,
+    });
+    await EventLog.ensureStream(jsm, replicas);
+    try {
+      await jsm.consumers.info(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
+    } catch {
+      await jsm.consumers.add(STREAM_RESULTS, {
+        durable_name: STEERING_RESULTS_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 30_000_000_000,
+        max_ack_pending: 1024,
+      });
+    }
+  }
+
+  /** Tells the agents running the task's attempts to stop them. */
+  private stopAttempts(e: TaskEngine, reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never): void {
+    for (const j of e.activeJobs()) {
+      if (!j.site || !j.agent || !this.nc) continue;
+      const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
+      this.nc.publish(subjects.control(j.site, j.agent), JSON.stringify(msg));
+    }
+  }
+
+  /** Drains: stops taking requests, lets in-flight commits finish (up to graceMs), then closes. */
+  close(graceMs = 5000): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = "draining";
+      for (const t of this.timers) clearInterval(t);
+      for (const s of this.subs) s.unsubscribe();
+      await this.stopResults?.().catch(() => undefined);
+      const drained = this.committer?.serial(async () => undefined) ?? Promise.resolve();
+      await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs))]);
+      await Promise.race([Promise.allSettled(this.background), new Promise((r) => setTimeout(r, graceMs))]);
+      await this.nc?.close().catch(() => undefined);
+      this.storage?.close();
+      this.state = "stopped";
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,150 @@
+// Steering's S3 adapter: the only holder of S3 keys. Agents and users get presigned URLs for
+// exactly the objects of one job attempt or one download; uploads are checked with HeadObject.
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
+import type { ArtifactKind } from "../protocol/messages.ts";
+
+export interface StorageConfig {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Lifetime of presigned URLs (minutes per attempt; re-minted on request). */
+  presignTtlSeconds: number;
+}
+
+/** The S3 layout, in one place (docs/architecture.md shows it). */
+export const keys = {
+  sandbox: (taskId: string) => `tasks/${taskId}/sandbox.tgz`,
+  upload: (user: string, nonce: string) => `uploads/${user}/${nonce}.tgz`,
+  dataset: (name: string) => `datasets/${name}/`,
+  artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
+    `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
+};
+
+const ARTIFACT_FILE: Record<ArtifactKind, string> = {
+  checkpoint: "checkpoint.tgz",
+  metrics: "metrics.tgz",
+  log: "log.txt",
+  meta: "meta.json",
+  output: "output.json",
+};
+
+export class Storage {
+  readonly s3: S3Client;
+  constructor(readonly config: StorageConfig) {
+    this.s3 = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: true,
+      // Without these the SDK signs an empty-body CRC32 into presigned PUTs (real S3 rejects
+      // them) and streams aws-chunked bodies that s3rver stores with their framing.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
+      maxAttempts: 4,
+    });
+  }
+
+  async ensureBucket(): Promise<void> {
+    const Bucket = this.config.bucket;
+    try {
+      await this.s3.send(new HeadBucketCommand({ Bucket }));
+    } catch (e) {
+      if (isNotFound(e)) {
+        await this.wrap(() => this.s3.send(new CreateBucketCommand({ Bucket })), "create the bucket");
+        return;
+      }
+      throw this.unavailable(e, "reach the bucket");
+    }
+  }
+
+  presignGet(key: string, ttlSeconds = this.config.presignTtlSeconds): Promise<string> {
+    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {
+      expiresIn: ttlSeconds,
+    });
+  }
+
+  /** A presigned PUT; with `size`, content-length is signed so only that many bytes are accepted. */
+  presignPut(key: string, size?: number, ttlSeconds = this.config.presignTtlSeconds): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new PutObjectCommand({ Bucket: this.config.bucket, Key: key, ContentLength: size }),
+      { expiresIn: ttlSeconds },
+    );
+  }
+
+  /** Size and ETag of an object, or null when it does not exist. */
+  async head(key: string): Promise<{ size: number; etag: string } | null> {
+    try {
+      const r = await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      return { size: r.ContentLength ?? 0, etag: (r.ETag ?? "").replaceAll('"', "") };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw this.unavailable(e, `read ${key}`);
+    }
+  }
+
+  async put(key: string, body: Buffer | string): Promise<void> {
+    await this.wrap(
+      () => this.s3.send(new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body })),
+      `write ${key}`,
+    );
+  }
+
+  async list(prefix: string): Promise<Array<{ key: string; size: number }>> {
+    const out: Array<{ key: string; size: number }> = [];
+    let token: string | undefined;
+    do {
+      const r = await this.wrap(
+        () =>
+          this.s3.send(
+            new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token }),
+          ),
+        `list ${prefix}`,
+      );
+      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  close(): void {
+    this.s3.destroy();
+  }
+
+  private async wrap<T>(fn: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw this.unavailable(e, what);
+    }
+  }
+
+  private unavailable(e: unknown, what: string): GridtuneError {
+    if (e instanceof S3ServiceException) {
+      return new GridtuneError("STORAGE_FAILED", `S3 refused to ${what} (${e.name}: ${e.message})`, { cause: e });
+    }
+    return new UnavailableError(
+      `cannot ${what} on S3 at ${this.config.endpoint}: ${e instanceof Error ? e.message : String(e)}; ` +
+        `check S3_ENDPOINT and that the server is running`,
+      { cause: e },
+    );
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  if (!(e instanceof S3ServiceException)) return false;
+  return e.name === "NotFound" || e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata.httpStatusCode === 404;
+}

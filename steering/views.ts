@@ -1,0 +1,59 @@
+// Read models for the client API, derived from a task engine.
+import type { PointView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
+import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
+
+export function summarize(e: TaskEngine): TaskSummary {
+  const counts = { points: 0, done: 0, failed: 0, running: 0, queued: 0, jobs: 0 };
+  let best: TaskSummary["best"] = null;
+  for (const p of e.points.values()) {
+    counts.points++;
+    counts.jobs += p.attempts;
+    if (p.state === "done") counts.done++;
+    else if (p.state === "failed") counts.failed++;
+    else if (p.state === "running") counts.running++;
+    else if (p.state === "queued") counts.queued++;
+    if (p.state === "done" && p.loss !== null && (best === null || p.loss < best.loss)) {
+      best = { pointId: p.pointId, loss: p.loss, values: p.values };
+    }
+  }
+  return {
+    taskId: e.taskId,
+    user: e.user,
+    outDS: e.spec.outDS,
+    state: e.state,
+    createdAt: e.createdAt,
+    finishedAt: e.finishedAt,
+    maxPoints: e.spec.maxPoints * (e.spec.segments?.length ?? 1),
+    counts,
+    best,
+  };
+}
+
+function pointView(e: TaskEngine, p: PointRec): PointView {
+  return {
+    pointId: p.pointId,
+    segment: e.segmentName(p.segment),
+    values: p.values,
+    state: p.state,
+    loss: p.loss,
+    attempts: p.attempts,
+    resource: p.resource,
+    reports: p.reports,
+    site: p.site,
+    agent: p.agent,
+    error: p.error,
+    metricsKeys: p.metricsKeys,
+    logKeys: p.logKeys,
+    checkpointKey: p.checkpointKey,
+  };
+}
+
+export function detail(e: TaskEngine): TaskDetail {
+  const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
+  const segments = e.segmentNames.map((name, i) => {
+    const mine = points.filter((p) => p.segment === i);
+    const losses = mine.filter((p) => p.state === "done" && p.loss !== null).map((p) => p.loss as number);
+    return { name, points: mine.length, best: losses.length ? Math.min(...losses) : null };
+  });
+  return { ...summarize(e), spec: e.spec, points: points.map((p) => pointView(e, p)), segments };
+}
