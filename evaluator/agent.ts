@@ -5,6 +5,7 @@
 // running ones. A job runs under its own AbortController, aborted with a StopReason.
 import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { settleWithin, sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 import { agentIdentity } from "../protocol/identity.ts";
 import type { Logger } from "../protocol/log.ts";
@@ -43,7 +44,6 @@ interface Running {
   done: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Agent implements SteeringLink {
   state: AgentState = "idle";
@@ -272,8 +272,8 @@ export class Agent implements SteeringLink {
       for (const w of this.slotWaiters) w();
       for (const r of this.running.values()) if (!r.controller.signal.aborted) r.controller.abort("drain" satisfies StopReason);
       const all = Promise.allSettled([...this.running.values()].map((r) => r.done));
-      await Promise.race([all, sleep(graceMs)]);
-      await Promise.race([this.pullLoop ?? Promise.resolve(), sleep(3000)]);
+      await settleWithin(all, graceMs);
+      await settleWithin(this.pullLoop ?? Promise.resolve(), 3000);
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       if (wasRunning) {
         const left = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));

@@ -2,13 +2,27 @@
 // every task from the event log, then serves agents (gt.hb), clients (gt.api) and results
 // (RESULTS), dispatching jobs and expiring leases. Lifecycle: idle → starting → running →
 // draining → stopped; close() is idempotent.
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  AckPolicy,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { settleWithin } from "../protocol/async.ts";
 import { steeringIdentity } from "../protocol/identity.ts";
 import type { Logger } from "../protocol/log.ts";
 import type { ControlMessage } from "../protocol/messages.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
-import { STEERING_QUEUE, STEERING_RESULTS_CONSUMER, STREAM_JOBS, STREAM_RESULTS, subjects } from "../protocol/subjects.ts";
+import {
+  STEERING_QUEUE,
+  STEERING_RESULTS_CONSUMER,
+  STREAM_JOBS,
+  STREAM_RESULTS,
+  subjects,
+} from "../protocol/subjects.ts";
 import { AgentControl } from "./agentControl.ts";
 import { AgentRegistry } from "./agents.ts";
 import { Api } from "./api.ts";
@@ -72,9 +86,31 @@ export class SteeringService {
     const c = new Committer(state, log, nc, this.logger.child("commit"));
     this.committer = c;
     const registry = new AgentRegistry(this.config.leaseMs);
-    const dispatcher = new Dispatcher(c, js, registry, storage, this.config, this.logger.child("dispatch"), startedAt);
-    const control = new AgentControl(c, registry, storage, dispatcher, jsm, this.config, this.logger.child("agents"));
-    const api = new Api(c, storage, dispatcher, (e, reason) => this.stopAttempts(e, reason), this.logger.child("api"));
+    const dispatcher = new Dispatcher(
+      c,
+      js,
+      registry,
+      storage,
+      this.config,
+      this.logger.child("dispatch"),
+      startedAt,
+    );
+    const control = new AgentControl(
+      c,
+      registry,
+      storage,
+      dispatcher,
+      jsm,
+      this.config,
+      this.logger.child("agents"),
+    );
+    const api = new Api(
+      c,
+      storage,
+      dispatcher,
+      (e, reason) => this.stopAttempts(e, reason),
+      this.logger.child("api"),
+    );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
     this.ingest = ingest;
 
@@ -90,7 +126,9 @@ export class SteeringService {
       this.background.push(
         (async () => {
           for await (const m of sub) {
-            fn(m).catch((e: unknown) => this.logger.error("handler failed", { subject: m.subject, error: String(e) }));
+            fn(m).catch((e: unknown) =>
+              this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
+            );
           }
         })(),
       );
@@ -106,7 +144,9 @@ export class SteeringService {
     const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
     this.timers.push(
       setInterval(() => {
-        dispatcher.expireLeases().catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));
+        dispatcher
+          .expireLeases()
+          .catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));
       }, leaseTick),
     );
     this.state = "running";
@@ -153,7 +193,10 @@ export class SteeringService {
   }
 
   /** Tells the agents running the task's attempts to stop them. */
-  private stopAttempts(e: TaskEngine, reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never): void {
+  private stopAttempts(
+    e: TaskEngine,
+    reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never,
+  ): void {
     for (const j of e.activeJobs()) {
       if (!j.site || !j.agent || !this.nc) continue;
       const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
@@ -169,8 +212,8 @@ export class SteeringService {
       for (const s of this.subs) s.unsubscribe();
       await this.stopResults?.().catch(() => undefined);
       const drained = this.committer?.serial(async () => undefined) ?? Promise.resolve();
-      await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs))]);
-      await Promise.race([Promise.allSettled(this.background), new Promise((r) => setTimeout(r, graceMs))]);
+      await settleWithin(drained, graceMs);
+      await settleWithin(Promise.allSettled(this.background), graceMs);
       await this.nc?.close().catch(() => undefined);
       this.storage?.close();
       this.state = "stopped";

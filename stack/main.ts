@@ -1,0 +1,64 @@
+// gridtune-stack: the embedded single-machine stack. Starts nats-server (JetStream, TLS, nkeys),
+// a local S3 server, the steering service and N agents; prints the endpoints and how to point
+// phpo at them; stops everything cleanly on Ctrl-C.
+import { Command } from "commander";
+import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
+import { createLogger } from "../protocol/log.ts";
+import { GRIDTUNE_VERSION } from "../protocol/version.ts";
+import { DEFAULT_STACK_DIR, startEmbeddedStack } from "./embedded.ts";
+import { dockerAnswers, LOCAL_IMAGES } from "./images.ts";
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command("gridtune-stack")
+    .description("run the embedded single-machine gridtune stack (NATS, S3, steering, agents)")
+    .version(GRIDTUNE_VERSION)
+    .exitOverride()
+    .option("--dir <dir>", "state directory (env GRIDTUNE_HOME)", DEFAULT_STACK_DIR)
+    .option("--agents <n>", "evaluator agents to start", "1")
+    .option("--slots <n>", "slots per agent", "2")
+    .option("--runtime <kind>", "auto | docker | process", "auto")
+    .option("--user <name>", "the phpo user identity to create", "demo")
+    .option("--nats-port <port>", "NATS client port (0: any free port)", "0")
+    .option("--json", "print the endpoints as JSON")
+    .action(async (o: { dir: string; agents: string; slots: string; runtime: string; user: string; natsPort: string; json?: boolean }) => {
+      const logger = createLogger("stack");
+      const runtime = o.runtime === "auto" ? ((await dockerAnswers()) ? "docker" : "process") : (o.runtime as "docker" | "process");
+      const stack = await startEmbeddedStack({
+        dir: o.dir,
+        agents: Number(o.agents),
+        slotsPerAgent: Number(o.slots),
+        runtime,
+        user: o.user,
+        natsPort: Number(o.natsPort),
+        allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
+        logger,
+      });
+      const info = {
+        nats: stack.nats.url,
+        s3: stack.s3.endpoint,
+        runtime,
+        stateDir: stack.dir,
+        clientConfig: stack.clientFile,
+        logs: `${stack.dir}/logs`,
+      };
+      if (o.json) process.stdout.write(JSON.stringify(info) + "\n");
+      else {
+        process.stdout.write(
+          `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
+            `  NATS     ${info.nats}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
+            `  logs     ${info.logs}\n` +
+            `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
+            `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,
+        );
+      }
+      await waitForShutdown();
+      process.stdout.write("stopping…\n");
+      await stack.stop();
+    });
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    return reportCliError(e, "gridtune-stack");
+  }
+}

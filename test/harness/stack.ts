@@ -1,0 +1,112 @@
+// The integration-test harness: a real embedded stack (nats-server with TLS and nkeys, s3rver,
+// steering, agents) in a temporary directory on OS-chosen ports, a typed client for the steering
+// API as a given user, and waiting helpers. Everything is removed after the test.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { userIdentity } from "../../protocol/identity.ts";
+import { createLogger } from "../../protocol/log.ts";
+import { ApiReplies, type ApiRequest, type TaskDetail } from "../../protocol/messages.ts";
+import { connectNats } from "../../protocol/natsConnect.ts";
+import { subjects } from "../../protocol/subjects.ts";
+import { type TaskSpecInput } from "../../protocol/taskConfig.ts";
+import { GridtuneError } from "../../protocol/errors.ts";
+import { startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
+
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+export const STEPS_PAYLOAD = join(FIXTURES, "payloads", "steps.py");
+
+export interface TestStack extends EmbeddedStack {
+  /** A client connection as `user` (created on demand; the server is reloaded for a new user). */
+  connect(user?: string): Promise<ApiClient>;
+  cleanup(): Promise<void>;
+}
+
+export class ApiClient {
+  constructor(
+    readonly nc: NatsConnection,
+    readonly user: string,
+  ) {}
+
+  async call<V extends keyof typeof ApiReplies>(verb: V, body: Omit<Extract<ApiRequest, { verb: V }>, "verb">, timeoutMs = 15_000) {
+    const m = await this.nc.request(subjects.api(this.user, verb), JSON.stringify({ verb, ...body }), { timeout: timeoutMs });
+    const r = m.json<{ ok: boolean; data?: unknown; error?: { code: string; message: string; retryable: boolean } }>();
+    if (!r.ok) throw GridtuneError.fromWire(r.error as never);
+    return ApiReplies[verb].parse(r.data) as ReturnType<(typeof ApiReplies)[V]["parse"]>;
+  }
+
+  async submit(spec: TaskSpecInput): Promise<string> {
+    return (await this.call("submit", { spec: spec as never })).taskId;
+  }
+
+  show(taskId: string): Promise<TaskDetail> {
+    return this.call("show", { taskId });
+  }
+
+  /** Polls `show` until `done(detail)` or the deadline; returns the last detail. */
+  async waitFor(taskId: string, done: (d: TaskDetail) => boolean, timeoutMs = 120_000): Promise<TaskDetail> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const d = await this.show(taskId).catch((e: unknown) => {
+        if (e instanceof GridtuneError && e.code !== "UNAVAILABLE") throw e;
+        return null; // steering restarting
+      });
+      if (d && done(d)) return d;
+      if (Date.now() > deadline) {
+        throw new Error(`task ${taskId} did not reach the condition within ${timeoutMs} ms; last: ${JSON.stringify(d?.counts)} ${d?.state}`);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+
+  waitFinished(taskId: string, timeoutMs?: number): Promise<TaskDetail> {
+    return this.waitFor(taskId, (d) => d.state === "finished" || d.state === "killed", timeoutMs);
+  }
+}
+
+export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
+  const dir = await mkdtemp(join(tmpdir(), "gridtune-test-"));
+  const quiet = createLogger("test-stack", { level: (process.env.GRIDTUNE_TEST_LOG as never) ?? "warn" });
+  let stack: EmbeddedStack;
+  try {
+    stack = await startEmbeddedStack({ dir, runtime: "process", mode: "inline", leaseMs: 4000, heartbeatMs: 1000, logger: quiet, ...o });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const clients: ApiClient[] = [];
+  const t = stack as TestStack;
+  t.connect = async (user = "demo") => {
+    const created = await stack.store.ensure(userIdentity(user));
+    if (created.created) await stack.nats.reload();
+    const nc = await connectNats({ servers: stack.nats.url, seedFile: created.seedFile, caFile: stack.nats.caFile, identity: userIdentity(user), logger: () => undefined });
+    const c = new ApiClient(nc, user);
+    clients.push(c);
+    return c;
+  };
+  t.cleanup = async () => {
+    await Promise.allSettled(clients.map((c) => c.nc.close()));
+    await stack.stop();
+    if (!process.env.GRIDTUNE_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true });
+  };
+  return t;
+}
+
+/** A small task on the steps payload, run with the host's python3 (process runtime). */
+export function stepsTask(over: Partial<TaskSpecInput> = {}, pointDefaults: Record<string, unknown> = {}): TaskSpecInput {
+  const fixed = Object.entries(pointDefaults).map(([k, v]) => [k, { method: "categorical", dimension: { categories: [v] } }]);
+  return {
+    outDS: "user.test.steps/",
+    evaluationContainer: "gridtune/python:1",
+    evaluationExec: `/usr/bin/python3 ${STEPS_PAYLOAD}`,
+    searchSpace: {
+      x: { method: "uniform", dimension: { low: 0, high: 6 } },
+      ...Object.fromEntries(fixed),
+    } as never,
+    maxPoints: 4,
+    nParallelEvaluation: 2,
+    nPointsPerIteration: 2,
+    ...over,
+  };
+}
