@@ -16,7 +16,7 @@ const boundary = (forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "**/*.js", "!eslint.config.js", "containers/**/rootfs/**"] },
+  { ignores: ["node_modules/**", "**/*.js", "!eslint.config.js", "containers/build/**", ".scratch/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -27,13 +27,20 @@ export default tseslint.config(
         "error",
         {
           allowForKnownSafeCalls: [
-            { from: "package", package: "node:test", name: ["describe", "it", "test", "suite", "before", "after", "beforeEach", "afterEach"] },
+            {
+              from: "package",
+              package: "node:test",
+              name: ["describe", "it", "test", "suite", "before", "after", "beforeEach", "afterEach"],
+            },
           ],
         },
       ],
       "@typescript-eslint/no-misused-promises": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
+      "@typescript-eslint/restrict-template-expressions": [
+        "error",
+        { allowNumber: true, allowBoolean: true },
+      ],
     },
   },
   { files: ["steering/**/*.ts"], rules: boundary(["evaluator", "client", "stack"]) },

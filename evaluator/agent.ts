@@ -9,7 +9,14 @@ import { settleWithin, sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 import { agentIdentity } from "../protocol/identity.ts";
 import type { Logger } from "../protocol/log.ts";
-import { AgentReply, ControlMessage, Job, type AgentReport, type AgentRequest, type ClaimGrant } from "../protocol/messages.ts";
+import {
+  AgentReply,
+  ControlMessage,
+  Job,
+  type AgentReport,
+  type AgentRequest,
+  type ClaimGrant,
+} from "../protocol/messages.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
@@ -43,7 +50,6 @@ interface Running {
   slot: number;
   done: Promise<void>;
 }
-
 
 export class Agent implements SteeringLink {
   state: AgentState = "idle";
@@ -87,7 +93,12 @@ export class Agent implements SteeringLink {
     this.state = "running";
     const consumer = await this.js.consumers.get(STREAM_JOBS, this.o.site);
     this.pullLoop = this.pull(consumer);
-    log.info("agent running", { site: this.o.site, agent: this.o.agent, slots: this.o.slots.length, runtime: this.o.runtime.kind });
+    log.info("agent running", {
+      site: this.o.site,
+      agent: this.o.agent,
+      slots: this.o.slots.length,
+      runtime: this.o.runtime.kind,
+    });
   }
 
   private async register(timeoutMs: number): Promise<void> {
@@ -96,7 +107,14 @@ export class Agent implements SteeringLink {
     for (let i = 0; ; i++) {
       try {
         const reply = await this.request(
-          { type: "register", v: PROTOCOL_VERSION, slots: this.o.slots.length, gpus, runtime: this.o.runtime.kind, software: `gridtune ${GRIDTUNE_VERSION}` },
+          {
+            type: "register",
+            v: PROTOCOL_VERSION,
+            slots: this.o.slots.length,
+            gpus,
+            runtime: this.o.runtime.kind,
+            software: `gridtune ${GRIDTUNE_VERSION}`,
+          },
           5000,
         );
         if (reply.type === "registered") {
@@ -107,7 +125,8 @@ export class Agent implements SteeringLink {
         throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to register`);
       } catch (e) {
         if (!(e instanceof UnavailableError) || Date.now() > deadline) throw e;
-        if (i % 5 === 0) this.o.logger.warn("steering does not answer yet; retrying registration", { error: e.message });
+        if (i % 5 === 0)
+          this.o.logger.warn("steering does not answer yet; retrying registration", { error: e.message });
         await sleep(Math.min(5000, 250 * 2 ** i));
       }
     }
@@ -117,25 +136,37 @@ export class Agent implements SteeringLink {
   async request(req: AgentRequest, timeoutMs = 10_000): Promise<AgentReply> {
     if (!this.nc) throw new UnavailableError("not connected to NATS");
     try {
-      const m = await this.nc.request(subjects.heartbeat(this.o.site, this.o.agent), JSON.stringify(req), { timeout: timeoutMs });
+      const m = await this.nc.request(subjects.heartbeat(this.o.site, this.o.agent), JSON.stringify(req), {
+        timeout: timeoutMs,
+      });
       return AgentReply.parse(m.json());
     } catch (e) {
       if (e instanceof GridtuneError) throw e;
-      throw new UnavailableError(`steering did not answer ${req.type}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new UnavailableError(
+        `steering did not answer ${req.type}: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
     }
   }
 
   async report(r: AgentReport): Promise<void> {
     const subject = subjects.results(this.o.site, this.o.agent, r.jobId);
-    const msgID = r.type === "result" ? `${r.jobId}.${r.attempt}.result` : r.type === "checkpoint" ? `${r.jobId}.${r.attempt}.${r.artifact.etag}` : undefined;
+    const msgID =
+      r.type === "result"
+        ? `${r.jobId}.${r.attempt}.result`
+        : r.type === "checkpoint"
+          ? `${r.jobId}.${r.attempt}.${r.artifact.etag}`
+          : undefined;
     const deadline = Date.now() + 15 * 60_000;
     for (let i = 0; ; i++) {
       try {
         await this.js!.publish(subject, JSON.stringify(r), { msgID, timeout: 10_000 });
         return;
       } catch (e) {
-        if (Date.now() > deadline) throw new UnavailableError(`could not publish the ${r.type} of ${r.jobId}`, { cause: e });
-        if (i % 5 === 0) this.o.logger.warn(`publishing a ${r.type} failed; retrying`, { jobId: r.jobId, error: String(e) });
+        if (Date.now() > deadline)
+          throw new UnavailableError(`could not publish the ${r.type} of ${r.jobId}`, { cause: e });
+        if (i % 5 === 0)
+          this.o.logger.warn(`publishing a ${r.type} failed; retrying`, { jobId: r.jobId, error: String(e) });
         await sleep(Math.min(10_000, 200 * 2 ** i));
       }
     }
@@ -180,9 +211,20 @@ export class Agent implements SteeringLink {
   }
 
   private async take(m: JsMsg, slot: number): Promise<void> {
-    const parsed = Job.safeParse((() => { try { return m.json(); } catch { return null; } })());
+    const parsed = Job.safeParse(
+      (() => {
+        try {
+          return m.json();
+        } catch {
+          return null;
+        }
+      })(),
+    );
     if (!parsed.success) {
-      this.o.logger.error("dropping an unreadable job message", { seq: m.seq, issue: parsed.error.issues[0]?.message });
+      this.o.logger.error("dropping an unreadable job message", {
+        seq: m.seq,
+        issue: parsed.error.issues[0]?.message,
+      });
       m.term();
       return this.releaseSlot(slot);
     }
@@ -191,13 +233,17 @@ export class Agent implements SteeringLink {
     try {
       const reply = await this.request({ type: "claim", jobId: job.jobId, attempt: job.attempt });
       if (reply.type === "error") throw GridtuneError.fromWire(reply.error);
-      if (reply.type !== "claimed") throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to claim`);
+      if (reply.type !== "claimed")
+        throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to claim`);
       grant = reply.grant;
     } catch (e) {
       const stale = e instanceof GridtuneError && (e.code === "STALE_ATTEMPT" || e.code === "NOT_FOUND");
       if (stale) m.ack();
       else m.nak(5000);
-      this.o.logger.info(stale ? "job no longer current; dropped" : "claim failed; job returned to the queue", { jobId: job.jobId, attempt: job.attempt, error: String(e) });
+      this.o.logger.info(
+        stale ? "job no longer current; dropped" : "claim failed; job returned to the queue",
+        { jobId: job.jobId, attempt: job.attempt, error: String(e) },
+      );
       return this.releaseSlot(slot);
     }
     m.ack();
@@ -218,7 +264,9 @@ export class Agent implements SteeringLink {
         logger: this.o.logger,
         signal: controller.signal,
       })
-        .catch((e: unknown) => this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }))
+        .catch((e: unknown) =>
+          this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }),
+        )
         .finally(() => {
           this.running.delete(key);
           this.completed++;
@@ -234,7 +282,10 @@ export class Agent implements SteeringLink {
     if (this.state !== "running" && this.state !== "draining") return;
     const running = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));
     try {
-      const reply = await this.request({ type: "heartbeat", running, freeSlots: this.freeSlots.length, draining: this.state === "draining" }, 5000);
+      const reply = await this.request(
+        { type: "heartbeat", running, freeSlots: this.freeSlots.length, draining: this.state === "draining" },
+        5000,
+      );
       if (reply.type === "ack") for (const s of reply.stale) this.stop(s.jobId, s.attempt, "stale");
       else if (reply.type === "error" && reply.error.code === "UNAUTHENTICATED") await this.register(30_000);
     } catch (e) {
@@ -270,7 +321,8 @@ export class Agent implements SteeringLink {
       const wasRunning = this.state === "running";
       this.state = "draining";
       for (const w of this.slotWaiters) w();
-      for (const r of this.running.values()) if (!r.controller.signal.aborted) r.controller.abort("drain" satisfies StopReason);
+      for (const r of this.running.values())
+        if (!r.controller.signal.aborted) r.controller.abort("drain" satisfies StopReason);
       const all = Promise.allSettled([...this.running.values()].map((r) => r.done));
       await settleWithin(all, graceMs);
       await settleWithin(this.pullLoop ?? Promise.resolve(), 3000);

@@ -56,29 +56,55 @@ export interface AgentFlags {
 }
 
 /** Slots from `--gpus 0,1,2,3 --gpus-per-job 2` ([["0","1"],["2","3"]]) or `--slots N`. */
-export function planSlots(slots: string | undefined, gpus: string | undefined, perJob: string | undefined): string[][] {
+export function planSlots(
+  slots: string | undefined,
+  gpus: string | undefined,
+  perJob: string | undefined,
+): string[][] {
   if (gpus !== undefined && gpus.trim() !== "") {
-    const ids = gpus.split(",").map((g) => g.trim()).filter(Boolean);
+    const ids = gpus
+      .split(",")
+      .map((g) => g.trim())
+      .filter(Boolean);
     const k = Number(perJob ?? "1");
-    if (!Number.isInteger(k) || k < 1) throw new ValidationError("INVALID_ARGUMENT", `--gpus-per-job must be a positive integer, got ${perJob}`);
-    if (ids.length % k !== 0) throw new ValidationError("INVALID_ARGUMENT", `--gpus lists ${ids.length} GPUs, not a multiple of --gpus-per-job ${k}`);
-    if (new Set(ids).size !== ids.length) throw new ValidationError("INVALID_ARGUMENT", `--gpus lists a GPU twice: ${gpus}`);
+    if (!Number.isInteger(k) || k < 1)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `--gpus-per-job must be a positive integer, got ${perJob}`,
+      );
+    if (ids.length % k !== 0)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `--gpus lists ${ids.length} GPUs, not a multiple of --gpus-per-job ${k}`,
+      );
+    if (new Set(ids).size !== ids.length)
+      throw new ValidationError("INVALID_ARGUMENT", `--gpus lists a GPU twice: ${gpus}`);
     const out: string[][] = [];
     for (let i = 0; i < ids.length; i += k) out.push(ids.slice(i, i + k));
     return out;
   }
   const n = Number(slots ?? "1");
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new ValidationError("INVALID_ARGUMENT", `--slots must be an integer from 1 to 1024, got ${slots}`);
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new ValidationError("INVALID_ARGUMENT", `--slots must be an integer from 1 to 1024, got ${slots}`);
   return Array.from({ length: n }, () => []);
 }
 
 export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const site = validateIdentityName(f.site ?? env.GRIDTUNE_SITE, "--site");
-  const agent = validateIdentityName(f.name ?? env.GRIDTUNE_AGENT ?? hostname().toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 32), "--name");
+  const agent = validateIdentityName(
+    f.name ??
+      env.GRIDTUNE_AGENT ??
+      hostname()
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]/g, "-")
+        .slice(0, 32),
+    "--name",
+  );
   const num = (s: string | undefined, fallback: number, field: string) => {
     if (s === undefined) return fallback;
     const v = Number(s);
-    if (!Number.isFinite(v) || v <= 0) throw new ValidationError("INVALID_ARGUMENT", `${field} must be a positive number, got ${s}`);
+    if (!Number.isFinite(v) || v <= 0)
+      throw new ValidationError("INVALID_ARGUMENT", `${field} must be a positive number, got ${s}`);
     return v;
   };
   const images = f.allowedImages ?? env.GRIDTUNE_ALLOWED_IMAGES;
@@ -93,7 +119,12 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
     runtime: f.runtime ?? env.GRIDTUNE_RUNTIME ?? "auto",
     slots: planSlots(f.slots ?? env.GRIDTUNE_SLOTS, f.gpus ?? env.GRIDTUNE_GPUS, f.gpusPerJob),
     workRoot: f.workDir ?? env.GRIDTUNE_WORK_DIR ?? join("/var/tmp", "gridtune", site, agent),
-    allowedImages: images ? images.split(",").map((s) => s.trim()).filter(Boolean) : undefined,
+    allowedImages: images
+      ? images
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined,
     allowAnyImage: f.allowAnyImage ?? env.GRIDTUNE_ALLOW_ANY_IMAGE === "1",
     policy: {
       allowNetwork: f.allowNetwork ?? env.GRIDTUNE_ALLOW_NETWORK === "1",
@@ -101,13 +132,16 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
       maxNanoCpus: Math.round(num(f.maxCpus, 64, "--max-cpus") * 1e9),
       pidsLimit: Math.round(num(f.pidsLimit, 1024, "--pids-limit")),
       maxLogBytes: Math.round(num(f.maxLogMb, 20, "--max-log-mb") * 1024 * 1024),
-      maxWallClockMs: Math.round(num(f.maxWallClockMinutes, 7 * 24 * 60, "--max-wall-clock-minutes") * 60_000),
+      maxWallClockMs: Math.round(
+        num(f.maxWallClockMinutes, 7 * 24 * 60, "--max-wall-clock-minutes") * 60_000,
+      ),
       stopGraceMs: 10_000,
       maxInputBytes: 50 * 1024 ** 3,
     },
   };
   const r = AgentConfig.safeParse(raw);
-  if (!r.success) throw new ValidationError("INVALID_CONFIG", `evaluator configuration:\n${describeZodError(r.error)}`);
+  if (!r.success)
+    throw new ValidationError("INVALID_CONFIG", `evaluator configuration:\n${describeZodError(r.error)}`);
   if (r.data.runtime === "docker" && !r.data.allowedImages && !r.data.allowAnyImage) {
     throw new ValidationError(
       "INVALID_CONFIG",

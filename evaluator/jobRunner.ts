@@ -5,7 +5,13 @@
 import { mkdir, open, readFile, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { GridtuneError, toWireError, type WireError } from "../protocol/errors.ts";
-import { EvaluationOutput, MAX_META_BYTES, MAX_OUTPUT_BYTES, PROGRESS_FILE, PROGRESS_STDOUT_MARKER } from "../protocol/files.ts";
+import {
+  EvaluationOutput,
+  MAX_META_BYTES,
+  MAX_OUTPUT_BYTES,
+  PROGRESS_FILE,
+  PROGRESS_STDOUT_MARKER,
+} from "../protocol/files.ts";
 import type { Logger } from "../protocol/log.ts";
 import type { ArtifactKind, ClaimGrant, Job, UploadedArtifact } from "../protocol/messages.ts";
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
@@ -65,7 +71,11 @@ export async function runJob(ctx: JobContext): Promise<void> {
           image: job.evaluation.container,
           argv: job.evaluation.argv,
           workDir,
-          env: { GRIDTUNE_JOB_ID: job.jobId, GRIDTUNE_ATTEMPT: String(job.attempt), GRIDTUNE_TASK_ID: job.taskId },
+          env: {
+            GRIDTUNE_JOB_ID: job.jobId,
+            GRIDTUNE_ATTEMPT: String(job.attempt),
+            GRIDTUNE_TASK_ID: job.taskId,
+          },
           limits: {
             wallClockMs: Math.min(job.evaluation.timeoutMs, ctx.policy.maxWallClockMs),
             memoryBytes: Math.min(job.evaluation.memoryBytes, ctx.policy.maxMemoryBytes),
@@ -89,7 +99,11 @@ export async function runJob(ctx: JobContext): Promise<void> {
     }
   } catch (e) {
     error = toWireError(e);
-    ctx.logger.warn("attempt failed before or while running", { jobId: job.jobId, attempt: job.attempt, error: error.message });
+    ctx.logger.warn("attempt failed before or while running", {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      error: error.message,
+    });
   }
   const reason = ctx.signal.aborted ? (ctx.signal.reason as StopReason) : null;
   if (reason === "stale") {
@@ -97,7 +111,10 @@ export async function runJob(ctx: JobContext): Promise<void> {
     await cleanup(workDir, scratch);
     return;
   }
-  const verdict = outcome && !error ? await readVerdict(ctx, workDir, outcome, reason) : { status: "failed" as const, loss: null, error };
+  const verdict =
+    outcome && !error
+      ? await readVerdict(ctx, workDir, outcome, reason)
+      : { status: "failed" as const, loss: null, error };
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
   if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
@@ -129,7 +146,11 @@ async function cleanup(workDir: string, scratch: string): Promise<void> {
 
 function insideDir(dir: string, name: string, field: string): string {
   const p = resolve(dir, name);
-  if (!p.startsWith(resolve(dir) + sep)) throw new GridtuneError("INVALID_ARGUMENT", `${field} ${JSON.stringify(name)} is outside the working directory`);
+  if (!p.startsWith(resolve(dir) + sep))
+    throw new GridtuneError(
+      "INVALID_ARGUMENT",
+      `${field} ${JSON.stringify(name)} is outside the working directory`,
+    );
   return p;
 }
 
@@ -144,12 +165,20 @@ async function prepare(ctx: JobContext, workDir: string, scratch: string): Promi
   for (const d of grant.trainingData) {
     await download(d.url, insideDir(workDir, d.name, "training file"), { maxBytes, signal });
   }
-  await writeFile(insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"), JSON.stringify(grant.trainingData.map((d) => d.name)));
+  await writeFile(
+    insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"),
+    JSON.stringify(grant.trainingData.map((d) => d.name)),
+  );
   if (grant.checkpoint) {
     const f = join(scratch, "restore.tgz");
     await download(grant.checkpoint, f, { maxBytes: job.evaluation.checkPointLimitBytes, signal });
-    if (job.evaluation.checkPointToLoad) await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
-    else await safeExtract(f, workDir, { maxBytes: job.evaluation.checkPointLimitBytes * 20, maxEntries: 100_000 });
+    if (job.evaluation.checkPointToLoad)
+      await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
+    else
+      await safeExtract(f, workDir, {
+        maxBytes: job.evaluation.checkPointLimitBytes * 20,
+        maxEntries: 100_000,
+      });
   }
   await writeFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
 }
@@ -157,7 +186,11 @@ async function prepare(ctx: JobContext, workDir: string, scratch: string): Promi
 async function readCapped(path: string, max: number): Promise<Buffer | null> {
   const st = await stat(path).catch(() => null);
   if (!st?.isFile()) return null;
-  if (st.size > max) throw new GridtuneError("OUTPUT_INVALID", `${path.split(sep).pop()} is ${st.size} bytes; the limit is ${max}`);
+  if (st.size > max)
+    throw new GridtuneError(
+      "OUTPUT_INVALID",
+      `${path.split(sep).pop()} is ${st.size} bytes; the limit is ${max}`,
+    );
   return readFile(path);
 }
 
@@ -167,11 +200,25 @@ async function readVerdict(
   o: RunOutcome,
   reason: StopReason | null,
 ): Promise<{ status: "ok" | "failed" | "stopped"; loss: number | null; error: WireError | null }> {
-  const fail = (code: WireError["code"], message: string) => ({ status: "failed" as const, loss: null, error: { code, message, retryable: false } });
-  if (reason === "pruned" || reason === "killed" || reason === "paused") return { status: "stopped", loss: null, error: null };
-  if (o.timedOut) return fail("EVALUATION_FAILED", `the evaluation ran past its wall-clock limit and was stopped`);
-  if (o.oomKilled) return fail("EVALUATION_FAILED", `the evaluation ran out of memory (limit ${ctx.job.evaluation.memoryBytes} bytes)`);
-  if (o.exitCode !== 0) return fail("EVALUATION_FAILED", `the evaluation exited with code ${o.exitCode}; see its log (phpo logs)`);
+  const fail = (code: WireError["code"], message: string) => ({
+    status: "failed" as const,
+    loss: null,
+    error: { code, message, retryable: false },
+  });
+  if (reason === "pruned" || reason === "killed" || reason === "paused")
+    return { status: "stopped", loss: null, error: null };
+  if (o.timedOut)
+    return fail("EVALUATION_FAILED", `the evaluation ran past its wall-clock limit and was stopped`);
+  if (o.oomKilled)
+    return fail(
+      "EVALUATION_FAILED",
+      `the evaluation ran out of memory (limit ${ctx.job.evaluation.memoryBytes} bytes)`,
+    );
+  if (o.exitCode !== 0)
+    return fail(
+      "EVALUATION_FAILED",
+      `the evaluation exited with code ${o.exitCode}; see its log (phpo logs)`,
+    );
   const name = ctx.job.evaluation.outputFile;
   let raw: Buffer | null;
   try {
@@ -187,22 +234,36 @@ async function readVerdict(
     return fail("OUTPUT_INVALID", `${name} is not valid JSON (a NaN or Infinity loss is not JSON either)`);
   }
   const r = EvaluationOutput.safeParse(json);
-  if (!r.success) return fail("OUTPUT_INVALID", `${name}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? ""}`.trim());
-  if (r.data.status !== 0) return fail("EVALUATION_FAILED", `${name} says status ${r.data.status}${r.data.message ? `: ${r.data.message}` : ""}`);
+  if (!r.success)
+    return fail(
+      "OUTPUT_INVALID",
+      `${name}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? ""}`.trim(),
+    );
+  if (r.data.status !== 0)
+    return fail(
+      "EVALUATION_FAILED",
+      `${name} says status ${r.data.status}${r.data.message ? `: ${r.data.message}` : ""}`,
+    );
   if (r.data.loss === null || r.data.loss === undefined) return fail("OUTPUT_INVALID", `${name} has no loss`);
   return { status: "ok", loss: r.data.loss, error: null };
 }
 
 async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string): Promise<UploadedArtifact[]> {
   const ev = ctx.job.evaluation;
-  const files: Array<{ kind: ArtifactKind; path: string }> = [{ kind: "log", path: join(scratch, "log.txt") }];
+  const files: Array<{ kind: ArtifactKind; path: string }> = [
+    { kind: "log", path: join(scratch, "log.txt") },
+  ];
   const add = async (kind: ArtifactKind, name: string | null, max: number) => {
     if (!name) return;
     const path = insideDir(workDir, name, kind);
     const st = await stat(path).catch(() => null);
     if (!st?.isFile()) return;
     if (st.size > max) {
-      ctx.logger.warn(`${kind} file too large; not uploaded`, { jobId: ctx.job.jobId, size: st.size, limit: max });
+      ctx.logger.warn(`${kind} file too large; not uploaded`, {
+        jobId: ctx.job.jobId,
+        size: st.size,
+        limit: max,
+      });
       return;
     }
     files.push({ kind, path });
@@ -216,8 +277,18 @@ async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string):
     if (st?.isFile()) present.push({ ...f, size: st.size });
   }
   if (present.length === 0) return [];
-  const reply = await ctx.link.request({ type: "presign", jobId: ctx.job.jobId, attempt: ctx.job.attempt, artifacts: present.map(({ kind, size }) => ({ kind, size })) });
-  if (reply.type !== "presigned") throw GridtuneError.fromWire(reply.type === "error" ? reply.error : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false });
+  const reply = await ctx.link.request({
+    type: "presign",
+    jobId: ctx.job.jobId,
+    attempt: ctx.job.attempt,
+    artifacts: present.map(({ kind, size }) => ({ kind, size })),
+  });
+  if (reply.type !== "presigned")
+    throw GridtuneError.fromWire(
+      reply.type === "error"
+        ? reply.error
+        : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false },
+    );
   const out: UploadedArtifact[] = [];
   for (const g of reply.uploads) {
     const f = present.find((p) => p.kind === g.kind);
@@ -243,9 +314,14 @@ class CheckpointSaver {
   }
 
   save(resource: number | null, final = false): Promise<void> {
-    this.running = this.running.then(() => this.saveNow(resource, final)).catch((e: unknown) => {
-      this.ctx.logger.warn("checkpoint not saved; the previous one is kept", { jobId: this.ctx.job.jobId, error: toWireError(e).message });
-    });
+    this.running = this.running
+      .then(() => this.saveNow(resource, final))
+      .catch((e: unknown) => {
+        this.ctx.logger.warn("checkpoint not saved; the previous one is kept", {
+          jobId: this.ctx.job.jobId,
+          error: toWireError(e).message,
+        });
+      });
     return this.running;
   }
 
@@ -262,13 +338,33 @@ class CheckpointSaver {
       await appendLog(join(this.scratch, "log.txt"), `[gridtune] ${msg}\n`);
       throw new GridtuneError("TOO_LARGE", msg);
     }
-    const reply = await this.ctx.link.request({ type: "presign", jobId: job.jobId, attempt: job.attempt, artifacts: [{ kind: "checkpoint", size }] });
-    if (reply.type !== "presigned" || !reply.uploads[0]) throw new GridtuneError("STALE_ATTEMPT", `no upload URL for the checkpoint${reply.type === "error" ? `: ${reply.error.message}` : ""}`);
+    const reply = await this.ctx.link.request({
+      type: "presign",
+      jobId: job.jobId,
+      attempt: job.attempt,
+      artifacts: [{ kind: "checkpoint", size }],
+    });
+    if (reply.type !== "presigned" || !reply.uploads[0])
+      throw new GridtuneError(
+        "STALE_ATTEMPT",
+        `no upload URL for the checkpoint${reply.type === "error" ? `: ${reply.error.message}` : ""}`,
+      );
     const g = reply.uploads[0];
     const r = await upload(g.url, file);
-    await this.ctx.link.report({ type: "checkpoint", jobId: job.jobId, attempt: job.attempt, artifact: { kind: "checkpoint", key: g.key, size: r.size, etag: r.etag }, resource });
+    await this.ctx.link.report({
+      type: "checkpoint",
+      jobId: job.jobId,
+      attempt: job.attempt,
+      artifact: { kind: "checkpoint", key: g.key, size: r.size, etag: r.etag },
+      resource,
+    });
     this.last = fp;
-    this.ctx.logger.info(final ? "final checkpoint saved" : "checkpoint saved", { jobId: job.jobId, attempt: job.attempt, size, resource });
+    this.ctx.logger.info(final ? "final checkpoint saved" : "checkpoint saved", {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      size,
+      resource,
+    });
   }
 }
 
@@ -292,7 +388,8 @@ class ProgressForwarder {
   ) {}
 
   stdoutLine(line: string): void {
-    if (line.startsWith(PROGRESS_STDOUT_MARKER)) this.forward(line.slice(PROGRESS_STDOUT_MARKER.length), "stdout");
+    if (line.startsWith(PROGRESS_STDOUT_MARKER))
+      this.forward(line.slice(PROGRESS_STDOUT_MARKER.length), "stdout");
   }
 
   async poll(): Promise<void> {
@@ -326,7 +423,17 @@ class ProgressForwarder {
     this.onResource(p.resource);
     const { job } = this.ctx;
     this.chain = this.chain
-      .then(() => this.ctx.link.report({ type: "progress", jobId: job.jobId, attempt: job.attempt, resource: p.resource, metrics: p.metrics }))
-      .catch((e: unknown) => this.ctx.logger.warn("progress report lost", { jobId: job.jobId, error: toWireError(e).message }));
+      .then(() =>
+        this.ctx.link.report({
+          type: "progress",
+          jobId: job.jobId,
+          attempt: job.attempt,
+          resource: p.resource,
+          metrics: p.metrics,
+        }),
+      )
+      .catch((e: unknown) =>
+        this.ctx.logger.warn("progress report lost", { jobId: job.jobId, error: toWireError(e).message }),
+      );
   }
 }

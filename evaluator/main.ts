@@ -12,7 +12,10 @@ import type { Runtime } from "./runtime/types.ts";
 
 async function makeRuntime(c: AgentConfig, logger: Logger): Promise<Runtime> {
   if (c.runtime === "process") return new ProcessRuntime();
-  const docker = new DockerRuntime({ allowedImages: c.allowAnyImage ? undefined : c.allowedImages, labels: { "org.gridtune.agent": `${c.site}.${c.agent}` } });
+  const docker = new DockerRuntime({
+    allowedImages: c.allowAnyImage ? undefined : c.allowedImages,
+    labels: { "org.gridtune.agent": `${c.site}.${c.agent}` },
+  });
   try {
     await docker.init();
     return docker;
@@ -30,7 +33,10 @@ export async function main(argv: string[]): Promise<number> {
     .version(GRIDTUNE_VERSION)
     .exitOverride()
     .option("--site <name>", "site of this agent (env GRIDTUNE_SITE)")
-    .option("--name <agent>", "agent name, as registered with gridtune-steering admin (env GRIDTUNE_AGENT; default: host name)")
+    .option(
+      "--name <agent>",
+      "agent name, as registered with gridtune-steering admin (env GRIDTUNE_AGENT; default: host name)",
+    )
     .option("--slots <n>", "concurrent CPU evaluations (default 1)")
     .option("--gpus <ids>", "GPU ids to use, one slot per GPU (or --gpus-per-job K per slot)")
     .option("--gpus-per-job <k>", "GPUs per evaluation (default 1)")

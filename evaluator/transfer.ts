@@ -2,7 +2,7 @@
 // network errors and 5xx answers are retried with exponential backoff, then fail clearly.
 // URLs are bearer tokens: they never appear in errors or logs (only the object path does).
 import { createReadStream, createWriteStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { stat, unlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GridtuneError } from "../protocol/errors.ts";
@@ -14,7 +14,12 @@ export interface RetryPolicy {
   requestTimeoutMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 500, maxDelayMs: 15_000, requestTimeoutMs: 120_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 6,
+  baseDelayMs: 500,
+  maxDelayMs: 15_000,
+  requestTimeoutMs: 120_000,
+};
 
 /** The object path of a presigned URL, without its query (the signature). */
 export function describeUrl(url: string): string {
@@ -30,15 +35,24 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason as Error)), { once: true });
+    signal?.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason as Error)), {
+      once: true,
+    });
   });
 }
 
-async function withRetry<T>(what: string, policy: RetryPolicy, signal: AbortSignal | undefined, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+async function withRetry<T>(
+  what: string,
+  policy: RetryPolicy,
+  signal: AbortSignal | undefined,
+  fn: (s: AbortSignal) => Promise<T>,
+): Promise<T> {
   let last: unknown;
   for (let i = 0; i < policy.attempts; i++) {
     if (i > 0) await sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (i - 1)), signal);
-    const s = signal ? AbortSignal.any([signal, AbortSignal.timeout(policy.requestTimeoutMs)]) : AbortSignal.timeout(policy.requestTimeoutMs);
+    const s = signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(policy.requestTimeoutMs)])
+      : AbortSignal.timeout(policy.requestTimeoutMs);
     try {
       return await fn(s);
     } catch (e) {
@@ -48,18 +62,26 @@ async function withRetry<T>(what: string, policy: RetryPolicy, signal: AbortSign
     }
   }
   const reason = last instanceof Error ? last.message : String(last);
-  throw new GridtuneError("STORAGE_FAILED", `${what} failed after ${policy.attempts} tries: ${reason}`, { cause: last });
+  throw new GridtuneError("STORAGE_FAILED", `${what} failed after ${policy.attempts} tries: ${reason}`, {
+    cause: last,
+  });
 }
 
 function httpError(status: number, what: string, body: string): GridtuneError {
   const expired = status === 403 && /expired/i.test(body);
   const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1] ?? "";
-  const msg = expired ? `${what}: the presigned URL has expired` : `${what}: HTTP ${status}${code ? ` ${code}` : ""}`;
+  const msg = expired
+    ? `${what}: the presigned URL has expired`
+    : `${what}: HTTP ${status}${code ? ` ${code}` : ""}`;
   return new GridtuneError("STORAGE_FAILED", msg, { retryable: status >= 500 || status === 429 });
 }
 
 /** Downloads to a file, refusing more than maxBytes. */
-export async function download(url: string, dest: string, opts: { maxBytes: number; signal?: AbortSignal; retry?: RetryPolicy }): Promise<number> {
+export async function download(
+  url: string,
+  dest: string,
+  opts: { maxBytes: number; signal?: AbortSignal; retry?: RetryPolicy },
+): Promise<number> {
   const what = `download of ${describeUrl(url)}`;
   return withRetry(what, opts.retry ?? DEFAULT_RETRY, opts.signal, async (signal) => {
     const res = await fetch(url, { signal });
@@ -67,31 +89,47 @@ export async function download(url: string, dest: string, opts: { maxBytes: numb
     const declared = Number(res.headers.get("content-length") ?? "0");
     if (declared > opts.maxBytes) {
       await res.body.cancel();
-      throw new GridtuneError("TOO_LARGE", `${what}: ${declared} bytes exceeds the limit of ${opts.maxBytes}`);
+      throw new GridtuneError(
+        "TOO_LARGE",
+        `${what}: ${declared} bytes exceeds the limit of ${opts.maxBytes}`,
+      );
     }
     let n = 0;
     const body = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
     body.on("data", (chunk: Buffer) => {
       n += chunk.length;
-      if (n > opts.maxBytes) body.destroy(new GridtuneError("TOO_LARGE", `${what}: more than ${opts.maxBytes} bytes`));
+      if (n > opts.maxBytes)
+        body.destroy(new GridtuneError("TOO_LARGE", `${what}: more than ${opts.maxBytes} bytes`));
     });
-    await pipeline(body, createWriteStream(dest));
+    try {
+      await pipeline(body, createWriteStream(dest));
+    } catch (e) {
+      await unlink(dest).catch(() => undefined); // no partial file is left behind
+      throw e;
+    }
     return n;
   });
 }
 
 /** Uploads a file with a presigned PUT; returns its size and the ETag S3 answered. */
-export async function upload(url: string, file: string, opts: { signal?: AbortSignal; retry?: RetryPolicy; contentType?: string } = {}): Promise<{ size: number; etag: string }> {
+export async function upload(
+  url: string,
+  file: string,
+  opts: { signal?: AbortSignal; retry?: RetryPolicy; contentType?: string } = {},
+): Promise<{ size: number; etag: string }> {
   const what = `upload to ${describeUrl(url)}`;
   const size = (await stat(file)).size;
   return withRetry(what, opts.retry ?? DEFAULT_RETRY, opts.signal, async (signal) => {
     const res = await fetch(url, {
       method: "PUT",
       signal,
-      headers: { "content-length": String(size), "content-type": opts.contentType ?? "application/octet-stream" },
-      body: Readable.toWeb(createReadStream(file)) as unknown as NonNullable<RequestInit["body"]>,
+      headers: {
+        "content-length": String(size),
+        "content-type": opts.contentType ?? "application/octet-stream",
+      },
+      body: Readable.toWeb(createReadStream(file)),
       duplex: "half",
-    } as RequestInit);
+    });
     if (!res.ok) throw httpError(res.status, what, await res.text().catch(() => ""));
     await res.body?.cancel();
     return { size, etag: (res.headers.get("etag") ?? "").replaceAll('"', "") };

@@ -9,19 +9,30 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
   if (err instanceof ValidationError) return EXIT.usage;
   if (err instanceof UnavailableError) return EXIT.unreachable;
-  if (err instanceof GridtuneError && (err.code === "INVALID_CONFIG" || err.code === "INVALID_ARGUMENT" || err.code === "INVALID_NAME")) return EXIT.usage;
+  if (
+    err instanceof GridtuneError &&
+    (err.code === "INVALID_CONFIG" || err.code === "INVALID_ARGUMENT" || err.code === "INVALID_NAME")
+  )
+    return EXIT.usage;
   return EXIT.failure;
 }
 
 /** One line for known errors; the stack only for unexpected ones or with verbose. */
-export function reportCliError(err: unknown, program: string, verbose = false, write = (s: string) => process.stderr.write(s)): number {
+export function reportCliError(
+  err: unknown,
+  program: string,
+  verbose = false,
+  write = (s: string) => process.stderr.write(s),
+): number {
   const code = exitCodeFor(err);
   if (err instanceof CommanderError) return code; // commander already printed its message
   if (err instanceof GridtuneError) {
     write(`${program}: ${err.message}\n`);
     if (verbose && err.stack) write(err.stack + "\n");
   } else {
-    write(`${program}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    write(
+      `${program}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
   return code;
 }

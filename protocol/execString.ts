@@ -18,7 +18,8 @@ export function tokenizeExec(exec: string, field = "evaluationExec"): string[] {
     }
     if (quote === '"') {
       if (ch === '"') quote = null;
-      else if (ch === "\\" && i + 1 < exec.length && '"\\$`'.includes(exec[i + 1] as string)) cur += exec[++i];
+      else if (ch === "\\" && i + 1 < exec.length && '"\\$`'.includes(exec[i + 1] as string))
+        cur += exec[++i];
       else cur += ch;
       continue;
     }

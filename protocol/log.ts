@@ -18,14 +18,18 @@ export function redact(value: unknown): unknown {
   return value;
 }
 
-export function createLogger(component: string, opts: { level?: LogLevel; sink?: (line: string) => void } = {}): Logger {
-  const min = ORDER[opts.level ?? ((process.env.GRIDTUNE_LOG_LEVEL as LogLevel | undefined) ?? "info")] ?? 20;
+export function createLogger(
+  component: string,
+  opts: { level?: LogLevel; sink?: (line: string) => void } = {},
+): Logger {
+  const min = ORDER[opts.level ?? (process.env.GRIDTUNE_LOG_LEVEL as LogLevel | undefined) ?? "info"] ?? 20;
   const json = process.env.GRIDTUNE_LOG_FORMAT === "json";
   const sink = opts.sink ?? ((line: string) => process.stderr.write(line + "\n"));
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     const clean: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(fields ?? {})) clean[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v);
+    for (const [k, v] of Object.entries(fields ?? {}))
+      clean[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v);
     const time = new Date().toISOString();
     if (json) return sink(JSON.stringify({ time, level, component, msg, ...clean }));
     const kv = Object.entries(clean)

@@ -126,7 +126,13 @@ export const UploadedArtifact = z.object({
 export type UploadedArtifact = z.infer<typeof UploadedArtifact>;
 
 export const AgentReport = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("progress"), jobId: JobId, attempt: Attempt, resource: z.number(), metrics: Metrics }),
+  z.object({
+    type: z.literal("progress"),
+    jobId: JobId,
+    attempt: Attempt,
+    resource: z.number(),
+    metrics: Metrics,
+  }),
   z.object({
     type: z.literal("checkpoint"),
     jobId: JobId,
@@ -227,7 +233,14 @@ export const ApiRequest = z.discriminatedUnion("verb", [
   z.object({ verb: z.literal("resume"), taskId: TaskId }),
   z.object({ verb: z.literal("retry"), taskId: TaskId, failedOnly: z.boolean() }),
   /** A presigned PUT for the sandbox tarball of a task about to be submitted. */
-  z.object({ verb: z.literal("upload"), size: z.number().int().positive().max(512 * 1024 * 1024) }),
+  z.object({
+    verb: z.literal("upload"),
+    size: z
+      .number()
+      .int()
+      .positive()
+      .max(512 * 1024 * 1024),
+  }),
   /** Presigned GETs for a task's artifacts. */
   z.object({ verb: z.literal("download"), taskId: TaskId, kinds: z.array(ArtifactKind).min(1) }),
 ]);

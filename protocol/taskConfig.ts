@@ -104,7 +104,8 @@ export function parseTaskSpec(input: unknown): TaskSpec {
   if (spec.segments) {
     const seen = new Set<string>();
     for (const s of spec.segments) {
-      if (seen.has(s.name)) throw new ValidationError("INVALID_CONFIG", `segments: duplicate name "${s.name}"`);
+      if (seen.has(s.name))
+        throw new ValidationError("INVALID_CONFIG", `segments: duplicate name "${s.name}"`);
       seen.add(s.name);
     }
   }

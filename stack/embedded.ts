@@ -7,6 +7,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { agentIdentity, steeringIdentity, userIdentity } from "../protocol/identity.ts";
 import { createLogger, type Logger } from "../protocol/log.ts";
 import { compileSteeringConfig } from "../steering/config.ts";
@@ -16,7 +17,8 @@ import { SteeringService } from "../steering/service.ts";
 import { startS3Server, type S3ServerHandle } from "./s3Server.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
-export const DEFAULT_STACK_DIR = process.env.GRIDTUNE_HOME ?? join(homedir(), ".local", "state", "gridtune", "stack");
+export const DEFAULT_STACK_DIR =
+  process.env.GRIDTUNE_HOME ?? join(homedir(), ".local", "state", "gridtune", "stack");
 export const DEFAULT_SITE = "local";
 export const DEFAULT_BUCKET = "gridtune";
 
@@ -71,7 +73,16 @@ export interface EmbeddedStack {
   stop(): Promise<void>;
 }
 
-function startService(name: string, bin: string, args: string[], env: Record<string, string>, logFile: string): ServiceProcess {
+/** Starts a service process; resolves once its log shows `ready` (or rejects if it exits first). */
+async function startService(
+  name: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  logFile: string,
+  ready: RegExp,
+  timeoutMs = 60_000,
+): Promise<ServiceProcess> {
   const log = createWriteStream(logFile, { flags: "a" });
   const child = spawn(process.execPath, [join(ROOT, "bin", bin), ...args], {
     env: { ...process.env, ...env },
@@ -80,6 +91,25 @@ function startService(name: string, bin: string, args: string[], env: Record<str
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: child.stderr });
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not become ready within ${timeoutMs} ms; see ${logFile}`)),
+      timeoutMs,
+    );
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      rl.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    rl.on("line", (line) => {
+      if (ready.test(line)) done();
+    });
+    void exited.then((code) =>
+      done(new Error(`${name} exited with code ${code} while starting; see ${logFile}`)),
+    );
+  });
   return {
     name,
     child,
@@ -112,10 +142,12 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
 
   const nats = await startNatsServer({ dir: join(dir, "nats"), store, port: o.natsPort ?? 0 });
-  const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: [DEFAULT_BUCKET] }).catch(async (e: unknown) => {
-    await nats.stop();
-    throw e;
-  });
+  const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: [DEFAULT_BUCKET] }).catch(
+    async (e: unknown) => {
+      await nats.stop();
+      throw e;
+    },
+  );
   const client: ClientProfile = { natsUrl: nats.url, user, seedFile: userSeed, caFile: nats.caFile };
   const clientFile = join(dir, "client.json");
   await writeFile(clientFile, JSON.stringify(client, null, 2) + "\n", { mode: 0o600 });
@@ -132,7 +164,15 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     GRIDTUNE_HEARTBEAT_MS: String(o.heartbeatMs ?? 5_000),
     ...o.env,
   };
-  const startSteering = async () => startService("steering", "gridtune-steering", ["serve"], steeringEnv, join(dir, "logs", "steering.log"));
+  const startSteering = async () =>
+    startService(
+      "steering",
+      "gridtune-steering",
+      ["serve"],
+      steeringEnv,
+      join(dir, "logs", "steering.log"),
+      /steering running/,
+    );
   let steering: ServiceProcess | SteeringService;
   if (o.mode === "inline") {
     steering = new SteeringService(compileSteeringConfig({}, steeringEnv), logger.child("steering"));
@@ -145,11 +185,35 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const startAgent = async (name: string, extraArgs: string[] = []) => {
     const created = await store.ensure(agentIdentity(site, name));
     if (created.created) await nats.reload();
-    const args = ["--site", site, "--name", name, "--slots", String(o.slotsPerAgent ?? 2), "--runtime", o.runtime ?? "auto", "--work-dir", join(dir, "work", name), ...extraArgs];
+    const args = [
+      "--site",
+      site,
+      "--name",
+      name,
+      "--slots",
+      String(o.slotsPerAgent ?? 2),
+      "--runtime",
+      o.runtime ?? "auto",
+      "--work-dir",
+      join(dir, "work", name),
+      ...extraArgs,
+    ];
     if (o.allowedImages?.length) args.push("--allowed-images", o.allowedImages.join(","));
     else args.push("--allow-any-image");
-    const env = { NATS_URL: nats.url, GRIDTUNE_SEED_FILE: created.seedFile, GRIDTUNE_CA_FILE: nats.caFile, ...o.env };
-    const p = startService(`agent ${name}`, "gridtune-evaluator", args, env, join(dir, "logs", `agent-${name}.log`));
+    const env = {
+      NATS_URL: nats.url,
+      GRIDTUNE_SEED_FILE: created.seedFile,
+      GRIDTUNE_CA_FILE: nats.caFile,
+      ...o.env,
+    };
+    const p = await startService(
+      `agent ${name}`,
+      "gridtune-evaluator",
+      args,
+      env,
+      join(dir, "logs", `agent-${name}.log`),
+      /agent running/,
+    );
     agents.push(p);
     return p;
   };

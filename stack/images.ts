@@ -3,7 +3,9 @@ import { request } from "node:http";
 
 export const LOCAL_IMAGES = ["gridtune/python:1", "gridtune/busybox:1"];
 
-export function dockerAnswers(socketPath = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock"): Promise<boolean> {
+export function dockerAnswers(
+  socketPath = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock",
+): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request({ socketPath, path: "/_ping", timeout: 2000 }, (res) => {
       res.resume();

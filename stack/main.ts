@@ -20,41 +20,56 @@ export async function main(argv: string[]): Promise<number> {
     .option("--user <name>", "the phpo user identity to create", "demo")
     .option("--nats-port <port>", "NATS client port (0: any free port)", "0")
     .option("--json", "print the endpoints as JSON")
-    .action(async (o: { dir: string; agents: string; slots: string; runtime: string; user: string; natsPort: string; json?: boolean }) => {
-      const logger = createLogger("stack");
-      const runtime = o.runtime === "auto" ? ((await dockerAnswers()) ? "docker" : "process") : (o.runtime as "docker" | "process");
-      const stack = await startEmbeddedStack({
-        dir: o.dir,
-        agents: Number(o.agents),
-        slotsPerAgent: Number(o.slots),
-        runtime,
-        user: o.user,
-        natsPort: Number(o.natsPort),
-        allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
-        logger,
-      });
-      const info = {
-        nats: stack.nats.url,
-        s3: stack.s3.endpoint,
-        runtime,
-        stateDir: stack.dir,
-        clientConfig: stack.clientFile,
-        logs: `${stack.dir}/logs`,
-      };
-      if (o.json) process.stdout.write(JSON.stringify(info) + "\n");
-      else {
-        process.stdout.write(
-          `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
-            `  NATS     ${info.nats}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
-            `  logs     ${info.logs}\n` +
-            `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
-            `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,
-        );
-      }
-      await waitForShutdown();
-      process.stdout.write("stopping…\n");
-      await stack.stop();
-    });
+    .action(
+      async (o: {
+        dir: string;
+        agents: string;
+        slots: string;
+        runtime: string;
+        user: string;
+        natsPort: string;
+        json?: boolean;
+      }) => {
+        const logger = createLogger("stack");
+        const runtime =
+          o.runtime === "auto"
+            ? (await dockerAnswers())
+              ? "docker"
+              : "process"
+            : (o.runtime as "docker" | "process");
+        const stack = await startEmbeddedStack({
+          dir: o.dir,
+          agents: Number(o.agents),
+          slotsPerAgent: Number(o.slots),
+          runtime,
+          user: o.user,
+          natsPort: Number(o.natsPort),
+          allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
+          logger,
+        });
+        const info = {
+          nats: stack.nats.url,
+          s3: stack.s3.endpoint,
+          runtime,
+          stateDir: stack.dir,
+          clientConfig: stack.clientFile,
+          logs: `${stack.dir}/logs`,
+        };
+        if (o.json) process.stdout.write(JSON.stringify(info) + "\n");
+        else {
+          process.stdout.write(
+            `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
+              `  NATS     ${info.nats}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
+              `  logs     ${info.logs}\n` +
+              `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
+              `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,
+          );
+        }
+        await waitForShutdown();
+        process.stdout.write("stopping…\n");
+        await stack.stop();
+      },
+    );
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -71,7 +71,9 @@ export async function startS3Server(opts: {
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new UnavailableError(`the S3 server exited with code ${code}; see ${join(opts.dir, "..", "s3.log")}`));
+      reject(
+        new UnavailableError(`the S3 server exited with code ${code}; see ${join(opts.dir, "..", "s3.log")}`),
+      );
     });
   });
   let stopped: Promise<void> | null = null;

@@ -40,12 +40,16 @@ export class AgentControl {
     try {
       const parsed = AgentRequest.safeParse(msg.json());
       if (!parsed.success) {
-        throw new GridtuneError("INVALID_ARGUMENT", `bad agent request: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+        throw new GridtuneError(
+          "INVALID_ARGUMENT",
+          `bad agent request: ${parsed.error.issues[0]?.message ?? "invalid"}`,
+        );
       }
       reply = await this.dispatch(who.site, who.agent, parsed.data);
     } catch (e) {
       reply = { type: "error", error: toWireError(e) };
-      if (!(e instanceof GridtuneError)) this.logger.error("agent request failed", { ...who, error: String(e) });
+      if (!(e instanceof GridtuneError))
+        this.logger.error("agent request failed", { ...who, error: String(e) });
     }
     if (msg.reply) msg.respond(JSON.stringify(reply));
   }
@@ -62,13 +66,23 @@ export class AgentControl {
         }
         await this.ensureSiteConsumer(site);
         this.registry.register({ site, agent, slots: req.slots, gpus: req.gpus, runtime: req.runtime }, now);
-        this.logger.info("agent registered", { site, agent, slots: req.slots, gpus: req.gpus.length, runtime: req.runtime });
+        this.logger.info("agent registered", {
+          site,
+          agent,
+          slots: req.slots,
+          gpus: req.gpus.length,
+          runtime: req.runtime,
+        });
         this.dispatcher.kick();
         return { type: "registered", leaseMs: this.config.leaseMs, heartbeatMs: this.config.heartbeatMs };
       }
       case "heartbeat": {
         const rec = this.registry.heartbeat(site, agent, req.freeSlots, req.draining, now);
-        if (!rec) throw new GridtuneError("UNAUTHENTICATED", `agent ${site}/${agent} is not registered; register again`);
+        if (!rec)
+          throw new GridtuneError(
+            "UNAUTHENTICATED",
+            `agent ${site}/${agent} is not registered; register again`,
+          );
         const stale = [];
         for (const r of req.running) {
           const f = this.engineOf(r.jobId)?.fence(r.jobId, r.attempt, site, agent);
@@ -84,11 +98,25 @@ export class AgentControl {
           const f = e?.fence(req.jobId, req.attempt, site, agent);
           if (!e || !f?.ok) {
             const reason = f && !f.ok ? f.reason : `unknown job ${req.jobId}`;
-            this.logger.warn("claim refused", { site, agent, jobId: req.jobId, attempt: req.attempt, reason });
+            this.logger.warn("claim refused", {
+              site,
+              agent,
+              jobId: req.jobId,
+              attempt: req.attempt,
+              reason,
+            });
             throw new GridtuneError("STALE_ATTEMPT", reason);
           }
           if (f.job.state === "dispatched") {
-            await this.c.commit({ type: "job-claimed", taskId: e.taskId, at: now, jobId: req.jobId, attempt: req.attempt, site, agent });
+            await this.c.commit({
+              type: "job-claimed",
+              taskId: e.taskId,
+              at: now,
+              jobId: req.jobId,
+              attempt: req.attempt,
+              site,
+              agent,
+            });
           }
           this.registry.renew(req.jobId, req.attempt, now);
           return { type: "claimed", grant: await this.grant(e, req.jobId) };
@@ -102,7 +130,11 @@ export class AgentControl {
         const uploads: UploadGrant[] = [];
         for (const a of req.artifacts) {
           const limit = a.kind === "checkpoint" ? e.spec.checkPointLimitMB * 1024 * 1024 : 5 * 1024 ** 3;
-          if (a.size > limit) throw new GridtuneError("TOO_LARGE", `${a.kind} of ${a.size} bytes exceeds the limit of ${limit}`);
+          if (a.size > limit)
+            throw new GridtuneError(
+              "TOO_LARGE",
+              `${a.kind} of ${a.size} bytes exceeds the limit of ${limit}`,
+            );
           const key = keys.artifact(e.taskId, f.job.pointId, req.jobId, req.attempt, a.kind);
           uploads.push({ kind: a.kind, key, url: await this.storage.presignPut(key, a.size) });
         }
@@ -113,7 +145,14 @@ export class AgentControl {
           for (const r of req.running) {
             const e = this.engineOf(r.jobId);
             if (!e?.fence(r.jobId, r.attempt, site, agent).ok) continue;
-            await this.c.commit({ type: "job-lost", taskId: e.taskId, at: now, jobId: r.jobId, attempt: r.attempt, reason: `handed back by agent ${site}/${agent}` });
+            await this.c.commit({
+              type: "job-lost",
+              taskId: e.taskId,
+              at: now,
+              jobId: r.jobId,
+              attempt: r.attempt,
+              reason: `handed back by agent ${site}/${agent}`,
+            });
           }
         });
         this.registry.remove(site, agent);
@@ -132,7 +171,9 @@ export class AgentControl {
     const p = e.pointOfJob(jobId)!;
     const ds = e.spec.trainingDS;
     const seg = e.spec.segments?.[p.segment];
-    const files = ds ? (await this.storage.list(keys.dataset(ds))).map((o) => o.key.slice(keys.dataset(ds).length)) : [];
+    const files = ds
+      ? (await this.storage.list(keys.dataset(ds))).map((o) => o.key.slice(keys.dataset(ds).length))
+      : [];
     const wanted = seg ? files.filter((f) => seg.files.includes(f)) : files;
     return {
       sandbox: e.spec.sandboxKey ? await this.storage.presignGet(e.spec.sandboxKey) : null,

@@ -23,10 +23,21 @@ export class AgentRegistry {
   }
 
   register(rec: Omit<AgentRec, "lastSeen" | "freeSlots" | "draining">, now: number): void {
-    this.agents.set(AgentRegistry.key(rec.site, rec.agent), { ...rec, freeSlots: rec.slots, lastSeen: now, draining: false });
+    this.agents.set(AgentRegistry.key(rec.site, rec.agent), {
+      ...rec,
+      freeSlots: rec.slots,
+      lastSeen: now,
+      draining: false,
+    });
   }
 
-  heartbeat(site: string, agent: string, freeSlots: number, draining: boolean, now: number): AgentRec | undefined {
+  heartbeat(
+    site: string,
+    agent: string,
+    freeSlots: number,
+    draining: boolean,
+    now: number,
+  ): AgentRec | undefined {
     const a = this.agents.get(AgentRegistry.key(site, agent));
     if (!a) return undefined;
     Object.assign(a, { freeSlots, draining, lastSeen: now });

@@ -37,22 +37,30 @@ export class Api {
       const parsed = ApiRequest.safeParse(body);
       if (!parsed.success) {
         const i = parsed.error.issues[0];
-        throw new GridtuneError("INVALID_ARGUMENT", `bad ${who.verb} request: ${i?.path.join(".") ?? ""} ${i?.message ?? ""}`.trim());
+        throw new GridtuneError(
+          "INVALID_ARGUMENT",
+          `bad ${who.verb} request: ${i?.path.join(".") ?? ""} ${i?.message ?? ""}`.trim(),
+        );
       }
       if (parsed.data.verb !== who.verb) {
-        throw new GridtuneError("INVALID_ARGUMENT", `the subject says ${who.verb} but the request says ${parsed.data.verb}`);
+        throw new GridtuneError(
+          "INVALID_ARGUMENT",
+          `the subject says ${who.verb} but the request says ${parsed.data.verb}`,
+        );
       }
       reply = { ok: true, data: await this.run(who.user, parsed.data) };
     } catch (e) {
       reply = { ok: false, error: toWireError(e) };
-      if (!(e instanceof GridtuneError)) this.logger.error("api request failed", { user: who.user, verb: who.verb, error: String(e) });
+      if (!(e instanceof GridtuneError))
+        this.logger.error("api request failed", { user: who.user, verb: who.verb, error: String(e) });
     }
     msg.respond(JSON.stringify(reply));
   }
 
   private own(user: string, taskId: string): TaskEngine {
     const e = this.c.state.engines.get(taskId);
-    if (!e || e.user !== user) throw new GridtuneError("NOT_FOUND", `task ${taskId} does not exist (or is not yours); see phpo list`);
+    if (!e || e.user !== user)
+      throw new GridtuneError("NOT_FOUND", `task ${taskId} does not exist (or is not yours); see phpo list`);
     return e;
   }
 
@@ -84,10 +92,15 @@ export class Api {
         const target = req.verb === "kill" ? "killed" : req.verb === "pause" ? "paused" : "running";
         await this.c.serial(async () => {
           if (e.state === "killed" || e.state === "finished") {
-            if (req.verb !== "kill") throw new GridtuneError("CONFLICT", `task ${e.taskId} is ${e.state}; it cannot be ${req.verb}d`);
+            if (req.verb !== "kill")
+              throw new GridtuneError(
+                "CONFLICT",
+                `task ${e.taskId} is ${e.state}; it cannot be ${req.verb}d`,
+              );
             return;
           }
-          if (e.state !== target) await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: target });
+          if (e.state !== target)
+            await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: target });
         });
         if (target === "killed") this.stopAttempts(e, "killed");
         this.dispatcher.kick();
@@ -95,9 +108,15 @@ export class Api {
       }
       case "retry": {
         const e = this.own(user, req.taskId);
-        const ids = [...e.points.values()].filter((p) => p.state === "failed" || (!req.failedOnly && p.state === "cancelled")).map((p) => p.pointId);
-        if (e.state === "killed") throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
-        if (ids.length > 0) await this.c.serial(() => this.c.commit({ type: "points-requeued", taskId: e.taskId, at: Date.now(), pointIds: ids }));
+        const ids = [...e.points.values()]
+          .filter((p) => p.state === "failed" || (!req.failedOnly && p.state === "cancelled"))
+          .map((p) => p.pointId);
+        if (e.state === "killed")
+          throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
+        if (ids.length > 0)
+          await this.c.serial(() =>
+            this.c.commit({ type: "points-requeued", taskId: e.taskId, at: Date.now(), pointIds: ids }),
+          );
         this.dispatcher.kick();
         return { task: summarize(e), requeued: ids.length };
       }
@@ -109,11 +128,21 @@ export class Api {
         const e = this.own(user, req.taskId);
         const items: DownloadItem[] = [];
         for (const p of [...e.points.values()].sort((a, b) => a.pointId - b.pointId)) {
-          const keysOf = { metrics: p.metricsKeys, log: p.logKeys, checkpoint: p.checkpointKey ? [p.checkpointKey] : [] };
+          const keysOf = {
+            metrics: p.metricsKeys,
+            log: p.logKeys,
+            checkpoint: p.checkpointKey ? [p.checkpointKey] : [],
+          };
           for (const kind of req.kinds) {
             for (const key of (keysOf as Record<string, string[]>)[kind] ?? []) {
               const attempt = Number(/\/a([0-9]+)\//.exec(key)?.[1] ?? 0);
-              items.push({ pointId: p.pointId, attempt, kind, name: downloadName(e, p.pointId, p.segment, attempt, kind), url: await this.storage.presignGet(key) });
+              items.push({
+                pointId: p.pointId,
+                attempt,
+                kind,
+                name: downloadName(e, p.pointId, p.segment, attempt, kind),
+                url: await this.storage.presignGet(key),
+              });
             }
           }
         }
@@ -124,7 +153,13 @@ export class Api {
 }
 
 /** PanDA naming: `<taskId>.metrics.<serial>.tgz`, segment name prepended for segmented tasks. */
-function downloadName(e: TaskEngine, pointId: number, segment: number, attempt: number, kind: string): string {
+function downloadName(
+  e: TaskEngine,
+  pointId: number,
+  segment: number,
+  attempt: number,
+  kind: string,
+): string {
   const seg = e.segmentName(segment);
   const serial = `${String(pointId).padStart(6, "0")}_a${attempt}`;
   const base =

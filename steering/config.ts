@@ -31,7 +31,8 @@ export function compileSteeringConfig(
   flags: Partial<Record<string, string | undefined>>,
   env: NodeJS.ProcessEnv = process.env,
 ): SteeringConfig {
-  const pick = (flag: string, ...vars: string[]) => flags[flag] ?? vars.map((v) => env[v]).find((x) => x !== undefined);
+  const pick = (flag: string, ...vars: string[]) =>
+    flags[flag] ?? vars.map((v) => env[v]).find((x) => x !== undefined);
   const num = (s: string | undefined) => (s === undefined ? undefined : Number(s));
   const raw = {
     natsUrl: pick("natsUrl", "NATS_URL") ?? "tls://127.0.0.1:4222",
@@ -60,7 +61,10 @@ export function compileSteeringConfig(
     );
   }
   if (r.data.heartbeatMs * 2 > r.data.leaseMs) {
-    throw new ValidationError("INVALID_CONFIG", `heartbeatMs (${r.data.heartbeatMs}) must be at most half of leaseMs (${r.data.leaseMs})`);
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `heartbeatMs (${r.data.heartbeatMs}) must be at most half of leaseMs (${r.data.leaseMs})`,
+    );
   }
   return r.data;
 }

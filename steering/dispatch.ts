@@ -34,7 +34,9 @@ export class Dispatcher {
         this.kicked = false;
         await this.pump();
       })
-      .catch((e: unknown) => this.logger.error("dispatch failed; will retry on the next kick", { error: String(e) }));
+      .catch((e: unknown) =>
+        this.logger.error("dispatch failed; will retry on the next kick", { error: String(e) }),
+      );
   }
 
   private outstandingBySite(): Map<string, number> {
@@ -62,13 +64,21 @@ export class Dispatcher {
         const job = e.nextDispatchable();
         const site = job ? pickSite(capacity, outstanding, e.spec.site) : null;
         if (job && site) {
-          const ev = { type: "job-dispatched", taskId: e.taskId, at: Date.now(), jobId: job.jobId, attempt: job.attempt, site } as const;
+          const ev = {
+            type: "job-dispatched",
+            taskId: e.taskId,
+            at: Date.now(),
+            jobId: job.jobId,
+            attempt: job.attempt,
+            site,
+          } as const;
           await this.c.commit(ev);
           outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
           await this.publish(e, job.jobId);
           moved = true;
         }
-        if (e.isComplete()) await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
+        if (e.isComplete())
+          await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
       }
     }
   }
@@ -79,7 +89,9 @@ export class Dispatcher {
     if (!rec?.site) return;
     try {
       const job = buildJob(e, jobId, await this.trainingFiles(e, rec.pointId));
-      await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), { msgID: `${jobId}.${rec.attempt}` });
+      await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), {
+        msgID: `${jobId}.${rec.attempt}`,
+      });
     } catch (err) {
       // The attempt stays dispatched; its claim deadline expires it and it is retried.
       this.logger.error("could not publish a job", { jobId, attempt: rec.attempt, error: String(err) });
@@ -102,29 +114,43 @@ export class Dispatcher {
 
   /** Expires lapsed leases: silent running attempts, and dispatched ones nobody claims. */
   expireLeases(): Promise<void> {
-    return this.c.serial(async () => {
-      const now = Date.now();
-      const capacity = this.registry.capacityBySite(now);
-      for (const e of this.c.state.engines.values()) {
-        for (const j of e.activeJobs()) {
-          let reason: string | null = null;
-          if (j.state === "running") {
-            const t = this.registry.renewedAt(j.jobId, j.attempt, Math.max(j.claimedAt ?? 0, this.startedAt));
-            if (now - t > this.config.leaseMs) reason = `lease expired: agent ${j.site}/${j.agent} silent for ${now - t} ms`;
-          } else {
-            const t = Math.max(j.dispatchedAt ?? 0, this.startedAt);
-            const siteGone = (capacity.get(j.site ?? "") ?? 0) === 0;
-            if (now - t > this.config.dispatchTimeoutMs || (siteGone && now - t > this.config.leaseMs)) {
-              reason = `not claimed within ${now - t} ms by site ${j.site}`;
+    return this.c
+      .serial(async () => {
+        const now = Date.now();
+        const capacity = this.registry.capacityBySite(now);
+        for (const e of this.c.state.engines.values()) {
+          for (const j of e.activeJobs()) {
+            let reason: string | null = null;
+            if (j.state === "running") {
+              const t = this.registry.renewedAt(
+                j.jobId,
+                j.attempt,
+                Math.max(j.claimedAt ?? 0, this.startedAt),
+              );
+              if (now - t > this.config.leaseMs)
+                reason = `lease expired: agent ${j.site}/${j.agent} silent for ${now - t} ms`;
+            } else {
+              const t = Math.max(j.dispatchedAt ?? 0, this.startedAt);
+              const siteGone = (capacity.get(j.site ?? "") ?? 0) === 0;
+              if (now - t > this.config.dispatchTimeoutMs || (siteGone && now - t > this.config.leaseMs)) {
+                reason = `not claimed within ${now - t} ms by site ${j.site}`;
+              }
+            }
+            if (reason) {
+              this.logger.warn("attempt lost", { jobId: j.jobId, attempt: j.attempt, reason });
+              this.registry.forget(j.jobId, j.attempt);
+              await this.c.commit({
+                type: "job-lost",
+                taskId: e.taskId,
+                at: now,
+                jobId: j.jobId,
+                attempt: j.attempt,
+                reason,
+              });
             }
           }
-          if (reason) {
-            this.logger.warn("attempt lost", { jobId: j.jobId, attempt: j.attempt, reason });
-            this.registry.forget(j.jobId, j.attempt);
-            await this.c.commit({ type: "job-lost", taskId: e.taskId, at: now, jobId: j.jobId, attempt: j.attempt, reason });
-          }
         }
-      }
-    }).then(() => this.kick());
+      })
+      .then(() => this.kick());
   }
 }

@@ -44,7 +44,11 @@ export class EventLog {
       for await (const m of messages) {
         const r = LogEvent.safeParse(m.json());
         if (r.success) yield r.data;
-        else this.log.error("skipping an unreadable log event", { seq: m.seq, issue: r.error.issues[0]?.message });
+        else
+          this.log.error("skipping an unreadable log event", {
+            seq: m.seq,
+            issue: r.error.issues[0]?.message,
+          });
         if (m.seq >= last) break;
       }
     } finally {

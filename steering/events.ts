@@ -10,7 +10,13 @@ const base = { taskId: z.string(), at: z.number() };
 const attemptRef = { jobId: z.string(), attempt: z.number().int().positive() };
 
 export const LogEvent = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("task-created"), ...base, user: z.string(), spec: TaskSpec, seed: z.number().int() }),
+  z.object({
+    type: z.literal("task-created"),
+    ...base,
+    user: z.string(),
+    spec: TaskSpec,
+    seed: z.number().int(),
+  }),
   z.object({
     type: z.literal("points-added"),
     ...base,
@@ -54,7 +60,11 @@ export const LogEvent = z.discriminatedUnion("type", [
     exitCode: z.number().int().nullable(),
   }),
   z.object({ type: z.literal("job-lost"), ...base, ...attemptRef, reason: z.string() }),
-  z.object({ type: z.literal("task-state"), ...base, state: z.enum(["running", "paused", "killed", "finished"]) }),
+  z.object({
+    type: z.literal("task-state"),
+    ...base,
+    state: z.enum(["running", "paused", "killed", "finished"]),
+  }),
   z.object({ type: z.literal("points-requeued"), ...base, pointIds: z.array(z.number().int()) }),
 ]);
 export type LogEvent = z.infer<typeof LogEvent>;

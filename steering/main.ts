@@ -22,11 +22,16 @@ export async function main(argv: string[]): Promise<number> {
     .option("--ca-file <file>", "CA that signed the NATS server certificate (env GRIDTUNE_CA_FILE)")
     .option("--cert-file <file>", "client certificate for mutual TLS (env GRIDTUNE_CERT_FILE)")
     .option("--key-file <file>", "client key for mutual TLS (env GRIDTUNE_KEY_FILE)")
-    .option("--s3-endpoint <url>", "S3 endpoint (env S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    .option(
+      "--s3-endpoint <url>",
+      "S3 endpoint (env S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+    )
     .option("--s3-bucket <name>", "bucket (env GRIDTUNE_BUCKET, default gridtune)")
     .option("--lease-ms <ms>", "lease of a running attempt (default 30000)")
     .option("--heartbeat-ms <ms>", "agent heartbeat interval (default 5000)")
-    .addOption(new Option("--dispatch-timeout-ms <ms>", "claim deadline of a dispatched attempt (default 300000)"))
+    .addOption(
+      new Option("--dispatch-timeout-ms <ms>", "claim deadline of a dispatched attempt (default 300000)"),
+    )
     .action(async (o: Record<string, string | undefined>) => {
       const config = compileSteeringConfig({
         natsUrl: o.natsUrl,

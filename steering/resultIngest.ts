@@ -27,7 +27,10 @@ export class ResultIngest {
         m.ack();
       } catch (e) {
         // Not acked: JetStream redelivers after ack_wait (e.g. the log append timed out).
-        this.logger.error("could not record a report; it will be redelivered", { subject: m.subject, error: String(e) });
+        this.logger.error("could not record a report; it will be redelivered", {
+          subject: m.subject,
+          error: String(e),
+        });
         m.nak(2000);
       }
     }
@@ -48,14 +51,22 @@ export class ResultIngest {
       return this.ignore("not JSON", { subject: m.subject });
     }
     const parsed = AgentReport.safeParse(body);
-    if (!parsed.success) return this.ignore("invalid report", { subject: m.subject, issue: parsed.error.issues[0]?.message });
+    if (!parsed.success)
+      return this.ignore("invalid report", { subject: m.subject, issue: parsed.error.issues[0]?.message });
     const r = parsed.data;
-    if (r.jobId !== who.jobId) return this.ignore("job id differs from the subject", { subject: m.subject, jobId: r.jobId });
+    if (r.jobId !== who.jobId)
+      return this.ignore("job id differs from the subject", { subject: m.subject, jobId: r.jobId });
     const taskId = taskIdOfJob(r.jobId);
     const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
     const f = e?.fence(r.jobId, r.attempt, who.site, who.agent);
     if (!e || !f?.ok) {
-      return this.ignore(f && !f.ok ? f.reason : "unknown task", { site: who.site, agent: who.agent, jobId: r.jobId, attempt: r.attempt, type: r.type });
+      return this.ignore(f && !f.ok ? f.reason : "unknown task", {
+        site: who.site,
+        agent: who.agent,
+        jobId: r.jobId,
+        attempt: r.attempt,
+        type: r.type,
+      });
     }
     const at = Date.now();
     const ref = { taskId: e.taskId, at, jobId: r.jobId, attempt: r.attempt };
@@ -95,8 +106,13 @@ export class ResultIngest {
   /** The object exists with the size (and ETag) the agent claims; else the artifact is dropped. */
   private async verified(a: UploadedArtifact): Promise<boolean> {
     const head = await this.storage.head(a.key);
-    if (head && head.size === a.size && (a.etag === "" || head.etag === a.etag.replaceAll('"', ""))) return true;
-    this.ignore("artifact does not match the upload", { key: a.key, claimed: a.size, stored: head?.size ?? null });
+    if (head && head.size === a.size && (a.etag === "" || head.etag === a.etag.replaceAll('"', "")))
+      return true;
+    this.ignore("artifact does not match the upload", {
+      key: a.key,
+      claimed: a.size,
+      stored: head?.size ?? null,
+    });
     return false;
   }
 }

@@ -211,7 +211,7 @@ export class SteeringService {
       for (const t of this.timers) clearInterval(t);
       for (const s of this.subs) s.unsubscribe();
       await this.stopResults?.().catch(() => undefined);
-      const drained = this.committer?.serial(async () => undefined) ?? Promise.resolve();
+      const drained = this.committer?.serial(() => Promise.resolve()) ?? Promise.resolve();
       await settleWithin(drained, graceMs);
       await settleWithin(Promise.allSettled(this.background), graceMs);
       await this.nc?.close().catch(() => undefined);

@@ -110,7 +110,11 @@ export class Storage {
       const r = await this.wrap(
         () =>
           this.s3.send(
-            new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token }),
+            new ListObjectsV2Command({
+              Bucket: this.config.bucket,
+              Prefix: prefix,
+              ContinuationToken: token,
+            }),
           ),
         `list ${prefix}`,
       );
@@ -134,7 +138,9 @@ export class Storage {
 
   private unavailable(e: unknown, what: string): GridtuneError {
     if (e instanceof S3ServiceException) {
-      return new GridtuneError("STORAGE_FAILED", `S3 refused to ${what} (${e.name}: ${e.message})`, { cause: e });
+      return new GridtuneError("STORAGE_FAILED", `S3 refused to ${what} (${e.name}: ${e.message})`, {
+        cause: e,
+      });
     }
     return new UnavailableError(
       `cannot ${what} on S3 at ${this.config.endpoint}: ${e instanceof Error ? e.message : String(e)}; ` +
@@ -146,5 +152,10 @@ export class Storage {
 
 function isNotFound(e: unknown): boolean {
   if (!(e instanceof S3ServiceException)) return false;
-  return e.name === "NotFound" || e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata.httpStatusCode === 404;
+  return (
+    e.name === "NotFound" ||
+    e.name === "NoSuchKey" ||
+    e.name === "NoSuchBucket" ||
+    e.$metadata.httpStatusCode === 404
+  );
 }

@@ -25,7 +25,10 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
     segment,
     pointId: p.pointId,
     point,
-    resource: p.job.target === null ? null : { key: spec.resourceKey, target: p.job.target, from: p.checkpointResource },
+    resource:
+      p.job.target === null
+        ? null
+        : { key: spec.resourceKey, target: p.job.target, from: p.checkpointResource },
     evaluation: {
       container: spec.evaluationContainer,
       argv,

@@ -20,8 +20,11 @@ export class SegmentSampling {
     private readonly space: SearchSpace,
     seed: number,
   ) {
-    // The task's seed (fixed at submission and logged) seeds every segment differently.
-    this.config = spec.sampler ?? { type: "random", seed };
+    // The task's seed (the sampler's seed if the user gave one, else a random one, logged at
+    // submission) is offset per segment, so segments sample different points.
+    this.config = spec.sampler
+      ? { ...spec.sampler, seed: (spec.sampler.seed + index) >>> 0 }
+      : { type: "random", seed };
   }
 
   /** How many points to ask for now (0: none due). */

@@ -73,7 +73,14 @@ export class TaskEngine {
     this.createdAt = ev.at;
     const names = ev.spec.segments?.map((s) => s.name) ?? [null];
     this.segments = names.map(
-      (name, i) => new SegmentSampling(ev.spec, i, name, ev.spec.segmentSearchSpaces?.[i] ?? ev.spec.searchSpace, ev.seed + i),
+      (name, i) =>
+        new SegmentSampling(
+          ev.spec,
+          i,
+          name,
+          ev.spec.segmentSearchSpaces?.[i] ?? ev.spec.searchSpace,
+          ev.seed + i,
+        ),
     );
     this.attemptsUsed = names.map(() => 0);
   }
@@ -228,9 +235,15 @@ export class TaskEngine {
       p.state = "stopped";
       return;
     }
-    if (ev.status === "preempted" && this.state !== "killed") {
-      this.requeue(p, p.job.seq, p.job.attempt + 1);
-      p.state = "queued";
+    if (ev.status === "preempted") {
+      // A hand-back is never a failure: the attempt is retried, or dropped if the task was killed.
+      if (this.state === "killed") {
+        p.job.state = "cancelled";
+        p.state = "cancelled";
+      } else {
+        this.requeue(p, p.job.seq, p.job.attempt + 1);
+        p.state = "queued";
+      }
       return;
     }
     this.failAttempt(p, ev.error?.message ?? "the evaluation failed", ev.error?.code ?? "EVALUATION_FAILED");
@@ -259,7 +272,14 @@ export class TaskEngine {
       p.job.seq = seq;
       this.jobs.set(p.job.jobId, p);
     }
-    Object.assign(p.job, { attempt, state: "queued", site: null, agent: null, dispatchedAt: null, claimedAt: null });
+    Object.assign(p.job, {
+      attempt,
+      state: "queued",
+      site: null,
+      agent: null,
+      dispatchedAt: null,
+      claimedAt: null,
+    });
   }
 
   /** The point whose current job is exactly this attempt, or undefined (a superseded attempt). */
@@ -280,7 +300,8 @@ export class TaskEngine {
     if (j.state !== "dispatched" && j.state !== "running") {
       return { ok: false, reason: `${jobId} attempt ${attempt} is ${j.state}` };
     }
-    if (j.site !== site) return { ok: false, reason: `${jobId} attempt ${attempt} was leased to site ${j.site}, not ${site}` };
+    if (j.site !== site)
+      return { ok: false, reason: `${jobId} attempt ${attempt} was leased to site ${j.site}, not ${site}` };
     if (agent !== null && j.state === "running" && j.agent !== agent) {
       return { ok: false, reason: `${jobId} attempt ${attempt} is run by agent ${j.agent}, not ${agent}` };
     }
@@ -303,7 +324,8 @@ export class TaskEngine {
 
   activeJobs(): JobRec[] {
     const out: JobRec[] = [];
-    for (const p of this.points.values()) if (p.job.state === "dispatched" || p.job.state === "running") out.push(p.job);
+    for (const p of this.points.values())
+      if (p.job.state === "dispatched" || p.job.state === "running") out.push(p.job);
     return out;
   }
 

@@ -29,9 +29,19 @@ export class ApiClient {
     readonly user: string,
   ) {}
 
-  async call<V extends keyof typeof ApiReplies>(verb: V, body: Omit<Extract<ApiRequest, { verb: V }>, "verb">, timeoutMs = 15_000) {
-    const m = await this.nc.request(subjects.api(this.user, verb), JSON.stringify({ verb, ...body }), { timeout: timeoutMs });
-    const r = m.json<{ ok: boolean; data?: unknown; error?: { code: string; message: string; retryable: boolean } }>();
+  async call<V extends keyof typeof ApiReplies>(
+    verb: V,
+    body: Omit<Extract<ApiRequest, { verb: V }>, "verb">,
+    timeoutMs = 15_000,
+  ) {
+    const m = await this.nc.request(subjects.api(this.user, verb), JSON.stringify({ verb, ...body }), {
+      timeout: timeoutMs,
+    });
+    const r = m.json<{
+      ok: boolean;
+      data?: unknown;
+      error?: { code: string; message: string; retryable: boolean };
+    }>();
     if (!r.ok) throw GridtuneError.fromWire(r.error as never);
     return ApiReplies[verb].parse(r.data) as ReturnType<(typeof ApiReplies)[V]["parse"]>;
   }
@@ -54,7 +64,9 @@ export class ApiClient {
       });
       if (d && done(d)) return d;
       if (Date.now() > deadline) {
-        throw new Error(`task ${taskId} did not reach the condition within ${timeoutMs} ms; last: ${JSON.stringify(d?.counts)} ${d?.state}`);
+        throw new Error(
+          `task ${taskId} did not reach the condition within ${timeoutMs} ms; last: ${JSON.stringify(d?.counts)} ${d?.state}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 300));
     }
@@ -70,7 +82,15 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
   const quiet = createLogger("test-stack", { level: (process.env.GRIDTUNE_TEST_LOG as never) ?? "warn" });
   let stack: EmbeddedStack;
   try {
-    stack = await startEmbeddedStack({ dir, runtime: "process", mode: "inline", leaseMs: 4000, heartbeatMs: 1000, logger: quiet, ...o });
+    stack = await startEmbeddedStack({
+      dir,
+      runtime: "process",
+      mode: "inline",
+      leaseMs: 4000,
+      heartbeatMs: 1000,
+      logger: quiet,
+      ...o,
+    });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     throw e;
@@ -80,7 +100,13 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
   t.connect = async (user = "demo") => {
     const created = await stack.store.ensure(userIdentity(user));
     if (created.created) await stack.nats.reload();
-    const nc = await connectNats({ servers: stack.nats.url, seedFile: created.seedFile, caFile: stack.nats.caFile, identity: userIdentity(user), logger: () => undefined });
+    const nc = await connectNats({
+      servers: stack.nats.url,
+      seedFile: created.seedFile,
+      caFile: stack.nats.caFile,
+      identity: userIdentity(user),
+      logger: () => undefined,
+    });
     const c = new ApiClient(nc, user);
     clients.push(c);
     return c;
@@ -94,8 +120,14 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
 }
 
 /** A small task on the steps payload, run with the host's python3 (process runtime). */
-export function stepsTask(over: Partial<TaskSpecInput> = {}, pointDefaults: Record<string, unknown> = {}): TaskSpecInput {
-  const fixed = Object.entries(pointDefaults).map(([k, v]) => [k, { method: "categorical", dimension: { categories: [v] } }]);
+export function stepsTask(
+  over: Partial<TaskSpecInput> = {},
+  pointDefaults: Record<string, unknown> = {},
+): TaskSpecInput {
+  const fixed = Object.entries(pointDefaults).map(([k, v]) => [
+    k,
+    { method: "categorical", dimension: { categories: [v] } },
+  ]);
   return {
     outDS: "user.test.steps/",
     evaluationContainer: "gridtune/python:1",

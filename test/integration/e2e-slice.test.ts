@@ -19,7 +19,12 @@ const QUICKSTART = new URL("../../examples/quickstart/", import.meta.url).pathna
 async function uploadSandbox(api: ApiClient): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "gt-sandbox-"));
   const file = join(dir, "sandbox.tgz");
-  await tar.c({ gzip: true, file, cwd: QUICKSTART, portable: true }, ["train.py", "moons.py", "exec_in_container.sh", "search_space.json"]);
+  await tar.c({ gzip: true, file, cwd: QUICKSTART, portable: true }, [
+    "train.py",
+    "moons.py",
+    "exec_in_container.sh",
+    "search_space.json",
+  ]);
   const body = readFileSync(file);
   await rm(dir, { recursive: true, force: true });
   const { key, url } = await api.call("upload", { size: body.length });
@@ -60,7 +65,10 @@ async function runSlice(stack: TestStack, container: string) {
     assert.equal(p.attempts, 1);
     assert.equal(p.values.epochs, 6);
     // one progress report per epoch, forwarded once each
-    assert.deepEqual(p.reports.map((r) => r.resource), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      p.reports.map((r) => r.resource),
+      [1, 2, 3, 4, 5, 6],
+    );
     assert.equal(p.metricsKeys.length, 1);
     assert.equal(p.logKeys.length, 1);
   }
@@ -78,7 +86,10 @@ async function runSlice(stack: TestStack, container: string) {
         assert.match(it.name, new RegExp(`^${taskId}\\.metrics\\.\\d{6}_a1\\.tgz$`));
         const names: string[] = [];
         await tar.t({ file, onReadEntry: (e) => void names.push(e.path) });
-        assert.ok(names.some((n) => n.endsWith("metrics.csv")), names.join(","));
+        assert.ok(
+          names.some((n) => n.endsWith("metrics.csv")),
+          names.join(","),
+        );
       } else {
         assert.match(readFileSync(file, "utf8"), /exec_in_container\.sh: train\.py exited with 0/);
       }
@@ -102,9 +113,17 @@ describe("first end-to-end slice", { timeout: 400_000 }, () => {
   describe("docker runtime", () => {
     let stack: TestStack;
     before(async () => {
-      assert.ok(await dockerAnswers(), "no Docker daemon answers on /var/run/docker.sock: run `npm run setup` (as root) first");
+      assert.ok(
+        await dockerAnswers(),
+        "no Docker daemon answers on /var/run/docker.sock: run `npm run setup` (as root) first",
+      );
       await ensureTestImages();
-      stack = await startTestStack({ runtime: "docker", agents: 1, slotsPerAgent: 2, allowedImages: ["gridtune/python:1"] });
+      stack = await startTestStack({
+        runtime: "docker",
+        agents: 1,
+        slotsPerAgent: 2,
+        allowedImages: ["gridtune/python:1"],
+      });
     });
     after(() => stack?.cleanup());
     it("runs the same task in hardened containers from the allow-list", async () => {
@@ -113,7 +132,11 @@ describe("first end-to-end slice", { timeout: 400_000 }, () => {
     it("fails every attempt of an image that is not on the site's allow-list, with the reason", async () => {
       const api = await stack.connect("demo");
       // maxEvaluationJobs defaults to 2 × maxPoints (PanDA): allow all three attempts here.
-      const spec = { ...quickstartSpec(await uploadSandbox(api), "gridtune/busybox:1"), maxPoints: 1, maxEvaluationJobs: 3 };
+      const spec = {
+        ...quickstartSpec(await uploadSandbox(api), "gridtune/busybox:1"),
+        maxPoints: 1,
+        maxEvaluationJobs: 3,
+      };
       const d = await api.waitFinished(await api.submit(spec), 120_000);
       assert.equal(d.counts.failed, 1, JSON.stringify(d.points));
       assert.equal(d.points[0]?.attempts, 3);

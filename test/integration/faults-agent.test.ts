@@ -15,16 +15,26 @@ import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 describe("an agent killed mid-job", { timeout: 180_000 }, () => {
   let stack: TestStack;
-  before(async () => (stack = await startTestStack({ agents: 2, slotsPerAgent: 1, leaseMs: 3000, heartbeatMs: 500 })));
+  before(
+    async () =>
+      (stack = await startTestStack({ agents: 2, slotsPerAgent: 1, leaseMs: 3000, heartbeatMs: 500 })),
+  );
   after(() => stack?.cleanup());
 
   it("loses at most one checkpoint interval and finishes on another agent with one counted result", async () => {
     const api = await stack.connect();
     // 40 steps of 0.15 s, checkpoints every 0.6 s (checkPointInterval is in minutes).
     const taskId = await api.submit(
-      stepsTask({ maxPoints: 1, nParallelEvaluation: 1, checkPointToSave: ["checkpoint"], checkPointInterval: 0.01 }, { steps: 40, delay: 0.15 }),
+      stepsTask(
+        { maxPoints: 1, nParallelEvaluation: 1, checkPointToSave: ["checkpoint"], checkPointInterval: 0.01 },
+        { steps: 40, delay: 0.15 },
+      ),
     );
-    const mid = await api.waitFor(taskId, (d) => (d.points[0]?.reports.length ?? 0) >= 12 && d.points[0]?.checkpointKey !== null, 60_000);
+    const mid = await api.waitFor(
+      taskId,
+      (d) => (d.points[0]?.reports.length ?? 0) >= 12 && d.points[0]?.checkpointKey !== null,
+      60_000,
+    );
     const victim = mid.points[0]!.agent!;
     const killedAt = mid.points[0]!.reports.at(-1)!.resource;
     await stack.agents.find((a) => a.name === `agent ${victim}`)!.kill();
@@ -42,8 +52,14 @@ describe("an agent killed mid-job", { timeout: 180_000 }, () => {
     const resources = p.reports.map((r) => r.resource);
     const restart = resources.findIndex((r, i) => i > 0 && r <= resources[i - 1]!);
     const resumedAt = restart === -1 ? null : resources[restart]!;
-    assert.ok(resumedAt !== null && resumedAt > 1, `attempt 2 restarted from scratch: ${resources.join(",")}`);
-    assert.ok(killedAt - (resumedAt - 1) <= 5, `lost ${killedAt - (resumedAt - 1)} steps (killed at ${killedAt}, resumed at ${resumedAt})`);
+    assert.ok(
+      resumedAt !== null && resumedAt > 1,
+      `attempt 2 restarted from scratch: ${resources.join(",")}`,
+    );
+    assert.ok(
+      killedAt - (resumedAt - 1) <= 5,
+      `lost ${killedAt - (resumedAt - 1)} steps (killed at ${killedAt}, resumed at ${resumedAt})`,
+    );
   });
 });
 
@@ -54,7 +70,9 @@ describe("results from attempts that are not current", { timeout: 120_000 }, () 
 
   it("are logged and ignored, and never counted", async () => {
     const api = await stack.connect();
-    const taskId = await api.submit(stepsTask({ maxPoints: 1, nParallelEvaluation: 1 }, { steps: 30, delay: 0.1 }));
+    const taskId = await api.submit(
+      stepsTask({ maxPoints: 1, nParallelEvaluation: 1 }, { steps: 30, delay: 0.1 }),
+    );
     const running = await api.waitFor(taskId, (d) => d.points[0]?.state === "running", 30_000);
     const jobId = `t${taskId}-p0-j1`;
     const steering = stack.steering as SteeringService;
@@ -63,10 +81,27 @@ describe("results from attempts that are not current", { timeout: 120_000 }, () 
     // that does not exist; a1's own identity cannot be used by anyone else.
     const created = await stack.store.ensure(agentIdentity(stack.site, "intruder"));
     await stack.nats.reload();
-    const nc = await connectNats({ servers: stack.nats.url, seedFile: created.seedFile, caFile: stack.nats.caFile, identity: agentIdentity(stack.site, "intruder"), logger: () => undefined });
+    const nc = await connectNats({
+      servers: stack.nats.url,
+      seedFile: created.seedFile,
+      caFile: stack.nats.caFile,
+      identity: agentIdentity(stack.site, "intruder"),
+      logger: () => undefined,
+    });
     const js = jetstream(nc);
     const forged = (attempt: number): AgentReport => ({
-      type: "result", jobId, attempt, status: "ok", loss: -1, metrics: { loss: -1 }, resource: null, error: null, artifacts: [], startedAt: 0, finishedAt: 0, exitCode: 0,
+      type: "result",
+      jobId,
+      attempt,
+      status: "ok",
+      loss: -1,
+      metrics: { loss: -1 },
+      resource: null,
+      error: null,
+      artifacts: [],
+      startedAt: 0,
+      finishedAt: 0,
+      exitCode: 0,
     });
     await js.publish(subjects.results(stack.site, "intruder", jobId), JSON.stringify(forged(1)));
     await js.publish(subjects.results(stack.site, "intruder", jobId), JSON.stringify(forged(7)));
@@ -95,7 +130,9 @@ describe("payloads that misbehave", { timeout: 240_000 }, () => {
   for (const [mode, reason] of cases) {
     it(`${mode}: three failed attempts with the reason, then PanDA's very large loss`, async () => {
       const api = await stack.connect();
-      const taskId = await api.submit(stepsTask({ maxPoints: 1, maxEvaluationJobs: 3 }, { mode, steps: 1, delay: 0 }));
+      const taskId = await api.submit(
+        stepsTask({ maxPoints: 1, maxEvaluationJobs: 3 }, { mode, steps: 1, delay: 0 }),
+      );
       const d = await api.waitFinished(taskId, 60_000);
       const p = d.points[0]!;
       assert.equal(p.state, "failed");
@@ -108,7 +145,10 @@ describe("payloads that misbehave", { timeout: 240_000 }, () => {
 
   it("keeps serving: a good task runs after all of the above", async () => {
     const api = await stack.connect();
-    const d = await api.waitFinished(await api.submit(stepsTask({ maxPoints: 3, nParallelEvaluation: 3 }, { steps: 2, delay: 0 })), 60_000);
+    const d = await api.waitFinished(
+      await api.submit(stepsTask({ maxPoints: 3, nParallelEvaluation: 3 }, { steps: 2, delay: 0 })),
+      60_000,
+    );
     assert.equal(d.counts.done, 3);
   });
 });

@@ -1,0 +1,55 @@
+// What a verb gets: the output streams, the global flags, and a connection opened on first use
+// (so `phpo submit --noSubmit` and `phpo preview` never touch the network).
+import { ApiClient, DEFAULT_TIMEOUT_MS } from "./api.ts";
+import { type Connection, type Env, openConnection } from "./connection.ts";
+import { ValidationError } from "../protocol/errors.ts";
+import type { GlobalOptions, Io } from "./io.ts";
+
+export class VerbContext {
+  private conn: Connection | undefined;
+  private client: ApiClient | undefined;
+
+  constructor(
+    readonly io: Io,
+    readonly opts: GlobalOptions,
+    readonly env: Env = process.env,
+  ) {}
+
+  get json(): boolean {
+    return this.opts.json === true;
+  }
+
+  warn(message: string): void {
+    this.io.stderr.write(`phpo: warning: ${message}\n`);
+  }
+
+  async connection(): Promise<Connection> {
+    this.conn ??= await openConnection(this.opts, this.io, this.env);
+    return this.conn;
+  }
+
+  async api(): Promise<ApiClient> {
+    if (!this.client) {
+      const c = await this.connection();
+      this.client = new ApiClient(c.nc, c.config.user, c.config.natsUrl, this.timeoutMs());
+    }
+    return this.client;
+  }
+
+  private timeoutMs(): number {
+    if (this.opts.timeout === undefined) return DEFAULT_TIMEOUT_MS;
+    const s = Number(this.opts.timeout);
+    if (!Number.isFinite(s) || s <= 0)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `--timeout ${this.opts.timeout}: give the request deadline in seconds, e.g. --timeout 30`,
+      );
+    return s * 1000;
+  }
+
+  async close(): Promise<void> {
+    await this.conn?.close();
+    this.conn = undefined;
+    this.client = undefined;
+  }
+}

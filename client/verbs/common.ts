@@ -1,0 +1,46 @@
+// Small helpers shared by the verbs.
+import { ValidationError } from "../../protocol/errors.ts";
+import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
+import { TASK_ID_RE } from "../../protocol/names.ts";
+import { formatNumber, formatValues } from "../format.ts";
+import type { VerbContext } from "../context.ts";
+
+/** Checks a TASK argument before any request: a typo is a usage error (exit 2), not a remote one. */
+export function parseTaskArg(task: string): string {
+  const t = task.trim();
+  if (!TASK_ID_RE.test(t)) {
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `task id ${JSON.stringify(task)} is not valid: task ids are decimal numbers (see phpo list)`,
+    );
+  }
+  return t;
+}
+
+export function parseIntArg(value: string, what: string, min = 0): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min) {
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `${what} ${JSON.stringify(value)} must be an integer ≥ ${min}`,
+    );
+  }
+  return Number(value);
+}
+
+export async function fetchDetail(ctx: VerbContext, taskId: string): Promise<TaskDetail> {
+  return (await ctx.api()).call("show", { taskId });
+}
+
+/** One line: `task 12 finished: 10/10 points (9 done, 1 failed, 0 running, 0 queued), 12 jobs; best loss 0.1 at point 3 (lr=0.01)`. */
+export function summaryLine(s: TaskSummary): string {
+  const c = s.counts;
+  const best = s.best
+    ? `best loss ${formatNumber(s.best.loss)} at point ${s.best.pointId} (${formatValues(s.best.values)})`
+    : "no loss yet";
+  return (
+    `task ${s.taskId} ${s.state}: ${c.points}/${s.maxPoints} points (${c.done} done, ${c.failed} failed, ` +
+    `${c.running} running, ${c.queued} queued), ${c.jobs} jobs; ${best}`
+  );
+}
+
+export const isFinal = (s: TaskSummary) => s.state === "finished" || s.state === "killed";

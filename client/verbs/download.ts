@@ -1,0 +1,88 @@
+// phpo download TASK [--metrics] [--checkpoints] [--logs] [--dest DIR]: presigned GETs of the task's
+// artifacts, written under the names PanDA gives them (DownloadItem.name). Each metrics tarball is
+// listed with tar afterwards: a file that is not a readable tar.gz is reported and fails the command.
+import { mkdirSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import type { ArtifactKind } from "../../protocol/messages.ts";
+import { GridtuneError } from "../../protocol/errors.ts";
+import type { VerbContext } from "../context.ts";
+import { fetchToFile } from "../fetchFile.ts";
+import { renderTable } from "../format.ts";
+import { printJson } from "../io.ts";
+import { listTarGz } from "../sandbox.ts";
+import { parseTaskArg } from "./common.ts";
+
+export interface DownloadFlags {
+  metrics?: boolean;
+  checkpoints?: boolean;
+  logs?: boolean;
+  dest: string;
+}
+
+export async function downloadVerb(ctx: VerbContext, task: string, flags: DownloadFlags): Promise<number> {
+  const taskId = parseTaskArg(task);
+  const kinds: ArtifactKind[] = [];
+  if (flags.metrics) kinds.push("metrics");
+  if (flags.checkpoints) kinds.push("checkpoint");
+  if (flags.logs) kinds.push("log");
+  if (kinds.length === 0) kinds.push("metrics");
+  const dest = resolve(flags.dest);
+  const { items } = await (await ctx.api()).call("download", { taskId, kinds });
+  mkdirSync(dest, { recursive: true });
+  const done: {
+    pointId: number;
+    attempt: number;
+    kind: string;
+    name: string;
+    path: string;
+    bytes: number;
+    entries: number | null;
+  }[] = [];
+  const bad: string[] = [];
+  for (const item of items) {
+    // The name comes from the server: it must stay a plain file name inside dest.
+    if (item.name !== basename(item.name) || item.name.startsWith(".")) {
+      throw new GridtuneError(
+        "PROTOCOL_MISMATCH",
+        `steering sent an unsafe file name ${JSON.stringify(item.name)}; not written`,
+      );
+    }
+    const path = join(dest, item.name);
+    const bytes = await fetchToFile(item.url, path, item.name);
+    let entries: number | null = null;
+    if (item.kind === "metrics" || item.name.endsWith(".tgz")) {
+      try {
+        entries = (await listTarGz(path)).length;
+      } catch (err) {
+        bad.push(`${item.name}: not a readable tar.gz (${(err as Error).message})`);
+      }
+    }
+    done.push({
+      pointId: item.pointId,
+      attempt: item.attempt,
+      kind: item.kind,
+      name: item.name,
+      path,
+      bytes,
+      entries,
+    });
+  }
+  if (ctx.json) printJson(ctx.io, { taskId, dest, files: done, invalid: bad });
+  else if (done.length === 0)
+    ctx.io.stdout.write(`task ${taskId} has no ${kinds.join(" or ")} files (yet)\n`);
+  else {
+    ctx.io.stdout.write(
+      renderTable(
+        ["file", "kind", "point", "attempt", "bytes", "tar entries"],
+        done.map((d) => [d.name, d.kind, d.pointId, d.attempt, d.bytes, d.entries]),
+      ),
+    );
+    ctx.io.stdout.write(`${done.length} file${done.length === 1 ? "" : "s"} in ${dest}\n`);
+  }
+  if (bad.length > 0)
+    throw new GridtuneError(
+      "OUTPUT_INVALID",
+      `${bad.length} downloaded tarball(s) are not valid:\n${bad.join("\n")}`,
+    );
+  return 0;
+}

@@ -1,0 +1,33 @@
+// phpo list: the user's tasks, newest first.
+import { formatNumber, formatTime, renderTable } from "../format.ts";
+import { printJson } from "../io.ts";
+import type { VerbContext } from "../context.ts";
+
+export async function listVerb(ctx: VerbContext): Promise<number> {
+  const { tasks } = await (await ctx.api()).call("list", {});
+  const sorted = [...tasks].sort((a, b) => Number(b.taskId) - Number(a.taskId));
+  if (ctx.json) {
+    printJson(ctx.io, { tasks: sorted });
+    return 0;
+  }
+  if (sorted.length === 0) {
+    ctx.io.stdout.write("no tasks yet: submit one with phpo --loadJson config.json\n");
+    return 0;
+  }
+  const rows = sorted.map((t) => [
+    t.taskId,
+    t.state,
+    t.outDS,
+    `${t.counts.done}/${t.maxPoints}`,
+    t.counts.failed,
+    t.counts.running,
+    t.best ? formatNumber(t.best.loss) : null,
+    formatTime(t.createdAt),
+  ]);
+  ctx.io.stdout.write(
+    renderTable(["task", "state", "outDS", "done", "failed", "running", "best loss", "created"], rows, {
+      align: ["r", "l", "l", "r", "r", "r", "r", "l"],
+    }),
+  );
+  return 0;
+}

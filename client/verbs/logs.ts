@@ -1,0 +1,64 @@
+// phpo logs TASK POINT [--attempt N]: the container log of one evaluation, from S3 via a presigned
+// GET of the download verb. A gzipped tarball log (PanDA's .log.tgz) is unpacked and printed.
+import { gunzipSync } from "node:zlib";
+import * as tar from "tar";
+import { ValidationError } from "../../protocol/errors.ts";
+import type { VerbContext } from "../context.ts";
+import { fetchBytes } from "../fetchFile.ts";
+import { printJson } from "../io.ts";
+import { parseIntArg, parseTaskArg } from "./common.ts";
+
+/** The text of every file of a tarball, each under a `==> name <==` header. */
+async function tarText(data: Buffer): Promise<string> {
+  const parts: string[] = [];
+  const parser = new tar.Parser({
+    onReadEntry: (e) => {
+      const chunks: Buffer[] = [];
+      e.on("data", (c: Buffer) => chunks.push(c));
+      e.on("end", () => parts.push(`==> ${e.path} <==\n${Buffer.concat(chunks).toString("utf8")}`));
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on("end", () => resolve());
+    parser.on("error", reject);
+    parser.end(data);
+  });
+  return parts.join("\n");
+}
+
+export async function logsVerb(
+  ctx: VerbContext,
+  task: string,
+  point: string,
+  attempt?: string,
+): Promise<number> {
+  const taskId = parseTaskArg(task);
+  const pointId = parseIntArg(point, "POINT");
+  const wanted = attempt === undefined ? undefined : parseIntArg(attempt, "--attempt", 1);
+  const { items } = await (await ctx.api()).call("download", { taskId, kinds: ["log"] });
+  const mine = items.filter((i) => i.pointId === pointId).sort((a, b) => a.attempt - b.attempt);
+  if (mine.length === 0) {
+    throw new ValidationError(
+      "NOT_FOUND",
+      `task ${taskId} has no log for point ${pointId} (yet): see phpo show ${taskId} for its points`,
+    );
+  }
+  const item = wanted === undefined ? mine[mine.length - 1] : mine.find((i) => i.attempt === wanted);
+  if (!item) {
+    throw new ValidationError(
+      "NOT_FOUND",
+      `point ${pointId} of task ${taskId} has no log of attempt ${wanted}; attempts with logs: ${mine.map((i) => i.attempt).join(", ")}`,
+    );
+  }
+  const data = await fetchBytes(item.url, `the log ${item.name}`);
+  let text: string;
+  if (/\.(tgz|tar\.gz)$/.test(item.name)) text = await tarText(data);
+  else if (item.name.endsWith(".gz")) text = gunzipSync(data).toString("utf8");
+  else text = data.toString("utf8");
+  if (ctx.json) printJson(ctx.io, { taskId, pointId, attempt: item.attempt, name: item.name, log: text });
+  else {
+    ctx.io.stderr.write(`==> ${item.name} (point ${pointId}, attempt ${item.attempt}) <==\n`);
+    ctx.io.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,45 @@
+// phpo preview config.json: validates the config as submit would (no sandbox, no network) and
+// prints the scheduler's plan.
+import { compileTask } from "../compile.ts";
+import type { VerbContext } from "../context.ts";
+import { formatNumber, renderTable } from "../format.ts";
+import { printJson } from "../io.ts";
+import { loadJsonOptions, resolveOptions } from "../options.ts";
+import { type Plan, previewPlan } from "../plan.ts";
+
+export function renderPlan(p: Plan, resourceKey: string): string {
+  const n = (x: number) => (p.exact ? String(x) : formatNumber(Math.round(x * 10) / 10));
+  const out = [`scheduler ${p.scheduler}: ${p.note}`, ""];
+  out.push(
+    renderTable(
+      ["bracket", "trials", `rungs (${resourceKey})`],
+      p.brackets.map((b) => [b.bracket, n(b.trials), b.rungs.map(formatNumber).join(" ") || "full"]),
+      { align: ["r", "r", "l"] },
+    ),
+  );
+  out.push(
+    renderTable(
+      ["trials", "training length"],
+      p.rows.map((r) => [
+        n(r.trials),
+        r.resource === null ? "train to completion" : `train to ${resourceKey} = ${formatNumber(r.resource)}`,
+      ]),
+      { align: ["r", "l"] },
+    ),
+  );
+  const total =
+    p.totalCompute === null ? "unknown (give the scheduler a max_t)" : `${n(p.totalCompute)} ${resourceKey}`;
+  const full =
+    p.fullCompute !== null && p.totalCompute !== null ? ` (${n(p.fullCompute)} without early stopping)` : "";
+  out.push(`${n(p.trials)} trials; total compute ${total}${full}`);
+  return out.join("\n") + "\n";
+}
+
+export function previewVerb(ctx: VerbContext, config: string): number {
+  const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
+  const spec = compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
+  const plan = previewPlan(spec);
+  if (ctx.json) printJson(ctx.io, plan);
+  else ctx.io.stdout.write(renderPlan(plan, spec.resourceKey));
+  return 0;
+}

@@ -1,0 +1,98 @@
+// phpo watch TASK (and submit --wait): follows gt.events.<user>.<task> until the task is finished or
+// killed. In a terminal one progress line is redrawn in place; otherwise one plain line per change.
+// Every event carries the whole TaskSummary, so a missed event loses nothing; a slow poll of `show`
+// covers the case where no event comes at all (e.g. the task ended before we subscribed).
+import { TaskEvent, TaskSummary } from "../../protocol/messages.ts";
+import { subjects } from "../../protocol/subjects.ts";
+import type { VerbContext } from "../context.ts";
+import { TaskFailedError } from "../errors.ts";
+import { formatNumber, progressBar } from "../format.ts";
+import { fetchDetail, isFinal, parseTaskArg, summaryLine } from "./common.ts";
+
+const POLL_MS = 15_000;
+
+export function progressLine(s: TaskSummary): string {
+  const c = s.counts;
+  const finished = c.done + c.failed;
+  const best = s.best ? `best ${formatNumber(s.best.loss)} (p${s.best.pointId})` : "best -";
+  return `task ${s.taskId} ${s.state.padEnd(8)} ${progressBar(finished, s.maxPoints)} ${finished}/${s.maxPoints} evaluated, ${c.running} running, ${c.failed} failed, ${best}`;
+}
+
+/** Follows the task to its end; returns the final summary. */
+export async function followTask(ctx: VerbContext, taskId: string): Promise<TaskSummary> {
+  const conn = await ctx.connection();
+  const tty = ctx.io.stdout.isTTY === true && !ctx.json;
+  let last = "";
+  const show = (s: TaskSummary, event?: TaskEvent) => {
+    if (ctx.json) {
+      // One JSON document per line for scripts (JSON Lines).
+      ctx.io.stdout.write(JSON.stringify(event ?? { taskId, kind: "state", summary: s }) + "\n");
+      return;
+    }
+    const line = progressLine(s);
+    if (tty) ctx.io.stdout.write(`\r\x1b[2K${line}`);
+    else if (line !== last) ctx.io.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+    last = line;
+  };
+
+  return new Promise<TaskSummary>((resolve, reject) => {
+    let done = false;
+    const finish = (s: TaskSummary | null, err?: unknown) => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      sub.unsubscribe();
+      if (tty) ctx.io.stdout.write("\n");
+      if (err !== undefined) reject(err instanceof Error ? err : new Error(JSON.stringify(err)));
+      else resolve(s as TaskSummary);
+    };
+    const onSummary = (s: TaskSummary, event?: TaskEvent) => {
+      if (done) return;
+      show(s, event);
+      if (isFinal(s)) finish(s);
+    };
+    const sub = conn.nc.subscribe(subjects.events(conn.config.user, taskId), {
+      callback: (err, msg) => {
+        if (err) return finish(null, err);
+        let json: unknown;
+        try {
+          json = msg.json();
+        } catch {
+          return;
+        }
+        const ev = TaskEvent.safeParse(json);
+        if (ev.success) onSummary(ev.data.summary, ev.data);
+        else if (ctx.opts.verbose) ctx.warn(`ignored a malformed task event on ${msg.subject}`);
+      },
+    });
+    // Subscribed first, then the current state: no change can fall between the two.
+    const poll = () =>
+      fetchDetail(ctx, taskId).then(
+        (d) => onSummary(TaskSummary.parse(d)),
+        (e: unknown) => finish(null, e),
+      );
+    conn.nc
+      .flush()
+      .then(poll)
+      .catch((e: unknown) => finish(null, e));
+    const timer = setInterval(() => void poll(), POLL_MS);
+  });
+}
+
+/** Exit status of a followed task: killed, or ended without a single good point, is a failure. */
+export function checkOutcome(s: TaskSummary): void {
+  if (s.state === "killed") throw new TaskFailedError(`task ${s.taskId} was killed`);
+  if (s.counts.done === 0)
+    throw new TaskFailedError(
+      `task ${s.taskId} finished without a successful evaluation; see phpo show ${s.taskId} and phpo logs`,
+    );
+}
+
+export async function watchVerb(ctx: VerbContext, task: string): Promise<number> {
+  const taskId = parseTaskArg(task);
+  const s = await followTask(ctx, taskId);
+  // --json already streamed every state as a JSON line, the last one final.
+  if (!ctx.json) ctx.io.stdout.write(summaryLine(s) + "\n");
+  checkOutcome(s);
+  return 0;
+}

@@ -1,0 +1,251 @@
+// The process runtime: the evaluation's argv runs directly on the node, for sites without Docker.
+// Same protocol as the docker runtime (working dir as cwd, capped log, stdout lines, wall clock,
+// abort, OOM), but without isolation: the payload runs as the agent's user with the agent's
+// filesystem view. Limits: memoryBytes is enforced by polling the RSS of the process group (a
+// breach kills the group and reports oomKilled); nanoCpus and pidsLimit need cgroups and are NOT
+// enforced here (use the docker runtime where they matter).
+import { spawn, type ChildProcess } from "node:child_process";
+import { constants as osConstants } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { RuntimeError } from "../../protocol/errors.ts";
+import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
+import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
+
+export interface ProcessRuntimeOptions {
+  /** How often the memory watch samples the process group's RSS (default 200 ms). */
+  memoryPollMs?: number;
+  /** How long to wait for the output pipes to drain after the process exits (default 2000 ms). */
+  drainMs?: number;
+}
+
+/** Linux page size, for /proc/PID/stat's RSS in pages (4 KiB on the x86_64/arm64 hosts we run on). */
+const PAGE_BYTES = 4096;
+/** After SIGKILL, how long to wait for the exit event before giving up on the process. */
+const KILL_DEADLINE_MS = 10_000;
+
+interface ActiveRun {
+  stop(cause: StopCause): void;
+  done: Promise<unknown>;
+}
+
+export class ProcessRuntime implements Runtime {
+  readonly kind = "process" as const;
+  private readonly memoryPollMs: number;
+  private readonly drainMs: number;
+  private readonly active = new Set<ActiveRun>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ProcessRuntimeOptions = {}) {
+    this.memoryPollMs = options.memoryPollMs ?? 200;
+    this.drainMs = options.drainMs ?? 2000;
+  }
+
+  async run(spec: RunSpec, hooks: RunHooks): Promise<RunOutcome> {
+    if (this.closing) {
+      throw new RuntimeError("RUNTIME_UNAVAILABLE", `process runtime is closed; cannot start ${spec.key}`);
+    }
+    const [command, ...args] = spec.argv;
+    if (command === undefined || command === "") {
+      throw new RuntimeError(
+        "INVALID_ARGUMENT",
+        `run ${spec.key}: argv is empty; the evaluation needs a command`,
+      );
+    }
+    if (!isAbsolute(spec.workDir)) {
+      throw new RuntimeError(
+        "INVALID_ARGUMENT",
+        `run ${spec.key}: workDir must be an absolute path, got "${spec.workDir}"`,
+      );
+    }
+    const log = new LogCapture(spec.logFile, spec.maxLogBytes);
+    const started = Date.now();
+    const finish = async (exitCode: number, flags: Partial<RunOutcome>): Promise<RunOutcome> => {
+      await log.close();
+      return {
+        exitCode,
+        timedOut: false,
+        oomKilled: false,
+        stopped: false,
+        ...flags,
+        durationMs: Date.now() - started,
+        logBytes: log.bytes,
+        logTruncated: log.truncated,
+      };
+    };
+    if (hooks.signal.aborted) {
+      // exitCode -1: the payload never ran.
+      log.note(`stop requested before ${spec.key} started: not started`);
+      return finish(-1, { stopped: true });
+    }
+
+    const child = spawn(command, args, {
+      cwd: spec.workDir,
+      // Only what the payload needs: the spec's env plus PATH/HOME; the slot's GPUs always win.
+      env: {
+        PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+        HOME: process.env.HOME ?? spec.workDir,
+        ...spec.env,
+        CUDA_VISIBLE_DEVICES: spec.gpus.join(","),
+      },
+      // Own process group: stop signals go to -pid and so reach the whole tree.
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      shell: false,
+    });
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once("spawn", () => resolve(undefined));
+      child.once("error", (err) => resolve(err));
+    });
+    if (spawned) {
+      // Shell conventions: 127 command not found, 126 not executable; the reason goes in the log.
+      const code = (spawned as NodeJS.ErrnoException).code;
+      log.note(`cannot start ${JSON.stringify(command)} in ${spec.workDir}: ${spawned.message}`);
+      return finish(code === "ENOENT" ? 127 : 126, {});
+    }
+
+    let resolveDone!: () => void;
+    const entry: ActiveRun = { stop: () => {}, done: new Promise<void>((r) => (resolveDone = r)) };
+    this.active.add(entry);
+    try {
+      const result = await this.supervise(child, spec, hooks, log, entry);
+      return await finish(result.exitCode, {
+        timedOut: result.cause === "timeout",
+        stopped: result.cause === "abort" || result.cause === "close",
+        oomKilled: result.cause === "oom",
+      });
+    } finally {
+      this.active.delete(entry);
+      resolveDone();
+    }
+  }
+
+  private async supervise(
+    child: ChildProcess,
+    spec: RunSpec,
+    hooks: RunHooks,
+    log: LogCapture,
+    entry: ActiveRun,
+  ): Promise<{ exitCode: number; cause: StopCause | undefined }> {
+    const pid = child.pid!;
+    const splitter = new LineSplitter((line) => hooks.onStdoutLine?.(line));
+    const stdoutClosed = new Promise<void>((r) => child.stdout!.once("close", r));
+    const stderrClosed = new Promise<void>((r) => child.stderr!.once("close", r));
+    child.stdout!.on("data", (c: Buffer) => {
+      log.write(c);
+      splitter.push(c);
+    });
+    child.stderr!.on("data", (c: Buffer) => log.write(c));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+
+    let cause: StopCause | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const killGroup = (signal: NodeJS.Signals): void => {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const stop = (why: StopCause): void => {
+      if (cause) return;
+      cause = why;
+      log.note(describeStop(why, spec.limits));
+      if (why === "oom") return killGroup("SIGKILL");
+      killGroup("SIGTERM");
+      graceTimer = setTimeout(() => killGroup("SIGKILL"), spec.stopGraceMs);
+    };
+    entry.stop = stop;
+    const onAbort = (): void => stop("abort");
+    hooks.signal.addEventListener("abort", onAbort, { once: true });
+    const wallTimer = setTimeout(() => stop("timeout"), spec.limits.wallClockMs);
+    const memoryWatch = spec.limits.memoryBytes
+      ? this.watchMemory(pid, spec.limits.memoryBytes, () => stop("oom"))
+      : undefined;
+    if (this.closing) stop("close");
+
+    try {
+      // Deadline: the wall clock stops the run, SIGKILL follows the grace; past that the process
+      // is stuck in the kernel and we stop waiting for it.
+      const deadlineMs = spec.limits.wallClockMs + spec.stopGraceMs + KILL_DEADLINE_MS;
+      const deadline = new AbortController();
+      const result = await Promise.race([exited, sleep(deadlineMs, deadline.signal).then(() => undefined)]);
+      deadline.abort();
+      // Leftover children of the payload (same group) die with the run.
+      killGroup("SIGKILL");
+      if (!result) {
+        log.note(`process ${pid} did not exit ${KILL_DEADLINE_MS} ms after SIGKILL; giving up on it`);
+        return { exitCode: 137, cause: cause ?? "timeout" };
+      }
+      // Grandchildren outside the group could hold the pipes open: drain with a deadline.
+      const drained = new AbortController();
+      await Promise.race([Promise.all([stdoutClosed, stderrClosed]), sleep(this.drainMs, drained.signal)]);
+      drained.abort();
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      splitter.end();
+      const exitCode = result.code ?? 128 + (result.signal ? (osConstants.signals[result.signal] ?? 0) : 0);
+      return { exitCode, cause };
+    } finally {
+      clearTimeout(wallTimer);
+      clearTimeout(graceTimer);
+      memoryWatch?.stop();
+      hooks.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Samples the summed RSS of the process group; calls onBreach once when it exceeds limit. */
+  private watchMemory(pgid: number, limit: number, onBreach: () => void): { stop(): void } {
+    let stopped = false;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || stopped) return;
+      busy = true;
+      groupRss(pgid)
+        .then((rss) => {
+          if (!stopped && rss > limit) {
+            stopped = true;
+            onBreach();
+          }
+        })
+        .catch(() => {})
+        .finally(() => (busy = false));
+    }, this.memoryPollMs);
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(timer);
+      },
+    };
+  }
+
+  /** Stops every running evaluation (SIGTERM, grace, SIGKILL) and waits for them; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const run of this.active) run.stop("close");
+      await Promise.all([...this.active].map((r) => r.done));
+    })();
+    return this.closing;
+  }
+}
+
+/** Sum of the resident set sizes (bytes) of the processes in group pgid, from /proc. */
+export async function groupRss(pgid: number): Promise<number> {
+  let total = 0;
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${name}/stat`, "utf8");
+    } catch {
+      continue; // the process ended meanwhile
+    }
+    // Fields after the command name (which may contain spaces and parentheses).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) !== pgid) continue;
+    total += Number(fields[21] ?? 0) * PAGE_BYTES;
+  }
+  return total;
+}

@@ -1,0 +1,120 @@
+// `gridtune-steering admin …`: onboarding and removal of sites, agents and users (docs/security.md).
+// Callers must use `program.parseAsync()`: the actions are async.
+import type { Command } from "commander";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { agentIdentity, userIdentity } from "../../protocol/identity.ts";
+import {
+  type AdminIdentity,
+  type AdminResult,
+  addAgent,
+  addSite,
+  addUser,
+  listIdentities,
+  parseAgentList,
+  removeAgent,
+  removeSite,
+  removeUser,
+  rotateIdentity,
+} from "../security/admin.ts";
+
+export function defaultStackDir(): string {
+  return process.env.GRIDTUNE_HOME || join(homedir(), ".local", "state", "gridtune", "stack");
+}
+
+interface AdminOpts {
+  dir: string;
+  json?: boolean;
+}
+
+function formatResult(r: AdminResult): string {
+  const lines: string[] = [];
+  for (const i of r.identities) {
+    if (i.created) {
+      lines.push(`created ${i.name} (${i.publicKey})`);
+      lines.push(
+        `  seed file to hand over: ${i.seedFile ?? "?"} (mode 0600; the only secret; delete it here once delivered)`,
+      );
+    } else {
+      lines.push(`exists ${i.name} (${i.publicKey})${i.seedFile ? `; seed file ${i.seedFile}` : ""}`);
+    }
+  }
+  for (const i of r.removed) lines.push(`removed ${i.name} (${i.publicKey})`);
+  lines.push(
+    r.reloaded
+      ? `nats-server reloaded ${r.configFile ?? ""}: changes are in force, removed identities are disconnected`
+      : r.configFile
+        ? `config rewritten (${r.configFile}); no running nats-server: it applies at the next start`
+        : "no stack set up in this directory yet: the configuration is written at its first start",
+  );
+  return lines.join("\n");
+}
+
+function formatList(ids: AdminIdentity[]): string {
+  if (ids.length === 0) return "no identities";
+  return ids
+    .map((i) => `${i.name.padEnd(40)} ${i.publicKey}${i.seedFile ? `  seed: ${i.seedFile}` : ""}`)
+    .join("\n");
+}
+
+export interface AdminCommandsOptions {
+  /** Where results go; default stdout. */
+  write?: (text: string) => void;
+}
+
+export function registerAdminCommands(program: Command, options: AdminCommandsOptions = {}): Command {
+  const write = options.write ?? ((text: string) => void process.stdout.write(text));
+  const admin = program
+    .command("admin")
+    .description("manage NATS identities: sites, agents and users (nkey users, reloaded without restart)")
+    .option("--dir <dir>", "stack state directory (env GRIDTUNE_HOME)", defaultStackDir())
+    .option("--json", "print JSON");
+
+  const run = (cmd: Command, fn: (dir: string) => Promise<AdminResult | AdminIdentity[]>) => async () => {
+    const opts = cmd.optsWithGlobals<AdminOpts>();
+    const result = await fn(opts.dir);
+    const text = opts.json
+      ? JSON.stringify(result, null, 2)
+      : Array.isArray(result)
+        ? formatList(result)
+        : formatResult(result);
+    write(text + "\n");
+  };
+
+  const addSiteCmd = admin
+    .command("add-site <site>")
+    .description("add a site with its agents (default one agent: a1)")
+    .option("--agents <list>", "comma-separated agent names, e.g. a1,a2");
+  addSiteCmd.action((site: string, o: { agents?: string }) =>
+    run(addSiteCmd, (dir) =>
+      addSite(dir, site, o.agents === undefined ? undefined : parseAgentList(o.agents)),
+    )(),
+  );
+  const addAgentCmd = admin.command("add-agent <site> <agent>").description("add an agent to a site");
+  addAgentCmd.action((site: string, agent: string) =>
+    run(addAgentCmd, (dir) => addAgent(dir, site, agent))(),
+  );
+  const rmAgentCmd = admin
+    .command("remove-agent <site> <agent>")
+    .description("remove an agent; it is disconnected");
+  rmAgentCmd.action((site: string, agent: string) =>
+    run(rmAgentCmd, (dir) => removeAgent(dir, site, agent))(),
+  );
+  const rmSiteCmd = admin.command("remove-site <site>").description("remove every agent of a site");
+  rmSiteCmd.action((site: string) => run(rmSiteCmd, (dir) => removeSite(dir, site))());
+  const addUserCmd = admin.command("add-user <user>").description("add a phpo user");
+  addUserCmd.action((user: string) => run(addUserCmd, (dir) => addUser(dir, user))());
+  const rmUserCmd = admin
+    .command("remove-user <user>")
+    .description("remove a user; their connections are closed");
+  rmUserCmd.action((user: string) => run(rmUserCmd, (dir) => removeUser(dir, user))());
+  const rotAgentCmd = admin.command("rotate-agent <site> <agent>").description("new key pair for an agent");
+  rotAgentCmd.action((site: string, agent: string) =>
+    run(rotAgentCmd, (dir) => rotateIdentity(dir, agentIdentity(site, agent)))(),
+  );
+  const rotUserCmd = admin.command("rotate-user <user>").description("new key pair for a user");
+  rotUserCmd.action((user: string) => run(rotUserCmd, (dir) => rotateIdentity(dir, userIdentity(user)))());
+  const listCmd = admin.command("list").description("list identities and their public keys");
+  listCmd.action(() => run(listCmd, (dir) => listIdentities(dir))());
+  return admin;
+}

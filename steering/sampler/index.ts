@@ -1,0 +1,61 @@
+// The samplers the steering service uses: createSampler for a new task, restoreSampler to
+// rebuild one from its snapshot after a crash.
+import type { z } from "zod";
+import { ValidationError, describeZodError } from "../../protocol/errors.ts";
+import { SamplerConfig, SamplerState } from "../../protocol/sampler.ts";
+import type { SearchSpace } from "../../protocol/searchSpace.ts";
+import { GridSampler } from "./grid.ts";
+import { RandomSampler } from "./random.ts";
+import type { Sampler } from "./sampler.ts";
+
+export type { Sampler } from "./sampler.ts";
+export { RandomSampler } from "./random.ts";
+export { GridSampler, gridAxis, type GridAxis } from "./grid.ts";
+export { drawValue, samplePoint } from "./draw.ts";
+export {
+  SteeringInput,
+  buildSteeringInput,
+  parseSteeringInput,
+  parseSteeringOutput,
+  readSteeringOutput,
+  type ExternalSampler,
+  type History,
+} from "./external.ts";
+
+/** A sampler config as written (seed optional, defaulting to 0) or as parsed. */
+export type SamplerConfigInput = z.input<typeof SamplerConfig>;
+
+function parseConfig(config: unknown): SamplerConfig {
+  const r = SamplerConfig.safeParse(config);
+  if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error, "sampler"));
+  return r.data;
+}
+
+export function createSampler(space: SearchSpace, config: SamplerConfigInput): Sampler {
+  const c = parseConfig(config);
+  switch (c.type) {
+    case "random":
+      return new RandomSampler(space, c.seed);
+    case "grid":
+      return new GridSampler(space, c.seed);
+  }
+}
+
+/** Rebuilds a sampler from snapshot(); it continues exactly where the snapshot was taken. */
+export function restoreSampler(space: SearchSpace, config: SamplerConfigInput, state: unknown): Sampler {
+  const c = parseConfig(config);
+  const r = SamplerState.safeParse(state);
+  if (!r.success) throw new ValidationError("INVALID_ARGUMENT", describeZodError(r.error, "sampler state"));
+  const s = r.data;
+  if (s.type !== c.type)
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `sampler state is for a "${s.type}" sampler but the config says "${c.type}"; restore with the config the state was taken under`,
+    );
+  switch (s.type) {
+    case "random":
+      return new RandomSampler(space, s.rng);
+    case "grid":
+      return new GridSampler(space, { rng: s.rng, cursor: s.cursor });
+  }
+}

@@ -1,0 +1,163 @@
+// The admin operations behind `gridtune-steering admin …`: add or remove sites, agents and users,
+// rotate keys, list. Each one validates names, updates the identity store, rewrites nats.conf and
+// reloads the running nats-server (pid file, SIGHUP): no restart, and a removed identity's live
+// connections are closed at once. New identities come back with the path of their seed file, to
+// hand over; the seed itself is never printed.
+import { access } from "node:fs/promises";
+import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
+import {
+  type Identity,
+  agentIdentity,
+  connectionName,
+  identityId,
+  userIdentity,
+  validateIdentityName,
+} from "../../protocol/identity.ts";
+import { IdentityStore, type IdentityRecord } from "./identities.ts";
+import { natsFiles, reloadRunningServer, writeConfigFromStore } from "./natsServer.ts";
+
+export interface AdminIdentity {
+  id: string;
+  name: string;
+  identity: Identity;
+  publicKey: string;
+  /** Present for identities made or rotated by this call: the file to hand over (0600). */
+  seedFile?: string;
+  created?: boolean;
+}
+
+export interface AdminResult {
+  action: string;
+  identities: AdminIdentity[];
+  removed: AdminIdentity[];
+  /** True when a running nats-server reloaded the new configuration. */
+  reloaded: boolean;
+  /** Set when the config was rewritten (absent before the stack's first start). */
+  configFile?: string;
+}
+
+const describeRecord = (r: IdentityRecord, extra: Partial<AdminIdentity> = {}): AdminIdentity => ({
+  id: identityId(r.identity),
+  name: connectionName(r.identity),
+  identity: r.identity,
+  publicKey: r.publicKey,
+  ...extra,
+});
+
+/** Rewrites the config and reloads the server when the stack has been set up in `dir`. */
+async function apply(dir: string, store: IdentityStore): Promise<{ reloaded: boolean; configFile?: string }> {
+  try {
+    await access(natsFiles(dir).settingsFile);
+  } catch {
+    return { reloaded: false }; // never started: the next start renders the config from the store
+  }
+  const configFile = await writeConfigFromStore(dir, store);
+  return { reloaded: await reloadRunningServer(dir), configFile };
+}
+
+async function addIdentities(dir: string, action: string, ids: Identity[]): Promise<AdminResult> {
+  const store = new IdentityStore(dir);
+  const identities: AdminIdentity[] = [];
+  for (const id of ids) {
+    const r = await store.ensure(id);
+    identities.push(describeRecord(r.record, { seedFile: r.seedFile, created: r.created }));
+  }
+  return { action, identities, removed: [], ...(await apply(dir, store)) };
+}
+
+async function removeIdentities(
+  dir: string,
+  action: string,
+  what: string,
+  remove: (s: IdentityStore) => Promise<IdentityRecord[]>,
+): Promise<AdminResult> {
+  const store = new IdentityStore(dir);
+  const removed = await remove(store);
+  if (removed.length === 0) {
+    throw new GridtuneError(
+      "NOT_FOUND",
+      `${what} is not registered in ${dir}; see \`gridtune-steering admin list\``,
+    );
+  }
+  return {
+    action,
+    identities: [],
+    removed: removed.map((r) => describeRecord(r)),
+    ...(await apply(dir, store)),
+  };
+}
+
+/** Parses "a1,a2" (the --agents option); duplicates and bad names are refused. */
+export function parseAgentList(list: string): string[] {
+  const agents = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (agents.length === 0) throw new ValidationError("INVALID_ARGUMENT", `--agents "${list}" names no agent`);
+  agents.forEach((a) => validateIdentityName(a, "agent"));
+  if (new Set(agents).size !== agents.length) {
+    throw new ValidationError("INVALID_ARGUMENT", `--agents "${list}" names an agent twice`);
+  }
+  return agents;
+}
+
+/** Adds a site with its agents (default one agent, `a1`). */
+export function addSite(dir: string, site: string, agents: string[] = ["a1"]): Promise<AdminResult> {
+  validateIdentityName(site, "site");
+  return addIdentities(
+    dir,
+    "add-site",
+    agents.map((a) => agentIdentity(site, a)),
+  );
+}
+
+export const addAgent = (dir: string, site: string, agent: string): Promise<AdminResult> =>
+  addIdentities(dir, "add-agent", [agentIdentity(site, agent)]);
+
+export const addUser = (dir: string, user: string): Promise<AdminResult> =>
+  addIdentities(dir, "add-user", [userIdentity(user)]);
+
+export function removeAgent(dir: string, site: string, agent: string): Promise<AdminResult> {
+  const id = agentIdentity(site, agent);
+  return removeIdentities(dir, "remove-agent", `agent ${site}/${agent}`, (s) => s.remove(id));
+}
+
+/** Removes every agent of the site. */
+export function removeSite(dir: string, site: string): Promise<AdminResult> {
+  validateIdentityName(site, "site");
+  return removeIdentities(dir, "remove-site", `site ${site}`, (s) => s.removeSite(site));
+}
+
+export function removeUser(dir: string, user: string): Promise<AdminResult> {
+  const id = userIdentity(user);
+  return removeIdentities(dir, "remove-user", `user ${user}`, (s) => s.remove(id));
+}
+
+/**
+ * New key pair for an existing identity. After the reload the old seed is refused and its live
+ * connections are closed; processes using connectNats re-read the seed file when they reconnect.
+ */
+export async function rotateIdentity(dir: string, identity: Identity): Promise<AdminResult> {
+  const store = new IdentityStore(dir);
+  const r = await store.rotate(identity);
+  return {
+    action: "rotate",
+    identities: [describeRecord(r.record, { seedFile: r.seedFile, created: true })],
+    removed: [],
+    ...(await apply(dir, store)),
+  };
+}
+
+export async function listIdentities(dir: string): Promise<AdminIdentity[]> {
+  const store = new IdentityStore(dir);
+  const out: AdminIdentity[] = [];
+  for (const r of await store.list()) {
+    const seedFile = store.seedFile(r.identity);
+    const present = await access(seedFile).then(
+      () => true,
+      () => false,
+    );
+    out.push(describeRecord(r, present ? { seedFile } : {}));
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+// Renders the nats-server 2.9 configuration from the identity store. nats-server reads JSON as
+// its config format, so the file is plain JSON.stringify output: no quoting or escaping bugs.
+// Only public keys go in; the file is still 0600 because it shows who may connect.
+import { z } from "zod";
+import { ValidationError, describeZodError } from "../../protocol/errors.ts";
+import { Identity, connectionName, identityId, permissionsFor } from "../../protocol/identity.ts";
+import { writeFileAtomic } from "./fsutil.ts";
+
+export const ACCOUNT = "GRIDTUNE";
+export const SYSTEM_ACCOUNT = "SYS";
+
+export const NatsTlsSettings = z.object({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  caFile: z.string().min(1),
+  /** Mutual TLS: clients must also present a certificate signed by the project CA. */
+  verify: z.boolean().optional(),
+});
+export type NatsTlsSettings = z.infer<typeof NatsTlsSettings>;
+
+export const NatsConfigInput = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  monitorPort: z.number().int().min(1).max(65535).optional(),
+  storeDir: z.string().min(1),
+  tls: NatsTlsSettings,
+  identities: z.array(z.object({ identity: Identity, publicKey: z.string().regex(/^U[A-Z2-7]{55}$/) })),
+  /** Shown in the server log and monitoring. */
+  serverName: z.string().optional(),
+});
+export type NatsConfigInput = z.infer<typeof NatsConfigInput>;
+
+/** The configuration as JSON text. Throws ValidationError on a bad input or a duplicate key/identity. */
+export function renderNatsConfig(input: NatsConfigInput): string {
+  const r = NatsConfigInput.safeParse(input);
+  if (!r.success) {
+    throw new ValidationError("INVALID_CONFIG", `invalid NATS configuration:\n${describeZodError(r.error)}`);
+  }
+  const cfg = r.data;
+  const seenKeys = new Set<string>();
+  const seenIds = new Set<string>();
+  const users = cfg.identities.map(({ identity, publicKey }) => {
+    // A key shared by two identities would give one of them both permission sets.
+    if (seenKeys.has(publicKey) || seenIds.has(identityId(identity))) {
+      throw new ValidationError(
+        "CONFLICT",
+        `duplicate NATS identity or public key for ${connectionName(identity)}: fix identities.json`,
+      );
+    }
+    seenKeys.add(publicKey);
+    seenIds.add(identityId(identity));
+    const perms = permissionsFor(identity);
+    return {
+      nkey: publicKey,
+      permissions: { publish: { allow: perms.publish.allow }, subscribe: { allow: perms.subscribe.allow } },
+    };
+  });
+  const out: Record<string, unknown> = {
+    ...(cfg.serverName ? { server_name: cfg.serverName } : {}),
+    host: cfg.host,
+    port: cfg.port,
+    // Monitoring stays on loopback whatever the client host: it shows connection names and subjects.
+    ...(cfg.monitorPort ? { http: `127.0.0.1:${cfg.monitorPort}` } : {}),
+    jetstream: { store_dir: cfg.storeDir },
+    tls: {
+      cert_file: cfg.tls.certFile,
+      key_file: cfg.tls.keyFile,
+      ca_file: cfg.tls.caFile,
+      verify: cfg.tls.verify ?? false,
+      timeout: 5,
+    },
+    // No `no_auth_user` and no top-level users: an anonymous connection is refused.
+    accounts: {
+      [ACCOUNT]: { jetstream: "enabled", users },
+      [SYSTEM_ACCOUNT]: { users: [] },
+    },
+    system_account: SYSTEM_ACCOUNT,
+  };
+  return JSON.stringify(out, null, 2) + "\n";
+}
+
+/** Renders and writes the configuration atomically with mode 0600 (nats-server may be reloading). */
+export async function writeNatsConfig(path: string, input: NatsConfigInput): Promise<void> {
+  await writeFileAtomic(path, renderNatsConfig(input), 0o600);
+}

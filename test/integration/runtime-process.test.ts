@@ -1,0 +1,220 @@
+// ProcessRuntime: the same run protocol as the docker runtime, with real processes on this host.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
+import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
+import { RuntimeError } from "../../protocol/errors.ts";
+
+let root = "";
+let seq = 0;
+
+async function newSpec(argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> {
+  const workDir = await mkdtemp(join(root, "wd-"));
+  const key = `rtproc-${++seq}`;
+  return {
+    key,
+    argv,
+    workDir,
+    env: {},
+    limits: { wallClockMs: 20_000 },
+    network: "none",
+    gpus: [],
+    logFile: join(root, `${key}.log`),
+    maxLogBytes: 64 * 1024,
+    stopGraceMs: 2000,
+    ...over,
+  };
+}
+
+function hooks(lines?: string[], signal = new AbortController().signal): RunHooks {
+  return { signal, onStdoutLine: (l) => lines?.push(l) };
+}
+
+/** Alive and not a zombie (an orphan's zombie may linger until init reaps it). */
+function alive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+describe("ProcessRuntime", () => {
+  const runtime = new ProcessRuntime();
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "gt-rtproc-"));
+  });
+  after(async () => {
+    await runtime.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("runs argv without a shell in the work dir, with only the spec's env plus PATH/HOME and the slot's GPUs", async () => {
+    process.env.GRIDTUNE_TEST_AGENT_SECRET = "must-not-leak";
+    const lines: string[] = [];
+    const spec = await newSpec(
+      [
+        "sh",
+        "-c",
+        'pwd; env | cut -d= -f1 | sort; echo "$TRIAL $CUDA_VISIBLE_DEVICES"; echo x > out.txt',
+        "ignored-$0",
+      ],
+      {
+        env: { TRIAL: "42" },
+        gpus: ["1", "3"],
+      },
+    );
+    const out = await runtime.run(spec, hooks(lines));
+    delete process.env.GRIDTUNE_TEST_AGENT_SECRET;
+    assert.equal(out.exitCode, 0);
+    assert.equal(lines[0], spec.workDir);
+    const names = lines.slice(1, -1);
+    // sh itself adds PWD, SHLVL and _.
+    assert.deepEqual(
+      names.filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n)),
+      ["CUDA_VISIBLE_DEVICES", "HOME", "PATH", "TRIAL"],
+    );
+    assert.equal(lines.at(-1), "42 1,3");
+    assert.equal(await readFile(join(spec.workDir, "out.txt"), "utf8"), "x\n");
+    const literal: string[] = [];
+    await runtime.run(await newSpec(["echo", "$HOME; rm -rf /", "`id`"]), hooks(literal));
+    assert.deepEqual(literal, ["$HOME; rm -rf / `id`"], "arguments are not interpreted by a shell");
+  });
+
+  it("exit codes, stdout lines one by one, stderr only in the log", async () => {
+    const lines: string[] = [];
+    const spec = await newSpec(["sh", "-c", "echo out1; echo err1 >&2; printf 'out2\\r\\npartial'; exit 7"]);
+    const out = await runtime.run(spec, hooks(lines));
+    assert.equal(out.exitCode, 7);
+    assert.deepEqual(lines, ["out1", "out2", "partial"]);
+    const log = await readFile(spec.logFile, "utf8");
+    assert.match(log, /err1/);
+    assert.equal(out.logBytes, Buffer.byteLength(log));
+    assert.deepEqual(
+      [out.timedOut, out.stopped, out.oomKilled, out.logTruncated],
+      [false, false, false, false],
+    );
+  });
+
+  it("a missing command exits 127 with the reason in the log", async () => {
+    const spec = await newSpec(["/no/such/binary", "x"]);
+    const out = await runtime.run(spec, hooks());
+    assert.equal(out.exitCode, 127);
+    assert.match(await readFile(spec.logFile, "utf8"), /cannot start "\/no\/such\/binary"/);
+  });
+
+  it("the wall-clock limit stops the run (timedOut)", async () => {
+    const spec = await newSpec(["sh", "-c", "echo started; sleep 60"], { limits: { wallClockMs: 800 } });
+    const out = await runtime.run(spec, hooks());
+    assert.equal(out.timedOut, true);
+    assert.equal(out.stopped, false);
+    assert.equal(out.exitCode, 128 + 15);
+    assert.ok(out.durationMs < 3000, `${out.durationMs} ms`);
+    assert.match(await readFile(spec.logFile, "utf8"), /wall-clock limit of 800 ms/);
+  });
+
+  it("abort kills the whole process tree", async () => {
+    const ac = new AbortController();
+    const spec = await newSpec(["sh", "-c", "sleep 60 & echo $! > child.pid; echo ready; wait"], {
+      stopGraceMs: 5000,
+    });
+    const out = await runtime.run(spec, {
+      signal: ac.signal,
+      onStdoutLine: (l) => l === "ready" && ac.abort(),
+    });
+    assert.equal(out.stopped, true);
+    assert.ok(out.durationMs < 3000, `${out.durationMs} ms`);
+    const child = Number(await readFile(join(spec.workDir, "child.pid"), "utf8"));
+    assert.ok(child > 0);
+    assert.equal(alive(child), false, `background child ${child} survived the stop`);
+  });
+
+  it("a payload that ignores SIGTERM is killed after the grace", async () => {
+    const ac = new AbortController();
+    const spec = await newSpec(["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"], {
+      stopGraceMs: 700,
+    });
+    const out = await runtime.run(spec, {
+      signal: ac.signal,
+      onStdoutLine: (l) => l === "ready" && ac.abort(),
+    });
+    assert.equal(out.stopped, true);
+    assert.equal(out.exitCode, 137);
+    assert.ok(out.durationMs >= 700 && out.durationMs < 4000, `${out.durationMs} ms`);
+  });
+
+  it("an already aborted signal starts nothing", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const spec = await newSpec(["sh", "-c", "echo ran > ran.txt"]);
+    const out = await runtime.run(spec, hooks(undefined, ac.signal));
+    assert.equal(out.stopped, true);
+    assert.equal(out.exitCode, -1);
+    await assert.rejects(stat(join(spec.workDir, "ran.txt")));
+  });
+
+  it("the memory limit is enforced on the group's RSS (oomKilled)", async () => {
+    const spec = await newSpec(["python3", "-c", "import time; x = 'a' * (300 << 20); time.sleep(10)"], {
+      limits: { wallClockMs: 20_000, memoryBytes: 64 << 20 },
+    });
+    const out = await runtime.run(spec, hooks());
+    assert.equal(out.oomKilled, true);
+    assert.equal(out.exitCode, 137);
+    assert.ok(out.durationMs < 8000, `${out.durationMs} ms`);
+    assert.match(await readFile(spec.logFile, "utf8"), /memory limit exceeded/);
+  });
+
+  it("caps the log with a marker line; stdout lines keep flowing", async () => {
+    const lines: string[] = [];
+    const spec = await newSpec(
+      [
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 2000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+      ],
+      {
+        maxLogBytes: 1000,
+      },
+    );
+    const out = await runtime.run(spec, hooks(lines));
+    assert.equal(out.logTruncated, true);
+    const log = await readFile(spec.logFile, "utf8");
+    assert.ok(Buffer.byteLength(log) < 1300, `${Buffer.byteLength(log)} bytes`);
+    assert.match(log, /log truncated/);
+    assert.equal(lines.length, 2000);
+  });
+
+  it("rejects an empty argv and a relative work dir", async () => {
+    await assert.rejects(
+      runtime.run(await newSpec([]), hooks()),
+      (e: unknown) => e instanceof RuntimeError && e.code === "INVALID_ARGUMENT",
+    );
+    await assert.rejects(
+      runtime.run({ ...(await newSpec(["true"])), workDir: "rel" }, hooks()),
+      (e: unknown) => e instanceof RuntimeError,
+    );
+  });
+
+  it("close() stops running payloads, is idempotent, and refuses later runs", async () => {
+    const own = new ProcessRuntime();
+    let closing: Promise<void> | undefined;
+    const out = await own.run(await newSpec(["sh", "-c", "echo up; sleep 60"]), {
+      signal: new AbortController().signal,
+      onStdoutLine: () => {
+        closing ??= own.close();
+      },
+    });
+    await closing;
+    await own.close();
+    assert.equal(out.stopped, true);
+    await assert.rejects(
+      own.run(await newSpec(["true"]), hooks()),
+      (e: unknown) => e instanceof RuntimeError && e.code === "RUNTIME_UNAVAILABLE",
+    );
+  });
+});
