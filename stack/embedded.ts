@@ -242,8 +242,9 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
       stopping ??= (async () => {
         await Promise.allSettled(agents.map((a) => a.stop(20_000)));
         await (steering instanceof SteeringService ? steering.close() : steering.stop());
-        await s3.stop();
-        await nats.stop();
+        // The current handles: a test may have restarted a server in place.
+        await stack.s3.stop();
+        await stack.nats.stop();
       })();
       return stopping;
     },

@@ -14,6 +14,10 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 import type { ArtifactKind } from "../protocol/messages.ts";
 
+// package-lock.json pins an SDK release that supports Node 20; its notice that later releases will
+// need Node 22 is for whoever upgrades the SDK (docs/architecture.md says so), not for every log.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export interface StorageConfig {
   endpoint: string;
   region: string;

@@ -1,0 +1,14 @@
+// `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
+// the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
+import { benchScheduler } from "./scheduler.ts";
+
+const benches: Record<string, () => Promise<void>> = {
+  scheduler: benchScheduler,
+};
+
+const wanted = process.argv.slice(2);
+for (const [name, run] of Object.entries(benches)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  process.stdout.write(`\n### ${name}\n`);
+  await run();
+}
