@@ -118,19 +118,37 @@ export async function runJob(ctx: JobContext): Promise<void> {
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
   if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
+  let uploadError: WireError | null = null;
   const artifacts = await uploadOutputs(ctx, workDir, scratch).catch((e: unknown) => {
-    ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: toWireError(e).message });
+    uploadError = toWireError(e);
+    ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: uploadError.message });
     return [] as UploadedArtifact[];
   });
+  let status: "ok" | "failed" | "stopped" | "preempted" =
+    reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status;
+  let loss = verdict.loss;
+  let resultError = verdict.error;
+  if (uploadError !== null && status === "ok") {
+    // S3 stayed unreachable through every retry: without its output and log the attempt is a
+    // failure with that reason (and is retried), not a loss nobody can check.
+    const cause: WireError = uploadError;
+    status = "failed";
+    resultError = {
+      code: "STORAGE_FAILED",
+      message: `could not store the outputs on S3: ${cause.message}; the loss ${loss} is not counted`,
+      retryable: true,
+    };
+    loss = null;
+  }
   await ctx.link.report({
     type: "result",
     jobId: job.jobId,
     attempt: job.attempt,
-    status: reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status,
-    loss: verdict.loss,
-    metrics: verdict.loss === null ? {} : { loss: verdict.loss },
+    status,
+    loss,
+    metrics: loss === null ? {} : { loss },
     resource: lastResource,
-    error: verdict.error,
+    error: resultError,
     artifacts,
     startedAt,
     finishedAt: Date.now(),

@@ -13,9 +13,22 @@ export interface Logger {
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_KEY = /seed|secret|password|token|url|credential/i;
 
-export function redact(value: unknown): unknown {
-  if (typeof value === "string" && /X-Amz-Signature=/i.test(value)) return "[presigned URL redacted]";
-  return value;
+/** An nkey seed (`SU…`, `SA…`, `SO…`): "S", the key type, then base32. */
+const NKEY_SEED = /\bS[UANOCPX][A-Z2-7]{40,}\b/g;
+
+/** Presigned URLs and nkey seeds in strings, and secret-named keys at any depth, are redacted. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") {
+    if (/X-Amz-Signature=/i.test(value)) return "[presigned URL redacted]";
+    return value.replace(NKEY_SEED, "[seed redacted]");
+  }
+  if (value === null || typeof value !== "object" || depth > 8) return value;
+  if (value instanceof Error) return redact(String(value), depth + 1);
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value))
+    out[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v, depth + 1);
+  return out;
 }
 
 export function createLogger(
@@ -30,12 +43,13 @@ export function createLogger(
     const clean: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(fields ?? {}))
       clean[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v);
+    const text = redact(msg) as string;
     const time = new Date().toISOString();
-    if (json) return sink(JSON.stringify({ time, level, component, msg, ...clean }));
+    if (json) return sink(JSON.stringify({ time, level, component, msg: text, ...clean }));
     const kv = Object.entries(clean)
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(" ");
-    sink(`${time} ${level.padEnd(5)} ${component} ${msg}${kv ? " " + kv : ""}`);
+    sink(`${time} ${level.padEnd(5)} ${component} ${text}${kv ? " " + kv : ""}`);
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -100,6 +100,7 @@ async function startService(
     const done = (err?: Error) => {
       clearTimeout(timer);
       rl.close();
+      child.stderr?.resume(); // closing readline pauses the stream, which the log pipe still reads
       if (err) reject(err);
       else resolve();
     };
@@ -135,13 +136,15 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const user = o.user ?? "demo";
   const logger = o.logger ?? createLogger("stack");
   await mkdir(join(dir, "logs"), { recursive: true, mode: 0o700 });
-  const store = new IdentityStore(join(dir, "identities"));
+  // Identities and the nats-server files share the stack directory, the layout
+  // `gridtune-steering admin --dir` works on, so the admin verbs manage a running embedded stack.
+  const store = new IdentityStore(dir);
   const steeringSeed = (await store.ensure(steeringIdentity())).seedFile;
   const userSeed = (await store.ensure(userIdentity(user))).seedFile;
   const nAgents = o.agents ?? 1;
   for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
 
-  const nats = await startNatsServer({ dir: join(dir, "nats"), store, port: o.natsPort ?? 0 });
+  const nats = await startNatsServer({ dir, store, port: o.natsPort ?? 0 });
   const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: [DEFAULT_BUCKET] }).catch(
     async (e: unknown) => {
       await nats.stop();

@@ -27,8 +27,8 @@ export class Api {
     const who = parseApiSubject(msg.subject);
     if (!who || !msg.reply) return;
     let reply: ApiReply;
+    let body: unknown;
     try {
-      let body: unknown;
       try {
         body = msg.json();
       } catch {
@@ -51,10 +51,25 @@ export class Api {
       reply = { ok: true, data: await this.run(who.user, parsed.data) };
     } catch (e) {
       reply = { ok: false, error: toWireError(e) };
-      if (!(e instanceof GridtuneError))
-        this.logger.error("api request failed", { user: who.user, verb: who.verb, error: String(e) });
+      if (e instanceof GridtuneError) this.refused(who.user, who.verb, body, e);
+      else this.logger.error("api request failed", { user: who.user, verb: who.verb, error: String(e) });
     }
     msg.respond(JSON.stringify(reply));
+  }
+
+  /** Every refusal is logged; a task that exists but is another user's names its owner. */
+  private refused(user: string, verb: string, body: unknown, e: GridtuneError): void {
+    const raw = (body as { taskId?: unknown } | null | undefined)?.taskId;
+    const taskId = typeof raw === "string" ? raw : undefined;
+    const owner = taskId === undefined ? undefined : this.c.state.engines.get(taskId)?.user;
+    this.logger.warn("api request refused", {
+      user,
+      verb,
+      code: e.code,
+      ...(taskId !== undefined ? { taskId } : {}),
+      ...(owner !== undefined && owner !== user ? { owner } : {}),
+      error: e.message,
+    });
   }
 
   private own(user: string, taskId: string): TaskEngine {
@@ -68,7 +83,12 @@ export class Api {
     switch (req.verb) {
       case "submit": {
         const spec = parseTaskSpec(req.spec);
-        if (spec.sandboxKey !== undefined && !spec.sandboxKey.startsWith(`uploads/${user}/`)) {
+        // One object directly under the user's prefix: no "..", no sub-path (URL clients
+        // normalise dot segments, so "uploads/<user>/../<other>/x" would reach another upload).
+        const upload = spec.sandboxKey?.startsWith(`uploads/${user}/`)
+          ? spec.sandboxKey.slice(`uploads/${user}/`.length)
+          : undefined;
+        if (spec.sandboxKey !== undefined && !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(upload ?? "")) {
           throw new GridtuneError("FORBIDDEN", `sandboxKey must be an upload of yours (uploads/${user}/…)`);
         }
         const seed = spec.sampler?.seed ?? randomInt(0, 2 ** 31 - 1);

@@ -140,3 +140,79 @@ export function buildContainerConfig(spec: RunSpec, options: ContainerConfigOpti
     HostConfig: hostConfig,
   };
 }
+
+// ------------------------------------------------------------------------- userns-remap
+// With `dockerd --userns-remap=<user>` container ids are shifted into the remap user's
+// subordinate ranges (/etc/subuid, /etc/subgid): container uid 1000 runs as host uid start+1000.
+// The job's working directory must then be owned by the shifted ids, or the payload cannot
+// write it (docs/security.md). These functions are pure; docker.ts reads the files and the daemon.
+
+/** The user dockerd creates for `--userns-remap=default`. */
+export const DEFAULT_REMAP_USER = "dockremap";
+
+/** `docker info` SecurityOptions contain "name=userns" when the daemon remaps user namespaces. */
+export function isUsernsRemapped(securityOptions: readonly string[] | undefined | null): boolean {
+  return (securityOptions ?? []).some((o) => o.split(",").includes("name=userns"));
+}
+
+export interface SubordinateRange {
+  start: number;
+  count: number;
+}
+
+/**
+ * The ranges of `name` (or of its numeric id) in /etc/subuid or /etc/subgid content
+ * (`name:start:count` lines), sorted by start as dockerd maps them: the first `count` container
+ * ids to the first range, the next ones to the next.
+ */
+export function parseSubordinateRanges(content: string, name: string, id?: number): SubordinateRange[] {
+  const out: SubordinateRange[] = [];
+  for (const raw of content.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([^:]+):(\d+):(\d+)$/.exec(line);
+    if (!m) continue;
+    if (m[1] !== name && (id === undefined || m[1] !== String(id))) continue;
+    const start = Number(m[2]);
+    const count = Number(m[3]);
+    if (Number.isSafeInteger(start) && Number.isSafeInteger(count) && count > 0) out.push({ start, count });
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** The host id of container id `id` under these ranges, or undefined when it is not mapped. */
+export function mapContainerId(ranges: readonly SubordinateRange[], id: number): number | undefined {
+  let rest = id;
+  for (const r of ranges) {
+    if (rest < r.count) return r.start + rest;
+    rest -= r.count;
+  }
+  return undefined;
+}
+
+/**
+ * The host owner for the job's working directory: container uid:gid shifted through the remap
+ * user's subordinate ranges. Throws INVALID_CONFIG when the user has no range or the id is
+ * outside it (the payload could not write its working directory).
+ */
+export function remappedOwner(
+  container: { uid: number; gid: number },
+  subuid: string,
+  subgid: string,
+  remapUser: string = DEFAULT_REMAP_USER,
+): { uid: number; gid: number } {
+  const map = (content: string, id: number, file: string): number => {
+    const ranges = parseSubordinateRanges(content, remapUser);
+    const host = mapContainerId(ranges, id);
+    if (host === undefined) {
+      throw new RuntimeError(
+        "INVALID_CONFIG",
+        ranges.length === 0
+          ? `dockerd runs with userns-remap but ${file} has no range for "${remapUser}": set the agent's userns-remap user (the name in dockerd's --userns-remap)`
+          : `dockerd runs with userns-remap but container id ${id} is outside "${remapUser}"'s ranges in ${file}`,
+      );
+    }
+    return host;
+  };
+  return { uid: map(subuid, container.uid, "/etc/subuid"), gid: map(subgid, container.gid, "/etc/subgid") };
+}

@@ -3,7 +3,7 @@
 // allow-list by image ID and the container is created from that ID. The working dir is mounted
 // at /srv/workDir (CONTAINER_WORKDIR), the payload's cwd.
 import Docker from "dockerode";
-import { lchown, readdir } from "node:fs/promises";
+import { lchown, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { GridtuneError, RuntimeError } from "../../protocol/errors.ts";
@@ -12,7 +12,10 @@ import {
   buildContainerConfig,
   checkWorkDir,
   containerName,
+  DEFAULT_REMAP_USER,
+  isUsernsRemapped,
   LABEL_MANAGED,
+  remappedOwner,
   type ContainerConfigOptions,
 } from "./containerConfig.ts";
 import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
@@ -44,6 +47,14 @@ export interface DockerRuntimeOptions {
   drainMs?: number;
   /** How often a running container is inspected to notice a lost daemon (default 5 s). */
   watchdogMs?: number;
+  /**
+   * The remap user of a daemon started with --userns-remap (default "dockremap", what
+   * `--userns-remap=default` creates): the working dir is chowned to its subordinate ids.
+   */
+  usernsRemapUser?: string;
+  /** Where the subordinate ranges are read (default /etc/subuid and /etc/subgid). */
+  subuidFile?: string;
+  subgidFile?: string;
 }
 
 interface ActiveRun {
@@ -67,6 +78,8 @@ export class DockerRuntime implements Runtime {
   private readonly watchdogMs: number;
   private readonly allowedRefs: string[] | undefined;
   private allowed: Promise<Map<string, string>> | undefined;
+  private readonly remap: { user: string; subuidFile: string; subgidFile: string };
+  private owner: Promise<{ uid: number; gid: number }> | undefined;
   private readonly active = new Set<ActiveRun>();
   private closing: Promise<void> | undefined;
 
@@ -98,6 +111,32 @@ export class DockerRuntime implements Runtime {
     this.drainMs = options.drainMs ?? 2000;
     this.watchdogMs = options.watchdogMs ?? 5000;
     this.allowedRefs = options.allowedImages;
+    this.remap = {
+      user: options.usernsRemapUser ?? DEFAULT_REMAP_USER,
+      subuidFile: options.subuidFile ?? "/etc/subuid",
+      subgidFile: options.subgidFile ?? "/etc/subgid",
+    };
+  }
+
+  /**
+   * Host owner of the job's working dir (once per runtime): uid:gid itself, or, when the daemon
+   * runs with userns-remap, uid:gid shifted into the remap user's subordinate ranges.
+   */
+  workDirOwner(): Promise<{ uid: number; gid: number }> {
+    this.owner ??= (async () => {
+      const own = { uid: this.uid, gid: this.gid };
+      const info = (await this.api("info", () => this.docker.info())) as { SecurityOptions?: string[] };
+      if (!isUsernsRemapped(info.SecurityOptions)) return own;
+      const read = (file: string) =>
+        readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+          if (err.code === "ENOENT") return "";
+          throw err;
+        });
+      const [subuid, subgid] = await Promise.all([read(this.remap.subuidFile), read(this.remap.subgidFile)]);
+      return remappedOwner(own, subuid, subgid, this.remap.user);
+    })();
+    this.owner.catch(() => (this.owner = undefined)); // a daemon that was down is asked again
+    return this.owner;
   }
 
   /** Resolves the allow-list to image IDs (once); throws IMAGE_MISSING / RUNTIME_UNAVAILABLE. */
@@ -197,7 +236,10 @@ export class DockerRuntime implements Runtime {
         log.note(`stop requested before ${spec.key} started: not started`); // exitCode -1: never ran
         flags = { exitCode: -1, cause: "abort" };
       } else {
-        if (process.getuid?.() === 0) await chownTree(spec.workDir, this.uid, this.gid);
+        if (process.getuid?.() === 0) {
+          const owner = await this.workDirOwner();
+          await chownTree(spec.workDir, owner.uid, owner.gid);
+        }
         flags = await this.runContainer(createOptions, spec, hooks, log, entry);
       }
     } catch (err) {

@@ -193,6 +193,8 @@ function openssl(args: string[], stdin: string | undefined): Promise<string> {
         reject(new GridtuneError("INTERNAL", `openssl ${args[0] ?? ""} failed: ${hint}`, { cause: err }));
       } else resolve(stdout);
     });
+    // openssl may exit before reading its input: an EPIPE here is not an error of ours.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(stdin ?? "");
   });
 }

@@ -62,7 +62,7 @@ describe("durability", { timeout: 300_000 }, () => {
       await stack.nats.stop();
       await new Promise((r) => setTimeout(r, 1000));
       // Same port, same JetStream store: a restart, as an operator or a crash-looping unit would do.
-      stack.nats = await startNatsServer({ dir: `${stack.dir}/nats`, store: stack.store, port });
+      stack.nats = await startNatsServer({ dir: stack.dir, store: stack.store, port });
       const d = await api.waitFinished(taskId, 120_000);
       assert.deepEqual(outcome(d), reference);
       for (const p of d.points) assert.ok(p.attempts <= 3, `point ${p.pointId} ran ${p.attempts} times`);
