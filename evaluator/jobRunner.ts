@@ -4,7 +4,8 @@
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
 import { mkdir, open, readFile, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { GridtuneError, toWireError, type WireError } from "../protocol/errors.ts";
+import { sleep } from "../protocol/async.ts";
+import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
 import {
   EvaluationOutput,
   MAX_META_BYTES,
@@ -13,7 +14,14 @@ import {
   PROGRESS_STDOUT_MARKER,
 } from "../protocol/files.ts";
 import type { Logger } from "../protocol/log.ts";
-import type { ArtifactKind, ClaimGrant, Job, UploadedArtifact } from "../protocol/messages.ts";
+import type {
+  AgentReply,
+  AgentRequest,
+  ArtifactKind,
+  ClaimGrant,
+  Job,
+  UploadedArtifact,
+} from "../protocol/messages.ts";
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
 import type { StopReason, SteeringLink } from "./link.ts";
 import { parseProgressLine } from "./progress.ts";
@@ -157,6 +165,24 @@ export async function runJob(ctx: JobContext): Promise<void> {
   await cleanup(workDir, scratch);
 }
 
+/**
+ * A request to steering that outlives a steering restart: UNAVAILABLE (no answer) is retried with
+ * backoff for up to 10 minutes, so a finished evaluation is not lost while steering is down.
+ */
+async function requestSteering(ctx: JobContext, req: AgentRequest): Promise<AgentReply> {
+  const deadline = Date.now() + 10 * 60_000;
+  for (let i = 0; ; i++) {
+    try {
+      return await ctx.link.request(req);
+    } catch (e) {
+      if (!(e instanceof UnavailableError) || Date.now() > deadline) throw e;
+      if (i % 5 === 0)
+        ctx.logger.warn(`steering does not answer ${req.type}; retrying`, { jobId: ctx.job.jobId });
+      await sleep(Math.min(10_000, 250 * 2 ** i));
+    }
+  }
+}
+
 async function cleanup(workDir: string, scratch: string): Promise<void> {
   await rm(workDir, { recursive: true, force: true });
   await rm(scratch, { recursive: true, force: true });
@@ -295,7 +321,7 @@ async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string):
     if (st?.isFile()) present.push({ ...f, size: st.size });
   }
   if (present.length === 0) return [];
-  const reply = await ctx.link.request({
+  const reply = await requestSteering(ctx, {
     type: "presign",
     jobId: ctx.job.jobId,
     attempt: ctx.job.attempt,
@@ -356,7 +382,7 @@ class CheckpointSaver {
       await appendLog(join(this.scratch, "log.txt"), `[gridtune] ${msg}\n`);
       throw new GridtuneError("TOO_LARGE", msg);
     }
-    const reply = await this.ctx.link.request({
+    const reply = await requestSteering(this.ctx, {
       type: "presign",
       jobId: job.jobId,
       attempt: job.attempt,
