@@ -1,9 +1,11 @@
 // `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
+import { benchAgent } from "./agent.ts";
 import { benchScheduler } from "./scheduler.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   scheduler: benchScheduler,
+  agent: benchAgent,
 };
 
 const wanted = process.argv.slice(2);
