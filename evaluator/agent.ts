@@ -338,11 +338,4 @@ export class Agent implements SteeringLink {
     return this.closing;
   }
 
-  /** Simulates a crash (tests): drop the connection without handing anything back. */
-  async crash(): Promise<void> {
-    this.state = "stopped";
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    for (const r of this.running.values()) r.controller.abort("stale" satisfies StopReason);
-    await this.nc?.close().catch(() => undefined);
-  }
 }

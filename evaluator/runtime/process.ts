@@ -87,6 +87,7 @@ export class ProcessRuntime implements Runtime {
         HOME: process.env.HOME ?? spec.workDir,
         ...spec.env,
         CUDA_VISIBLE_DEVICES: spec.gpus.join(","),
+        GRIDTUNE_GPUS: spec.gpus.join(","),
       },
       // Own process group: stop signals go to -pid and so reach the whole tree.
       detached: true,
