@@ -337,5 +337,4 @@ export class Agent implements SteeringLink {
     })();
     return this.closing;
   }
-
 }

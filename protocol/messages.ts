@@ -192,6 +192,10 @@ export const PointView = z.object({
   metricsKeys: z.array(z.string()),
   logKeys: z.array(z.string()),
   checkpointKey: z.string().nullable(),
+  /** Tasks with a scheduler: the trial name, the resource level its current job trains to, jobs so far. */
+  trial: z.string().nullable().optional(),
+  target: z.number().nullable().optional(),
+  jobs: z.number().int().optional(),
 });
 export type PointView = z.infer<typeof PointView>;
 
@@ -221,6 +225,10 @@ export const TaskDetail = TaskSummary.extend({
   segments: z.array(
     z.object({ name: z.string().nullable(), points: z.number().int(), best: z.number().nullable() }),
   ),
+  /** Tasks with a scheduler: each segment's rungs, their level and recorded values, best first. */
+  rungs: z
+    .array(z.object({ segment: z.string().nullable(), level: z.number(), values: z.array(z.number()) }))
+    .optional(),
 });
 export type TaskDetail = z.infer<typeof TaskDetail>;
 

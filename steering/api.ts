@@ -155,12 +155,13 @@ export class Api {
           };
           for (const kind of req.kinds) {
             for (const key of (keysOf as Record<string, string[]>)[kind] ?? []) {
-              const attempt = Number(/\/a([0-9]+)\//.exec(key)?.[1] ?? 0);
+              const [, job, att] = /-j([0-9]+)\/a([0-9]+)\//.exec(key) ?? [];
+              const attempt = Number(att ?? 0);
               items.push({
                 pointId: p.pointId,
                 attempt,
                 kind,
-                name: downloadName(e, p.pointId, p.segment, attempt, kind),
+                name: downloadName(e, p.pointId, p.segment, Number(job ?? 1), attempt, kind),
                 url: await this.storage.presignGet(key),
               });
             }
@@ -172,16 +173,20 @@ export class Api {
   }
 }
 
-/** PanDA naming: `<taskId>.metrics.<serial>.tgz`, segment name prepended for segmented tasks. */
+/**
+ * PanDA naming: `<taskId>.metrics.<serial>.tgz`, segment name prepended for segmented tasks. The
+ * serial is the point, the job when a point has several (ASHA promotions), and the attempt.
+ */
 function downloadName(
   e: TaskEngine,
   pointId: number,
   segment: number,
+  job: number,
   attempt: number,
   kind: string,
 ): string {
   const seg = e.segmentName(segment);
-  const serial = `${String(pointId).padStart(6, "0")}_a${attempt}`;
+  const serial = `${String(pointId).padStart(6, "0")}${job > 1 ? `_j${job}` : ""}_a${attempt}`;
   const base =
     kind === "metrics"
       ? `${e.taskId}.metrics.${serial}.tgz`

@@ -48,6 +48,7 @@ export class Dispatcher {
   }
 
   private async pump(): Promise<void> {
+    await this.c.recover();
     const now = Date.now();
     const capacity = this.registry.capacityBySite(now);
     const outstanding = this.outstandingBySite();
@@ -61,8 +62,18 @@ export class Dispatcher {
           await this.c.commit(sampling);
           moved = true;
         }
-        const job = e.nextDispatchable();
-        const site = job ? pickSite(capacity, outstanding, e.spec.site) : null;
+        let job = e.nextDispatchable();
+        const site = pickSite(capacity, outstanding, e.spec.site);
+        // A scheduler is asked only when a slot is really free (a site has room and nothing of the
+        // task is queued): a later suggest() knows more (it may promote instead of starting anew).
+        if (!job && site && e.schedulers) {
+          const suggestion = e.proposeTrial(Date.now());
+          if (suggestion) {
+            const engine = await this.c.commit(suggestion);
+            job = engine?.nextDispatchable() ?? null;
+            moved = true;
+          }
+        }
         if (job && site) {
           const ev = {
             type: "job-dispatched",

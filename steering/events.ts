@@ -6,6 +6,11 @@ import { WireError } from "../protocol/errors.ts";
 import { PointValues, UploadedArtifact } from "../protocol/messages.ts";
 import { TaskSpec } from "../protocol/taskConfig.ts";
 
+const Suggestion = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("new"), trial: z.string(), milestone: z.number() }),
+  z.object({ action: z.literal("promote"), trial: z.string(), from: z.number(), to: z.number() }),
+]);
+
 const base = { taskId: z.string(), at: z.number() };
 const attemptRef = { jobId: z.string(), attempt: z.number().int().positive() };
 
@@ -66,6 +71,19 @@ export const LogEvent = z.discriminatedUnion("type", [
     state: z.enum(["running", "paused", "killed", "finished"]),
   }),
   z.object({ type: z.literal("points-requeued"), ...base, pointIds: z.array(z.number().int()) }),
+  // A scheduler suggestion (tasks with a `scheduler`), recorded so that replay can re-run suggest()
+  // and check it gets the same answer. `new` carries the sampled point (null: the sampler had
+  // nothing left) and the sampler's state; `promote` names the paused point that goes on.
+  z.object({
+    type: z.literal("trial-suggested"),
+    ...base,
+    segment: z.number().int().nonnegative(),
+    pointId: z.number().int().nonnegative(),
+    suggestion: Suggestion,
+    values: PointValues.nullable(),
+    sampler: z.unknown(),
+    exhausted: z.boolean(),
+  }),
 ]);
 export type LogEvent = z.infer<typeof LogEvent>;
 export type LogEventOf<T extends LogEvent["type"]> = Extract<LogEvent, { type: T }>;

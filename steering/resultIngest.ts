@@ -2,13 +2,15 @@
 // only if its attempt is the one currently leased to that site and agent (fencing); anything else
 // is logged and ignored. Uploaded artifacts are checked with HeadObject against the agent's claim.
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../protocol/log.ts";
-import { AgentReport, type UploadedArtifact } from "../protocol/messages.ts";
+import { AgentReport, type ArtifactKind, type UploadedArtifact } from "../protocol/messages.ts";
 import { parseResultSubject } from "../protocol/subjects.ts";
 import { taskIdOfJob } from "./agentControl.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
-import type { Storage } from "./storage.ts";
+import { keys, type Storage } from "./storage.ts";
+import { sendStopRequests } from "./stopRequests.ts";
 
 export class ResultIngest {
   ignored = 0;
@@ -18,6 +20,7 @@ export class ResultIngest {
     private readonly storage: Storage,
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,
+    private readonly nc: Pick<NatsConnection, "publish"> | null = null,
   ) {}
 
   async run(messages: ConsumerMessages): Promise<void> {
@@ -70,18 +73,28 @@ export class ResultIngest {
     }
     const at = Date.now();
     const ref = { taskId: e.taskId, at, jobId: r.jobId, attempt: r.attempt };
+    // An artifact counts only at this attempt's own key: an agent cannot attach another object.
+    const ownKey = (kind: ArtifactKind) => keys.artifact(e.taskId, f.job.pointId, r.jobId, r.attempt, kind);
     switch (r.type) {
-      case "progress":
-        await this.c.commit({ type: "job-progress", ...ref, resource: r.resource, metrics: r.metrics });
+      case "progress": {
+        const engine = await this.c.commit({
+          type: "job-progress",
+          ...ref,
+          resource: r.resource,
+          metrics: r.metrics,
+        });
+        // the scheduler may have decided to stop this attempt (pruned, or paused before its target)
+        if (engine && this.nc) sendStopRequests(this.nc, engine, this.logger, r.jobId);
         return;
+      }
       case "checkpoint": {
-        if (!(await this.verified(r.artifact))) return;
+        if (!(await this.verified(r.artifact, ownKey(r.artifact.kind)))) return;
         await this.c.commit({ type: "job-checkpoint", ...ref, artifact: r.artifact, resource: r.resource });
         return;
       }
       case "result": {
         const artifacts: UploadedArtifact[] = [];
-        for (const a of r.artifacts) if (await this.verified(a)) artifacts.push(a);
+        for (const a of r.artifacts) if (await this.verified(a, ownKey(a.kind))) artifacts.push(a);
         await this.c.commit({
           type: "job-finished",
           ...ref,
@@ -103,8 +116,15 @@ export class ResultIngest {
     }
   }
 
-  /** The object exists with the size (and ETag) the agent claims; else the artifact is dropped. */
-  private async verified(a: UploadedArtifact): Promise<boolean> {
+  /**
+   * The artifact is at the attempt's own key and the object there has the size (and ETag) the
+   * agent claims; else the artifact is dropped.
+   */
+  private async verified(a: UploadedArtifact, expectedKey: string): Promise<boolean> {
+    if (a.key !== expectedKey) {
+      this.ignore("artifact is not at this attempt's key", { key: a.key, expected: expectedKey });
+      return false;
+    }
     const head = await this.storage.head(a.key);
     if (head && head.size === a.size && (a.etag === "" || head.etag === a.etag.replaceAll('"', "")))
       return true;

@@ -32,7 +32,9 @@ import { Dispatcher } from "./dispatch.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./resultIngest.ts";
+import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
+import { readTaskLog } from "./taskLog.ts";
 
 export type ServiceState = "idle" | "starting" | "running" | "draining" | "stopped";
 
@@ -83,7 +85,9 @@ export class SteeringService {
     }
     this.logger.info("state rebuilt from the event log", { events, tasks: state.engines.size });
 
-    const c = new Committer(state, log, nc, this.logger.child("commit"));
+    const c = new Committer(state, log, nc, this.logger.child("commit"), (taskId) =>
+      readTaskLog(js, jsm, taskId),
+    );
     this.committer = c;
     const registry = new AgentRegistry(this.config.leaseMs);
     const dispatcher = new Dispatcher(
@@ -111,13 +115,15 @@ export class SteeringService {
       (e, reason) => this.stopAttempts(e, reason),
       this.logger.child("api"),
     );
-    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
+    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
 
     // Attempts dispatched before a crash may never have reached JetStream: publish them again
     // (the msgID drops the duplicates that did).
     for (const e of state.engines.values()) {
       for (const j of e.activeJobs()) if (j.state === "dispatched") await dispatcher.publish(e, j.jobId);
+      // Stop decisions are state re-derived by the replay: tell the agents again.
+      sendStopRequests(nc, e, this.logger);
     }
 
     const serve = (subject: string, fn: (m: import("@nats-io/transport-node").Msg) => Promise<void>) => {

@@ -45,6 +45,7 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
     metricsKeys: p.metricsKeys,
     logKeys: p.logKeys,
     checkpointKey: p.checkpointKey,
+    ...(p.trial === null ? {} : { trial: p.trial, target: p.job.target, jobs: p.jobs }),
   };
 }
 
@@ -55,5 +56,18 @@ export function detail(e: TaskEngine): TaskDetail {
     const losses = mine.filter((p) => p.state === "done" && p.loss !== null).map((p) => p.loss as number);
     return { name, points: mine.length, best: losses.length ? Math.min(...losses) : null };
   });
-  return { ...summarize(e), spec: e.spec, points: points.map((p) => pointView(e, p)), segments };
+  const rungs = e.schedulers
+    ? e.rungs().map((r) => ({
+        segment: e.segmentName(r.segment),
+        level: r.level,
+        values: r.values.filter(Number.isFinite),
+      }))
+    : undefined;
+  return {
+    ...summarize(e),
+    spec: e.spec,
+    points: points.map((p) => pointView(e, p)),
+    segments,
+    ...(rungs ? { rungs } : {}),
+  };
 }

@@ -49,6 +49,7 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
     trainingFiles,
     hasSandbox: spec.sandboxKey !== undefined,
     hasCheckpoint: p.checkpointKey !== null,
-    reportProgress: false,
+    // every scheduler decides on intermediate reports (rungs), so the agent forwards them
+    reportProgress: spec.scheduler !== undefined,
   };
 }

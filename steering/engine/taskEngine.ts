@@ -3,54 +3,30 @@
 // over) is a function of that state. No I/O, no clock reads: times come in on the events.
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import type { PointState, PointValues } from "../../protocol/messages.ts";
+import type { PointState } from "../../protocol/messages.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskConfig.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
+import type { Metrics } from "../scheduler/index.ts";
+import { newPoint, type JobRec, type PointRec } from "./records.ts";
+import { SegmentScheduler } from "./segmentScheduler.ts";
 import { SegmentSampling } from "./segmentSampling.ts";
 
-export type JobState = "queued" | "dispatched" | "running" | "done" | "failed" | "stopped" | "cancelled";
-
-export interface JobRec {
-  jobId: string;
-  pointId: number;
-  seq: number;
-  attempt: number;
-  state: JobState;
-  site: string | null;
-  agent: string | null;
-  dispatchedAt: number | null;
-  claimedAt: number | null;
-  /** Resource level to reach (ASHA); null for a plain evaluation. */
-  target: number | null;
-}
-
-export interface PointRec {
-  pointId: number;
-  segment: number;
-  values: PointValues;
-  state: PointState;
-  loss: number | null;
-  attempts: number;
-  /** Failed or lost attempts of the current job (a preemption hand-back is not a failure). */
-  failures: number;
-  resource: number | null;
-  reports: Array<{ resource: number; loss: number }>;
-  site: string | null;
-  agent: string | null;
-  error: string | null;
-  errorCode: ErrorCode | null;
-  metricsKeys: string[];
-  logKeys: string[];
-  checkpointKey: string | null;
-  checkpointResource: number | null;
-  job: JobRec;
-}
+export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
+import type { StopRequest } from "./records.ts";
 
 export type TaskRunState = "running" | "paused" | "killed" | "finished";
 
 /** Why a result or claim is refused: the attempt is not the one currently leased to this agent. */
 export type Fence = { ok: true; job: JobRec } | { ok: false; reason: string };
+
+function pausing(p: PointRec): boolean {
+  return p.job.stop === "paused" || (p.job.stop === null && p.job.decision === "pause");
+}
+
+function isActive(p: PointRec): boolean {
+  return p.job.state === "dispatched" || p.job.state === "running";
+}
 
 export class TaskEngine {
   readonly taskId: string;
@@ -62,6 +38,8 @@ export class TaskEngine {
   readonly points = new Map<number, PointRec>();
   private readonly jobs = new Map<string, PointRec>();
   private readonly segments: SegmentSampling[];
+  /** One scheduler per segment when the spec has a `scheduler` (else PanDA's FIFO: none). */
+  readonly schedulers: SegmentScheduler[] | null;
   /** Attempts dispatched so far, per segment (maxEvaluationJobs counts per segment, as phpo does). */
   private readonly attemptsUsed: number[];
   private nextPointId = 0;
@@ -83,6 +61,15 @@ export class TaskEngine {
         ),
     );
     this.attemptsUsed = names.map(() => 0);
+    const cfg = ev.spec.scheduler;
+    this.schedulers = cfg
+      ? names.map((_, i) => new SegmentScheduler(cfg, ev.spec.maxPoints, ev.seed + i))
+      : null;
+  }
+
+  /** A live suggest() ran ahead of the log (its event was not applied): rebuild from the log. */
+  hasUnloggedSuggestion(): boolean {
+    return this.schedulers?.some((s) => s.hasUnloggedSuggestion) ?? false;
   }
 
   get segmentNames(): Array<string | null> {
@@ -95,6 +82,8 @@ export class TaskEngine {
 
   // ------------------------------------------------------------------------- fold
   apply(ev: LogEvent): void {
+    // "suggest() said wait with nothing running" only holds until the next event
+    if (this.schedulers) for (const s of this.schedulers) s.stalled = false;
     switch (ev.type) {
       case "task-created":
         return;
@@ -117,10 +106,11 @@ export class TaskEngine {
       }
       case "job-progress": {
         const p = this.current(ev.jobId, ev.attempt);
+        if (!p) return;
         const loss = ev.metrics.loss;
-        if (!p || loss === undefined) return;
-        p.reports.push({ resource: ev.resource, loss });
+        if (loss !== undefined) p.reports.push({ resource: ev.resource, loss });
         p.resource = Math.max(p.resource ?? 0, ev.resource);
+        this.feed(p, ev.resource, ev.metrics);
         return;
       }
       case "job-checkpoint": {
@@ -166,6 +156,8 @@ export class TaskEngine {
           this.finishedAt = null;
         }
         return;
+      case "trial-suggested":
+        return this.onTrialSuggested(ev);
     }
   }
 
@@ -173,43 +165,89 @@ export class TaskEngine {
     const seg = this.segments[ev.segment];
     if (!seg) return;
     seg.restore(ev.sampler, ev.points.length, ev.exhausted);
-    for (const { pointId, values } of ev.points) {
-      const job: JobRec = {
-        jobId: jobIdOf(this.taskId, pointId, 1),
-        pointId,
-        seq: 1,
-        attempt: 1,
-        state: "queued",
-        site: null,
-        agent: null,
-        dispatchedAt: null,
-        claimedAt: null,
-        target: null,
-      };
-      const p: PointRec = {
-        pointId,
-        segment: ev.segment,
-        values,
-        state: "queued",
-        loss: null,
-        attempts: 0,
-        failures: 0,
-        resource: null,
-        reports: [],
-        site: null,
-        agent: null,
-        error: null,
-        errorCode: null,
-        metricsKeys: [],
-        logKeys: [],
-        checkpointKey: null,
-        checkpointResource: null,
-        job,
-      };
-      this.points.set(pointId, p);
-      this.jobs.set(job.jobId, p);
-      this.nextPointId = Math.max(this.nextPointId, pointId + 1);
+    for (const { pointId, values } of ev.points)
+      this.addPoint(newPoint(this.taskId, pointId, ev.segment, values, null, null));
+  }
+
+  private addPoint(p: PointRec): void {
+    this.points.set(p.pointId, p);
+    this.jobs.set(p.job.jobId, p);
+    this.nextPointId = Math.max(this.nextPointId, p.pointId + 1);
+  }
+
+  // A recorded suggestion: the scheduler confirms it (replay re-runs suggest()), then a new point
+  // gets its first job, or a paused point a new job (seq + 1, attempt 1) to the next milestone.
+  private onTrialSuggested(ev: LogEventOf<"trial-suggested">): void {
+    const sched = this.schedulers?.[ev.segment];
+    const seg = this.segments[ev.segment];
+    if (!sched || !seg || !sched.confirm(ev.suggestion, ev.pointId)) return;
+    const s = ev.suggestion;
+    const target = sched.targetOf(s);
+    if (s.action === "new") {
+      seg.restore(ev.sampler, ev.values ? 1 : 0, ev.exhausted);
+      if (ev.values === null) {
+        // the sampler had nothing left for a trial the scheduler had already created
+        sched.fail(s.trial);
+        this.nextPointId = Math.max(this.nextPointId, ev.pointId + 1);
+        return;
+      }
+      this.addPoint(newPoint(this.taskId, ev.pointId, ev.segment, ev.values, target, s.trial));
+      return;
     }
+    const p = this.points.get(ev.pointId);
+    if (!p || p.state !== "paused") {
+      sched.fault ??= `promotion of ${s.trial}: point ${ev.pointId} is not paused`;
+      return;
+    }
+    this.requeue(p, p.job.seq + 1, 1);
+    Object.assign(p.job, { target, stop: null, stopLoss: null, decision: null });
+    Object.assign(p, { state: "queued", failures: 0, error: null, errorCode: null });
+    p.jobs++;
+  }
+
+  // Scheduler reports, in log order: each resource level once per point (a retry or a resumed
+  // job re-reports levels it already passed). A stop or pause before the job's target becomes a
+  // stop request for the agent; at the target the job ends on its own.
+  private feed(p: PointRec, resource: number, metrics: Metrics): void {
+    const sched = this.schedulers?.[p.segment];
+    if (!sched || p.trial === null || p.closed || p.job.stop || resource <= p.fed) return;
+    const d = sched.report(p.trial, resource, metrics);
+    if (d === null) return;
+    p.fed = resource;
+    p.job.decision = d;
+    if (d === "stop") p.closed = true;
+    if (d !== "continue" && resource < (p.job.target ?? Number.POSITIVE_INFINITY)) {
+      p.job.stop = d === "stop" ? "pruned" : "paused";
+      p.job.stopLoss = metrics.loss ?? null;
+    }
+  }
+
+  /** A scheduled point's job ended with a result: paused at a milestone, or done for good. */
+  private finishScheduled(p: PointRec, ev: LogEventOf<"job-finished">, loss: number): void {
+    this.feed(p, ev.resource ?? p.job.target ?? 0, { ...ev.metrics, loss });
+    const paused = p.job.stop === "paused" || (p.job.stop === null && p.job.decision === "pause");
+    p.job.state = "done";
+    p.state = paused ? "paused" : "done";
+    p.loss = loss;
+    p.error = null;
+    p.errorCode = null;
+    if (!paused) this.closeTrial(p, "complete");
+  }
+
+  /** A job that steering asked to stop has ended (stopped, or it finished, failed or vanished first). */
+  private endStopped(p: PointRec): void {
+    const paused = p.job.stop === "paused";
+    p.job.state = "stopped";
+    p.state = paused ? "paused" : "stopped";
+    if (p.job.stopLoss !== null) p.loss = p.job.stopLoss;
+  }
+
+  private closeTrial(p: PointRec, how: "complete" | "fail"): void {
+    const sched = this.schedulers?.[p.segment];
+    if (!sched || p.trial === null || p.closed) return;
+    p.closed = true;
+    if (how === "complete") sched.complete(p.trial);
+    else sched.fail(p.trial);
   }
 
   private onFinished(ev: LogEventOf<"job-finished">): void {
@@ -221,6 +259,9 @@ export class TaskEngine {
       if (a.kind === "checkpoint") p.checkpointKey = a.key;
     }
     if (ev.resource !== null) p.resource = ev.resource;
+    if (p.job.stop && ev.status !== "ok") return this.endStopped(p);
+    if (ev.status === "ok" && ev.loss !== null && p.trial !== null)
+      return this.finishScheduled(p, ev, ev.loss);
     if (ev.status === "ok" && ev.loss !== null) {
       p.job.state = "done";
       p.state = "done";
@@ -233,6 +274,7 @@ export class TaskEngine {
     if (ev.status === "stopped") {
       p.job.state = "stopped";
       p.state = "stopped";
+      this.closeTrial(p, "fail");
       return;
     }
     if (ev.status === "preempted") {
@@ -251,6 +293,7 @@ export class TaskEngine {
 
   /** A failed or lost attempt: retry while attempts remain, else the point gets PanDA's huge loss. */
   private failAttempt(p: PointRec, reason: string, code: ErrorCode): void {
+    if (p.job.stop) return this.endStopped(p);
     p.error = reason;
     p.errorCode = code;
     p.failures++;
@@ -263,10 +306,13 @@ export class TaskEngine {
     p.state = "failed";
     p.loss = FAILED_POINT_LOSS;
     this.segments[p.segment]?.tell(p.values, FAILED_POINT_LOSS);
+    this.closeTrial(p, "fail");
   }
 
   private requeue(p: PointRec, seq: number, attempt: number): void {
     if (seq !== p.job.seq) {
+      // a decision belongs to the job: a retry (same seq) resumes under it, a new job starts afresh
+      Object.assign(p.job, { stop: null, stopLoss: null, decision: null });
       this.jobs.delete(p.job.jobId);
       p.job.jobId = jobIdOf(this.taskId, p.pointId, seq);
       p.job.seq = seq;
@@ -331,7 +377,8 @@ export class TaskEngine {
 
   /** New points to sample now (PanDA iteration rule), as a points-added event; null if none are due. */
   proposeSampling(at: number): LogEventOf<"points-added"> | null {
-    if (this.state !== "running") return null;
+    // with a scheduler, points are sampled one at a time when it suggests a new trial
+    if (this.state !== "running" || this.schedulers) return null;
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i]!;
       const unevaluated = this.countIn(i, ["queued", "running"]);
@@ -349,6 +396,68 @@ export class TaskEngine {
       };
     }
     return null;
+  }
+
+  /**
+   * A free slot for a task with a scheduler: ask the scheduler of the first segment that may still
+   * run a job (budget left) what to do. NOT pure: suggest() mutates the scheduler, so the event
+   * returned must be committed (appended, then applied) before anything else touches this engine;
+   * if that fails the engine has run ahead of the log (hasUnloggedSuggestion) and must be rebuilt.
+   */
+  proposeTrial(at: number): LogEventOf<"trial-suggested"> | null {
+    if (this.state !== "running" || !this.schedulers || this.hasUnloggedSuggestion()) return null;
+    const queued = [...this.points.values()].filter((p) => p.job.state === "queued");
+    if (this.inFlight() + queued.length >= this.spec.nParallelEvaluation) return null;
+    const budget = effectiveMaxEvaluationJobs(this.spec);
+    for (let i = 0; i < this.schedulers.length; i++) {
+      const sched = this.schedulers[i]!;
+      const mineQueued = queued.filter((p) => p.segment === i).length;
+      if (sched.fault || (this.attemptsUsed[i] ?? 0) + mineQueued >= budget || sched.isDone()) continue;
+      // A trial the scheduler paused is promotable at once, but its job is still ending (final
+      // checkpoint, outputs): ask only once every paused trial's point is paused here too.
+      if ([...this.points.values()].some((p) => p.segment === i && isActive(p) && pausing(p))) continue;
+      const s = sched.ask();
+      if (s.action === "wait") {
+        const busy = mineQueued > 0 || [...this.points.values()].some((p) => p.segment === i && isActive(p));
+        sched.stalled = !busy;
+        continue;
+      }
+      if (s.action === "promote") {
+        const pointId = sched.pointOf(s.trial) ?? -1;
+        return {
+          type: "trial-suggested",
+          taskId: this.taskId,
+          at,
+          segment: i,
+          pointId,
+          suggestion: s,
+          values: null,
+          sampler: null,
+          exhausted: false,
+        };
+      }
+      const seg = this.segments[i]!;
+      const { points, state, exhausted } = seg.finishedSampling(this.spec)
+        ? { points: [], state: null, exhausted: true }
+        : seg.sample(1);
+      return {
+        type: "trial-suggested",
+        taskId: this.taskId,
+        at,
+        segment: i,
+        pointId: this.nextPointId,
+        suggestion: s,
+        values: points[0] ?? null,
+        sampler: state,
+        exhausted,
+      };
+    }
+    return null;
+  }
+
+  /** The scheduler rungs of each segment (empty without a scheduler). */
+  rungs(): Array<{ segment: number; level: number; values: number[] }> {
+    return (this.schedulers ?? []).flatMap((s, segment) => s.rungs().map((r) => ({ segment, ...r })));
   }
 
   /** The next job to dispatch, respecting nParallelEvaluation and maxEvaluationJobs; FIFO by point. */
@@ -370,9 +479,21 @@ export class TaskEngine {
       const queued = [...this.points.values()].some((p) => p.segment === i && p.job.state === "queued");
       const budgetLeft = (this.attemptsUsed[i] ?? 0) < budget;
       if (queued && budgetLeft) return false;
-      if (budgetLeft && !this.segments[i]!.finishedSampling(this.spec)) return false;
+      const sched = this.schedulers?.[i];
+      const over = sched
+        ? sched.fault !== null || sched.stalled || sched.isDone()
+        : this.segments[i]!.finishedSampling(this.spec);
+      if (budgetLeft && !over) return false;
     }
     return true;
+  }
+
+  /** Running attempts whose scheduler decided to stop them: the agents must be told (again). */
+  stopRequests(): Array<{ job: JobRec; reason: StopRequest }> {
+    const out: Array<{ job: JobRec; reason: StopRequest }> = [];
+    for (const p of this.points.values())
+      if (p.job.stop && p.job.state === "running") out.push({ job: p.job, reason: p.job.stop });
+    return out;
   }
 
   private countIn(segment: number, states: PointState[]): number {

@@ -249,7 +249,13 @@ describe("artifacts that do not match the upload", { timeout: 120_000 }, () => {
       metrics: { loss: 0.5 },
       resource: 300,
       error: null,
-      artifacts: [{ ...metrics, size: 100 }, log, { ...output, etag: "0123456789abcdef0123456789abcdef" }],
+      artifacts: [
+        { ...metrics, size: 100 },
+        log,
+        { ...output, etag: "0123456789abcdef0123456789abcdef" },
+        // A real object with its true size and ETag, but not this attempt's metrics key.
+        { ...checkpoint, kind: "metrics" },
+      ],
       startedAt: Date.now() - 1000,
       finishedAt: Date.now(),
       exitCode: 0,
@@ -260,7 +266,17 @@ describe("artifacts that do not match the upload", { timeout: 120_000 }, () => {
     assert.equal(p.checkpointKey, null, "the short checkpoint was not recorded");
     assert.deepEqual(p.metricsKeys, [], "the short metrics archive was not recorded");
     assert.deepEqual(p.logKeys, [log.key], "the matching log was kept");
-    assert.equal(steering.ingest!.ignored - ignored, 3, "checkpoint, metrics and output dropped");
+    assert.equal(
+      steering.ingest!.ignored - ignored,
+      4,
+      "checkpoint, metrics, output and the foreign key dropped",
+    );
+    assert.ok(
+      logs.lines.some(
+        (l) => /report ignored: artifact is not at this attempt's key/.test(l) && l.includes(checkpoint.key),
+      ),
+      "the foreign key was logged",
+    );
     const dropped = logs.lines.filter((l) => /report ignored: artifact does not match the upload/.test(l));
     for (const a of [checkpoint, metrics, output])
       assert.ok(

@@ -1,0 +1,109 @@
+// The engine's records of points and of their current jobs (one job per point at a time; a retry
+// is a new attempt of the same job, an ASHA promotion a new job of the same point).
+import type { ErrorCode } from "../../protocol/errors.ts";
+import type { PointState, PointValues } from "../../protocol/messages.ts";
+import { jobIdOf } from "../../protocol/names.ts";
+import type { Decision } from "../scheduler/index.ts";
+
+export type JobState = "queued" | "dispatched" | "running" | "done" | "failed" | "stopped" | "cancelled";
+
+/** Why steering asked the agent to stop a running attempt (sent again after a restart). */
+export type StopRequest = "pruned" | "paused";
+
+export interface JobRec {
+  jobId: string;
+  pointId: number;
+  seq: number;
+  attempt: number;
+  state: JobState;
+  site: string | null;
+  agent: string | null;
+  dispatchedAt: number | null;
+  claimedAt: number | null;
+  /** Resource level to reach (ASHA); null for a plain evaluation. */
+  target: number | null;
+  /** The scheduler decided to end this job before its target. */
+  stop: StopRequest | null;
+  /** The loss reported with the decision that stopped it (the point's final loss if pruned). */
+  stopLoss: number | null;
+  /** The scheduler's last decision on a report of this job. */
+  decision: Decision | null;
+}
+
+export interface PointRec {
+  pointId: number;
+  segment: number;
+  values: PointValues;
+  state: PointState;
+  loss: number | null;
+  attempts: number;
+  /** Failed or lost attempts of the current job (a preemption hand-back is not a failure). */
+  failures: number;
+  resource: number | null;
+  reports: Array<{ resource: number; loss: number }>;
+  site: string | null;
+  agent: string | null;
+  error: string | null;
+  errorCode: ErrorCode | null;
+  metricsKeys: string[];
+  logKeys: string[];
+  checkpointKey: string | null;
+  checkpointResource: number | null;
+  /** The scheduler's trial name (tasks with a scheduler). */
+  trial: string | null;
+  /** Highest resource reported to the scheduler (a retry or resume re-reports lower levels). */
+  fed: number;
+  /** The scheduler is done with the trial (stopped, failed or completed): no more reports. */
+  closed: boolean;
+  /** Jobs this point has had (1 + promotions). */
+  jobs: number;
+  job: JobRec;
+}
+
+export function newPoint(
+  taskId: string,
+  pointId: number,
+  segment: number,
+  values: PointValues,
+  target: number | null,
+  trial: string | null,
+): PointRec {
+  return {
+    pointId,
+    segment,
+    values,
+    state: "queued",
+    loss: null,
+    attempts: 0,
+    failures: 0,
+    resource: null,
+    reports: [],
+    site: null,
+    agent: null,
+    error: null,
+    errorCode: null,
+    metricsKeys: [],
+    logKeys: [],
+    checkpointKey: null,
+    checkpointResource: null,
+    trial,
+    fed: -1,
+    closed: false,
+    jobs: 1,
+    job: {
+      jobId: jobIdOf(taskId, pointId, 1),
+      pointId,
+      seq: 1,
+      attempt: 1,
+      state: "queued",
+      site: null,
+      agent: null,
+      dispatchedAt: null,
+      claimedAt: null,
+      target,
+      stop: null,
+      stopLoss: null,
+      decision: null,
+    },
+  };
+}
