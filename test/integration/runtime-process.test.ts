@@ -77,7 +77,7 @@ describe("ProcessRuntime", () => {
     // sh itself adds PWD, SHLVL and _.
     assert.deepEqual(
       names.filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n)),
-      ["CUDA_VISIBLE_DEVICES", "HOME", "PATH", "TRIAL"],
+      ["CUDA_VISIBLE_DEVICES", "GRIDTUNE_GPUS", "HOME", "PATH", "TRIAL"],
     );
     assert.equal(lines.at(-1), "42 1,3");
     assert.equal(await readFile(join(spec.workDir, "out.txt"), "utf8"), "x\n");
