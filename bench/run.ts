@@ -2,10 +2,12 @@
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchThroughput } from "./throughput.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   scheduler: benchScheduler,
   agent: benchAgent,
+  throughput: benchThroughput,
 };
 
 const wanted = process.argv.slice(2);

@@ -185,7 +185,34 @@ export const PointView = z.object({
   loss: z.number().nullable(),
   attempts: z.number().int(),
   resource: z.number().nullable(),
-  reports: z.array(z.object({ resource: z.number(), loss: z.number() })),
+  reports: z.array(
+    z.object({
+      resource: z.number(),
+      loss: z.number(),
+      // Which job and attempt reported, when, where, and all its numeric metrics.
+      metrics: z.record(z.string(), z.number()).optional(),
+      job: z.number().int().optional(),
+      attempt: z.number().int().optional(),
+      at: z.number().optional(),
+      site: z.string().nullable().optional(),
+    }),
+  ),
+  /** Every attempt that ended, with its outcome and times. */
+  history: z
+    .array(
+      z.object({
+        job: z.number().int(),
+        attempt: z.number().int(),
+        site: z.string().nullable(),
+        agent: z.string().nullable(),
+        status: z.enum(["ok", "failed", "stopped", "preempted", "lost"]),
+        loss: z.number().nullable(),
+        startedAt: z.number().nullable(),
+        finishedAt: z.number(),
+        error: z.string().nullable(),
+      }),
+    )
+    .optional(),
   site: z.string().nullable(),
   agent: z.string().nullable(),
   error: z.string().nullable(),

@@ -11,13 +11,24 @@ export interface ResultRow {
   segment: string | null;
   /** "report": an intermediate (or final-resource) report; "final": the point's registered loss. */
   row: "report" | "final";
+  /** The job (1 + promotions) and attempt that produced the row, when known. */
+  job: number | null;
+  attempt: number | null;
   resource: number | null;
   loss: number | null;
+  /** ISO times: when a report arrived; when the final attempt started and finished. */
+  time: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
   attempts: number;
   state: string;
   site: string | null;
   values: Record<string, string | number | boolean | null>;
+  metrics: Record<string, number>;
 }
+
+const iso = (t: number | null | undefined): string | null =>
+  typeof t === "number" ? new Date(t).toISOString() : null;
 
 export function resultRows(d: TaskDetail): ResultRow[] {
   const rows: ResultRow[] = [];
@@ -28,12 +39,39 @@ export function resultRows(d: TaskDetail): ResultRow[] {
       segment: p.segment,
       attempts: p.attempts,
       state: p.state,
-      site: p.site,
       values: p.values,
     };
-    for (const r of [...p.reports].sort((a, b) => a.resource - b.resource))
-      rows.push({ ...base, row: "report", resource: r.resource, loss: r.loss });
-    rows.push({ ...base, row: "final", resource: p.resource, loss: p.loss });
+    const reports = [...p.reports].sort((a, b) => (a.at ?? 0) - (b.at ?? 0) || a.resource - b.resource);
+    for (const r of reports) {
+      rows.push({
+        ...base,
+        row: "report",
+        job: r.job ?? null,
+        attempt: r.attempt ?? null,
+        resource: r.resource,
+        loss: r.loss,
+        time: iso(r.at),
+        startedAt: null,
+        finishedAt: null,
+        site: r.site ?? p.site,
+        metrics: r.metrics ?? { loss: r.loss },
+      });
+    }
+    // The attempt that registered the point's loss: the last one that ended (ok, or its last failure).
+    const last = p.history?.at(-1);
+    rows.push({
+      ...base,
+      row: "final",
+      job: last?.job ?? null,
+      attempt: last?.attempt ?? null,
+      resource: p.resource,
+      loss: p.loss,
+      time: null,
+      startedAt: iso(last?.startedAt),
+      finishedAt: iso(last?.finishedAt),
+      site: last?.site ?? p.site,
+      metrics: p.loss === null ? {} : { loss: p.loss },
+    });
   }
   return rows;
 }
@@ -51,18 +89,28 @@ function csvCell(v: unknown): string {
 
 export function resultsCsv(rows: readonly ResultRow[]): string {
   const params: string[] = [];
-  for (const r of rows) for (const k of Object.keys(r.values)) if (!params.includes(k)) params.push(k);
+  const metrics: string[] = [];
+  for (const r of rows) {
+    for (const k of Object.keys(r.values)) if (!params.includes(k)) params.push(k);
+    for (const k of Object.keys(r.metrics)) if (k !== "loss" && !metrics.includes(k)) metrics.push(k);
+  }
   const head = [
     "task_id",
     "point_id",
     "segment",
     "row",
+    "job",
+    "attempt",
     "resource",
     "loss",
+    "time",
+    "started_at",
+    "finished_at",
     "attempts",
     "state",
     "site",
     ...params,
+    ...metrics.map((m) => `metric_${m}`),
   ];
   const lines = rows.map((r) =>
     [
@@ -70,12 +118,18 @@ export function resultsCsv(rows: readonly ResultRow[]): string {
       r.pointId,
       r.segment,
       r.row,
+      r.job,
+      r.attempt,
       r.resource,
       r.loss,
+      r.time,
+      r.startedAt,
+      r.finishedAt,
       r.attempts,
       r.state,
       r.site,
       ...params.map((k) => r.values[k]),
+      ...metrics.map((m) => r.metrics[m]),
     ]
       .map(csvCell)
       .join(","),

@@ -40,7 +40,9 @@ export interface PointRec {
   /** Failed or lost attempts of the current job (a preemption hand-back is not a failure). */
   failures: number;
   resource: number | null;
-  reports: Array<{ resource: number; loss: number }>;
+  reports: ReportRec[];
+  /** Every attempt that ended: its outcome and times (for exports and `phpo results`). */
+  history: AttemptRec[];
   site: string | null;
   agent: string | null;
   error: string | null;
@@ -78,6 +80,7 @@ export function newPoint(
     failures: 0,
     resource: null,
     reports: [],
+    history: [],
     site: null,
     agent: null,
     error: null,
@@ -106,4 +109,29 @@ export function newPoint(
       decision: null,
     },
   };
+}
+
+/** One intermediate report of a running attempt. */
+export interface ReportRec {
+  resource: number;
+  loss: number;
+  metrics: Record<string, number>;
+  job: number;
+  attempt: number;
+  at: number;
+  site: string | null;
+  agent: string | null;
+}
+
+/** One attempt that ended (finished, failed, stopped, preempted or lost). */
+export interface AttemptRec {
+  job: number;
+  attempt: number;
+  site: string | null;
+  agent: string | null;
+  status: "ok" | "failed" | "stopped" | "preempted" | "lost";
+  loss: number | null;
+  startedAt: number | null;
+  finishedAt: number;
+  error: string | null;
 }

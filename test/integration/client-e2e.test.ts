@@ -80,7 +80,13 @@ describe("phpo end to end on the embedded stack", { timeout: 300_000 }, () => {
 
     const results = await phpo(["results", taskId, "--csv"], env, work);
     assert.equal(results.code, 0, results.stderr);
-    assert.match(results.stdout, /^task_id,point_id,segment,row,resource,loss,attempts,state,site,/);
+    assert.match(
+      results.stdout,
+      /^task_id,point_id,segment,row,job,attempt,resource,loss,time,started_at,finished_at,attempts,state,site,/,
+    );
+    // Each report says which job and attempt sent it, and when; each final row when it ran.
+    assert.match(results.stdout, /\n\d+,\d+,,report,1,1,\d+,[-0-9.e]+,\d{4}-\d\d-\d\dT[^,]+Z,,,/);
+    assert.match(results.stdout, /\n\d+,\d+,,final,1,1,\d+,[-0-9.e]+,,\d{4}-[^,]+Z,\d{4}-[^,]+Z,1,done,/);
     assert.equal(
       results.stdout
         .trim()

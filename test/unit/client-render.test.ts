@@ -74,8 +74,11 @@ describe("phpo rendering", () => {
     assert.ok(p);
     p.values = { name: 'a "b", c' };
     const csv = resultsCsv(resultRows({ ...d, points: [p] }));
-    assert.match(csv, /^task_id,point_id,segment,row,resource,loss,attempts,state,site,name\n/);
-    assert.match(csv, /7,0,,report,1,0\.9,1,done,local,"a ""b"", c"\n/);
+    assert.match(
+      csv,
+      /^task_id,point_id,segment,row,job,attempt,resource,loss,time,started_at,finished_at,attempts,state,site,name\n/,
+    );
+    assert.match(csv, /7,0,,report,,,1,0\.9,,,,1,done,local,"a ""b"", c"\n/);
   });
 
   test("preview: Determined adaptive ASHA is exact (TV-DET-4 a, c)", () => {
