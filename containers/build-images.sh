@@ -5,12 +5,15 @@
 #
 #   gridtune/busybox:1  Debian's busybox-static plus its applet links (tiny; for runtime tests)
 #   gridtune/python:1   a minimal Debian bookworm with python3 (debootstrap --variant=minbase)
+#   gridtune/steering:1 the same plus Debian's python3-optuna and the `hpogrid` shim
+#                       (examples/steering/hpogrid.py as /usr/local/bin/hpogrid): the example
+#                       PanDA steering container (a second debootstrap, about 2 minutes; cached)
 #
 # Both have /tmp with mode 1777 (a tmpfs mounted on /tmp copies the image directory's mode, so a
 # 755 /tmp would be unwritable for the job user), a non-root user 1000 ("gridtune"), PATH set, and
 # /srv/workDir, the fixed path where the evaluator mounts a job's working directory.
 #
-# Usage: sudo containers/build-images.sh [--rebuild] [--clean] [--only busybox|python]
+# Usage: sudo containers/build-images.sh [--rebuild] [--clean] [--only busybox|python|steering]
 #   (no flag)  build only the images that do not exist yet (idempotent)
 #   --rebuild  re-import the images even if they exist (reuses the cached rootfs tarballs)
 #   --clean    also delete the cached rootfs tarballs under containers/build/ first
@@ -21,6 +24,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD="$HERE/build"
 BUSYBOX_IMAGE="gridtune/busybox:1"
 PYTHON_IMAGE="gridtune/python:1"
+STEERING_IMAGE="gridtune/steering:1"
 SUITE="bookworm"
 IMAGE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -200,7 +204,48 @@ build_python() {
   import_rootfs "$tarball" "$PYTHON_IMAGE"
 }
 
-for spec in "busybox:$BUSYBOX_IMAGE" "python:$PYTHON_IMAGE"; do
+# The example steering image: debootstrap with python3-optuna (Debian's package and its
+# dependencies: numpy, scipy, sqlalchemy, ...), cached as steering.rootfs.tar like the python one.
+# The hpogrid shim is added at import time, so editing it needs only --rebuild --only steering.
+build_steering() {
+  local tarball="$BUILD/steering.rootfs.tar"
+  if [ ! -s "$tarball" ]; then
+    tmp_root="$(mktemp -d "$BUILD/steering-rootfs.XXXXXX")"
+    local root="$tmp_root"
+    if ! command -v debootstrap >/dev/null; then
+      say "installing debootstrap (apt-get)"
+      apt-get install -y debootstrap >/dev/null 2>&1 || die "apt-get install debootstrap failed"
+    fi
+    local mirror; mirror="$(debian_mirror)"
+    say "debootstrap --variant=minbase --include=python3,python3-optuna $SUITE $root $mirror (about 2 minutes)"
+    local t0=$SECONDS
+    debootstrap --variant=minbase --include=python3,python3-optuna "$SUITE" "$root" "$mirror" \
+      >"$BUILD/debootstrap-steering.log" 2>&1 \
+      || die "debootstrap of the steering image failed (see $BUILD/debootstrap-steering.log)"
+    say "debootstrap done in $((SECONDS - t0)) s"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
+    finish_rootfs "$root"
+    say "packing $tarball"
+    tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+    rm -rf "$root"; tmp_root=""
+  else
+    say "reusing cached $tarball"
+  fi
+  # The rootfs plus the shim: a copy of the tarball with usr/local/bin/hpogrid appended.
+  local shim="$HERE/../examples/steering/hpogrid.py"
+  [ -f "$shim" ] || die "$shim is missing"
+  tmp_root="$(mktemp -d "$BUILD/steering-shim.XXXXXX")"
+  mkdir -p "$tmp_root/usr/local/bin"
+  install -m 0755 "$shim" "$tmp_root/usr/local/bin/hpogrid"
+  cp "$tarball" "$tmp_root/image.tar"
+  tar --numeric-owner --owner=0 --group=0 -C "$tmp_root" -rf "$tmp_root/image.tar" ./usr/local/bin/hpogrid
+  import_rootfs "$tmp_root/image.tar" "$STEERING_IMAGE"
+  rm -rf "$tmp_root"; tmp_root=""
+  docker run --rm --network none "$STEERING_IMAGE" python3 -c 'import optuna; print("optuna", optuna.__version__)' \
+    || die "$STEERING_IMAGE cannot import optuna"
+}
+
+for spec in "busybox:$BUSYBOX_IMAGE" "python:$PYTHON_IMAGE" "steering:$STEERING_IMAGE"; do
   name="${spec%%:*}"; image="${spec#*:}"
   want "$name" || continue
   if [ "$rebuild" -eq 0 ] && image_exists "$image"; then

@@ -93,6 +93,13 @@ export function parseTaskSpec(input: unknown): TaskSpec {
         `(${spec.nPointsPerIteration}): each steering iteration asks for their difference`,
     );
   }
+  if (spec.steeringExec && spec.scheduler) {
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      "steeringExec and scheduler cannot be combined: the steering program proposes the points of a " +
+        "PanDA-style task, a scheduler drives the built-in sampler; remove one of them",
+    );
+  }
   const nSeg = spec.segments?.length ?? 0;
   if (spec.segmentSearchSpaces && spec.segmentSearchSpaces.length !== nSeg) {
     throw new ValidationError(

@@ -1,6 +1,10 @@
 // The dispatcher: samples points when due, hands the next job of each task to the site with the
 // most free capacity (round robin over tasks, so concurrent tasks share evaluators fairly), and
 // expires leases. Every decision is committed to the log before the job is published.
+// Steering-program iterations (tasks with steeringExec) run outside the commit queue, at most one
+// per segment at a time; their result is committed as a points-added event when it arrives. Only
+// the log counts: an iteration in flight at a crash is run again after the restart, and one whose
+// points are logged is never re-run (the engine's generated count moved on).
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "../protocol/log.ts";
 import { subjects } from "../protocol/subjects.ts";
@@ -8,12 +12,17 @@ import { pickSite, type AgentRegistry } from "./agents.ts";
 import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./core.ts";
 import { buildJob } from "./engine/jobBuilder.ts";
-import type { TaskEngine } from "./engine/taskEngine.ts";
+import type { SteeringDue, TaskEngine } from "./engine/taskEngine.ts";
+import { SteeringProgram } from "./externalSteering.ts";
+import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export class Dispatcher {
   private kicked = false;
   private readonly datasetFiles = new Map<string, string[]>();
+  /** Steering iterations running now, by "taskId/segment". */
+  private readonly steeringRuns = new Set<string>();
+  private readonly steeringAbort = new AbortController();
 
   constructor(
     private readonly c: Committer,
@@ -23,7 +32,88 @@ export class Dispatcher {
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
     private readonly startedAt: number,
+    private readonly steeringRunner: SteeringRunner = new LocalSteeringRunner(),
   ) {}
+
+  /** Kills the steering iterations in flight (their results are not committed). */
+  close(): void {
+    this.steeringAbort.abort();
+  }
+
+  /** Starts the due steering iteration of each segment that has none running (never awaited here). */
+  private startSteering(e: TaskEngine): void {
+    for (const due of e.steeringDue()) {
+      const key = `${e.taskId}/${due.segment}`;
+      if (this.steeringRuns.has(key) || this.steeringAbort.signal.aborted) continue;
+      this.steeringRuns.add(key);
+      void this.runSteering(e.taskId, e.spec, due).finally(() => {
+        this.steeringRuns.delete(key);
+        if (!this.steeringAbort.signal.aborted) this.kick();
+      });
+    }
+  }
+
+  private async runSteering(taskId: string, spec: TaskEngine["spec"], due: SteeringDue): Promise<void> {
+    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated };
+    const t0 = Date.now();
+    this.logger.info("steering iteration started", log);
+    let points: Awaited<ReturnType<SteeringProgram["ask"]>> = [];
+    let exhausted = false;
+    try {
+      const program = new SteeringProgram(this.steeringRunner, {
+        spec,
+        segmentName: due.segmentName,
+        space: due.space,
+        signal: this.steeringAbort.signal,
+      });
+      points = await program.ask(due.n, due.history);
+      if (points.length === 0) {
+        exhausted = true;
+        this.logger.info(
+          "steering returned [] (nothing more to offer): generation ends for the segment",
+          log,
+        );
+      } else if (points.length > due.n) {
+        this.logger.warn("steering returned more points than asked; the extra ones are dropped", {
+          ...log,
+          returned: points.length,
+        });
+        points = points.slice(0, due.n);
+      }
+    } catch (err) {
+      if (this.steeringAbort.signal.aborted) return;
+      exhausted = true;
+      points = [];
+      this.logger.warn("steering iteration failed: generation ends for the segment", {
+        ...log,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+    }
+    if (this.steeringAbort.signal.aborted) return;
+    await this.c
+      .serial(async () => {
+        const e = this.c.state.engines.get(taskId);
+        const ev = e?.steeringResult(due.segment, due.generated, points, exhausted, Date.now());
+        if (!ev) {
+          this.logger.info("steering result dropped: the task or segment moved on meanwhile", log);
+          return;
+        }
+        await this.c.commit(ev);
+        this.logger.info("steering iteration committed", {
+          ...log,
+          added: ev.points.length,
+          exhausted: ev.exhausted,
+          ms: Date.now() - t0,
+        });
+      })
+      .catch((err: unknown) =>
+        // not logged: the next pump finds the iteration still due and runs it again
+        this.logger.error("could not commit a steering result; the iteration will run again", {
+          ...log,
+          error: String(err),
+        }),
+      );
+  }
 
   /** Schedules one pump; kicks while one is pending coalesce. */
   kick(): void {
@@ -57,6 +147,7 @@ export class Dispatcher {
       moved = false;
       for (const e of this.c.state.engines.values()) {
         if (e.state !== "running") continue;
+        this.startSteering(e);
         const sampling = e.proposeSampling(Date.now());
         if (sampling) {
           await this.c.commit(sampling);

@@ -44,6 +44,7 @@ export class SteeringService {
   private storage: Storage | null = null;
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private dispatcher: Dispatcher | null = null;
   private background: Promise<unknown>[] = [];
   private closing: Promise<void> | null = null;
   private stopResults: (() => Promise<void>) | null = null;
@@ -99,6 +100,7 @@ export class SteeringService {
       this.logger.child("dispatch"),
       startedAt,
     );
+    this.dispatcher = dispatcher;
     const control = new AgentControl(
       c,
       registry,
@@ -215,6 +217,7 @@ export class SteeringService {
     this.closing ??= (async () => {
       this.state = "draining";
       for (const t of this.timers) clearInterval(t);
+      this.dispatcher?.close(); // steering iterations in flight are killed, not committed
       for (const s of this.subs) s.unsubscribe();
       await this.stopResults?.().catch(() => undefined);
       const drained = this.committer?.serial(() => Promise.resolve()) ?? Promise.resolve();

@@ -2,6 +2,10 @@
 // and the PanDA iteration rule (generate when unevaluated points fall to minUnevaluatedPoints,
 // nPointsPerIteration − minUnevaluatedPoints at a time, never past maxPoints). Sampling works on
 // a restored copy so the live state only moves when the points-added event is applied.
+// A segment of a task with `steeringExec` (and no scheduler) is `external`: its points come from
+// the user's steering program, run by the dispatcher (steering/externalSteering.ts) outside the
+// commit queue; the engine only says when an iteration is due and turns its result into the same
+// points-added event (sampler state null).
 import type { SamplerConfig } from "../../protocol/sampler.ts";
 import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
@@ -12,6 +16,8 @@ export class SegmentSampling {
   private generated = 0;
   private exhausted = false;
   private readonly config: SamplerConfig;
+  /** Points come from the steering program (steeringExec), not from a built-in sampler. */
+  readonly external: boolean;
 
   constructor(
     spec: TaskSpec,
@@ -20,6 +26,9 @@ export class SegmentSampling {
     private readonly space: SearchSpace,
     seed: number,
   ) {
+    // With a scheduler, points are sampled one at a time per suggested trial, which the iDDS
+    // protocol (batches of nPointsPerIteration) cannot serve: the built-in sampler is used.
+    this.external = spec.steeringExec !== undefined && spec.scheduler === undefined;
     // The task's seed (the sampler's seed if the user gave one, else a random one, logged at
     // submission) is offset per segment, so segments sample different points.
     this.config = spec.sampler
@@ -35,10 +44,16 @@ export class SegmentSampling {
     return Math.min(perIteration, spec.maxPoints - this.generated);
   }
 
+  /** Points generated so far (every logged points-added of this segment). */
+  get generatedCount(): number {
+    return this.generated;
+  }
+
   finishedSampling(spec: TaskSpec): boolean {
     return this.exhausted || this.generated >= spec.maxPoints;
   }
 
+  /** Built-in samplers only: an external segment's points come from steeringResult (TaskEngine). */
   sample(n: number): { points: Point[]; state: unknown; exhausted: boolean } {
     const sampler =
       this.samplerState === null

@@ -4,6 +4,7 @@
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import type { PointState } from "../../protocol/messages.ts";
+import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskConfig.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
@@ -16,6 +17,19 @@ export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
 import type { StopRequest } from "./records.ts";
 
 export type TaskRunState = "running" | "paused" | "killed" | "finished";
+
+/** A steering-program iteration that is due (tasks with steeringExec): what to run it with. */
+export interface SteeringDue {
+  segment: number;
+  segmentName: string | null;
+  /** Points to ask for: min(nPointsPerIteration − minUnevaluatedPoints, maxPoints − generated). */
+  n: number;
+  /** Points of the segment generated so far; the result is committed only if this is unchanged. */
+  generated: number;
+  /** Every point of the segment so far, in point order, with its loss (null: not evaluated yet). */
+  history: Array<[Point, number | null]>;
+  space: SearchSpace;
+}
 
 /** Why a result or claim is refused: the attempt is not the one currently leased to this agent. */
 export type Fence = { ok: true; job: JobRec } | { ok: false; reason: string };
@@ -108,7 +122,19 @@ export class TaskEngine {
         const p = this.current(ev.jobId, ev.attempt);
         if (!p) return;
         const loss = ev.metrics.loss;
-        if (loss !== undefined) p.reports.push({ resource: ev.resource, loss });
+        if (loss !== undefined) {
+          const { seq: job, attempt, site, agent } = p.job;
+          p.reports.push({
+            resource: ev.resource,
+            loss,
+            metrics: ev.metrics,
+            job,
+            attempt,
+            at: ev.at,
+            site,
+            agent,
+          });
+        }
         p.resource = Math.max(p.resource ?? 0, ev.resource);
         this.feed(p, ev.resource, ev.metrics);
         return;
@@ -125,6 +151,17 @@ export class TaskEngine {
       case "job-lost": {
         const p = this.current(ev.jobId, ev.attempt);
         if (!p || (p.job.state !== "dispatched" && p.job.state !== "running")) return;
+        p.history.push({
+          job: p.job.seq,
+          attempt: ev.attempt,
+          site: p.job.site,
+          agent: p.job.agent,
+          status: "lost",
+          loss: null,
+          startedAt: p.job.claimedAt,
+          finishedAt: ev.at,
+          error: ev.reason,
+        });
         this.failAttempt(p, ev.reason, "UNAVAILABLE");
         return;
       }
@@ -253,6 +290,17 @@ export class TaskEngine {
   private onFinished(ev: LogEventOf<"job-finished">): void {
     const p = this.current(ev.jobId, ev.attempt);
     if (!p || (p.job.state !== "running" && p.job.state !== "dispatched")) return;
+    p.history.push({
+      job: p.job.seq,
+      attempt: ev.attempt,
+      site: ev.site,
+      agent: ev.agent,
+      status: ev.status,
+      loss: ev.loss,
+      startedAt: ev.startedAt,
+      finishedAt: ev.finishedAt,
+      error: ev.error?.message ?? null,
+    });
     for (const a of ev.artifacts) {
       if (a.kind === "metrics") p.metricsKeys.push(a.key);
       if (a.kind === "log") p.logKeys.push(a.key);
@@ -381,6 +429,7 @@ export class TaskEngine {
     if (this.state !== "running" || this.schedulers) return null;
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i]!;
+      if (seg.external) continue; // see steeringDue
       const unevaluated = this.countIn(i, ["queued", "running"]);
       const n = seg.due(unevaluated, this.spec);
       if (n <= 0) continue;
@@ -396,6 +445,67 @@ export class TaskEngine {
       };
     }
     return null;
+  }
+
+  /**
+   * The steering-program iterations due now (segments of a task with steeringExec), by the same
+   * PanDA rule as proposeSampling. The caller runs them (I/O, outside the commit queue), at most one
+   * per segment at a time, and commits each result through steeringResult.
+   */
+  steeringDue(): SteeringDue[] {
+    if (this.state !== "running") return [];
+    const out: SteeringDue[] = [];
+    for (let i = 0; i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      if (!seg.external) continue;
+      const n = seg.due(this.countIn(i, ["queued", "running"]), this.spec);
+      if (n <= 0) continue;
+      const history: Array<[Point, number | null]> = [];
+      for (const p of this.points.values()) {
+        if (p.segment !== i) continue;
+        const evaluated = p.state !== "queued" && p.state !== "running";
+        const loss = evaluated && p.loss !== null && Number.isFinite(p.loss) ? p.loss : null;
+        history.push([p.values, loss]);
+      }
+      out.push({
+        segment: i,
+        segmentName: seg.name,
+        n,
+        generated: seg.generatedCount,
+        history,
+        space: this.spec.segmentSearchSpaces?.[i] ?? this.spec.searchSpace,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The points-added event for a steering iteration's result (points: at most the n asked, already
+   * validated against the space; exhausted: the program returned [] or failed, which ends generation
+   * for the segment). Null when the result no longer applies: the task is over, or points were
+   * added to the segment since the iteration started (it was run twice; the first result won).
+   */
+  steeringResult(
+    segment: number,
+    generated: number,
+    points: Point[],
+    exhausted: boolean,
+    at: number,
+  ): LogEventOf<"points-added"> | null {
+    const seg = this.segments[segment];
+    if (!seg?.external || seg.generatedCount !== generated) return null;
+    if (this.state === "killed" || this.state === "finished" || seg.finishedSampling(this.spec)) return null;
+    const room = this.spec.maxPoints - generated;
+    const kept = points.slice(0, Math.max(0, room));
+    return {
+      type: "points-added",
+      taskId: this.taskId,
+      at,
+      segment,
+      points: kept.map((values, k) => ({ pointId: this.nextPointId + k, values })),
+      sampler: null,
+      exhausted: exhausted || kept.length === 0,
+    };
   }
 
   /**

@@ -172,10 +172,13 @@ describe("phpo against a fake steering on a real nats-server", () => {
     const r = await phpo("results", "7", "--csv");
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
-    assert.equal(lines[0], "task_id,point_id,segment,row,resource,loss,attempts,state,site,lr,act");
+    assert.equal(
+      lines[0],
+      "task_id,point_id,segment,row,job,attempt,resource,loss,time,started_at,finished_at,attempts,state,site,lr,act",
+    );
     assert.equal(lines.length, 1 + (3 + 1) + (1 + 1) + (3 + 1) + (0 + 1));
-    assert.ok(lines.includes("7,0,,report,3,0.7,1,done,local,0.1,relu"));
-    assert.ok(lines.includes("7,2,,final,9,0.25,2,done,local,0.05,relu"));
+    assert.ok(lines.includes("7,0,,report,,,3,0.7,,,,1,done,local,0.1,relu"));
+    assert.ok(lines.includes("7,2,,final,,,9,0.25,,,,2,done,local,0.05,relu"));
     const j = await phpo("--json", "results", "7");
     assert.equal((JSON.parse(j.stdout) as unknown[]).length, lines.length - 1);
   });

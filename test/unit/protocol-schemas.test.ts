@@ -523,6 +523,12 @@ void describe("taskConfig: TaskSpec and parseTaskSpec", () => {
         .minUnevaluatedPoints,
       2,
     );
+    // a steering program and a scheduler both want to choose the points: refused, naming both
+    throwsCode(
+      () => parseTaskSpec(specInput({ steeringExec: exec, scheduler: { type: "fifo", max_t: 10 } })),
+      "INVALID_CONFIG",
+      "steeringExec and scheduler cannot be combined",
+    );
     // without a steering container, the built-in sampler takes any combination
     assert.equal(
       parseTaskSpec(specInput({ nPointsPerIteration: 2, minUnevaluatedPoints: 2 })).minUnevaluatedPoints,

@@ -1,0 +1,192 @@
+// Runs one steering-program iteration (steeringExec) in a scratch directory: as a local process
+// with that directory as its cwd, or, with steeringContainer, in a hardened Docker container with
+// the directory bind-mounted as its working directory (the same hardening as the evaluator's job
+// containers: read-only root, all capabilities dropped, no-new-privileges, no network, non-root,
+// memory/CPU/pids limits). argv only: no shell is involved unless the exec string names one.
+import { spawn } from "node:child_process";
+import Docker from "dockerode";
+import { GridtuneError, RuntimeError } from "../protocol/errors.ts";
+
+/** Where the scratch directory appears inside a steering container (PanDA's working-dir path). */
+export const STEERING_WORKDIR = "/srv/workDir";
+
+export interface SteeringRunLimits {
+  timeoutMs: number;
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+}
+
+export const DEFAULT_STEERING_LIMITS: SteeringRunLimits = {
+  timeoutMs: 10 * 60_000,
+  memoryBytes: 2048 * 2 ** 20,
+  nanoCpus: 1e9,
+  pidsLimit: 256,
+};
+
+export interface SteeringRunResult {
+  exitCode: number | null;
+  timedOut: boolean;
+  /** The last few KB of stdout and stderr together, for the reason of a failure. */
+  outputTail: string;
+}
+
+export interface SteeringRunner {
+  run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult>;
+}
+
+const TAIL_BYTES = 4096;
+
+function tail(chunks: Buffer[]): string {
+  const all = Buffer.concat(chunks).toString("utf8");
+  return all.length > TAIL_BYTES ? all.slice(-TAIL_BYTES) : all;
+}
+
+/** Docker's multiplexed log stream (8-byte frame headers) to text. */
+function demux(buf: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    out.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return i === 0 && buf.length > 0 ? buf : Buffer.concat(out);
+}
+
+function dockerSocket(): string {
+  const host = process.env.DOCKER_HOST;
+  return host?.startsWith("unix://") ? host.slice(7) : "/var/run/docker.sock";
+}
+
+export class LocalSteeringRunner implements SteeringRunner {
+  private docker: Docker | null = null;
+
+  constructor(private readonly limits: SteeringRunLimits = DEFAULT_STEERING_LIMITS) {}
+
+  run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult> {
+    return image === null ? this.runProcess(argv, dir, signal) : this.runContainer(argv, dir, image, signal);
+  }
+
+  private runProcess(argv: string[], dir: string, signal: AbortSignal): Promise<SteeringRunResult> {
+    return new Promise((resolve, reject) => {
+      const [cmd, ...args] = argv as [string, ...string[]];
+      const chunks: Buffer[] = [];
+      let timedOut = false;
+      const child = spawn(cmd, args, {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PWD: dir },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true, // its own process group, so a timeout kills what it started too
+      });
+      const keep = (c: Buffer) => {
+        chunks.push(c);
+        if (chunks.length > 64) chunks.splice(0, chunks.length - 32);
+      };
+      child.stdout.on("data", keep);
+      child.stderr.on("data", keep);
+      const kill = () => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        } catch {
+          child.kill("SIGKILL");
+        }
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, this.limits.timeoutMs);
+      const onAbort = () => kill();
+      signal.addEventListener("abort", onAbort, { once: true });
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        reject(
+          new RuntimeError(
+            "INVALID_ARGUMENT",
+            `steeringExec: cannot start ${JSON.stringify(cmd)} (${err.message}); name an executable on the steering host's PATH, or set steeringContainer to run it in an image`,
+          ),
+        );
+      });
+      child.once("close", (code) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        resolve({ exitCode: code, timedOut, outputTail: tail(chunks) });
+      });
+    });
+  }
+
+  private async runContainer(
+    argv: string[],
+    dir: string,
+    image: string,
+    signal: AbortSignal,
+  ): Promise<SteeringRunResult> {
+    this.docker ??= new Docker({ socketPath: dockerSocket() });
+    const docker = this.docker;
+    let imageId: string;
+    try {
+      imageId = (await docker.getImage(image).inspect()).Id;
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      throw new RuntimeError(
+        status === 404 ? "IMAGE_MISSING" : "RUNTIME_UNAVAILABLE",
+        status === 404
+          ? `steeringContainer ${image} is not on the steering host; build or load it there first (the example image: sudo containers/build-images.sh --only steering)`
+          : `steeringContainer ${image}: Docker did not answer (${String(err)})`,
+      );
+    }
+    const container = await docker.createContainer({
+      Image: imageId,
+      Cmd: argv,
+      WorkingDir: STEERING_WORKDIR,
+      User: "1000:1000",
+      Env: ["HOME=/tmp", "LANG=C.UTF-8"],
+      Labels: { "org.gridtune.managed": "steering" },
+      NetworkDisabled: true,
+      HostConfig: {
+        Binds: [`${dir}:${STEERING_WORKDIR}:rw`],
+        ReadonlyRootfs: true,
+        Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges"],
+        Privileged: false,
+        NetworkMode: "none",
+        PidsLimit: this.limits.pidsLimit,
+        Memory: this.limits.memoryBytes,
+        MemorySwap: this.limits.memoryBytes,
+        NanoCpus: this.limits.nanoCpus,
+        Init: true,
+        IpcMode: "private",
+        Ulimits: [{ Name: "nofile", Soft: 1024, Hard: 1024 }],
+        AutoRemove: false,
+      },
+    });
+    let timedOut = false;
+    const stop = () => void container.kill().catch(() => undefined);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, this.limits.timeoutMs);
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      await container.start();
+      const waited = (await container.wait()) as { StatusCode?: number };
+      const logs = await container.logs({ stdout: true, stderr: true, follow: false });
+      return {
+        exitCode: timedOut ? null : (waited.StatusCode ?? null),
+        timedOut,
+        outputTail: tail([demux(Buffer.from(logs))]),
+      };
+    } catch (err) {
+      if (err instanceof GridtuneError) throw err;
+      throw new RuntimeError("RUNTIME_UNAVAILABLE", `steeringContainer ${image}: ${String(err)}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  }
+}
