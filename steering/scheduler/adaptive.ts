@@ -8,7 +8,7 @@ import {
   type DeterminedMode,
 } from "../../protocol/schedulerFormulas.ts";
 import { decideStopping, Rung, WORST_SCORE, type StoppingContext } from "./rung.ts";
-import { checkResource, readMetric, TrialRegistry, unknownTrial } from "./types.ts";
+import { checkResource, readMetric, TrialRegistry } from "./types.ts";
 import type { Decision, Metrics, RungView, Scheduler, Suggestion } from "./types.ts";
 
 export interface AdaptiveOptions {
@@ -94,8 +94,7 @@ export class AdaptiveAshaScheduler implements Scheduler {
   }
 
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     if (this.trials.status(index) !== "running") return;
     const bracket = this.brackets[this.bracketOf[index] ?? 0] as BracketState;
     const rung = bracket.rungs[this.position[index]?.next ?? 0];
@@ -104,8 +103,7 @@ export class AdaptiveAshaScheduler implements Scheduler {
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     if (this.trials.status(index) === "running") this.finish(index, "completed");
   }
 

@@ -25,7 +25,6 @@ import {
   checkResource,
   readMetric,
   TrialRegistry,
-  unknownTrial,
   type Decision,
   type Metrics,
   type RungView,
@@ -166,8 +165,7 @@ export class AshaScheduler implements Scheduler {
   }
 
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const status = this.trials.status(index);
     this.trials.setStatus(index, "failed");
     if (status === "paused") this.withdraw(index);
@@ -184,8 +182,7 @@ export class AshaScheduler implements Scheduler {
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     if (this.trials.status(index) === "paused") this.withdraw(index);
     this.trials.setStatus(index, "completed");
   }

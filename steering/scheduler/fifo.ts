@@ -1,5 +1,5 @@
 // FIFO: no early stopping. Every trial trains to max_t; the baseline the others are measured against.
-import { checkResource, readMetric, TrialRegistry, unknownTrial } from "./types.ts";
+import { checkResource, readMetric, TrialRegistry } from "./types.ts";
 import type { Decision, Metrics, RungView, Scheduler, Suggestion } from "./types.ts";
 
 export class FifoScheduler implements Scheduler {
@@ -25,20 +25,17 @@ export class FifoScheduler implements Scheduler {
   }
 
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     this.trials.setStatus(index, "failed");
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     this.trials.setStatus(index, "completed");
   }
 
   isDone(): boolean {
-    const max = this.opts.maxTrials;
-    return max !== undefined && this.trials.size >= max && this.trials.running === 0;
+    return this.trials.isSpent(this.opts.maxTrials);
   }
 
   rungs(): RungView[] {

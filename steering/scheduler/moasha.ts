@@ -14,7 +14,7 @@ import { Rng } from "../../protocol/rng.ts";
 import { drawIndex, rayMilestones, softmaxBracketProbabilities } from "../../protocol/schedulerFormulas.ts";
 import { OrderStatTree } from "./ostree.ts";
 import { compareLex, frontsOfSorted, linearPriority } from "./pareto.ts";
-import { checkResource, TrialRegistry, unknownTrial } from "./types.ts";
+import { checkResource, TrialRegistry } from "./types.ts";
 import type { Decision, Metrics, RungView, Scheduler, Suggestion } from "./types.ts";
 
 export interface MoashaOptions {
@@ -79,20 +79,17 @@ export class MoashaScheduler implements Scheduler {
   }
 
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     this.trials.setStatus(index, "failed");
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     this.trials.setStatus(index, "completed");
   }
 
   isDone(): boolean {
-    const max = this.opts.maxTrials;
-    return max !== undefined && this.trials.size >= max && this.trials.running === 0;
+    return this.trials.isSpent(this.opts.maxTrials);
   }
 
   /** Per rung, the priorities of its entries, best first (the front index for the non-dominated priority). */

@@ -3,7 +3,7 @@
 // max_t. The baseline ASHA is compared with: it waits for stragglers, ASHA does not.
 import { syneTuneRungLevels } from "../../protocol/schedulerFormulas.ts";
 import { Rung, scoreOf, type Sign } from "./rung.ts";
-import { checkResource, readMetric, TrialRegistry, unknownTrial } from "./types.ts";
+import { checkResource, readMetric, TrialRegistry } from "./types.ts";
 import type { Decision, Metrics, RungView, Scheduler, Suggestion } from "./types.ts";
 
 export interface ShaOptions {
@@ -68,8 +68,7 @@ export class ShaScheduler implements Scheduler {
   report(trial: string, resource: number, metrics: number | Metrics): Decision {
     checkResource(resource);
     const raw = readMetric(metrics, this.opts.metric);
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const t = this.target[index] ?? 0;
     const level = this.ladder[t] ?? this.opts.maxT;
     const from = this.resumeFrom[index] ?? NaN;
@@ -88,16 +87,14 @@ export class ShaScheduler implements Scheduler {
   }
 
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const running = this.trials.status(index) === "running";
     this.trials.setStatus(index, "failed");
     if (running) this.arrive(this.target[index] ?? 0);
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const running = this.trials.status(index) === "running";
     this.trials.setStatus(index, "completed");
     if (running) this.arrive(this.target[index] ?? 0);

@@ -9,7 +9,7 @@ import { Rng } from "../../protocol/rng.ts";
 import { sockeyeMaxRung, sockeyeRungTotal } from "../../protocol/schedulerFormulas.ts";
 import { Rung, scoreOf, type Sign } from "./rung.ts";
 import { nondominatedFronts } from "./pareto.ts";
-import { checkResource, readMetric, TrialRegistry, unknownTrial } from "./types.ts";
+import { checkResource, readMetric, TrialRegistry } from "./types.ts";
 import type { Decision, Metrics, RungView, Scheduler, Suggestion } from "./types.ts";
 
 export interface SockeyeOptions {
@@ -92,8 +92,7 @@ export class SockeyeScheduler implements Scheduler {
     checkResource(resource);
     const value = readMetric(metrics, this.opts.metric);
     const time = this.opts.multiObjective ? readMetric(metrics, this.opts.timeMetric) : 0;
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const t = this.rungOf[index] ?? 0;
     if (resource < this.total(t)) return "continue";
     const state = this.states[t] as RungState;
@@ -110,8 +109,7 @@ export class SockeyeScheduler implements Scheduler {
 
   /** A diverged or crashed config is blacklisted for good, which also shrinks its rung (§6). */
   fail(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     this.trials.setStatus(index, "failed");
     const current = this.rungOf[index] ?? 0;
     (this.states[current] as RungState).blacklisted++;
@@ -126,8 +124,7 @@ export class SockeyeScheduler implements Scheduler {
   }
 
   complete(trial: string): void {
-    const index = this.trials.find(trial);
-    if (index === undefined) throw unknownTrial(trial);
+    const index = this.trials.require(trial);
     const t = this.rungOf[index] ?? 0;
     this.trials.setStatus(index, "completed");
     this.states[t]?.rung.markPromoted(index);

@@ -73,6 +73,18 @@ export class TrialRegistry {
     return this.byName.get(name);
   }
 
+  /** The index of a trial the caller must have been given (suggest or report); NOT_FOUND otherwise. */
+  require(name: string): number {
+    const index = this.byName.get(name);
+    if (index === undefined) throw unknownTrial(name);
+    return index;
+  }
+
+  /** All `maxTrials` trials were created and none is running (schedulers with a trial budget). */
+  isSpent(maxTrials: number | undefined): boolean {
+    return maxTrials !== undefined && this.names.length >= maxTrials && this.runningCount === 0;
+  }
+
   nameOf(index: number): string {
     return this.names[index] ?? `#${index}`;
   }
