@@ -92,8 +92,9 @@ export class AgentControl {
         if (req.freeSlots > 0) this.dispatcher.kick();
         return { type: "ack", stale };
       }
-      case "claim":
-        return this.c.serial(async () => {
+      case "claim": {
+        // Only the lease check and its commit are serial; the grant's S3 work runs outside the queue.
+        const e = await this.c.serial(async () => {
           const e = this.engineOf(req.jobId);
           const f = e?.fence(req.jobId, req.attempt, site, agent);
           if (!e || !f?.ok) {
@@ -119,8 +120,10 @@ export class AgentControl {
             });
           }
           this.registry.renew(req.jobId, req.attempt, now);
-          return { type: "claimed", grant: await this.grant(e, req.jobId) };
+          return e;
         });
+        return { type: "claimed", grant: await this.grant(e, req.jobId) };
+      }
       case "presign": {
         const e = this.engineOf(req.jobId);
         const f = e?.fence(req.jobId, req.attempt, site, agent);
@@ -170,15 +173,12 @@ export class AgentControl {
   private async grant(e: TaskEngine, jobId: string): Promise<ClaimGrant> {
     const p = e.pointOfJob(jobId)!;
     const ds = e.spec.trainingDS;
-    const seg = e.spec.segments?.[p.segment];
-    const files = ds
-      ? (await this.storage.list(keys.dataset(ds))).map((o) => o.key.slice(keys.dataset(ds).length))
-      : [];
-    const wanted = seg ? files.filter((f) => seg.files.includes(f)) : files;
+    // The same (cached) listing the job message was built from, so both name the same files.
+    const files = ds ? await this.dispatcher.trainingFiles(e, p.pointId) : [];
     return {
       sandbox: e.spec.sandboxKey ? await this.storage.presignGet(e.spec.sandboxKey) : null,
       trainingData: await Promise.all(
-        wanted.map(async (name) => ({ name, url: await this.storage.presignGet(keys.dataset(ds!) + name) })),
+        files.map(async (name) => ({ name, url: await this.storage.presignGet(keys.dataset(ds!) + name) })),
       ),
       checkpoint: p.checkpointKey ? await this.storage.presignGet(p.checkpointKey) : null,
     };

@@ -201,7 +201,7 @@ export class Dispatcher {
   }
 
   /** The trainingDS file names of the point's segment (all of them for unsegmented tasks). */
-  private async trainingFiles(e: TaskEngine, pointId: number): Promise<string[]> {
+  async trainingFiles(e: TaskEngine, pointId: number): Promise<string[]> {
     const ds = e.spec.trainingDS;
     if (!ds) return [];
     let all = this.datasetFiles.get(ds);
