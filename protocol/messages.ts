@@ -125,6 +125,22 @@ export const UploadedArtifact = z.object({
 });
 export type UploadedArtifact = z.infer<typeof UploadedArtifact>;
 
+/** What an attempt ended with: the agent's result report and steering's job-finished event share it. */
+export const ResultOutcome = z.object({
+  /** preempted: the agent was drained and handed the attempt back (not counted as a failure). */
+  status: z.enum(["ok", "failed", "stopped", "preempted"]),
+  loss: z.number().nullable(),
+  metrics: Metrics,
+  /** The resource level the evaluation reached (ASHA), when known. */
+  resource: z.number().nullable(),
+  error: WireError.nullable(),
+  artifacts: z.array(UploadedArtifact),
+  startedAt: z.number(),
+  finishedAt: z.number(),
+  exitCode: z.number().int().nullable(),
+});
+export type ResultOutcome = z.infer<typeof ResultOutcome>;
+
 export const AgentReport = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("progress"),
@@ -144,17 +160,7 @@ export const AgentReport = z.discriminatedUnion("type", [
     type: z.literal("result"),
     jobId: JobId,
     attempt: Attempt,
-    /** preempted: the agent was drained and handed the attempt back (not counted as a failure). */
-    status: z.enum(["ok", "failed", "stopped", "preempted"]),
-    loss: z.number().nullable(),
-    metrics: Metrics,
-    /** The resource level the evaluation reached (ASHA), when known. */
-    resource: z.number().nullable(),
-    error: WireError.nullable(),
-    artifacts: z.array(UploadedArtifact),
-    startedAt: z.number(),
-    finishedAt: z.number(),
-    exitCode: z.number().int().nullable(),
+    ...ResultOutcome.shape,
   }),
 ]);
 export type AgentReport = z.infer<typeof AgentReport>;

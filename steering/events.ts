@@ -2,8 +2,7 @@
 // change is appended here, and acknowledged by the server, before it is acted on; the in-memory
 // state of every task is a fold of these events, so a restarted service rebuilds it exactly.
 import { z } from "zod";
-import { WireError } from "../protocol/errors.ts";
-import { PointValues, UploadedArtifact } from "../protocol/messages.ts";
+import { PointValues, ResultOutcome, UploadedArtifact } from "../protocol/messages.ts";
 import { TaskSpec } from "../protocol/taskConfig.ts";
 
 const Suggestion = z.discriminatedUnion("action", [
@@ -54,15 +53,7 @@ export const LogEvent = z.discriminatedUnion("type", [
     ...attemptRef,
     site: z.string(),
     agent: z.string(),
-    status: z.enum(["ok", "failed", "stopped", "preempted"]),
-    loss: z.number().nullable(),
-    metrics: z.record(z.string(), z.number()),
-    resource: z.number().nullable(),
-    error: WireError.nullable(),
-    artifacts: z.array(UploadedArtifact),
-    startedAt: z.number(),
-    finishedAt: z.number(),
-    exitCode: z.number().int().nullable(),
+    ...ResultOutcome.shape,
   }),
   z.object({ type: z.literal("job-lost"), ...base, ...attemptRef, reason: z.string() }),
   z.object({

@@ -95,20 +95,14 @@ export class ResultIngest {
       case "result": {
         const artifacts: UploadedArtifact[] = [];
         for (const a of r.artifacts) if (await this.verified(a, ownKey(a.kind))) artifacts.push(a);
+        const { type: _type, jobId: _jobId, attempt: _attempt, ...outcome } = r;
         await this.c.commit({
           type: "job-finished",
           ...ref,
           site: who.site,
           agent: who.agent,
-          status: r.status,
-          loss: r.loss,
-          metrics: r.metrics,
-          resource: r.resource,
-          error: r.error,
+          ...outcome,
           artifacts,
-          startedAt: r.startedAt,
-          finishedAt: r.finishedAt,
-          exitCode: r.exitCode,
         });
         this.dispatcher.kick();
         return;
