@@ -69,6 +69,15 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 # Writes the files every gridtune image needs into the rootfs at $1.
+# Finishes a rootfs, packs it into the cache tarball (atomically: .part, then rename) and removes it.
+pack_rootfs() {
+  local root="$1" tarball="$2"
+  finish_rootfs "$root"
+  say "packing $tarball"
+  tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+  rm -rf "$root"; tmp_root=""
+}
+
 finish_rootfs() {
   local root="$1"
   mkdir -p "$root/tmp" "$root/srv/workDir" "$root/etc"
@@ -120,9 +129,7 @@ build_busybox() {
       n=$((n + 1))
     done
     say "linked $n applets"
-    finish_rootfs "$root"
-    tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
-    rm -rf "$root"; tmp_root=""
+    pack_rootfs "$root" "$tarball"
   else
     say "reusing cached $tarball"
   fi
@@ -194,10 +201,7 @@ build_python() {
       fi
     fi
     [ "$ok" -eq 1 ] || python_rootfs_from_host "$root"
-    finish_rootfs "$root"
-    say "packing $tarball"
-    tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
-    rm -rf "$root"; tmp_root=""
+    pack_rootfs "$root" "$tarball"
   else
     say "reusing cached $tarball"
   fi
@@ -224,10 +228,7 @@ build_steering() {
       || die "debootstrap of the steering image failed (see $BUILD/debootstrap-steering.log)"
     say "debootstrap done in $((SECONDS - t0)) s"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
-    finish_rootfs "$root"
-    say "packing $tarball"
-    tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
-    rm -rf "$root"; tmp_root=""
+    pack_rootfs "$root" "$tarball"
   else
     say "reusing cached $tarball"
   fi
