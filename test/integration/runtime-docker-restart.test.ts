@@ -1,7 +1,8 @@
 // A Docker daemon that dies under a running evaluation: the run fails with RUNTIME_UNAVAILABLE
 // and a clear reason, and once the daemon is back the same runtime serves the next run. The
-// daemon here is a private dockerd (own data root, exec root and socket, no bridge or iptables),
-// so the machine's daemon and its containers are never touched.
+// daemon here is a private dockerd (own data root, exec root and socket, no bridge or iptables) in
+// its own network namespace, so the machine's daemon, its containers and its network (a dockerd
+// with --bridge=none in the host's namespace deletes the host's docker0) are never touched.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
@@ -20,8 +21,10 @@ const DOCKERD = "/usr/sbin/dockerd";
 
 async function startPrivateDockerd(root: string, socket: string): Promise<ChildProcess> {
   const child = spawn(
-    DOCKERD,
+    "unshare", // `unshare --net` execs dockerd in a fresh network namespace: the child is dockerd
     [
+      "--net",
+      DOCKERD,
       "--data-root",
       join(root, "data"),
       "--exec-root",
@@ -109,6 +112,7 @@ describe("a Docker daemon restart under a running evaluation", { timeout: 180_00
   });
 
   it("fails the run with RUNTIME_UNAVAILABLE, then serves the next run once the daemon is back", async () => {
+    const hostBridge = existsSync("/sys/class/net/docker0");
     const runtime = new DockerRuntime({
       socketPath: socket,
       allowedImages: [BUSYBOX_IMAGE],
@@ -163,5 +167,10 @@ describe("a Docker daemon restart under a running evaluation", { timeout: 180_00
     } finally {
       await runtime.close();
     }
+    assert.equal(
+      existsSync("/sys/class/net/docker0"),
+      hostBridge,
+      "the host's docker0 bridge was left as it was",
+    );
   });
 });
