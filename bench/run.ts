@@ -2,12 +2,14 @@
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchSteeringCapacity } from "./steeringCapacity.ts";
 import { benchThroughput } from "./throughput.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   scheduler: benchScheduler,
   agent: benchAgent,
   throughput: benchThroughput,
+  steering: benchSteeringCapacity,
 };
 
 const wanted = process.argv.slice(2);

@@ -8,6 +8,7 @@ import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
 import {
   EvaluationOutput,
+  INLINE_OUTPUT_BYTES,
   MAX_META_BYTES,
   MAX_OUTPUT_BYTES,
   PROGRESS_FILE,
@@ -122,16 +123,18 @@ export async function runJob(ctx: JobContext): Promise<void> {
   const verdict =
     outcome && !error
       ? await readVerdict(ctx, workDir, outcome, reason)
-      : { status: "failed" as const, loss: null, error };
+      : { status: "failed" as const, loss: null, error, output: null };
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
   if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
   let uploadError: WireError | null = null;
-  const artifacts = await uploadOutputs(ctx, workDir, scratch).catch((e: unknown) => {
-    uploadError = toWireError(e);
-    ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: uploadError.message });
-    return [] as UploadedArtifact[];
-  });
+  const artifacts = await uploadOutputs(ctx, workDir, scratch, verdict.output !== null).catch(
+    (e: unknown) => {
+      uploadError = toWireError(e);
+      ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: uploadError.message });
+      return [] as UploadedArtifact[];
+    },
+  );
   let status: "ok" | "failed" | "stopped" | "preempted" =
     reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status;
   let loss = verdict.loss;
@@ -158,6 +161,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
     resource: lastResource,
     error: resultError,
     artifacts,
+    output: verdict.output,
     startedAt,
     finishedAt: Date.now(),
     exitCode: outcome?.exitCode ?? null,
@@ -243,14 +247,22 @@ async function readVerdict(
   workDir: string,
   o: RunOutcome,
   reason: StopReason | null,
-): Promise<{ status: "ok" | "failed" | "stopped"; loss: number | null; error: WireError | null }> {
+): Promise<{
+  status: "ok" | "failed" | "stopped";
+  loss: number | null;
+  error: WireError | null;
+  /** output.json's text when it is small enough to travel inline. */
+  output: string | null;
+}> {
+  let output: string | null = null;
   const fail = (code: WireError["code"], message: string) => ({
     status: "failed" as const,
     loss: null,
     error: { code, message, retryable: false },
+    output,
   });
   if (reason === "pruned" || reason === "killed" || reason === "paused")
-    return { status: "stopped", loss: null, error: null };
+    return { status: "stopped", loss: null, error: null, output };
   if (o.timedOut)
     return fail("EVALUATION_FAILED", `the evaluation ran past its wall-clock limit and was stopped`);
   if (o.oomKilled)
@@ -271,6 +283,7 @@ async function readVerdict(
     return fail("OUTPUT_INVALID", toWireError(e).message);
   }
   if (!raw) return fail("OUTPUT_INVALID", `the evaluation wrote no ${name}`);
+  if (raw.length <= INLINE_OUTPUT_BYTES) output = raw.toString("utf8");
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));
@@ -289,10 +302,19 @@ async function readVerdict(
       `${name} says status ${r.data.status}${r.data.message ? `: ${r.data.message}` : ""}`,
     );
   if (r.data.loss === null || r.data.loss === undefined) return fail("OUTPUT_INVALID", `${name} has no loss`);
-  return { status: "ok", loss: r.data.loss, error: null };
+  return { status: "ok", loss: r.data.loss, error: null, output };
 }
 
-async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string): Promise<UploadedArtifact[]> {
+/**
+ * Uploads the attempt's files through presigned URLs. Nothing that is empty or travels inline is
+ * uploaded: a quiet evaluation with a small output.json needs no S3 round trip at all.
+ */
+async function uploadOutputs(
+  ctx: JobContext,
+  workDir: string,
+  scratch: string,
+  outputInline: boolean,
+): Promise<UploadedArtifact[]> {
   const ev = ctx.job.evaluation;
   const files: Array<{ kind: ArtifactKind; path: string }> = [
     { kind: "log", path: join(scratch, "log.txt") },
@@ -312,13 +334,13 @@ async function uploadOutputs(ctx: JobContext, workDir: string, scratch: string):
     }
     files.push({ kind, path });
   };
-  await add("output", ev.outputFile, MAX_OUTPUT_BYTES);
+  if (!outputInline) await add("output", ev.outputFile, MAX_OUTPUT_BYTES);
   await add("meta", ev.metaFile, MAX_META_BYTES);
   await add("metrics", ev.metricsFile, 5 * 1024 ** 3);
   const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
   for (const f of files) {
     const st = await stat(f.path).catch(() => null);
-    if (st?.isFile()) present.push({ ...f, size: st.size });
+    if (st?.isFile() && st.size > 0) present.push({ ...f, size: st.size });
   }
   if (present.length === 0) return [];
   const reply = await requestSteering(ctx, {

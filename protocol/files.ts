@@ -23,6 +23,8 @@ export type ProgressLine = z.infer<typeof ProgressLine>;
 export const PROGRESS_FILE = "progress.jsonl";
 export const PROGRESS_STDOUT_MARKER = "GRIDTUNE_PROGRESS ";
 export const MAX_OUTPUT_BYTES = 64 * 1024;
+/** An output.json up to this size travels inside the result report (and the log), not through S3. */
+export const INLINE_OUTPUT_BYTES = 4 * 1024;
 export const MAX_META_BYTES = 1024 * 1024; // PanDA: metadata file at most 1 MB
 export const DEFAULT_CHECKPOINT_LIMIT_BYTES = 100 * 1024 * 1024; // PanDA: checkpoint < 100 MB
 

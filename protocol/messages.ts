@@ -9,6 +9,7 @@ import { z } from "zod";
 import { WireError } from "./errors.ts";
 import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
 import { TaskSpec } from "./taskConfig.ts";
+import { INLINE_OUTPUT_BYTES } from "./files.ts";
 
 const JobId = z.string().regex(JOB_ID_RE, "job ids look like t12-p3-j1");
 const TaskId = z.string().regex(TASK_ID_RE, "task ids are decimal numbers");
@@ -135,6 +136,8 @@ export const ResultOutcome = z.object({
   resource: z.number().nullable(),
   error: WireError.nullable(),
   artifacts: z.array(UploadedArtifact),
+  /** output.json as written, when it is small enough to travel inline (else it is an artifact). */
+  output: z.string().max(INLINE_OUTPUT_BYTES).nullable().default(null),
   startedAt: z.number(),
   finishedAt: z.number(),
   exitCode: z.number().int().nullable(),
@@ -254,7 +257,11 @@ export type TaskSummary = z.infer<typeof TaskSummary>;
 
 export const TaskDetail = TaskSummary.extend({
   spec: TaskSpec,
+  /** One page of the points, by point id from `pointsFrom` (a reply stays under NATS's max_payload). */
   points: z.array(PointView),
+  pointsFrom: z.number().int().nonnegative().default(0),
+  /** Where the next page starts (`show` with pointsFrom = this), or null on the last page. */
+  pointsNext: z.number().int().nonnegative().nullable().default(null),
   segments: z.array(
     z.object({ name: z.string().nullable(), points: z.number().int(), best: z.number().nullable() }),
   ),
@@ -268,7 +275,14 @@ export type TaskDetail = z.infer<typeof TaskDetail>;
 export const ApiRequest = z.discriminatedUnion("verb", [
   z.object({ verb: z.literal("submit"), spec: TaskSpec }),
   z.object({ verb: z.literal("list") }),
-  z.object({ verb: z.literal("show"), taskId: TaskId }),
+  z.object({
+    verb: z.literal("show"),
+    taskId: TaskId,
+    /** Index (in point-id order) of the first point of the page. */
+    pointsFrom: z.number().int().nonnegative().default(0),
+    /** Most points in the page; 0 asks for the summary, segments and rungs only. */
+    pointsLimit: z.number().int().nonnegative().max(100_000).default(100_000),
+  }),
   z.object({ verb: z.literal("kill"), taskId: TaskId }),
   z.object({ verb: z.literal("pause"), taskId: TaskId }),
   z.object({ verb: z.literal("resume"), taskId: TaskId }),

@@ -4,7 +4,7 @@
 // The site and agent come from the subject, which the server's permissions bind to the identity.
 import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
-import { GridtuneError, toWireError } from "../protocol/errors.ts";
+import { GridtuneError, UnavailableError, toWireError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
 import { AgentRequest, type AgentReply, type ClaimGrant, type UploadGrant } from "../protocol/messages.ts";
 import { STREAM_JOBS, parseHeartbeatSubject, subjects } from "../protocol/subjects.ts";
@@ -93,8 +93,9 @@ export class AgentControl {
         return { type: "ack", stale };
       }
       case "claim": {
-        // Only the lease check and its commit are serial; the grant's S3 work runs outside the queue.
-        const e = await this.c.serial(async () => {
+        // Only the lease check and its staging are serial; the wait for the log and the grant's
+        // S3 work run outside the queue.
+        const { e, durable } = await this.c.serial(() => {
           const e = this.engineOf(req.jobId);
           const f = e?.fence(req.jobId, req.attempt, site, agent);
           if (!e || !f?.ok) {
@@ -108,19 +109,25 @@ export class AgentControl {
             });
             throw new GridtuneError("STALE_ATTEMPT", reason);
           }
-          if (f.job.state === "dispatched") {
-            await this.c.commit({
-              type: "job-claimed",
-              taskId: e.taskId,
-              at: now,
-              jobId: req.jobId,
-              attempt: req.attempt,
-              site,
-              agent,
-            });
-          }
+          const durable =
+            f.job.state === "dispatched"
+              ? this.c.stage({
+                  type: "job-claimed",
+                  taskId: e.taskId,
+                  at: now,
+                  jobId: req.jobId,
+                  attempt: req.attempt,
+                  site,
+                  agent,
+                }).durable
+              : Promise.resolve();
           this.registry.renew(req.jobId, req.attempt, now);
-          return e;
+          return Promise.resolve({ e, durable });
+        });
+        await durable.catch((err: unknown) => {
+          throw new UnavailableError(`the claim of ${req.jobId} could not be logged; try again`, {
+            cause: err,
+          });
         });
         return { type: "claimed", grant: await this.grant(e, req.jobId) };
       }

@@ -104,7 +104,7 @@ export class Api {
       case "list":
         return { tasks: [...this.c.state.engines.values()].filter((e) => e.user === user).map(summarize) };
       case "show":
-        return detail(this.own(user, req.taskId));
+        return detail(this.own(user, req.taskId), req.pointsFrom, req.pointsLimit);
       case "kill":
       case "pause":
       case "resume": {

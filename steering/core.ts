@@ -1,7 +1,9 @@
-// The steering state and its one mutation path: commit(event) appends the event to the log (and
-// waits for the server's ack), then folds it into the in-memory state, then tells watchers. All
-// commits run one at a time, so the in-memory order is the log order.
+// The steering state and its one mutation path: stage(event) sends the event to the log, folds it
+// into the in-memory state and hands back a promise of its durability; whatever acts on the event
+// waits for that promise (group commit: many appends in flight, one serial decision queue, so the
+// in-memory order is the log order). Watchers get the events once stored, a summary per batch.
 import type { NatsConnection } from "@nats-io/transport-node";
+import { UnavailableError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
 import type { TaskEvent } from "../protocol/messages.ts";
 import { subjects } from "../protocol/subjects.ts";
@@ -50,10 +52,25 @@ const EVENT_KIND: Partial<Record<LogEvent["type"], TaskEvent["kind"]>> = {
 /** The events of one task as logged (the source of truth), for rebuilding its engine. */
 export type TaskLogReader = (taskId: string) => Promise<LogEvent[]>;
 
+/** An event folded into the state whose append is on its way: effects wait for `durable`. */
+export interface Staged {
+  engine: TaskEngine | undefined;
+  /** Settles once the server has stored the event; rejects if the append failed. */
+  durable: Promise<void>;
+}
+
+/** How long watch events of a task are gathered before they go out with one summary. */
+const NOTIFY_EVERY_MS = 100;
+
 export class Committer {
   private tail: Promise<unknown> = Promise.resolve();
   /** Tasks whose engine ran ahead of the log and still wait for a rebuild. */
   private readonly diverged = new Set<string>();
+  /** Appends sent and not yet acknowledged (a rebuild waits for them). */
+  private readonly inflight = new Set<Promise<unknown>>();
+  /** Watch events waiting for their task's next flush. */
+  private readonly pendingEvents = new Map<string, { engine: TaskEngine; events: TaskEvent[] }>();
+  private notifyTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly state: SteeringState,
@@ -70,53 +87,113 @@ export class Committer {
     return run;
   }
 
-  /**
-   * Append + apply + notify. Call only inside serial().
-   *
-   * Divergence: TaskEngine.proposeTrial() runs the scheduler's suggest() live, before its event is
-   * logged (the scheduler cannot be copied or rolled back). If the append then fails, the engine
-   * holds a scheduler state that no log explains, and the append may even have reached the stream
-   * (a timeout after the server stored it). Neither guessing is safe, so the engine is rebuilt
-   * from what the log really holds, read back from JetStream; until that succeeds nothing is
-   * committed for the task (commit throws: reports are redelivered, the pump retries). A restart
-   * reaches the same state, since it folds the same log.
-   */
+  /** stage() and wait until the event is stored. Call only inside serial(). */
   async commit(ev: LogEvent): Promise<TaskEngine | undefined> {
     if (this.diverged.has(ev.taskId)) await this.rebuild(ev.taskId);
+    const s = this.stage(ev);
     try {
-      await this.log.append(ev);
+      await s.durable;
     } catch (e) {
-      if (this.state.engines.get(ev.taskId)?.hasUnloggedSuggestion()) {
-        this.diverged.add(ev.taskId);
-        this.logger.error("a scheduler suggestion was not logged; rebuilding the task from the log", {
+      // Inside the queue, so the rebuild can run at once (stage() leaves it to recover()).
+      await this.rebuild(ev.taskId).catch((err: unknown) =>
+        this.logger.error("rebuild failed; retried before the next commit", {
           taskId: ev.taskId,
-          error: String(e),
-        });
-        await this.rebuild(ev.taskId).catch((err: unknown) =>
-          this.logger.error("rebuild failed; retried before the next commit", {
-            taskId: ev.taskId,
-            error: String(err),
-          }),
-        );
-      }
+          error: String(err),
+        }),
+      );
       throw e;
     }
+    return s.engine;
+  }
+
+  /**
+   * Group commit. Sends the append without waiting for it, folds the event into the state at
+   * once and returns; `durable` settles when the server has stored the event. The caller acts on
+   * the event (publishes the job, answers the agent, acks the report) only after `durable`, so
+   * nothing leaves steering that the log does not hold, while the serial queue moves on and many
+   * appends are in flight together. One connection keeps publish order, so the log order is the
+   * order of stage() calls, which is the in-memory order. Call only inside serial().
+   *
+   * Divergence: if an append fails, the state holds an event that the log may not (or may: a
+   * timeout after the server stored it). Neither guess is safe, so the task is marked diverged and
+   * its engine is rebuilt from what the log really holds, read back from JetStream once the
+   * appends in flight have settled; until then stage() refuses the task's events (reports are
+   * redelivered, claims are retried, the pump tries again). A restart reaches the same state,
+   * since it folds the same log. Effects already taken rest on events the log holds.
+   */
+  stage(ev: LogEvent): Staged {
+    if (this.diverged.has(ev.taskId))
+      throw new UnavailableError(`task ${ev.taskId} is being rebuilt from its log; try again`);
+    const append = this.log.append(ev);
+    this.inflight.add(append);
     const engine = this.state.apply(ev);
-    if (engine) this.notify(engine, ev);
-    return engine;
+    const durable = append.then(
+      () => {
+        this.inflight.delete(append);
+        if (engine) this.notify(engine, ev);
+      },
+      (e: unknown) => {
+        this.inflight.delete(append);
+        if (!this.diverged.has(ev.taskId)) {
+          this.diverged.add(ev.taskId);
+          this.logger.error("an event was not logged; rebuilding the task from the log", {
+            taskId: ev.taskId,
+            type: ev.type,
+            error: String(e),
+          });
+          void this.serial(() => this.recover()).catch(() => undefined);
+        }
+        throw e;
+      },
+    );
+    // Callers that only need the ordering (not the outcome) may drop `durable`: never unhandled.
+    durable.catch(() => undefined);
+    return { engine, durable };
   }
 
   /** Rebuilds the engines that ran ahead of the log (the dispatcher calls this before each pump). */
   async recover(): Promise<void> {
-    for (const taskId of [...this.diverged]) await this.rebuild(taskId);
+    for (const taskId of [...this.diverged])
+      await this.rebuild(taskId).catch((err: unknown) =>
+        this.logger.error("rebuild failed; retried on the next pump", { taskId, error: String(err) }),
+      );
   }
 
   isDiverged(taskId: string): boolean {
     return this.diverged.has(taskId);
   }
 
+  /** Waits until every append sent so far has settled (shutdown). */
+  async settled(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Sends the watch events gathered so far (also called on shutdown). */
+  flushNotifications(): void {
+    if (this.notifyTimer) clearTimeout(this.notifyTimer);
+    this.notifyTimer = null;
+    const batches = [...this.pendingEvents.values()];
+    this.pendingEvents.clear();
+    for (const { engine, events } of batches) {
+      // One summary per flush: summarize() walks every point, so it is not run per event.
+      const summary = summarize(engine);
+      for (const event of events) {
+        try {
+          this.nc.publish(
+            subjects.events(engine.user, engine.taskId),
+            JSON.stringify({ ...event, summary } satisfies TaskEvent),
+          );
+        } catch (e) {
+          this.logger.debug("could not publish a watch event", { error: String(e) });
+        }
+      }
+    }
+  }
+
   private async rebuild(taskId: string): Promise<void> {
     if (!this.readTask) throw new Error(`task ${taskId} diverged from the log and cannot be read back`);
+    // Appends still in flight may land in the log: read it back only once they have settled.
+    await this.settled();
     const events = await this.readTask(taskId);
     if (!this.state.rebuild(taskId, events)) throw new Error(`the log of task ${taskId} has no task-created`);
     this.diverged.delete(taskId);
@@ -132,18 +209,19 @@ export class Committer {
         : "jobId" in ev
           ? (engine.pointOfJob(ev.jobId)?.pointId ?? null)
           : null;
-    const event: TaskEvent = {
+    const event: Omit<TaskEvent, "summary"> = {
       taskId: engine.taskId,
       at: ev.at,
       kind: ev.type === "job-finished" && ev.status !== "ok" ? "point-failed" : kind,
       pointId,
       loss: ev.type === "job-finished" ? ev.loss : null,
-      summary: summarize(engine),
     };
-    try {
-      this.nc.publish(subjects.events(engine.user, engine.taskId), JSON.stringify(event));
-    } catch (e) {
-      this.logger.debug("could not publish a watch event", { error: String(e) });
-    }
+    const pending = this.pendingEvents.get(engine.taskId) ?? { engine, events: [] };
+    pending.engine = engine;
+    pending.events.push(event as TaskEvent);
+    this.pendingEvents.set(engine.taskId, pending);
+    // A task's end goes out at once (watchers stop on it); the rest is gathered for a moment.
+    if (ev.type === "task-state") this.flushNotifications();
+    else this.notifyTimer ??= setTimeout(() => this.flushNotifications(), NOTIFY_EVERY_MS).unref();
   }
 }

@@ -146,11 +146,13 @@ export class Dispatcher {
     while (moved) {
       moved = false;
       for (const e of this.c.state.engines.values()) {
-        if (e.state !== "running") continue;
+        if (e.state !== "running" || this.c.isDiverged(e.taskId)) continue;
         this.startSteering(e);
+        // Events are staged (group commit): the decisions go on at once; a job is published only
+        // after its job-dispatched event is stored.
         const sampling = e.proposeSampling(Date.now());
         if (sampling) {
-          await this.c.commit(sampling);
+          this.c.stage(sampling);
           moved = true;
         }
         let job = e.nextDispatchable();
@@ -160,43 +162,46 @@ export class Dispatcher {
         if (!job && site && e.schedulers) {
           const suggestion = e.proposeTrial(Date.now());
           if (suggestion) {
-            const engine = await this.c.commit(suggestion);
-            job = engine?.nextDispatchable() ?? null;
+            job = this.c.stage(suggestion).engine?.nextDispatchable() ?? null;
             moved = true;
           }
         }
         if (job && site) {
-          const ev = {
+          const { jobId, attempt } = job;
+          const staged = this.c.stage({
             type: "job-dispatched",
             taskId: e.taskId,
             at: Date.now(),
-            jobId: job.jobId,
-            attempt: job.attempt,
+            jobId,
+            attempt,
             site,
-          } as const;
-          await this.c.commit(ev);
+          });
           outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
-          await this.publish(e, job.jobId);
+          void staged.durable.then(
+            () => this.publish(e.taskId, jobId, attempt),
+            () => undefined, // not logged: the task is rebuilt and the job dispatched again
+          );
           moved = true;
         }
         if (e.isComplete())
-          await this.c.commit({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
+          this.c.stage({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
       }
     }
   }
 
-  /** Publishes the job of the engine's current attempt; duplicates are dropped by the msgID. */
-  async publish(e: TaskEngine, jobId: string): Promise<void> {
-    const rec = e.job(jobId);
-    if (!rec?.site) return;
+  /** Publishes the job of this attempt if it is still the current one; duplicates are dropped by the msgID. */
+  async publish(taskId: string, jobId: string, attempt: number): Promise<void> {
+    const e = this.c.state.engines.get(taskId);
+    const rec = e?.job(jobId);
+    if (!e || !rec?.site || rec.attempt !== attempt || rec.state !== "dispatched") return;
     try {
       const job = buildJob(e, jobId, await this.trainingFiles(e, rec.pointId));
       await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), {
-        msgID: `${jobId}.${rec.attempt}`,
+        msgID: `${jobId}.${attempt}`,
       });
     } catch (err) {
       // The attempt stays dispatched; its claim deadline expires it and it is retried.
-      this.logger.error("could not publish a job", { jobId, attempt: rec.attempt, error: String(err) });
+      this.logger.error("could not publish a job", { jobId, attempt, error: String(err) });
     }
   }
 

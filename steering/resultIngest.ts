@@ -1,6 +1,9 @@
 // Intake of agent reports from the RESULTS stream (durable consumer "steering"). A report counts
 // only if its attempt is the one currently leased to that site and agent (fencing); anything else
 // is logged and ignored. Uploaded artifacts are checked with HeadObject against the agent's claim.
+// Reports are handled concurrently: the S3 checks run outside the serial queue, the fence and the
+// staging inside it, and a report is acked once its event is stored. The reports of one job keep
+// their order (a final checkpoint is recorded before the result that follows it).
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../protocol/log.ts";
@@ -12,8 +15,26 @@ import type { Dispatcher } from "./dispatch.ts";
 import { keys, type Storage } from "./storage.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 
+/** Reports in flight at once (the consumer's own buffer is 256). */
+const MAX_IN_FLIGHT = 512;
+
+interface Who {
+  site: string;
+  agent: string;
+  jobId: string;
+}
+
+/** A parsed report whose artifacts were checked; `artifacts` holds only the verified ones. */
+interface Checked {
+  who: Who;
+  report: AgentReport;
+  artifacts: UploadedArtifact[];
+}
+
 export class ResultIngest {
   ignored = 0;
+  /** Per job, the staging of its latest report (the next report of the job waits for it). */
+  private readonly chains = new Map<string, Promise<void>>();
 
   constructor(
     private readonly c: Committer,
@@ -24,18 +45,48 @@ export class ResultIngest {
   ) {}
 
   async run(messages: ConsumerMessages): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     for await (const m of messages) {
-      try {
-        await this.c.serial(() => this.handle(m));
-        m.ack();
-      } catch (e) {
-        // Not acked: JetStream redelivers after ack_wait (e.g. the log append timed out).
-        this.logger.error("could not record a report; it will be redelivered", {
-          subject: m.subject,
-          error: String(e),
-        });
-        m.nak(2000);
+      const p: Promise<void> = this.process(m).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+    }
+    await Promise.allSettled(inFlight);
+  }
+
+  private async process(m: JsMsg): Promise<void> {
+    try {
+      const who = parseResultSubject(m.subject);
+      if (!who) {
+        this.ignore("bad subject", { subject: m.subject });
+        return m.ack();
       }
+      const checked = this.check(m, who);
+      // Same job: wait until its previous report is staged (not stored: appends are pipelined).
+      const prev = this.chains.get(who.jobId) ?? Promise.resolve();
+      const staged = prev.then(async () => {
+        const c = await checked;
+        if (!c) return null;
+        return this.c.serial(() => Promise.resolve(this.record(c)));
+      });
+      const link = staged.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.chains.set(who.jobId, link);
+      void link.then(() => {
+        if (this.chains.get(who.jobId) === link) this.chains.delete(who.jobId);
+      });
+      const s = await staged;
+      if (s) await s.durable;
+      m.ack();
+    } catch (e) {
+      // Not acked: JetStream redelivers it (e.g. the log append timed out).
+      this.logger.error("could not record a report; it will be redelivered", {
+        subject: m.subject,
+        error: String(e),
+      });
+      m.nak(2000);
     }
   }
 
@@ -44,59 +95,76 @@ export class ResultIngest {
     this.logger.warn(`report ignored: ${why}`, fields);
   }
 
-  private async handle(m: JsMsg): Promise<void> {
-    const who = parseResultSubject(m.subject);
-    if (!who) return this.ignore("bad subject", { subject: m.subject });
+  /** Parse and S3 checks, outside the queue; null when the report is to be ignored. */
+  private async check(m: JsMsg, who: Who): Promise<Checked | null> {
     let body: unknown;
     try {
       body = m.json();
     } catch {
-      return this.ignore("not JSON", { subject: m.subject });
+      this.ignore("not JSON", { subject: m.subject });
+      return null;
     }
     const parsed = AgentReport.safeParse(body);
-    if (!parsed.success)
-      return this.ignore("invalid report", { subject: m.subject, issue: parsed.error.issues[0]?.message });
+    if (!parsed.success) {
+      this.ignore("invalid report", { subject: m.subject, issue: parsed.error.issues[0]?.message });
+      return null;
+    }
     const r = parsed.data;
-    if (r.jobId !== who.jobId)
-      return this.ignore("job id differs from the subject", { subject: m.subject, jobId: r.jobId });
+    if (r.jobId !== who.jobId) {
+      this.ignore("job id differs from the subject", { subject: m.subject, jobId: r.jobId });
+      return null;
+    }
+    const taskId = taskIdOfJob(r.jobId);
+    const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
+    const point = e?.pointOfJob(r.jobId);
+    if (!e || !point) {
+      this.ignore("unknown job", { site: who.site, agent: who.agent, jobId: r.jobId, type: r.type });
+      return null;
+    }
+    // An artifact counts only at this attempt's own key: an agent cannot attach another object.
+    const ownKey = (kind: ArtifactKind) => keys.artifact(e.taskId, point.pointId, r.jobId, r.attempt, kind);
+    const claimed = r.type === "result" ? r.artifacts : r.type === "checkpoint" ? [r.artifact] : [];
+    const ok = await Promise.all(claimed.map((a) => this.verified(a, ownKey(a.kind))));
+    return { who, report: r, artifacts: claimed.filter((_, i) => ok[i]) };
+  }
+
+  /** Fence and stage (inside the queue); null when the report is ignored. */
+  private record({ who, report: r, artifacts }: Checked): { durable: Promise<void> } | null {
     const taskId = taskIdOfJob(r.jobId);
     const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
     const f = e?.fence(r.jobId, r.attempt, who.site, who.agent);
     if (!e || !f?.ok) {
-      return this.ignore(f && !f.ok ? f.reason : "unknown task", {
+      this.ignore(f && !f.ok ? f.reason : "unknown task", {
         site: who.site,
         agent: who.agent,
         jobId: r.jobId,
         attempt: r.attempt,
         type: r.type,
       });
+      return null;
     }
-    const at = Date.now();
-    const ref = { taskId: e.taskId, at, jobId: r.jobId, attempt: r.attempt };
-    // An artifact counts only at this attempt's own key: an agent cannot attach another object.
-    const ownKey = (kind: ArtifactKind) => keys.artifact(e.taskId, f.job.pointId, r.jobId, r.attempt, kind);
+    const ref = { taskId: e.taskId, at: Date.now(), jobId: r.jobId, attempt: r.attempt };
     switch (r.type) {
       case "progress": {
-        const engine = await this.c.commit({
-          type: "job-progress",
-          ...ref,
-          resource: r.resource,
-          metrics: r.metrics,
-        });
+        const s = this.c.stage({ type: "job-progress", ...ref, resource: r.resource, metrics: r.metrics });
         // the scheduler may have decided to stop this attempt (pruned, or paused before its target)
-        if (engine && this.nc) sendStopRequests(this.nc, engine, this.logger, r.jobId);
-        return;
+        const nc = this.nc;
+        const engine = s.engine;
+        if (engine && nc)
+          void s.durable.then(
+            () => sendStopRequests(nc, engine, this.logger, r.jobId),
+            () => undefined,
+          );
+        return s;
       }
       case "checkpoint": {
-        if (!(await this.verified(r.artifact, ownKey(r.artifact.kind)))) return;
-        await this.c.commit({ type: "job-checkpoint", ...ref, artifact: r.artifact, resource: r.resource });
-        return;
+        const artifact = artifacts[0];
+        if (!artifact) return null;
+        return this.c.stage({ type: "job-checkpoint", ...ref, artifact, resource: r.resource });
       }
       case "result": {
-        const artifacts: UploadedArtifact[] = [];
-        for (const a of r.artifacts) if (await this.verified(a, ownKey(a.kind))) artifacts.push(a);
         const { type: _type, jobId: _jobId, attempt: _attempt, ...outcome } = r;
-        await this.c.commit({
+        const s = this.c.stage({
           type: "job-finished",
           ...ref,
           site: who.site,
@@ -105,7 +173,7 @@ export class ResultIngest {
           artifacts,
         });
         this.dispatcher.kick();
-        return;
+        return s;
       }
     }
   }

@@ -123,7 +123,8 @@ export class SteeringService {
     // Attempts dispatched before a crash may never have reached JetStream: publish them again
     // (the msgID drops the duplicates that did).
     for (const e of state.engines.values()) {
-      for (const j of e.activeJobs()) if (j.state === "dispatched") await dispatcher.publish(e, j.jobId);
+      for (const j of e.activeJobs())
+        if (j.state === "dispatched") await dispatcher.publish(e.taskId, j.jobId, j.attempt);
       // Stop decisions are state re-derived by the replay: tell the agents again.
       sendStopRequests(nc, e, this.logger);
     }
@@ -220,9 +221,11 @@ export class SteeringService {
       this.dispatcher?.close(); // steering iterations in flight are killed, not committed
       for (const s of this.subs) s.unsubscribe();
       await this.stopResults?.().catch(() => undefined);
-      const drained = this.committer?.serial(() => Promise.resolve()) ?? Promise.resolve();
+      const c = this.committer;
+      const drained = c ? c.serial(() => c.settled()) : Promise.resolve();
       await settleWithin(drained, graceMs);
       await settleWithin(Promise.allSettled(this.background), graceMs);
+      c?.flushNotifications();
       await this.nc?.close().catch(() => undefined);
       this.storage?.close();
       this.state = "stopped";

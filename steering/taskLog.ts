@@ -12,7 +12,9 @@ export async function readTaskLog(
   const subject = subjects.log(taskId);
   const last = await jsm.streams.getMessage(STREAM_LOG, { last_by_subj: subject });
   if (!last) return [];
-  const consumer = await js.consumers.get(STREAM_LOG, { filter_subjects: [subject] });
+  // A string, not an array: the client then sends `filter_subject`, which nats-server 2.9 knows
+  // (an array becomes `filter_subjects`, a 2.10 feature the client refuses to send to 2.9).
+  const consumer = await js.consumers.get(STREAM_LOG, { filter_subjects: subject });
   const messages = await consumer.consume({ max_messages: 1000 });
   const out: LogEvent[] = [];
   try {

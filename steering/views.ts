@@ -58,8 +58,22 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
   };
 }
 
-export function detail(e: TaskEngine): TaskDetail {
+/** A page of a reply stays under this many bytes of points (NATS's max_payload is 1 MiB). */
+export const POINTS_PAGE_BYTES = 512 * 1024;
+
+/** The task with one page of its points: from `from`, at most `limit`, at most POINTS_PAGE_BYTES. */
+export function detail(e: TaskEngine, from = 0, limit = Number.POSITIVE_INFINITY): TaskDetail {
   const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
+  const page: PointView[] = [];
+  let bytes = 0;
+  let i = from;
+  for (; i < points.length && page.length < limit; i++) {
+    const v = pointView(e, points[i]!);
+    bytes += JSON.stringify(v).length;
+    // at least one point per page, so a page always moves on
+    if (bytes > POINTS_PAGE_BYTES && page.length > 0) break;
+    page.push(v);
+  }
   const segments = e.segmentNames.map((name, i) => {
     const mine = points.filter((p) => p.segment === i);
     const losses = mine.filter((p) => p.state === "done" && p.loss !== null).map((p) => p.loss as number);
@@ -75,7 +89,9 @@ export function detail(e: TaskEngine): TaskDetail {
   return {
     ...summarize(e),
     spec: e.spec,
-    points: points.map((p) => pointView(e, p)),
+    points: page,
+    pointsFrom: from,
+    pointsNext: i < points.length ? i : null,
     segments,
     ...(rungs ? { rungs } : {}),
   };

@@ -2,6 +2,7 @@
 import { ValidationError } from "../../protocol/errors.ts";
 import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { TASK_ID_RE } from "../../protocol/names.ts";
+import { showAll } from "../../protocol/paging.ts";
 import { formatNumber, formatValues } from "../format.ts";
 import type { VerbContext } from "../context.ts";
 
@@ -27,8 +28,17 @@ export function parseIntArg(value: string, what: string, min = 0): number {
   return Number(value);
 }
 
-export async function fetchDetail(ctx: VerbContext, taskId: string): Promise<TaskDetail> {
-  return (await ctx.api()).call("show", { taskId });
+/** The task with all its points, fetched page by page (`points: false`: the summary part only). */
+export async function fetchDetail(
+  ctx: VerbContext,
+  taskId: string,
+  o: { points?: boolean } = {},
+): Promise<TaskDetail> {
+  const api = await ctx.api();
+  return showAll(
+    (pointsFrom, pointsLimit) => api.call("show", { taskId, pointsFrom, pointsLimit }),
+    o.points ?? true,
+  );
 }
 
 /** One line: `task 12 finished: 10/10 points (9 done, 1 failed, 0 running, 0 queued), 12 jobs; best loss 0.1 at point 3 (lr=0.01)`. */

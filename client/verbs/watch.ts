@@ -67,7 +67,7 @@ export async function followTask(ctx: VerbContext, taskId: string): Promise<Task
     });
     // Subscribed first, then the current state: no change can fall between the two.
     const poll = () =>
-      fetchDetail(ctx, taskId).then(
+      fetchDetail(ctx, taskId, { points: false }).then(
         (d) => onSummary(TaskSummary.parse(d)),
         (e: unknown) => finish(null, e),
       );

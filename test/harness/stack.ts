@@ -10,6 +10,7 @@ import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiRequest, type TaskDetail } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { subjects } from "../../protocol/subjects.ts";
+import { showAll } from "../../protocol/paging.ts";
 import { type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
@@ -50,8 +51,9 @@ export class ApiClient {
     return (await this.call("submit", { spec: spec as never })).taskId;
   }
 
+  /** The task with all its points (page by page, as phpo fetches them). */
   show(taskId: string): Promise<TaskDetail> {
-    return this.call("show", { taskId });
+    return showAll((pointsFrom, pointsLimit) => this.call("show", { taskId, pointsFrom, pointsLimit }));
   }
 
   /** Polls `show` until `done(detail)` or the deadline; returns the last detail. */

@@ -99,6 +99,7 @@ describe("results from attempts that are not current", { timeout: 120_000 }, () 
       resource: null,
       error: null,
       artifacts: [],
+      output: null,
       startedAt: 0,
       finishedAt: 0,
       exitCode: 0,

@@ -249,6 +249,7 @@ describe("artifacts that do not match the upload", { timeout: 120_000 }, () => {
       metrics: { loss: 0.5 },
       resource: 300,
       error: null,
+      output: null,
       artifacts: [
         { ...metrics, size: 100 },
         log,

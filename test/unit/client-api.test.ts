@@ -91,7 +91,7 @@ describe("phpo against a fake steering on a real nats-server", () => {
   test("show: header, points table, errors and rung tables sorted by loss", async () => {
     const r = await phpo("show", "7");
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(last(), { verb: "show", taskId: "7" });
+    assert.deepEqual(last(), { verb: "show", taskId: "7", pointsFrom: 0, pointsLimit: 100_000 });
     assert.match(r.stdout, /task 7 {2}finished {2}outDS user\.alice\.test\//);
     assert.match(r.stdout, /best loss 0\.25 at point 2: lr=0\.05 act="relu"/);
     assert.match(r.stdout, /scheduler asha-stopping/);

@@ -1,0 +1,26 @@
+// `show` replies carry one page of a task's points (a reply must stay under NATS's max_payload);
+// showAll asks for the pages in turn and joins them into one TaskDetail.
+import type { TaskDetail } from "./messages.ts";
+
+/** Fetches one page: the points from index `from`, at most `limit` of them. */
+export type ShowPage = (from: number, limit: number) => Promise<TaskDetail>;
+
+/** A page count far beyond any task, so a steering that never ends its pages is caught. */
+const MAX_PAGES = 100_000;
+
+export async function showAll(page: ShowPage, withPoints = true): Promise<TaskDetail> {
+  const first = await page(0, withPoints ? 100_000 : 0);
+  if (!withPoints) return first;
+  const points = [...first.points];
+  let next = first.pointsNext;
+  let last = first;
+  for (let n = 0; next !== null; n++) {
+    if (n >= MAX_PAGES || next <= last.pointsFrom)
+      throw new Error(`steering's pages of the points do not move on (next page at ${next})`);
+    last = await page(next, 100_000);
+    points.push(...last.points);
+    next = last.pointsNext;
+  }
+  // The summary of the last page is the newest; the points are as each page saw them.
+  return { ...last, points, pointsFrom: 0, pointsNext: null };
+}
