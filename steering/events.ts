@@ -78,3 +78,23 @@ export const LogEvent = z.discriminatedUnion("type", [
 ]);
 export type LogEvent = z.infer<typeof LogEvent>;
 export type LogEventOf<T extends LogEvent["type"]> = Extract<LogEvent, { type: T }>;
+
+/**
+ * One GTLOG message: a single event (as first written), or a batch of one task's events staged in
+ * the same turn of the event loop (group commit: one append, one ack for them all). A reader
+ * gets the events of either form in order with eventsOf().
+ */
+export const LogBatch = z.object({ batch: z.array(z.unknown()).min(1) });
+export type LogBatch = z.infer<typeof LogBatch>;
+
+/** The events of one GTLOG message, each validated on its own: an unreadable one is reported. */
+export function eventsOf(raw: unknown): Array<{ ok: true; event: LogEvent } | { ok: false; issue: string }> {
+  const b = LogBatch.safeParse(raw);
+  const items = b.success ? b.data.batch : [raw];
+  return items.map((item) => {
+    const r = LogEvent.safeParse(item);
+    return r.success
+      ? { ok: true as const, event: r.data }
+      : { ok: false as const, issue: r.error.issues[0]?.message ?? "invalid" };
+  });
+}

@@ -2,7 +2,7 @@
 // Committer folds into a fresh TaskEngine when the in-memory one ran ahead of the log.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { STREAM_LOG, subjects } from "../protocol/subjects.ts";
-import { LogEvent } from "./events.ts";
+import { eventsOf, type LogEvent } from "./events.ts";
 
 export async function readTaskLog(
   js: JetStreamClient,
@@ -20,8 +20,7 @@ export async function readTaskLog(
   try {
     for await (const m of messages) {
       // unreadable events are skipped, as the start-up replay does (EventLog.replay)
-      const r = LogEvent.safeParse(m.json());
-      if (r.success) out.push(r.data);
+      for (const r of eventsOf(m.json())) if (r.ok) out.push(r.event);
       if (m.seq >= last.seq) break;
     }
   } finally {

@@ -3,12 +3,12 @@
 // over) is a function of that state. No I/O, no clock reads: times come in on the events.
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import type { PointState } from "../../protocol/messages.ts";
 import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskConfig.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
 import type { Metrics } from "../scheduler/index.ts";
+import { PointIndex } from "./pointIndex.ts";
 import { newPoint, type JobRec, type PointRec } from "./records.ts";
 import { SegmentScheduler } from "./segmentScheduler.ts";
 import { SegmentSampling } from "./segmentSampling.ts";
@@ -38,10 +38,6 @@ function pausing(p: PointRec): boolean {
   return p.job.stop === "paused" || (p.job.stop === null && p.job.decision === "pause");
 }
 
-function isActive(p: PointRec): boolean {
-  return p.job.state === "dispatched" || p.job.state === "running";
-}
-
 export class TaskEngine {
   readonly taskId: string;
   readonly user: string;
@@ -51,6 +47,7 @@ export class TaskEngine {
   finishedAt: number | null = null;
   readonly points = new Map<number, PointRec>();
   private readonly jobs = new Map<string, PointRec>();
+  private readonly index = new PointIndex();
   private readonly segments: SegmentSampling[];
   /** One scheduler per segment when the spec has a `scheduler` (else PanDA's FIFO: none). */
   readonly schedulers: SegmentScheduler[] | null;
@@ -96,6 +93,27 @@ export class TaskEngine {
 
   // ------------------------------------------------------------------------- fold
   apply(ev: LogEvent): void {
+    // the point of a job event, found before the fold (a retry or promotion renames the job)
+    const touched = "jobId" in ev ? this.jobs.get(ev.jobId) : undefined;
+    this.fold(ev);
+    if (touched) this.index.update(touched);
+    else if (ev.type === "points-added") for (const { pointId } of ev.points) this.reindex(pointId);
+    else if (ev.type === "trial-suggested") this.reindex(ev.pointId);
+    else if (ev.type === "points-requeued") for (const id of ev.pointIds) this.reindex(id);
+    else if (ev.type === "task-state") for (const p of this.points.values()) this.index.update(p);
+  }
+
+  private reindex(pointId: number): void {
+    const p = this.points.get(pointId);
+    if (p) this.index.update(p);
+  }
+
+  /** Tests: throws if the state indexes differ from a full scan of the points. */
+  checkIndex(): void {
+    this.index.check(this.points.values());
+  }
+
+  private fold(ev: LogEvent): void {
     // "suggest() said wait with nothing running" only holds until the next event
     if (this.schedulers) for (const s of this.schedulers) s.stalled = false;
     switch (ev.type) {
@@ -411,16 +429,11 @@ export class TaskEngine {
   }
 
   inFlight(): number {
-    let n = 0;
-    for (const p of this.points.values()) if (p.job.state === "dispatched" || p.job.state === "running") n++;
-    return n;
+    return this.index.active.size;
   }
 
   activeJobs(): JobRec[] {
-    const out: JobRec[] = [];
-    for (const p of this.points.values())
-      if (p.job.state === "dispatched" || p.job.state === "running") out.push(p.job);
-    return out;
+    return [...this.index.active].sort((a, b) => a.pointId - b.pointId).map((p) => p.job);
   }
 
   /** New points to sample now (PanDA iteration rule), as a points-added event; null if none are due. */
@@ -430,7 +443,7 @@ export class TaskEngine {
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i]!;
       if (seg.external) continue; // see steeringDue
-      const unevaluated = this.countIn(i, ["queued", "running"]);
+      const unevaluated = this.unevaluated(i);
       const n = seg.due(unevaluated, this.spec);
       if (n <= 0) continue;
       const { points, state, exhausted } = seg.sample(n);
@@ -458,7 +471,7 @@ export class TaskEngine {
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i]!;
       if (!seg.external) continue;
-      const n = seg.due(this.countIn(i, ["queued", "running"]), this.spec);
+      const n = seg.due(this.unevaluated(i), this.spec);
       if (n <= 0) continue;
       const history: Array<[Point, number | null]> = [];
       for (const p of this.points.values()) {
@@ -516,7 +529,7 @@ export class TaskEngine {
    */
   proposeTrial(at: number): LogEventOf<"trial-suggested"> | null {
     if (this.state !== "running" || !this.schedulers || this.hasUnloggedSuggestion()) return null;
-    const queued = [...this.points.values()].filter((p) => p.job.state === "queued");
+    const queued = [...this.index.queued];
     if (this.inFlight() + queued.length >= this.spec.nParallelEvaluation) return null;
     const budget = effectiveMaxEvaluationJobs(this.spec);
     for (let i = 0; i < this.schedulers.length; i++) {
@@ -525,10 +538,11 @@ export class TaskEngine {
       if (sched.fault || (this.attemptsUsed[i] ?? 0) + mineQueued >= budget || sched.isDone()) continue;
       // A trial the scheduler paused is promotable at once, but its job is still ending (final
       // checkpoint, outputs): ask only once every paused trial's point is paused here too.
-      if ([...this.points.values()].some((p) => p.segment === i && isActive(p) && pausing(p))) continue;
+      const active = [...this.index.active].filter((p) => p.segment === i);
+      if (active.some(pausing)) continue;
       const s = sched.ask();
       if (s.action === "wait") {
-        const busy = mineQueued > 0 || [...this.points.values()].some((p) => p.segment === i && isActive(p));
+        const busy = mineQueued > 0 || active.length > 0;
         sched.stalled = !busy;
         continue;
       }
@@ -574,10 +588,13 @@ export class TaskEngine {
   nextDispatchable(): JobRec | null {
     if (this.state !== "running" || this.inFlight() >= this.spec.nParallelEvaluation) return null;
     const budget = effectiveMaxEvaluationJobs(this.spec);
-    for (const p of this.points.values()) {
-      if (p.job.state === "queued" && (this.attemptsUsed[p.segment] ?? 0) < budget) return p.job;
+    // FIFO by point: the lowest point id among the queued jobs with budget left
+    let first: PointRec | null = null;
+    for (const p of this.index.queued) {
+      if ((this.attemptsUsed[p.segment] ?? 0) < budget && (first === null || p.pointId < first.pointId))
+        first = p;
     }
-    return null;
+    return first?.job ?? null;
   }
 
   /** True when nothing more will happen: all sampling over and no job queued or in flight. */
@@ -586,7 +603,7 @@ export class TaskEngine {
     if (this.inFlight() > 0) return false;
     const budget = effectiveMaxEvaluationJobs(this.spec);
     for (let i = 0; i < this.segments.length; i++) {
-      const queued = [...this.points.values()].some((p) => p.segment === i && p.job.state === "queued");
+      const queued = [...this.index.queued].some((p) => p.segment === i);
       const budgetLeft = (this.attemptsUsed[i] ?? 0) < budget;
       if (queued && budgetLeft) return false;
       const sched = this.schedulers?.[i];
@@ -601,15 +618,14 @@ export class TaskEngine {
   /** Running attempts whose scheduler decided to stop them: the agents must be told (again). */
   stopRequests(): Array<{ job: JobRec; reason: StopRequest }> {
     const out: Array<{ job: JobRec; reason: StopRequest }> = [];
-    for (const p of this.points.values())
+    // in point order, as a walk over the points would give
+    for (const p of [...this.index.active].sort((a, b) => a.pointId - b.pointId))
       if (p.job.stop && p.job.state === "running") out.push({ job: p.job, reason: p.job.stop });
     return out;
   }
 
-  private countIn(segment: number, states: PointState[]): number {
-    let n = 0;
-    for (const p of this.points.values()) if (p.segment === segment && states.includes(p.state)) n++;
-    return n;
+  private unevaluated(segment: number): number {
+    return this.index.unevaluatedIn(segment);
   }
 
   attemptsUsedIn(segment: number): number {
