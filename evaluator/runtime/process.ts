@@ -6,9 +6,9 @@
 // enforced here (use the docker runtime where they matter).
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants as osConstants } from "node:os";
-import { readdir, readFile } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { RuntimeError } from "../../protocol/errors.ts";
+import { GroupMemoryWatch } from "./groupMemory.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
 import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
 
@@ -19,8 +19,6 @@ export interface ProcessRuntimeOptions {
   drainMs?: number;
 }
 
-/** Linux page size, for /proc/PID/stat's RSS in pages (4 KiB on the x86_64/arm64 hosts we run on). */
-const PAGE_BYTES = 4096;
 /** After SIGKILL, how long to wait for the exit event before giving up on the process. */
 const KILL_DEADLINE_MS = 10_000;
 
@@ -31,13 +29,13 @@ interface ActiveRun {
 
 export class ProcessRuntime implements Runtime {
   readonly kind = "process" as const;
-  private readonly memoryPollMs: number;
+  private readonly memory: GroupMemoryWatch;
   private readonly drainMs: number;
   private readonly active = new Set<ActiveRun>();
   private closing: Promise<void> | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
-    this.memoryPollMs = options.memoryPollMs ?? 200;
+    this.memory = new GroupMemoryWatch(options.memoryPollMs ?? 200);
     this.drainMs = options.drainMs ?? 2000;
   }
 
@@ -163,7 +161,7 @@ export class ProcessRuntime implements Runtime {
     hooks.signal.addEventListener("abort", onAbort, { once: true });
     const wallTimer = setTimeout(() => stop("timeout"), spec.limits.wallClockMs);
     const memoryWatch = spec.limits.memoryBytes
-      ? this.watchMemory(pid, spec.limits.memoryBytes, () => stop("oom"))
+      ? this.memory.watch(pid, spec.limits.memoryBytes, () => stop("oom"))
       : undefined;
     if (this.closing) stop("close");
 
@@ -197,31 +195,6 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
-  /** Samples the summed RSS of the process group; calls onBreach once when it exceeds limit. */
-  private watchMemory(pgid: number, limit: number, onBreach: () => void): { stop(): void } {
-    let stopped = false;
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy || stopped) return;
-      busy = true;
-      groupRss(pgid)
-        .then((rss) => {
-          if (!stopped && rss > limit) {
-            stopped = true;
-            onBreach();
-          }
-        })
-        .catch(() => {})
-        .finally(() => (busy = false));
-    }, this.memoryPollMs);
-    return {
-      stop: () => {
-        stopped = true;
-        clearInterval(timer);
-      },
-    };
-  }
-
   /** Stops every running evaluation (SIGTERM, grace, SIGKILL) and waits for them; idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -230,23 +203,4 @@ export class ProcessRuntime implements Runtime {
     })();
     return this.closing;
   }
-}
-
-/** Sum of the resident set sizes (bytes) of the processes in group pgid, from /proc. */
-export async function groupRss(pgid: number): Promise<number> {
-  let total = 0;
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${name}/stat`, "utf8");
-    } catch {
-      continue; // the process ended meanwhile
-    }
-    // Fields after the command name (which may contain spaces and parentheses).
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) !== pgid) continue;
-    total += Number(fields[21] ?? 0) * PAGE_BYTES;
-  }
-  return total;
 }

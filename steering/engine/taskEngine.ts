@@ -3,7 +3,7 @@
 // over) is a function of that state. No I/O, no clock reads: times come in on the events.
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
+import type { Point } from "../../protocol/searchSpace.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskConfig.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
@@ -11,25 +11,20 @@ import type { Metrics } from "../scheduler/index.ts";
 import { PointIndex } from "./pointIndex.ts";
 import { newPoint, type JobRec, type PointRec } from "./records.ts";
 import { SegmentScheduler } from "./segmentScheduler.ts";
+import {
+  proposeSampling,
+  steeringDue,
+  steeringResult,
+  type SamplingView,
+  type SteeringDue,
+} from "./sampling.ts";
 import { SegmentSampling } from "./segmentSampling.ts";
 
 export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
+export type { SteeringDue } from "./sampling.ts";
 import type { StopRequest } from "./records.ts";
 
 export type TaskRunState = "running" | "paused" | "killed" | "finished";
-
-/** A steering-program iteration that is due (tasks with steeringExec): what to run it with. */
-export interface SteeringDue {
-  segment: number;
-  segmentName: string | null;
-  /** Points to ask for: min(nPointsPerIteration − minUnevaluatedPoints, maxPoints − generated). */
-  n: number;
-  /** Points of the segment generated so far; the result is committed only if this is unchanged. */
-  generated: number;
-  /** Every point of the segment so far, in point order, with its loss (null: not evaluated yet). */
-  history: Array<[Point, number | null]>;
-  space: SearchSpace;
-}
 
 /** Why a result or claim is refused: the attempt is not the one currently leased to this agent. */
 export type Fence = { ok: true; job: JobRec } | { ok: false; reason: string };
@@ -440,64 +435,15 @@ export class TaskEngine {
   proposeSampling(at: number): LogEventOf<"points-added"> | null {
     // with a scheduler, points are sampled one at a time when it suggests a new trial
     if (this.state !== "running" || this.schedulers) return null;
-    for (let i = 0; i < this.segments.length; i++) {
-      const seg = this.segments[i]!;
-      if (seg.external) continue; // see steeringDue
-      const unevaluated = this.unevaluated(i);
-      const n = seg.due(unevaluated, this.spec);
-      if (n <= 0) continue;
-      const { points, state, exhausted } = seg.sample(n);
-      return {
-        type: "points-added",
-        taskId: this.taskId,
-        at,
-        segment: i,
-        points: points.map((values, k) => ({ pointId: this.nextPointId + k, values })),
-        sampler: state,
-        exhausted,
-      };
-    }
-    return null;
+    return proposeSampling(this.samplingView(), at);
   }
 
-  /**
-   * The steering-program iterations due now (segments of a task with steeringExec), by the same
-   * PanDA rule as proposeSampling. The caller runs them (I/O, outside the commit queue), at most one
-   * per segment at a time, and commits each result through steeringResult.
-   */
+  /** The steering-program iterations due now (see sampling.ts). */
   steeringDue(): SteeringDue[] {
-    if (this.state !== "running") return [];
-    const out: SteeringDue[] = [];
-    for (let i = 0; i < this.segments.length; i++) {
-      const seg = this.segments[i]!;
-      if (!seg.external) continue;
-      const n = seg.due(this.unevaluated(i), this.spec);
-      if (n <= 0) continue;
-      const history: Array<[Point, number | null]> = [];
-      for (const p of this.points.values()) {
-        if (p.segment !== i) continue;
-        const evaluated = p.state !== "queued" && p.state !== "running";
-        const loss = evaluated && p.loss !== null && Number.isFinite(p.loss) ? p.loss : null;
-        history.push([p.values, loss]);
-      }
-      out.push({
-        segment: i,
-        segmentName: seg.name,
-        n,
-        generated: seg.generatedCount,
-        history,
-        space: this.spec.segmentSearchSpaces?.[i] ?? this.spec.searchSpace,
-      });
-    }
-    return out;
+    return this.state === "running" ? steeringDue(this.samplingView()) : [];
   }
 
-  /**
-   * The points-added event for a steering iteration's result (points: at most the n asked, already
-   * validated against the space; exhausted: the program returned [] or failed, which ends generation
-   * for the segment). Null when the result no longer applies: the task is over, or points were
-   * added to the segment since the iteration started (it was run twice; the first result won).
-   */
+  /** The points-added event for a steering iteration's result, or null (see sampling.ts). */
   steeringResult(
     segment: number,
     generated: number,
@@ -505,27 +451,26 @@ export class TaskEngine {
     exhausted: boolean,
     at: number,
   ): LogEventOf<"points-added"> | null {
-    const seg = this.segments[segment];
-    if (!seg?.external || seg.generatedCount !== generated) return null;
-    if (this.state === "killed" || this.state === "finished" || seg.finishedSampling(this.spec)) return null;
-    const room = this.spec.maxPoints - generated;
-    const kept = points.slice(0, Math.max(0, room));
+    if (this.state === "killed" || this.state === "finished") return null;
+    return steeringResult(this.samplingView(), segment, generated, points, exhausted, at);
+  }
+
+  private samplingView(): SamplingView {
     return {
-      type: "points-added",
       taskId: this.taskId,
-      at,
-      segment,
-      points: kept.map((values, k) => ({ pointId: this.nextPointId + k, values })),
-      sampler: null,
-      exhausted: exhausted || kept.length === 0,
+      spec: this.spec,
+      segments: this.segments,
+      points: this.points,
+      nextPointId: this.nextPointId,
+      unevaluated: (segment) => this.index.unevaluatedIn(segment),
     };
   }
 
   /**
    * A free slot for a task with a scheduler: ask the scheduler of the first segment that may still
    * run a job (budget left) what to do. NOT pure: suggest() mutates the scheduler, so the event
-   * returned must be committed (appended, then applied) before anything else touches this engine;
-   * if that fails the engine has run ahead of the log (hasUnloggedSuggestion) and must be rebuilt.
+   * returned must be staged (applied, its append sent) before anything else touches this engine;
+   * if its append fails the engine has run ahead of the log and is rebuilt (Committer).
    */
   proposeTrial(at: number): LogEventOf<"trial-suggested"> | null {
     if (this.state !== "running" || !this.schedulers || this.hasUnloggedSuggestion()) return null;
@@ -622,10 +567,6 @@ export class TaskEngine {
     for (const p of [...this.index.active].sort((a, b) => a.pointId - b.pointId))
       if (p.job.stop && p.job.state === "running") out.push({ job: p.job, reason: p.job.stop });
     return out;
-  }
-
-  private unevaluated(segment: number): number {
-    return this.index.unevaluatedIn(segment);
   }
 
   attemptsUsedIn(segment: number): number {
