@@ -48,4 +48,15 @@ export default tseslint.config(
   { files: ["client/**/*.ts"], rules: boundary(["steering", "evaluator", "stack"]) },
   { files: ["protocol/**/*.ts"], rules: boundary(["steering", "evaluator", "client", "stack"]) },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  // The spawn helper is plain CommonJS on purpose (it runs without the TypeScript loader).
+  {
+    files: ["**/*.cjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: "commonjs",
+      globals: { require: "readonly", process: "readonly", Buffer: "readonly" },
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, "@typescript-eslint/no-require-imports": "off" },
+  },
 );

@@ -4,11 +4,11 @@
 // filesystem view. Limits: memoryBytes is enforced by polling the RSS of the process group (a
 // breach kills the group and reports oomKilled); nanoCpus and pidsLimit need cgroups and are NOT
 // enforced here (use the docker runtime where they matter).
-import { spawn, type ChildProcess } from "node:child_process";
 import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import { RuntimeError } from "../../protocol/errors.ts";
 import { GroupMemoryWatch } from "./groupMemory.ts";
+import { DirectSpawner, HelperSpawner, type SpawnedChild, type Spawner } from "./spawner.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
 import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
 
@@ -17,6 +17,8 @@ export interface ProcessRuntimeOptions {
   memoryPollMs?: number;
   /** How long to wait for the output pipes to drain after the process exits (default 2000 ms). */
   drainMs?: number;
+  /** "helper" (default): payloads are forked by a lean helper process; "direct": by the agent. */
+  spawn?: "helper" | "direct";
 }
 
 /** After SIGKILL, how long to wait for the exit event before giving up on the process. */
@@ -30,12 +32,14 @@ interface ActiveRun {
 export class ProcessRuntime implements Runtime {
   readonly kind = "process" as const;
   private readonly memory: GroupMemoryWatch;
+  private readonly spawner: Spawner;
   private readonly drainMs: number;
   private readonly active = new Set<ActiveRun>();
   private closing: Promise<void> | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
     this.memory = new GroupMemoryWatch(options.memoryPollMs ?? 200);
+    this.spawner = options.spawn === "direct" ? new DirectSpawner() : new HelperSpawner();
     this.drainMs = options.drainMs ?? 2000;
   }
 
@@ -77,7 +81,7 @@ export class ProcessRuntime implements Runtime {
       return finish(-1, { stopped: true });
     }
 
-    const child = spawn(command, args, {
+    const child = this.spawner.spawn(command, args, {
       cwd: spec.workDir,
       // Only what the payload needs: the spec's env plus PATH/HOME; the slot's GPUs always win.
       env: {
@@ -87,10 +91,6 @@ export class ProcessRuntime implements Runtime {
         CUDA_VISIBLE_DEVICES: spec.gpus.join(","),
         GRIDTUNE_GPUS: spec.gpus.join(","),
       },
-      // Own process group: stop signals go to -pid and so reach the whole tree.
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      shell: false,
     });
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once("spawn", () => resolve(undefined));
@@ -120,7 +120,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   private async supervise(
-    child: ChildProcess,
+    child: SpawnedChild,
     spec: RunSpec,
     hooks: RunHooks,
     log: LogCapture,
@@ -200,6 +200,7 @@ export class ProcessRuntime implements Runtime {
     this.closing ??= (async () => {
       for (const run of this.active) run.stop("close");
       await Promise.all([...this.active].map((r) => r.done));
+      this.spawner.close();
     })();
     return this.closing;
   }

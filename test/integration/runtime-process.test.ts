@@ -217,4 +217,40 @@ describe("ProcessRuntime", () => {
       (e: unknown) => e instanceof RuntimeError && e.code === "RUNTIME_UNAVAILABLE",
     );
   });
+
+  it("payloads are forked by the spawn helper (not by the agent); spawn: direct forks them itself", async () => {
+    const lines: string[] = [];
+    const out = await runtime.run(await newSpec(["sh", "-c", "echo $PPID"]), hooks(lines));
+    assert.equal(out.exitCode, 0);
+    const helper = Number(lines[0]);
+    assert.ok(helper > 0 && helper !== process.pid, `parent ${lines[0]} is the helper, not this process`);
+    assert.match(readFileSync(`/proc/${helper}/cmdline`, "utf8"), /spawnHelper\.cjs/);
+    const direct = new ProcessRuntime({ spawn: "direct" });
+    const own: string[] = [];
+    assert.equal((await direct.run(await newSpec(["sh", "-c", "echo $PPID"]), hooks(own))).exitCode, 0);
+    assert.equal(Number(own[0]), process.pid);
+    await direct.close();
+  });
+
+  it("a spawn helper that dies mid-run: the payload's group is killed, the run ends, the next run gets a new helper", async () => {
+    const own = new ProcessRuntime();
+    let helper = 0;
+    const spec = await newSpec(["sh", "-c", "sleep 60 & echo $! > child.pid; echo $PPID; wait"]);
+    const out = await own.run(spec, {
+      signal: new AbortController().signal,
+      onStdoutLine: (l) => {
+        helper = Number(l);
+        process.kill(helper, "SIGKILL");
+      },
+    });
+    assert.ok(helper > 0);
+    assert.equal(out.exitCode, 137, "killed with its helper");
+    assert.ok(out.durationMs < 5000, `${out.durationMs} ms`);
+    const child = Number(await readFile(join(spec.workDir, "child.pid"), "utf8"));
+    assert.equal(alive(child), false, `background child ${child} survived its helper`);
+    const lines: string[] = [];
+    assert.equal((await own.run(await newSpec(["sh", "-c", "echo $PPID"]), hooks(lines))).exitCode, 0);
+    assert.notEqual(Number(lines[0]), helper, "a new helper");
+    await own.close();
+  });
 });
