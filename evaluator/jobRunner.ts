@@ -64,9 +64,8 @@ export async function runJob(ctx: JobContext): Promise<void> {
   let error: WireError | null = null;
   let lastResource: number | null = null;
   try {
-    await rm(workDir, { recursive: true, force: true });
-    await mkdir(workDir, { recursive: true });
-    await mkdir(scratch, { recursive: true });
+    await freshDir(workDir);
+    await freshDir(scratch);
     await prepare(ctx, workDir, scratch);
     const progress = new ProgressForwarder(ctx, join(workDir, PROGRESS_FILE), (r) => (lastResource = r));
     const timer = job.evaluation.checkPointToSave.length
@@ -184,6 +183,20 @@ async function requestSteering(ctx: JobContext, req: AgentRequest): Promise<Agen
         ctx.logger.warn(`steering does not answer ${req.type}; retrying`, { jobId: ctx.job.jobId });
       await sleep(Math.min(10_000, 250 * 2 ** i));
     }
+  }
+}
+
+/** An empty directory at dir: usually one mkdir (a leftover of a crashed attempt is removed first). */
+async function freshDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") await mkdir(dir, { recursive: true });
+    else if (code === "EEXIST") {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir);
+    } else throw e;
   }
 }
 
@@ -316,14 +329,11 @@ async function uploadOutputs(
   outputInline: boolean,
 ): Promise<UploadedArtifact[]> {
   const ev = ctx.job.evaluation;
-  const files: Array<{ kind: ArtifactKind; path: string }> = [
-    { kind: "log", path: join(scratch, "log.txt") },
-  ];
-  const add = async (kind: ArtifactKind, name: string | null, max: number) => {
-    if (!name) return;
-    const path = insideDir(workDir, name, kind);
+  const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
+  const add = async (kind: ArtifactKind, path: string, max: number) => {
     const st = await stat(path).catch(() => null);
-    if (!st?.isFile()) return;
+    // nothing to keep in an empty file (a quiet run's log)
+    if (!st?.isFile() || st.size === 0) return;
     if (st.size > max) {
       ctx.logger.warn(`${kind} file too large; not uploaded`, {
         jobId: ctx.job.jobId,
@@ -332,16 +342,13 @@ async function uploadOutputs(
       });
       return;
     }
-    files.push({ kind, path });
+    present.push({ kind, path, size: st.size });
   };
-  if (!outputInline) await add("output", ev.outputFile, MAX_OUTPUT_BYTES);
-  await add("meta", ev.metaFile, MAX_META_BYTES);
-  await add("metrics", ev.metricsFile, 5 * 1024 ** 3);
-  const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
-  for (const f of files) {
-    const st = await stat(f.path).catch(() => null);
-    if (st?.isFile() && st.size > 0) present.push({ ...f, size: st.size });
-  }
+  await add("log", join(scratch, "log.txt"), Number.POSITIVE_INFINITY);
+  if (!outputInline && ev.outputFile)
+    await add("output", insideDir(workDir, ev.outputFile, "output"), MAX_OUTPUT_BYTES);
+  if (ev.metaFile) await add("meta", insideDir(workDir, ev.metaFile, "meta"), MAX_META_BYTES);
+  if (ev.metricsFile) await add("metrics", insideDir(workDir, ev.metricsFile, "metrics"), 5 * 1024 ** 3);
   if (present.length === 0) return [];
   const reply = await requestSteering(ctx, {
     type: "presign",

@@ -11,10 +11,11 @@ export const MAX_LINE_CHARS = 64 * 1024;
  * The combined stdout/stderr log of one run. Keeps the first `maxBytes` bytes of output; after
  * that a single marker line is written and the rest is counted but dropped. Runtime notes
  * ("[gridtune] …" lines: timeouts, stops) are always written, so the reason for an outcome is in
- * the log even when the payload filled it.
+ * the log even when the payload filled it. The file is created on the first byte: a quiet run
+ * leaves no log file (and so nothing to upload).
  */
 export class LogCapture {
-  private readonly out: WriteStream;
+  private out: WriteStream | null = null;
   private kept = 0;
   private dropped = 0;
   private written = 0;
@@ -24,14 +25,7 @@ export class LogCapture {
   constructor(
     readonly file: string,
     readonly maxBytes: number,
-  ) {
-    mkdirSync(dirname(file), { recursive: true });
-    this.out = createWriteStream(file, { flags: "w", mode: 0o644 });
-    // A full disk must not crash the agent: the run goes on, close() reports the error.
-    this.out.on("error", (err) => {
-      this.failure ??= err;
-    });
-  }
+  ) {}
 
   /** Payload output (either stream). */
   write(chunk: Buffer): void {
@@ -71,7 +65,8 @@ export class LogCapture {
   close(): Promise<void> {
     this.closed ??= (async () => {
       if (this.dropped > 0) this.put(Buffer.from(`[gridtune] ${this.dropped} bytes of output dropped\n`));
-      await new Promise<void>((resolve) => this.out.end(resolve));
+      const out = this.out;
+      if (out) await new Promise<void>((resolve) => out.end(resolve));
       if (this.failure) throw this.failure;
     })();
     return this.closed;
@@ -79,7 +74,19 @@ export class LogCapture {
 
   private put(buf: Buffer): void {
     this.written += buf.length;
-    this.out.write(buf);
+    this.stream().write(buf);
+  }
+
+  private stream(): WriteStream {
+    if (this.out) return this.out;
+    mkdirSync(dirname(this.file), { recursive: true });
+    const out = createWriteStream(this.file, { flags: "w", mode: 0o644 });
+    // A full disk must not crash the agent: the run goes on, close() reports the error.
+    out.on("error", (err) => {
+      this.failure ??= err;
+    });
+    this.out = out;
+    return out;
   }
 }
 

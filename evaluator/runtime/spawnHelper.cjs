@@ -3,7 +3,7 @@
 // behalf. Why: fork() copies the page tables of the calling process, so its cost grows with the
 // caller's memory. From the agent (about 140 MB resident: the TypeScript loader, zod, nats.js) a
 // spawn costs about 5 ms of CPU on a 2-core VM; from this helper (plain JavaScript, node's
-// built-ins only, about 40 MB) about 1 ms. It is plain CommonJS on purpose: it must start without
+// built-ins only, under 60 MB) about 1 ms. It is plain CommonJS on purpose: it must start without
 // the TypeScript loader, which would make it as large as the agent.
 //
 // Protocol (IPC channel, "advanced" serialization so output chunks travel as bytes):

@@ -2,11 +2,11 @@
 // end as a subprocess through steering/cli/schedulerMain.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
 import { parsePreviewInput, previewOutput, previewPlan } from "../../steering/cli/preview.ts";
@@ -14,6 +14,7 @@ import { runReplay } from "../../steering/cli/replay.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "gridtune-sched-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, data: unknown) => {
   const p = join(dir, name);
   writeFileSync(p, typeof data === "string" ? data : JSON.stringify(data));
