@@ -17,6 +17,7 @@ import { createLogger } from "../protocol/log.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
 import { startEmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
 import { ApiClient } from "../test/harness/stack.ts";
+import { nullTask, waitEnded } from "./nullTask.ts";
 
 /** Stands in for the payload: writes output.json as `sh -c 'echo … > output.json'` would. */
 class NullRuntime implements Runtime {
@@ -101,21 +102,8 @@ export async function benchSteeringCapacity(): Promise<void> {
     const [s0, n0] = [await cpuSeconds(steeringPid), await cpuSeconds(natsPid)];
     const self0 = process.cpuUsage();
     const t0 = performance.now();
-    const taskId = await api.submit({
-      outDS: "user.bench.null/",
-      evaluationContainer: "none",
-      evaluationExec: "null",
-      searchSpace: { x: { method: "uniform", dimension: { low: 0, high: 1 } } },
-      maxPoints: n,
-      nParallelEvaluation: parallel,
-      nPointsPerIteration: 3 * parallel,
-      minUnevaluatedPoints: 2 * parallel,
-    });
-    let d = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
-    while (d.state !== "finished" && d.state !== "killed") {
-      await new Promise((r) => setTimeout(r, 200));
-      d = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
-    }
+    const taskId = await api.submit(nullTask(n, parallel, "null"));
+    const d = await waitEnded(api, taskId);
     const seconds = (performance.now() - t0) / 1000;
     const steeringCpu = (await cpuSeconds(steeringPid)) - s0;
     const natsCpu = (await cpuSeconds(natsPid)) - n0;

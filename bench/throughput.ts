@@ -4,9 +4,10 @@
 // task of N points whose payload only writes output.json; throughput is points evaluated over
 // the time from submission to the task's end. Steering's CPU is this process's CPU time over the
 // same span (the agents are separate processes).
-//   node --import tsx bench/throughput.ts [--n 400] [--agents 2] [--slots 16]
+//   node --import tsx bench/throughput.ts [--n 3000] [--agents 2] [--slots 16]
 import { pathToFileURL } from "node:url";
 import { startTestStack } from "../test/harness/stack.ts";
+import { nullTask, waitEnded } from "./nullTask.ts";
 
 const PAYLOAD = String.raw`echo {\"status\":0,\"loss\":1} > output.json`;
 
@@ -17,7 +18,7 @@ function arg(name: string, fallback: number): number {
 }
 
 export async function benchThroughput(): Promise<void> {
-  const n = arg("n", 400);
+  const n = arg("n", 3000);
   const agents = arg("agents", 2);
   const slots = arg("slots", 16);
   const stack = await startTestStack({ agents, slotsPerAgent: slots, runtime: "process" });
@@ -26,23 +27,8 @@ export async function benchThroughput(): Promise<void> {
     const parallel = agents * slots;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const taskId = await api.submit({
-      outDS: "user.bench.null/",
-      evaluationContainer: "none",
-      evaluationExec: `sh -c '${PAYLOAD}'`,
-      searchSpace: { x: { method: "uniform", dimension: { low: 0, high: 1 } } },
-      maxPoints: n,
-      nParallelEvaluation: parallel,
-      // Sample ahead (PanDA's iteration rule): a new batch once fewer than 2×parallel points wait.
-      nPointsPerIteration: 3 * parallel,
-      minUnevaluatedPoints: 2 * parallel,
-    });
-    // Polls the summary only: the points of a large task would make each poll costly.
-    let d = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
-    while (d.state !== "finished" && d.state !== "killed") {
-      await new Promise((r) => setTimeout(r, 200));
-      d = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
-    }
+    const taskId = await api.submit(nullTask(n, parallel, `sh -c '${PAYLOAD}'`));
+    const d = await waitEnded(api, taskId);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000;
