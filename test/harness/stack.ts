@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { userIdentity } from "../../protocol/identity.ts";
+import { steeringIdentity, userIdentity } from "../../protocol/identity.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiRequest, type TaskDetail } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
@@ -77,6 +77,17 @@ export class ApiClient {
   waitFinished(taskId: string, timeoutMs?: number): Promise<TaskDetail> {
     return this.waitFor(taskId, (d) => d.state === "finished" || d.state === "killed", timeoutMs);
   }
+}
+
+/** A NATS connection with steering's own identity (to read GTLOG back, as steering would). */
+export function connectAsSteering(stack: EmbeddedStack): Promise<NatsConnection> {
+  return connectNats({
+    servers: stack.nats.url,
+    seedFile: stack.store.seedFile(steeringIdentity()),
+    caFile: stack.nats.caFile,
+    identity: steeringIdentity(),
+    logger: () => undefined,
+  });
 }
 
 export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {

@@ -5,14 +5,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { steeringIdentity } from "../../protocol/identity.ts";
-import { connectNats } from "../../protocol/natsConnect.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
 import type { LogEventOf } from "../../steering/events.ts";
 import { Storage } from "../../steering/storage.ts";
 import { readTaskLog } from "../../steering/taskLog.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { connectAsSteering, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 function task(script: string): TaskSpecInput {
   return {
@@ -41,13 +39,7 @@ describe("quiet evaluations skip S3", { timeout: 120_000 }, () => {
   });
 
   async function finished(taskId: string): Promise<LogEventOf<"job-finished">> {
-    const nc = await connectNats({
-      servers: stack.nats.url,
-      seedFile: stack.store.seedFile(steeringIdentity()),
-      caFile: stack.nats.caFile,
-      identity: steeringIdentity(),
-      logger: () => undefined,
-    });
+    const nc = await connectAsSteering(stack);
     try {
       const events = await readTaskLog(jetstream(nc), await jetstreamManager(nc), taskId);
       const ev = events.find((e): e is LogEventOf<"job-finished"> => e.type === "job-finished");

@@ -8,12 +8,12 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { steeringIdentity, userIdentity } from "../../protocol/identity.ts";
+import { userIdentity } from "../../protocol/identity.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { STREAM_LOG } from "../../protocol/subjects.ts";
 import type { ServiceProcess } from "../../stack/embedded.ts";
-import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
+import { connectAsSteering, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -106,13 +106,7 @@ describe("secrets hygiene", { timeout: 180_000 }, () => {
   });
 
   it("the steering event log (GTLOG) and the show/list replies hold none", async () => {
-    const nc = await connectNats({
-      servers: stack.nats.url,
-      seedFile: stack.store.seedFile(steeringIdentity()),
-      caFile: stack.nats.caFile,
-      identity: steeringIdentity(),
-      logger: () => undefined,
-    });
+    const nc = await connectAsSteering(stack);
     try {
       const jsm = await jetstreamManager(nc);
       const last = (await jsm.streams.info(STREAM_LOG)).state.last_seq;

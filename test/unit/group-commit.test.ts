@@ -8,6 +8,7 @@ import type { TaskDetail } from "../../protocol/messages.ts";
 import { showAll } from "../../protocol/paging.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
 import type { LogEvent, LogEventOf } from "../../steering/events.ts";
+import type { TaskEngine } from "../../steering/engine/taskEngine.ts";
 import { detail, POINTS_PAGE_BYTES } from "../../steering/views.ts";
 import { Driver, engineState, rejectsCode, spec } from "./fixtures/engineKit.ts";
 
@@ -59,6 +60,19 @@ function setup(): { d: Driver; log: ManualLog; c: Committer; state: SteeringStat
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** The job-dispatched event of the task's next job. */
+function dispatchNext(d: Driver, e: TaskEngine): LogEventOf<"job-dispatched"> {
+  const job = e.nextDispatchable()!;
+  return {
+    type: "job-dispatched",
+    taskId: "42",
+    at: d.tick(),
+    jobId: job.jobId,
+    attempt: job.attempt,
+    site: "s",
+  };
+}
+
 void describe("group commit", () => {
   void it("applies staged events at once, keeps the log order, and resolves durable on the ack", async () => {
     const { d, log, c, state } = setup();
@@ -66,16 +80,7 @@ void describe("group commit", () => {
     const sampling = e.proposeSampling(d.tick())!;
     const s1 = c.stage(sampling);
     assert.equal(e.points.size, sampling.points.length, "in the state before the ack");
-    const job = e.nextDispatchable()!;
-    const dispatched: LogEventOf<"job-dispatched"> = {
-      type: "job-dispatched",
-      taskId: "42",
-      at: d.tick(),
-      jobId: job.jobId,
-      attempt: job.attempt,
-      site: "s",
-    };
-    const s2 = c.stage(dispatched);
+    const s2 = c.stage(dispatchNext(d, e));
     let stored = false;
     void s2.durable.then(() => (stored = true));
     await tick();
@@ -94,15 +99,8 @@ void describe("group commit", () => {
     const { d, log, c, state } = setup();
     const e = state.engines.get("42")!;
     c.stage(e.proposeSampling(d.tick())!);
-    const job = e.nextDispatchable()!;
-    const lost = c.stage({
-      type: "job-dispatched",
-      taskId: "42",
-      at: d.tick(),
-      jobId: job.jobId,
-      attempt: job.attempt,
-      site: "s",
-    });
+    const job = dispatchNext(d, e);
+    const lost = c.stage(job);
     assert.equal(e.job(job.jobId)?.state, "dispatched", "applied before the append settled");
     // keep the queue busy, so the rebuild the failure schedules waits behind this section
     let release = () => {};
