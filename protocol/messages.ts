@@ -255,6 +255,9 @@ export const TaskSummary = z.object({
 });
 export type TaskSummary = z.infer<typeof TaskSummary>;
 
+/** Rung values in a `show` reply: the best ones (a rung of a 100k-trial task would not fit in a reply). */
+export const RUNG_VALUES_SHOWN = 2000;
+
 export const TaskDetail = TaskSummary.extend({
   spec: TaskSpec,
   /** One page of the points, by point id from `pointsFrom` (a reply stays under NATS's max_payload). */
@@ -265,9 +268,19 @@ export const TaskDetail = TaskSummary.extend({
   segments: z.array(
     z.object({ name: z.string().nullable(), points: z.number().int(), best: z.number().nullable() }),
   ),
-  /** Tasks with a scheduler: each segment's rungs, their level and recorded values, best first. */
+  /**
+   * Tasks with a scheduler: each segment's rungs, their level and recorded values, best first
+   * (at most RUNG_VALUES_SHOWN of them; `count` says how many the rung holds).
+   */
   rungs: z
-    .array(z.object({ segment: z.string().nullable(), level: z.number(), values: z.array(z.number()) }))
+    .array(
+      z.object({
+        segment: z.string().nullable(),
+        level: z.number(),
+        values: z.array(z.number()),
+        count: z.number().int().nonnegative().optional(),
+      }),
+    )
     .optional(),
 });
 export type TaskDetail = z.infer<typeof TaskDetail>;

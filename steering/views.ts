@@ -1,5 +1,10 @@
 // Read models for the client API, derived from a task engine.
-import type { PointView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
+import {
+  RUNG_VALUES_SHOWN,
+  type PointView,
+  type TaskDetail,
+  type TaskSummary,
+} from "../protocol/messages.ts";
 import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
 
 export function summarize(e: TaskEngine): TaskSummary {
@@ -62,7 +67,12 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
 export const POINTS_PAGE_BYTES = 512 * 1024;
 
 /** The task with one page of its points: from `from`, at most `limit`, at most POINTS_PAGE_BYTES. */
-export function detail(e: TaskEngine, from = 0, limit = Number.POSITIVE_INFINITY): TaskDetail {
+export function detail(
+  e: TaskEngine,
+  from = 0,
+  limit = Number.POSITIVE_INFINITY,
+  rungValues = RUNG_VALUES_SHOWN,
+): TaskDetail {
   const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
   const page: PointView[] = [];
   let bytes = 0;
@@ -80,11 +90,15 @@ export function detail(e: TaskEngine, from = 0, limit = Number.POSITIVE_INFINITY
     return { name, points: mine.length, best: losses.length ? Math.min(...losses) : null };
   });
   const rungs = e.schedulers
-    ? e.rungs().map((r) => ({
-        segment: e.segmentName(r.segment),
-        level: r.level,
-        values: r.values.filter(Number.isFinite),
-      }))
+    ? e.rungs().map((r) => {
+        const values = r.values.filter(Number.isFinite);
+        return {
+          segment: e.segmentName(r.segment),
+          level: r.level,
+          values: values.slice(0, rungValues), // best first: the best ones are kept
+          count: values.length,
+        };
+      })
     : undefined;
   return {
     ...summarize(e),

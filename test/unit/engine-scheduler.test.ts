@@ -208,6 +208,16 @@ void describe("TaskEngine with asha-promotion: pause and resume through checkpoi
       [1, 3],
     );
     assert.equal(view.rungs[0]!.values.length, 12, "every trial recorded at the first rung");
+    assert.equal(view.rungs[0]!.count, 12);
+    // a reply keeps the best values of a rung only (a 100k-trial rung would not fit in one message)
+    const capped = TaskDetail.parse(detail(d.engine, 0, 0, 5)).rungs![0]!;
+    assert.equal(capped.count, 12);
+    assert.deepEqual(capped.values, view.rungs[0]!.values.slice(0, 5));
+    assert.deepEqual(
+      capped.values,
+      [...capped.values].sort((a, b) => a - b),
+      "best (lowest loss) first",
+    );
     const promoted = view.points.find((pv) => (pv.jobs ?? 0) > 1);
     assert.ok(promoted && promoted.trial && promoted.target !== undefined);
     // reports of a resumed job start above the checkpoint: each level once
