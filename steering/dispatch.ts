@@ -93,16 +93,16 @@ export class Dispatcher {
     await this.c
       .serial(async () => {
         const e = this.c.state.engines.get(taskId);
-        const ev = e?.steeringResult(due.segment, due.generated, points, exhausted, Date.now());
-        if (!ev) {
+        const events = e?.steeringResult(due.segment, due.generated, points, exhausted, Date.now()) ?? [];
+        if (events.length === 0) {
           this.logger.info("steering result dropped: the task or segment moved on meanwhile", log);
           return;
         }
-        await this.c.commit(ev);
+        for (const ev of events) await this.c.commit(ev);
         this.logger.info("steering iteration committed", {
           ...log,
-          added: ev.points.length,
-          exhausted: ev.exhausted,
+          added: events.reduce((n, ev) => n + ev.points.length, 0),
+          exhausted: events.at(-1)!.exhausted,
           ms: Date.now() - t0,
         });
       })

@@ -30,6 +30,12 @@ export const LogEvent = z.discriminatedUnion("type", [
     sampler: z.unknown(),
     /** The sampler said it has nothing more to offer (iDDS: an empty list ends generation). */
     exhausted: z.boolean(),
+    /**
+     * Points of the same iteration still to come in the next points-added events of the segment:
+     * an iteration too large for one log message (1 MiB) is logged in parts, and replay goes on
+     * with the rest exactly where a live steering would.
+     */
+    more: z.number().int().nonnegative().default(0),
   }),
   z.object({ type: z.literal("job-dispatched"), ...base, ...attemptRef, site: z.string() }),
   z.object({ type: z.literal("job-claimed"), ...base, ...attemptRef, site: z.string(), agent: z.string() }),

@@ -34,14 +34,35 @@ export interface SteeringDue {
   space: SearchSpace;
 }
 
-/** New points from a built-in sampler, as a points-added event; null if none are due. */
+/** The points of one points-added event stay under this many bytes of JSON (a log message is at most 1 MiB). */
+export const POINTS_EVENT_BYTES = 256 * 1024;
+
+/** How many of the points, from the first, fit in one event (at least one, so the log moves on). */
+export function pointsThatFit(points: readonly Point[], budget = POINTS_EVENT_BYTES): number {
+  let bytes = 0;
+  for (let i = 0; i < points.length; i++) {
+    bytes += JSON.stringify(points[i]).length + 24; // + {"pointId":…,"values":…}
+    if (bytes > budget && i > 0) return i;
+  }
+  return points.length;
+}
+
+/**
+ * New points from a built-in sampler, as a points-added event; null if none are due. An iteration
+ * too large for one event is logged in parts: this event holds what fits and says how many points
+ * are still to come (`more`), which the next call samples first.
+ */
 export function proposeSampling(v: SamplingView, at: number): LogEventOf<"points-added"> | null {
   for (let i = 0; i < v.segments.length; i++) {
     const seg = v.segments[i]!;
     if (seg.external) continue; // see steeringDue
     const n = seg.due(v.unevaluated(i), v.spec);
     if (n <= 0) continue;
-    const { points, state, exhausted } = seg.sample(n);
+    let sampled = seg.sample(n);
+    const k = pointsThatFit(sampled.points);
+    // sampling works on a copy of the sampler: ask again for the part that fits, from the same state
+    if (k < sampled.points.length) sampled = seg.sample(k);
+    const { points, state, exhausted } = sampled;
     return {
       type: "points-added",
       taskId: v.taskId,
@@ -50,6 +71,7 @@ export function proposeSampling(v: SamplingView, at: number): LogEventOf<"points
       points: points.map((values, k) => ({ pointId: v.nextPointId + k, values })),
       sampler: state,
       exhausted,
+      more: exhausted ? 0 : n - points.length,
     };
   }
   return null;
@@ -87,10 +109,11 @@ export function steeringDue(v: SamplingView): SteeringDue[] {
 }
 
 /**
- * The points-added event for a steering iteration's result (points: at most the n asked, already
+ * The points-added events for a steering iteration's result (points: at most the n asked, already
  * validated against the space; exhausted: the program returned [] or failed, which ends generation
- * for the segment). Null when the result no longer applies: points were added to the segment since
- * the iteration started (it was run twice; the first result won), or its generation is over.
+ * for the segment), in parts that each fit in a log message; the caller commits them together.
+ * None when the result no longer applies: points were added to the segment since the iteration
+ * started (it was run twice; the first result won), or its generation is over.
  */
 export function steeringResult(
   v: SamplingView,
@@ -99,18 +122,28 @@ export function steeringResult(
   points: Point[],
   exhausted: boolean,
   at: number,
-): LogEventOf<"points-added"> | null {
+): Array<LogEventOf<"points-added">> {
   const seg = v.segments[segment];
-  if (!seg?.external || seg.generatedCount !== generated || seg.finishedSampling(v.spec)) return null;
+  if (!seg?.external || seg.generatedCount !== generated || seg.finishedSampling(v.spec)) return [];
   const room = v.spec.maxPoints - generated;
-  const kept = points.slice(0, Math.max(0, room));
-  return {
-    type: "points-added",
-    taskId: v.taskId,
-    at,
-    segment,
-    points: kept.map((values, k) => ({ pointId: v.nextPointId + k, values })),
-    sampler: null,
-    exhausted: exhausted || kept.length === 0,
-  };
+  let rest = points.slice(0, Math.max(0, room));
+  const out: Array<LogEventOf<"points-added">> = [];
+  let next = v.nextPointId;
+  do {
+    const part = rest.slice(0, pointsThatFit(rest));
+    rest = rest.slice(part.length);
+    out.push({
+      type: "points-added",
+      taskId: v.taskId,
+      at,
+      segment,
+      points: part.map((values, k) => ({ pointId: next + k, values })),
+      sampler: null,
+      // the program's answer is one iteration: its parts follow at once, none is owed to a later one
+      exhausted: rest.length === 0 && (exhausted || part.length === 0),
+      more: 0,
+    });
+    next += part.length;
+  } while (rest.length > 0);
+  return out;
 }

@@ -15,6 +15,8 @@ export class SegmentSampling {
   private samplerState: unknown = null;
   private generated = 0;
   private exhausted = false;
+  /** Points of the current iteration not logged yet (its next parts). */
+  private owed = 0;
   private readonly config: SamplerConfig;
   /** Points come from the steering program (steeringExec), not from a built-in sampler. */
   readonly external: boolean;
@@ -39,6 +41,7 @@ export class SegmentSampling {
   /** How many points to ask for now (0: none due). */
   due(unevaluated: number, spec: TaskSpec): number {
     if (this.exhausted || this.generated >= spec.maxPoints) return 0;
+    if (this.owed > 0) return Math.min(this.owed, spec.maxPoints - this.generated);
     if (unevaluated > spec.minUnevaluatedPoints) return 0;
     const perIteration = Math.max(1, spec.nPointsPerIteration - spec.minUnevaluatedPoints);
     return Math.min(perIteration, spec.maxPoints - this.generated);
@@ -63,10 +66,11 @@ export class SegmentSampling {
     return { points, state: sampler.snapshot(), exhausted: points.length < n };
   }
 
-  restore(state: unknown, added: number, exhausted: boolean): void {
+  restore(state: unknown, added: number, exhausted: boolean, more = 0): void {
     this.samplerState = state;
     this.generated += added;
     this.exhausted ||= exhausted;
+    this.owed = this.exhausted ? 0 : more;
   }
 
   /** Built-in samplers keep no history; an external (steering-container) sampler reads it from the points. */

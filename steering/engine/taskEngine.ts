@@ -214,7 +214,7 @@ export class TaskEngine {
   private onPointsAdded(ev: LogEventOf<"points-added">): void {
     const seg = this.segments[ev.segment];
     if (!seg) return;
-    seg.restore(ev.sampler, ev.points.length, ev.exhausted);
+    seg.restore(ev.sampler, ev.points.length, ev.exhausted, ev.more);
     for (const { pointId, values } of ev.points)
       this.addPoint(newPoint(this.taskId, pointId, ev.segment, values, null, null));
   }
@@ -443,15 +443,15 @@ export class TaskEngine {
     return this.state === "running" ? steeringDue(this.samplingView()) : [];
   }
 
-  /** The points-added event for a steering iteration's result, or null (see sampling.ts). */
+  /** The points-added events for a steering iteration's result; none if it no longer applies (see sampling.ts). */
   steeringResult(
     segment: number,
     generated: number,
     points: Point[],
     exhausted: boolean,
     at: number,
-  ): LogEventOf<"points-added"> | null {
-    if (this.state === "killed" || this.state === "finished") return null;
+  ): Array<LogEventOf<"points-added">> {
+    if (this.state === "killed" || this.state === "finished") return [];
     return steeringResult(this.samplingView(), segment, generated, points, exhausted, at);
   }
 

@@ -131,4 +131,45 @@ describe("phpo in-process against the real stack", { timeout: 240_000 }, () => {
       unknown[] | { tasks: unknown[] };
     assert.equal(Array.isArray(before) ? before.length : before.tasks.length, 1, "preview submitted nothing");
   });
+
+  it("show, status and results of a task with 4,000 points: replies are paged under NATS's 1 MiB limit", async () => {
+    const api = await stack.connect();
+    // long parameter names make each point's view large: unpaged, the reply would exceed 1 MiB
+    const space = Object.fromEntries(
+      Array.from({ length: 8 }, (_, i) => [
+        `a_parameter_with_a_rather_long_name_${i}`,
+        { method: "uniform", dimension: { low: 0, high: 1 } },
+      ]),
+    );
+    const taskId = await api.submit({
+      outDS: "user.demo.many",
+      evaluationContainer: "none",
+      evaluationExec: "sleep 60",
+      searchSpace: space as never,
+      maxPoints: 4000,
+      nParallelEvaluation: 1,
+      nPointsPerIteration: 4000,
+    });
+    for (let i = 0; ; i++) {
+      const s = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
+      if (s.counts.points === 4000) break;
+      assert.ok(i < 100, "4,000 points are sampled at once");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const first = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 100_000 });
+    assert.ok(first.pointsNext !== null && first.points.length < 4000, "more than one page");
+    const show = await runPhpo(["--json", "show", taskId], env);
+    assert.equal(show.code, 0, show.stderr);
+    const d = JSON.parse(show.stdout) as { points: Array<{ pointId: number }> };
+    assert.deepEqual(
+      d.points.map((p) => p.pointId),
+      Array.from({ length: 4000 }, (_, i) => i),
+    );
+    const status = await runPhpo(["--json", "status", taskId], env);
+    assert.equal((JSON.parse(status.stdout) as { counts: { points: number } }).counts.points, 4000);
+    const csv = await runPhpo(["results", taskId, "--csv"], env);
+    assert.equal(csv.code, 0, csv.stderr);
+    assert.equal(csv.stdout.trimEnd().split("\n").length, 1 + 4000, "a header and a row per point");
+    assert.equal((await runPhpo(["kill", taskId], env)).code, 0);
+  });
 });

@@ -25,8 +25,9 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
     const [due] = d.engine.steeringDue();
     assert.ok(due);
     assert.deepEqual([due.segment, due.n, due.generated, due.history.length], [0, 2, 0, 0]);
-    const ev = d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick());
+    const [ev, extra] = d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick());
     assert.ok(ev);
+    assert.equal(extra, undefined, "a small result is one event");
     assert.equal(ev.sampler, null);
     assert.deepEqual(
       ev.points.map((p) => p.pointId),
@@ -35,7 +36,7 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
     d.apply(ev);
     assert.deepEqual(d.engine.steeringDue(), [], "2 unevaluated > minUnevaluatedPoints 1");
     // the same (now stale) result committed twice adds nothing
-    assert.equal(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick()), null);
+    assert.deepEqual(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick()), []);
     const a = d.dispatch();
     assert.ok(a);
     d.claim(a);
@@ -48,7 +49,7 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
       [pt(0.2), null],
     ]);
     // the dispatcher trims a result to n; the engine never goes past maxPoints whatever it gets
-    d.apply(d.engine.steeringResult(0, 2, [pt(0.3), pt(0.4), pt(0.5), pt(0.6)], false, d.tick())!);
+    d.apply(d.engine.steeringResult(0, 2, [pt(0.3), pt(0.4), pt(0.5), pt(0.6)], false, d.tick())[0]!);
     assert.deepEqual(
       [...d.engine.points.values()].map((p) => p.values.x),
       [0.1, 0.2, 0.3, 0.4, 0.5],
@@ -60,23 +61,23 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
 
   void it("[] or a failed run (exhausted) ends generation; the task completes with the points it has", () => {
     const d = new Driver(spec({ steeringExec: EXEC, maxPoints: 10, nPointsPerIteration: 2 }));
-    d.apply(d.engine.steeringResult(0, 0, [pt(0.1)], false, d.tick())!);
+    d.apply(d.engine.steeringResult(0, 0, [pt(0.1)], false, d.tick())[0]!);
     d.runToCompletion(() => FAILED_POINT_LOSS);
     const [due] = d.engine.steeringDue();
     assert.deepEqual(due?.history, [[pt(0.1), FAILED_POINT_LOSS]], "a failed point's large loss is finite");
-    const end = d.engine.steeringResult(0, 1, [], true, d.tick());
+    const [end] = d.engine.steeringResult(0, 1, [], true, d.tick());
     assert.ok(end);
     assert.deepEqual([end.points.length, end.exhausted], [0, true]);
     d.apply(end);
     assert.deepEqual(d.engine.steeringDue(), []);
     assert.equal(d.engine.isComplete(), true);
-    assert.equal(d.engine.steeringResult(0, 1, [pt(0.2)], false, d.tick()), null, "nothing after the end");
+    assert.deepEqual(d.engine.steeringResult(0, 1, [pt(0.2)], false, d.tick()), [], "nothing after the end");
   });
 
   void it("nothing is due while the task is paused, and replay restores the generated count from the log", () => {
     const s = spec({ steeringExec: EXEC, maxPoints: 4, nPointsPerIteration: 2 });
     const d = new Driver(s);
-    d.apply(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick())!);
+    d.apply(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick())[0]!);
     d.runToCompletion();
     d.state("paused");
     assert.deepEqual(d.engine.steeringDue(), []);
