@@ -31,9 +31,14 @@ export const ErrorCode = z.enum([
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
+/** Longer messages are cut (with "…"): an error must always fit in a message and the log. */
+export const MAX_ERROR_MESSAGE = 8 * 1024;
+
 export const WireError = z.object({
   code: ErrorCode,
-  message: z.string(),
+  message: z
+    .string()
+    .transform((m) => (m.length > MAX_ERROR_MESSAGE ? `${m.slice(0, MAX_ERROR_MESSAGE)}…` : m)),
   retryable: z.boolean(),
 });
 export type WireError = z.infer<typeof WireError>;

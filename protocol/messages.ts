@@ -17,7 +17,11 @@ const Attempt = z.number().int().positive();
 const PointValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 export const PointValues = z.record(z.string(), PointValue);
 export type PointValues = z.infer<typeof PointValues>;
-const Metrics = z.record(z.string(), z.number());
+/** Named numbers of one report: at most MAX_METRICS, names up to 128 characters (they are logged). */
+export const MAX_METRICS = 64;
+const Metrics = z
+  .record(z.string().max(128), z.number())
+  .refine((m) => Object.keys(m).length <= MAX_METRICS, `at most ${MAX_METRICS} metrics per report`);
 
 // ---------------------------------------------------------------------------------- jobs
 export const ArtifactKind = z.enum(["checkpoint", "metrics", "log", "meta", "output"]);
@@ -135,7 +139,7 @@ export const ResultOutcome = z.object({
   /** The resource level the evaluation reached (ASHA), when known. */
   resource: z.number().nullable(),
   error: WireError.nullable(),
-  artifacts: z.array(UploadedArtifact),
+  artifacts: z.array(UploadedArtifact).max(8),
   /** output.json as written, when it is small enough to travel inline (else it is an artifact). */
   output: z.string().max(INLINE_OUTPUT_BYTES).nullable().default(null),
   startedAt: z.number(),

@@ -124,7 +124,15 @@ export class Committer {
   stage(ev: LogEvent): Staged {
     if (this.diverged.has(ev.taskId))
       throw new UnavailableError(`task ${ev.taskId} is being rebuilt from its log; try again`);
-    const append = this.log.append(ev);
+    let append: Promise<void>;
+    try {
+      append = this.log.append(ev);
+    } catch (e) {
+      // Refused before anything was sent (too large to log): nothing is applied, but a live
+      // scheduler suggestion behind the event must be undone by a rebuild.
+      if (this.state.engines.get(ev.taskId)?.hasUnloggedSuggestion()) this.markDiverged(ev, e);
+      throw e;
+    }
     this.inflight.add(append);
     const engine = this.state.apply(ev);
     const durable = append.then(
@@ -134,21 +142,24 @@ export class Committer {
       },
       (e: unknown) => {
         this.inflight.delete(append);
-        if (!this.diverged.has(ev.taskId)) {
-          this.diverged.add(ev.taskId);
-          this.logger.error("an event was not logged; rebuilding the task from the log", {
-            taskId: ev.taskId,
-            type: ev.type,
-            error: String(e),
-          });
-          void this.serial(() => this.recover()).catch(() => undefined);
-        }
+        this.markDiverged(ev, e);
         throw e;
       },
     );
     // Callers that only need the ordering (not the outcome) may drop `durable`: never unhandled.
     durable.catch(() => undefined);
     return { engine, durable };
+  }
+
+  private markDiverged(ev: LogEvent, e: unknown): void {
+    if (this.diverged.has(ev.taskId)) return;
+    this.diverged.add(ev.taskId);
+    this.logger.error("an event was not logged; rebuilding the task from the log", {
+      taskId: ev.taskId,
+      type: ev.type,
+      error: String(e),
+    });
+    void this.serial(() => this.recover()).catch(() => undefined);
   }
 
   /** Rebuilds the engines that ran ahead of the log (the dispatcher calls this before each pump). */

@@ -5,12 +5,15 @@
 // the one connection is the order of append() calls, so the log order is unchanged.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { GridtuneError } from "../protocol/errors.ts";
 import { STREAM_LOG, subjects } from "../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "./events.ts";
 import type { Logger } from "../protocol/log.ts";
 
 /** A batch message stays well under NATS's 1 MiB max_payload. */
 const MAX_BATCH_BYTES = 256 * 1024;
+/** One event must fit in a message of its own (1 MiB, less room for the headers). */
+export const MAX_EVENT_BYTES = 1000 * 1024;
 
 interface Pending {
   taskId: string;
@@ -49,6 +52,13 @@ export class EventLog {
   /** Resolves once the event is stored (with the other events of its batch). */
   append(ev: LogEvent): Promise<void> {
     const json = JSON.stringify(ev);
+    // Thrown at once (not a rejection), so the Committer applies nothing: an event this large
+    // could never be stored, and retrying it would rebuild its task forever.
+    if (json.length > MAX_EVENT_BYTES)
+      throw new GridtuneError(
+        "TOO_LARGE",
+        `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
+      );
     return new Promise((resolve, reject) => {
       const batches = this.pending.get(ev.taskId) ?? [];
       let b = batches.at(-1);

@@ -6,6 +6,7 @@
 // their order (a final checkpoint is recorded before the result that follows it).
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { GridtuneError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
 import { AgentReport, type ArtifactKind, type UploadedArtifact } from "../protocol/messages.ts";
 import { parseResultSubject } from "../protocol/subjects.ts";
@@ -81,6 +82,11 @@ export class ResultIngest {
       if (s) await s.durable;
       m.ack();
     } catch (e) {
+      if (e instanceof GridtuneError && e.code === "TOO_LARGE") {
+        // It can never be logged: dropped (the attempt's lease lapses and the job is retried).
+        this.ignore("too large to log", { subject: m.subject, error: e.message });
+        return m.ack();
+      }
       // Not acked: JetStream redelivers it (e.g. the log append timed out).
       this.logger.error("could not record a report; it will be redelivered", {
         subject: m.subject,
