@@ -142,51 +142,69 @@ export class Dispatcher {
     const now = Date.now();
     const capacity = this.registry.capacityBySite(now);
     const outstanding = this.outstandingBySite();
+    // A task whose event is refused (e.g. too large to log) is skipped for this pump; the others
+    // still get their turn.
+    const failed = new Set<string>();
     let moved = true;
     while (moved) {
       moved = false;
       for (const e of this.c.state.engines.values()) {
-        if (e.state !== "running" || this.c.isDiverged(e.taskId)) continue;
-        this.startSteering(e);
-        // Events are staged (group commit): the decisions go on at once; a job is published only
-        // after its job-dispatched event is stored.
-        const sampling = e.proposeSampling(Date.now());
-        if (sampling) {
-          this.c.stage(sampling);
-          moved = true;
-        }
-        let job = e.nextDispatchable();
-        const site = pickSite(capacity, outstanding, e.spec.site);
-        // A scheduler is asked only when a slot is really free (a site has room and nothing of the
-        // task is queued): a later suggest() knows more (it may promote instead of starting anew).
-        if (!job && site && e.schedulers) {
-          const suggestion = e.proposeTrial(Date.now());
-          if (suggestion) {
-            job = this.c.stage(suggestion).engine?.nextDispatchable() ?? null;
-            moved = true;
-          }
-        }
-        if (job && site) {
-          const { jobId, attempt } = job;
-          const staged = this.c.stage({
-            type: "job-dispatched",
+        if (e.state !== "running" || this.c.isDiverged(e.taskId) || failed.has(e.taskId)) continue;
+        try {
+          moved = this.step(e, capacity, outstanding) || moved;
+        } catch (err) {
+          failed.add(e.taskId);
+          this.logger.error("dispatch failed for a task; retried on the next pump", {
             taskId: e.taskId,
-            at: Date.now(),
-            jobId,
-            attempt,
-            site,
+            error: String(err),
           });
-          outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
-          void staged.durable.then(
-            () => this.publish(e.taskId, jobId, attempt),
-            () => undefined, // not logged: the task is rebuilt and the job dispatched again
-          );
-          moved = true;
         }
-        if (e.isComplete())
-          this.c.stage({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
       }
     }
+  }
+
+  /** One round of a task: sampling, a scheduler suggestion, one dispatch; true if anything moved. */
+  private step(e: TaskEngine, capacity: Map<string, number>, outstanding: Map<string, number>): boolean {
+    let moved = false;
+    this.startSteering(e);
+    // Events are staged (group commit): the decisions go on at once; a job is published only
+    // after its job-dispatched event is stored.
+    const sampling = e.proposeSampling(Date.now());
+    if (sampling) {
+      this.c.stage(sampling);
+      moved = true;
+    }
+    let job = e.nextDispatchable();
+    const site = pickSite(capacity, outstanding, e.spec.site);
+    // A scheduler is asked only when a slot is really free (a site has room and nothing of the
+    // task is queued): a later suggest() knows more (it may promote instead of starting anew).
+    if (!job && site && e.schedulers) {
+      const suggestion = e.proposeTrial(Date.now());
+      if (suggestion) {
+        job = this.c.stage(suggestion).engine?.nextDispatchable() ?? null;
+        moved = true;
+      }
+    }
+    if (job && site) {
+      const { jobId, attempt } = job;
+      const staged = this.c.stage({
+        type: "job-dispatched",
+        taskId: e.taskId,
+        at: Date.now(),
+        jobId,
+        attempt,
+        site,
+      });
+      outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
+      void staged.durable.then(
+        () => this.publish(e.taskId, jobId, attempt),
+        () => undefined, // not logged: the task is rebuilt and the job dispatched again
+      );
+      moved = true;
+    }
+    if (e.isComplete())
+      this.c.stage({ type: "task-state", taskId: e.taskId, at: Date.now(), state: "finished" });
+    return moved;
   }
 
   /** Publishes the job of this attempt if it is still the current one; duplicates are dropped by the msgID. */

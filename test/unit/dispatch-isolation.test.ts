@@ -1,0 +1,86 @@
+// The dispatcher's pump (real Dispatcher and Committer; the log and JetStream are in-memory
+// stand-ins): jobs are published only once their job-dispatched event is stored, and one task
+// whose events the log refuses does not stop the others from being dispatched.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { GridtuneError } from "../../protocol/errors.ts";
+import { createLogger } from "../../protocol/log.ts";
+import { AgentRegistry } from "../../steering/agents.ts";
+import type { SteeringConfig } from "../../steering/config.ts";
+import { Committer, SteeringState } from "../../steering/core.ts";
+import { Dispatcher } from "../../steering/dispatch.ts";
+import type { LogEvent } from "../../steering/events.ts";
+import type { Storage } from "../../steering/storage.ts";
+import { Driver, spec } from "./fixtures/engineKit.ts";
+
+const logger = createLogger("test", { level: "error" });
+const until = async (cond: () => boolean, what: string) => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), what);
+};
+
+function setup(refuse: (ev: LogEvent) => boolean) {
+  const state = new SteeringState();
+  for (const id of ["1", "2"])
+    for (const ev of new Driver(spec({ maxPoints: 2, nParallelEvaluation: 2 }), id).log) state.apply(ev);
+  const stored: LogEvent[] = [];
+  let release: (() => void) | null = null;
+  const held: Array<() => void> = [];
+  const log = {
+    append(ev: LogEvent): Promise<void> {
+      if (refuse(ev)) throw new GridtuneError("TOO_LARGE", `${ev.type} refused`);
+      return new Promise<void>((resolve) => {
+        const ok = () => (stored.push(ev), resolve());
+        if (release === null) held.push(ok);
+        else ok();
+      });
+    },
+  };
+  const published: string[] = [];
+  const js = {
+    publish: (subject: string, _data: string, o: { msgID: string }) => {
+      published.push(`${subject} ${o.msgID}`);
+      return Promise.resolve({});
+    },
+  };
+  const c = new Committer(state, log, { publish: () => undefined }, logger);
+  const registry = new AgentRegistry(60_000);
+  registry.register({ site: "s", agent: "a", slots: 8, gpus: [], runtime: "process" }, Date.now());
+  const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
+  const d = new Dispatcher(c, js as unknown as JetStreamClient, registry, {} as Storage, config, logger, 0);
+  const ackAll = () => {
+    release = () => {};
+    for (const ok of held.splice(0)) ok();
+  };
+  return { d, stored, published, ackAll };
+}
+
+void describe("dispatcher pump", () => {
+  void it("publishes a job only after its job-dispatched event is stored", async () => {
+    const { d, stored, published, ackAll } = setup(() => false);
+    d.kick();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(published, [], "nothing published while the appends wait");
+    ackAll();
+    await until(() => published.length === 4, "both tasks' jobs published once stored");
+    assert.equal(stored.filter((e) => e.type === "job-dispatched").length, 4);
+    assert.deepEqual(published.sort(), [
+      "gt.jobs.s t1-p0-j1.1",
+      "gt.jobs.s t1-p1-j1.1",
+      "gt.jobs.s t2-p0-j1.1",
+      "gt.jobs.s t2-p1-j1.1",
+    ]);
+  });
+
+  void it("a task whose events are refused does not hold up the others", async () => {
+    const { d, published, ackAll } = setup((ev) => ev.taskId === "1");
+    ackAll();
+    d.kick();
+    await until(() => published.length === 2, "task 2 dispatched");
+    assert.ok(
+      published.every((p) => p.includes("t2-")),
+      published.join(", "),
+    );
+  });
+});
