@@ -111,8 +111,9 @@ export class Committer {
    * once and returns; `durable` settles when the server has stored the event. The caller acts on
    * the event (publishes the job, answers the agent, acks the report) only after `durable`, so
    * nothing leaves steering that the log does not hold, while the serial queue moves on and many
-   * appends are in flight together. One connection keeps publish order, so the log order is the
-   * order of stage() calls, which is the in-memory order. Call only inside serial().
+   * appends are in flight together. One connection keeps publish order, so a task's events are in
+   * the log in the order of their stage() calls, which is the in-memory order (tasks are folded
+   * independently; EventLog may group a turn's events by task). Call only inside serial().
    *
    * Divergence: if an append fails, the state holds an event that the log may not (or may: a
    * timeout after the server stored it). Neither guess is safe, so the task is marked diverged and

@@ -2,7 +2,8 @@
 // disk before steering acts on it); replay reads every event back in order after a restart.
 // Group commit: the events appended in one turn of the event loop go out as one message per task
 // (a batch), so a busy steering pays one publish and one ack for many events. Publish order on
-// the one connection is the order of append() calls, so the log order is unchanged.
+// the one connection keeps each task's events in the order of their append() calls (the order
+// between tasks may change within a turn; tasks are folded independently).
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { GridtuneError } from "../protocol/errors.ts";
