@@ -17,6 +17,7 @@ import type { LogEvent } from "../steering/events.ts";
 import type { SteeringService } from "../steering/service.ts";
 import { BUSYBOX_IMAGE, dockerAvailable, ensureTestImages, testDocker } from "../test/harness/images.ts";
 import { startTestStack, type TestStack } from "../test/harness/stack.ts";
+import { arg } from "./args.ts";
 
 /** The `sh -c` script; the exec string `sh -c '…'` passes it to sh as one argument, unchanged. */
 const PAYLOAD = String.raw`echo {\"status\":0,\"loss\":1} > output.json`;
@@ -32,12 +33,6 @@ interface Phases {
   report: number[];
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
-
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -46,7 +41,7 @@ const median = (xs: number[]): number => {
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const fmt = (ms: number): string => `${ms.toFixed(0)} ms`;
 
-/** Records commit times of the events the timing needs (in-process steering only). */
+/** Records when the events the timing needs are stored (in-process steering only). */
 type Times = Map<string, Partial<Record<LogEvent["type"], number>> & { ev?: LogEvent }>;
 const instrumented = new WeakMap<TestStack, Times>();
 
@@ -57,17 +52,23 @@ function instrument(stack: TestStack): Times {
   const c = service.committer!;
   const times: Times = new Map();
   instrumented.set(stack, times);
-  const commit = c.commit.bind(c);
-  c.commit = async (ev: LogEvent) => {
-    const r = await commit(ev);
+  // Every event goes through stage() (commit() too); the time recorded is when it is stored.
+  const stage = c.stage.bind(c);
+  c.stage = (ev: LogEvent) => {
+    const staged = stage(ev);
     if ("jobId" in ev) {
-      const key = `${ev.jobId}#${ev.attempt}`;
-      const t = times.get(key) ?? {};
-      t[ev.type] = ev.type === "job-dispatched" ? ev.at : Date.now();
-      if (ev.type === "job-finished") t.ev = ev;
-      times.set(key, t);
+      void staged.durable.then(
+        () => {
+          const key = `${ev.jobId}#${ev.attempt}`;
+          const t = times.get(key) ?? {};
+          t[ev.type] = ev.type === "job-dispatched" ? ev.at : Date.now();
+          if (ev.type === "job-finished") t.ev = ev;
+          times.set(key, t);
+        },
+        () => undefined,
+      );
     }
-    return r;
+    return staged;
   };
   return times;
 }

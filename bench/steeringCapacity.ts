@@ -18,6 +18,7 @@ import { connectNats } from "../protocol/natsConnect.ts";
 import { startEmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
 import { ApiClient } from "../test/harness/stack.ts";
 import { nullTask, waitEnded } from "./nullTask.ts";
+import { arg } from "./args.ts";
 
 /** Stands in for the payload: writes output.json as `sh -c 'echo … > output.json'` would. */
 class NullRuntime implements Runtime {
@@ -38,12 +39,6 @@ class NullRuntime implements Runtime {
   close(): Promise<void> {
     return Promise.resolve();
   }
-}
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
 /** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */

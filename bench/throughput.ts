@@ -8,14 +8,9 @@
 import { pathToFileURL } from "node:url";
 import { startTestStack } from "../test/harness/stack.ts";
 import { nullTask, waitEnded } from "./nullTask.ts";
+import { arg } from "./args.ts";
 
 const PAYLOAD = String.raw`echo {\"status\":0,\"loss\":1} > output.json`;
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
 
 export async function benchThroughput(): Promise<void> {
   const n = arg("n", 3000);
