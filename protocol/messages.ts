@@ -289,6 +289,9 @@ export const TaskDetail = TaskSummary.extend({
 });
 export type TaskDetail = z.infer<typeof TaskDetail>;
 
+/** The most points one `show` may ask for (the reply's byte budget usually ends a page sooner). */
+export const MAX_POINTS_LIMIT = 100_000;
+
 export const ApiRequest = z.discriminatedUnion("verb", [
   z.object({ verb: z.literal("submit"), spec: TaskSpec }),
   z.object({ verb: z.literal("list") }),
@@ -298,7 +301,7 @@ export const ApiRequest = z.discriminatedUnion("verb", [
     /** Index (in point-id order) of the first point of the page. */
     pointsFrom: z.number().int().nonnegative().default(0),
     /** Most points in the page; 0 asks for the summary, segments and rungs only. */
-    pointsLimit: z.number().int().nonnegative().max(100_000).default(100_000),
+    pointsLimit: z.number().int().nonnegative().max(MAX_POINTS_LIMIT).default(MAX_POINTS_LIMIT),
   }),
   z.object({ verb: z.literal("kill"), taskId: TaskId }),
   z.object({ verb: z.literal("pause"), taskId: TaskId }),

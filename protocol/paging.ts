@@ -1,6 +1,6 @@
 // `show` replies carry one page of a task's points (a reply must stay under NATS's max_payload);
 // showAll asks for the pages in turn and joins them into one TaskDetail.
-import type { TaskDetail } from "./messages.ts";
+import { MAX_POINTS_LIMIT, type TaskDetail } from "./messages.ts";
 
 /** Fetches one page: the points from index `from`, at most `limit` of them. */
 export type ShowPage = (from: number, limit: number) => Promise<TaskDetail>;
@@ -9,7 +9,7 @@ export type ShowPage = (from: number, limit: number) => Promise<TaskDetail>;
 const MAX_PAGES = 100_000;
 
 export async function showAll(page: ShowPage, withPoints = true): Promise<TaskDetail> {
-  const first = await page(0, withPoints ? 100_000 : 0);
+  const first = await page(0, withPoints ? MAX_POINTS_LIMIT : 0);
   if (!withPoints) return first;
   const points = [...first.points];
   let next = first.pointsNext;
@@ -17,7 +17,7 @@ export async function showAll(page: ShowPage, withPoints = true): Promise<TaskDe
   for (let n = 0; next !== null; n++) {
     if (n >= MAX_PAGES || next <= last.pointsFrom)
       throw new Error(`steering's pages of the points do not move on (next page at ${next})`);
-    last = await page(next, 100_000);
+    last = await page(next, MAX_POINTS_LIMIT);
     points.push(...last.points);
     next = last.pointsNext;
   }
