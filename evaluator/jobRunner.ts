@@ -2,7 +2,7 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { mkdir, open, readFile, rm, stat, writeFile, copyFile } from "node:fs/promises";
+import { open, stat, writeFile, copyFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
@@ -28,6 +28,15 @@ import type { StopReason, SteeringLink } from "./link.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
 import { download, upload } from "./transfer.ts";
+import {
+  freshDir,
+  LazyDir,
+  payloadFile,
+  readPayloadFile,
+  realPathOf,
+  removeTree,
+  type PayloadFile,
+} from "./workDirs.ts";
 
 export interface SitePolicy {
   allowNetwork: boolean;
@@ -57,7 +66,8 @@ export async function runJob(ctx: JobContext): Promise<void> {
   const { job } = ctx;
   const key = `${job.jobId}-a${job.attempt}`;
   const workDir = join(ctx.workRoot, key);
-  const scratch = join(ctx.workRoot, `.${key}`);
+  // log, tarballs: beside the working directory (the payload never sees it), made on first use
+  const scratch = new LazyDir(join(ctx.workRoot, `.${key}`));
   const startedAt = Date.now();
   const checkpoints = new CheckpointSaver(ctx, workDir, scratch);
   let outcome: RunOutcome | null = null;
@@ -65,7 +75,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
   let lastResource: number | null = null;
   try {
     await freshDir(workDir);
-    await freshDir(scratch);
+    await removeTree(scratch.path); // a leftover of a crashed attempt
     await prepare(ctx, workDir, scratch);
     const progress = new ProgressForwarder(ctx, join(workDir, PROGRESS_FILE), (r) => (lastResource = r));
     const timer = job.evaluation.checkPointToSave.length
@@ -92,7 +102,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
           },
           network: ctx.policy.allowNetwork ? job.evaluation.network : "none",
           gpus: ctx.gpus,
-          logFile: join(scratch, "log.txt"),
+          logFile: join(scratch.path, "log.txt"),
           maxLogBytes: ctx.policy.maxLogBytes,
           stopGraceMs: ctx.policy.stopGraceMs,
         },
@@ -186,23 +196,9 @@ async function requestSteering(ctx: JobContext, req: AgentRequest): Promise<Agen
   }
 }
 
-/** An empty directory at dir: usually one mkdir (a leftover of a crashed attempt is removed first). */
-async function freshDir(dir: string): Promise<void> {
-  try {
-    await mkdir(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") await mkdir(dir, { recursive: true });
-    else if (code === "EEXIST") {
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(dir);
-    } else throw e;
-  }
-}
-
-async function cleanup(workDir: string, scratch: string): Promise<void> {
-  await rm(workDir, { recursive: true, force: true });
-  await rm(scratch, { recursive: true, force: true });
+async function cleanup(workDir: string, scratch: LazyDir): Promise<void> {
+  await removeTree(workDir);
+  await removeTree(scratch.path);
 }
 
 function insideDir(dir: string, name: string, field: string): string {
@@ -215,11 +211,11 @@ function insideDir(dir: string, name: string, field: string): string {
   return p;
 }
 
-async function prepare(ctx: JobContext, workDir: string, scratch: string): Promise<void> {
+async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Promise<void> {
   const { job, grant, signal } = ctx;
   const maxBytes = ctx.policy.maxInputBytes;
   if (grant.sandbox) {
-    const f = join(scratch, "sandbox.tgz");
+    const f = join(await scratch.ensure(), "sandbox.tgz");
     await download(grant.sandbox, f, { maxBytes, signal });
     await safeExtract(f, workDir);
   }
@@ -231,7 +227,7 @@ async function prepare(ctx: JobContext, workDir: string, scratch: string): Promi
     JSON.stringify(grant.trainingData.map((d) => d.name)),
   );
   if (grant.checkpoint) {
-    const f = join(scratch, "restore.tgz");
+    const f = join(await scratch.ensure(), "restore.tgz");
     await download(grant.checkpoint, f, { maxBytes: job.evaluation.checkPointLimitBytes, signal });
     if (job.evaluation.checkPointToLoad)
       await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
@@ -242,17 +238,6 @@ async function prepare(ctx: JobContext, workDir: string, scratch: string): Promi
       });
   }
   await writeFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
-}
-
-async function readCapped(path: string, max: number): Promise<Buffer | null> {
-  const st = await stat(path).catch(() => null);
-  if (!st?.isFile()) return null;
-  if (st.size > max)
-    throw new GridtuneError(
-      "OUTPUT_INVALID",
-      `${path.split(sep).pop()} is ${st.size} bytes; the limit is ${max}`,
-    );
-  return readFile(path);
 }
 
 async function readVerdict(
@@ -291,7 +276,8 @@ async function readVerdict(
   const name = ctx.job.evaluation.outputFile;
   let raw: Buffer | null;
   try {
-    raw = await readCapped(insideDir(workDir, name, "evaluationOutput"), MAX_OUTPUT_BYTES);
+    const path = insideDir(workDir, name, "evaluationOutput");
+    raw = await readPayloadFile(await realPathOf(workDir), path, MAX_OUTPUT_BYTES);
   } catch (e) {
     return fail("OUTPUT_INVALID", toWireError(e).message);
   }
@@ -325,30 +311,38 @@ async function readVerdict(
 async function uploadOutputs(
   ctx: JobContext,
   workDir: string,
-  scratch: string,
+  scratch: LazyDir,
   outputInline: boolean,
 ): Promise<UploadedArtifact[]> {
   const ev = ctx.job.evaluation;
   const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
-  const add = async (kind: ArtifactKind, path: string, max: number) => {
-    const st = await stat(path).catch(() => null);
+  const add = (kind: ArtifactKind, file: PayloadFile | null, max: number) => {
     // nothing to keep in an empty file (a quiet run's log)
-    if (!st?.isFile() || st.size === 0) return;
-    if (st.size > max) {
+    if (!file || file.size === 0) return;
+    if (file.size > max) {
       ctx.logger.warn(`${kind} file too large; not uploaded`, {
         jobId: ctx.job.jobId,
-        size: st.size,
+        size: file.size,
         limit: max,
       });
       return;
     }
-    present.push({ kind, path, size: st.size });
+    present.push({ kind, ...file });
   };
-  await add("log", join(scratch, "log.txt"), Number.POSITIVE_INFINITY);
+  const root = await realPathOf(workDir);
+  /** The payload's file, resolved inside the working directory; one that points outside is skipped. */
+  const fromPayload = (name: string, field: string) =>
+    payloadFile(root, insideDir(workDir, name, field)).catch((e: unknown) => {
+      ctx.logger.warn(`${field} not uploaded: ${toWireError(e).message}`, { jobId: ctx.job.jobId });
+      return null;
+    });
+  const log = join(scratch.path, "log.txt");
+  const logStat = await stat(log).catch(() => null); // the agent's own file
+  add("log", logStat?.isFile() ? { path: log, size: logStat.size } : null, Number.POSITIVE_INFINITY);
   if (!outputInline && ev.outputFile)
-    await add("output", insideDir(workDir, ev.outputFile, "output"), MAX_OUTPUT_BYTES);
-  if (ev.metaFile) await add("meta", insideDir(workDir, ev.metaFile, "meta"), MAX_META_BYTES);
-  if (ev.metricsFile) await add("metrics", insideDir(workDir, ev.metricsFile, "metrics"), 5 * 1024 ** 3);
+    add("output", await fromPayload(ev.outputFile, "evaluationOutput"), MAX_OUTPUT_BYTES);
+  if (ev.metaFile) add("meta", await fromPayload(ev.metaFile, "evaluationMeta"), MAX_META_BYTES);
+  if (ev.metricsFile) add("metrics", await fromPayload(ev.metricsFile, "evaluationMetrics"), 5 * 1024 ** 3);
   if (present.length === 0) return [];
   const reply = await requestSteering(ctx, {
     type: "presign",
@@ -379,7 +373,7 @@ class CheckpointSaver {
   constructor(
     private readonly ctx: JobContext,
     private readonly workDir: string,
-    private readonly scratch: string,
+    private readonly scratch: LazyDir,
   ) {}
 
   idle(): Promise<void> {
@@ -403,12 +397,12 @@ class CheckpointSaver {
     const paths = job.evaluation.checkPointToSave;
     const fp = await fingerprint(this.workDir, paths);
     if (fp === "" || fp === this.last) return;
-    const file = join(this.scratch, "checkpoint.tgz");
+    const file = join(await this.scratch.ensure(), "checkpoint.tgz");
     if ((await createTarball(this.workDir, paths, file)).length === 0) return;
     const size = (await stat(file)).size;
     if (size > job.evaluation.checkPointLimitBytes) {
       const msg = `checkpoint of ${size} bytes exceeds the limit of ${job.evaluation.checkPointLimitBytes}; the previous checkpoint is kept`;
-      await appendLog(join(this.scratch, "log.txt"), `[gridtune] ${msg}\n`);
+      await appendLog(join(this.scratch.path, "log.txt"), `[gridtune] ${msg}\n`);
       throw new GridtuneError("TOO_LARGE", msg);
     }
     const reply = await requestSteering(this.ctx, {

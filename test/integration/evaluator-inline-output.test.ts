@@ -2,6 +2,8 @@
 // steering and an agent process with the process runtime): output.json up to 4 KiB travels inside
 // the result report and is logged in job-finished; an empty log is not uploaded. A larger
 // output.json, and a log with content, still go through presigned URLs to the attempt's keys.
+// An output.json that is a symlink to a host file is refused, never read (the agent reads outputs
+// on the host, where the link would resolve).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -76,5 +78,17 @@ describe("quiet evaluations skip S3", { timeout: 120_000 }, () => {
     assert.deepEqual(ev.artifacts.map((a) => a.kind).sort(), ["log", "output"]);
     const stored = (await storage.list(`tasks/${taskId}/`)).map((o) => o.key.split("/").pop());
     assert.deepEqual(stored.sort(), ["log.txt", "output.json"]);
+  });
+
+  it("an output.json that links to a host file fails the point and leaks nothing", async () => {
+    const spec = { ...task("ln -s /etc/passwd output.json"), maxAttempts: 1 };
+    const taskId = await api.submit(spec);
+    const d = await api.waitFinished(taskId, 60_000);
+    assert.equal(d.points[0]?.state, "failed");
+    assert.match(d.points[0]?.error ?? "", /output\.json resolves outside the working directory/);
+    const ev = await finished(taskId);
+    assert.equal(ev.output, null);
+    assert.deepEqual(ev.artifacts, []);
+    assert.deepEqual(await storage.list(`tasks/${taskId}/`), []);
   });
 });
