@@ -4,7 +4,7 @@
 //   gt.results.<site>.<agent>.<job> AgentReport        (JetStream RESULTS)
 //   gt.ctl.<site>.<agent|all>       ControlMessage     (core)
 //   gt.api.<user>.<verb>            ApiRequest → ApiReply       (core request/reply)
-//   gt.events.<user>.<task>         TaskEvent          (core)
+//   gt.events.<user>.<task>         TaskEvents         (core)
 import { z } from "zod";
 import { WireError } from "./errors.ts";
 import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
@@ -350,13 +350,31 @@ export const ApiReply = z.union([
 ]);
 export type ApiReply = z.infer<typeof ApiReply>;
 
-/** Live events for `phpo watch`. */
-export const TaskEvent = z.object({
-  taskId: TaskId,
+/** One change of a task, as steering's watch messages carry it. */
+export const TaskChange = z.object({
   at: z.number(),
   kind: z.enum(["point-added", "job-started", "progress", "point-done", "point-failed", "state"]),
   pointId: z.number().int().nullable(),
   loss: z.number().nullable(),
+});
+export type TaskChange = z.infer<typeof TaskChange>;
+
+/** Most changes in one watch message (about 100 KiB); a larger batch goes out in several. */
+export const MAX_CHANGES_PER_MESSAGE = 1000;
+
+/**
+ * A watch message on gt.events.<user>.<task>: the changes steering stored since its last message
+ * for the task (gathered for up to 100 ms), with the summary after them. One message per batch,
+ * not per change: at thousands of evaluations/s a message per change was a third of steering's
+ * publishes.
+ */
+export const TaskEvents = z.object({
+  taskId: TaskId,
+  changes: z.array(TaskChange).min(1).max(MAX_CHANGES_PER_MESSAGE),
   summary: TaskSummary,
 });
+export type TaskEvents = z.infer<typeof TaskEvents>;
+
+/** One change with its task and the summary: what `phpo watch --json` prints per line. */
+export const TaskEvent = TaskChange.extend({ taskId: TaskId, summary: TaskSummary });
 export type TaskEvent = z.infer<typeof TaskEvent>;

@@ -5,7 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { UnavailableError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
-import type { TaskEvent } from "../protocol/messages.ts";
+import { MAX_CHANGES_PER_MESSAGE, type TaskChange, type TaskEvents } from "../protocol/messages.ts";
 import { subjects } from "../protocol/subjects.ts";
 import { TaskEngine } from "./engine/taskEngine.ts";
 import type { EventLog } from "./eventLog.ts";
@@ -40,7 +40,7 @@ export class SteeringState {
   }
 }
 
-const EVENT_KIND: Partial<Record<LogEvent["type"], TaskEvent["kind"]>> = {
+const EVENT_KIND: Partial<Record<LogEvent["type"], TaskChange["kind"]>> = {
   "points-added": "point-added",
   "job-claimed": "job-started",
   "job-progress": "progress",
@@ -59,7 +59,7 @@ export interface Staged {
   durable: Promise<void>;
 }
 
-/** How long watch events of a task are gathered before they go out with one summary. */
+/** How long watch changes of a task are gathered before they go out in one message. */
 const NOTIFY_EVERY_MS = 100;
 
 export class Committer {
@@ -68,8 +68,8 @@ export class Committer {
   private readonly diverged = new Set<string>();
   /** Appends sent and not yet acknowledged (a rebuild waits for them). */
   private readonly inflight = new Set<Promise<unknown>>();
-  /** Watch events waiting for their task's next flush. */
-  private readonly pendingEvents = new Map<string, { engine: TaskEngine; events: TaskEvent[] }>();
+  /** Watch changes waiting for their task's next flush. */
+  private readonly pendingEvents = new Map<string, { engine: TaskEngine; changes: TaskChange[] }>();
   private notifyTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -180,23 +180,25 @@ export class Committer {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  /** Sends the watch events gathered so far (also called on shutdown). */
+  /** Sends the watch changes gathered so far, one message per task (also called on shutdown). */
   flushNotifications(): void {
     if (this.notifyTimer) clearTimeout(this.notifyTimer);
     this.notifyTimer = null;
     const batches = [...this.pendingEvents.values()];
     this.pendingEvents.clear();
-    for (const { engine, events } of batches) {
-      // One summary per flush: summarize() walks every point, so it is not run per event.
+    for (const { engine, changes } of batches) {
+      // One summary per flush: summarize() walks every point, so it is not run per change.
       const summary = summarize(engine);
-      for (const event of events) {
+      for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_MESSAGE) {
+        const message: TaskEvents = {
+          taskId: engine.taskId,
+          changes: changes.slice(i, i + MAX_CHANGES_PER_MESSAGE),
+          summary,
+        };
         try {
-          this.nc.publish(
-            subjects.events(engine.user, engine.taskId),
-            JSON.stringify({ ...event, summary } satisfies TaskEvent),
-          );
+          this.nc.publish(subjects.events(engine.user, engine.taskId), JSON.stringify(message));
         } catch (e) {
-          this.logger.debug("could not publish a watch event", { error: String(e) });
+          this.logger.debug("could not publish a watch message", { error: String(e) });
         }
       }
     }
@@ -221,16 +223,15 @@ export class Committer {
         : "jobId" in ev
           ? (engine.pointOfJob(ev.jobId)?.pointId ?? null)
           : null;
-    const event: Omit<TaskEvent, "summary"> = {
-      taskId: engine.taskId,
+    const change: TaskChange = {
       at: ev.at,
       kind: ev.type === "job-finished" && ev.status !== "ok" ? "point-failed" : kind,
       pointId,
       loss: ev.type === "job-finished" ? ev.loss : null,
     };
-    const pending = this.pendingEvents.get(engine.taskId) ?? { engine, events: [] };
+    const pending = this.pendingEvents.get(engine.taskId) ?? { engine, changes: [] };
     pending.engine = engine;
-    pending.events.push(event as TaskEvent);
+    pending.changes.push(change);
     this.pendingEvents.set(engine.taskId, pending);
     // A task's end goes out at once (watchers stop on it); the rest is gathered for a moment.
     if (ev.type === "task-state") this.flushNotifications();

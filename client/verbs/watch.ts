@@ -1,8 +1,10 @@
 // phpo watch TASK (and submit --wait): follows gt.events.<user>.<task> until the task is finished or
 // killed. In a terminal one progress line is redrawn in place; otherwise one plain line per change.
-// Every event carries the whole TaskSummary, so a missed event loses nothing; a slow poll of `show`
-// covers the case where no event comes at all (e.g. the task ended before we subscribed).
-import { TaskEvent, TaskSummary } from "../../protocol/messages.ts";
+// Every message carries the whole TaskSummary, so a missed message loses nothing; a slow poll of
+// `show` covers the case where none comes at all (e.g. the task ended before we subscribed).
+// Steering gathers changes for up to 100 ms into one message; --json still prints one line per
+// change (a TaskEvent: the change, its task and the message's summary).
+import { type TaskEvent, TaskEvents, TaskSummary } from "../../protocol/messages.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import type { VerbContext } from "../context.ts";
 import { TaskFailedError } from "../errors.ts";
@@ -60,9 +62,13 @@ export async function followTask(ctx: VerbContext, taskId: string): Promise<Task
         } catch {
           return;
         }
-        const ev = TaskEvent.safeParse(json);
-        if (ev.success) onSummary(ev.data.summary, ev.data);
-        else if (ctx.opts.verbose) ctx.warn(`ignored a malformed task event on ${msg.subject}`);
+        const m = TaskEvents.safeParse(json);
+        if (!m.success) {
+          if (ctx.opts.verbose) ctx.warn(`ignored a malformed watch message on ${msg.subject}`);
+          return;
+        }
+        const { taskId: id, changes, summary } = m.data;
+        for (const change of changes) onSummary(summary, { ...change, taskId: id, summary });
       },
     });
     // Subscribed first, then the current state: no change can fall between the two.

@@ -16,6 +16,7 @@ import {
   type PointView,
   type TaskDetail,
   type TaskEvent,
+  type TaskEvents,
   type TaskSummary,
 } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
@@ -41,6 +42,7 @@ export interface FakeSteering {
   files: Map<string, Buffer>;
   /** Overrides the answer to one verb. */
   on(verb: ApiRequest["verb"], handler: Handler): void;
+  /** Publishes one change as steering's watch message would carry it. */
   publishEvent(ev: TaskEvent): void;
   /** Unsubscribes the responder: requests then get "no responders". */
   stopResponder(): Promise<void>;
@@ -305,7 +307,11 @@ export async function startFakeSteering(user = "alice"): Promise<FakeSteering> {
     uploads,
     files,
     on: (verb, h) => handlers.set(verb, h),
-    publishEvent: (ev) => nc.publish(subjects.events(user, ev.taskId), JSON.stringify(ev)),
+    publishEvent: (ev) => {
+      const { taskId, summary, ...change } = ev;
+      const message: TaskEvents = { taskId, changes: [change], summary };
+      nc.publish(subjects.events(user, taskId), JSON.stringify(message));
+    },
     async stopResponder() {
       sub?.unsubscribe();
       sub = null;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import { MAX_CHANGES_PER_MESSAGE, TaskEvents, type TaskDetail } from "../../protocol/messages.ts";
 import { showAll } from "../../protocol/paging.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
 import type { LogEvent, LogEventOf } from "../../steering/events.ts";
@@ -39,7 +39,14 @@ class ManualLog {
   }
 }
 
-function setup(): { d: Driver; log: ManualLog; c: Committer; state: SteeringState; published: string[] } {
+function setup(): {
+  d: Driver;
+  log: ManualLog;
+  c: Committer;
+  state: SteeringState;
+  published: string[];
+  messages: TaskEvents[];
+} {
   const d = new Driver(spec({ maxPoints: 6, nParallelEvaluation: 3 }));
   const log = new ManualLog();
   const state = new SteeringState();
@@ -48,14 +55,20 @@ function setup(): { d: Driver; log: ManualLog; c: Committer; state: SteeringStat
     log.stored.push(ev);
   }
   const published: string[] = [];
+  const messages: TaskEvents[] = [];
   const c = new Committer(
     state,
     log,
-    { publish: (subject: string) => void published.push(subject) },
+    {
+      publish: (subject: string, data: string) => {
+        published.push(subject);
+        messages.push(TaskEvents.parse(JSON.parse(data)));
+      },
+    },
     createLogger("test", { level: "error" }),
     (id) => Promise.resolve(log.stored.filter((e) => e.taskId === id)),
   );
-  return { d, log, c, state, published };
+  return { d, log, c, state, published, messages };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -143,6 +156,54 @@ void describe("group commit", () => {
     log.settle(1);
     await tick();
     assert.equal(published.length, 2, "a state change is sent at once");
+  });
+
+  void it("the changes of one batch go out in one message per task, split past the cap", async () => {
+    const { d, log, c, state, messages } = setup();
+    const e = state.engines.get("42")!;
+    c.stage(e.proposeSampling(d.tick())!);
+    const jobs = [dispatchNext(d, e)];
+    c.stage(jobs[0]!);
+    jobs.push(dispatchNext(d, e));
+    c.stage(jobs[1]!);
+    for (const j of jobs)
+      c.stage({
+        type: "job-claimed",
+        taskId: "42",
+        at: d.tick(),
+        jobId: j.jobId,
+        attempt: j.attempt,
+        site: "s",
+        agent: "a",
+      });
+    log.settle(5);
+    await tick();
+    c.flushNotifications();
+    assert.equal(messages.length, 1);
+    assert.deepEqual(
+      messages[0]!.changes.map((x) => x.kind),
+      ["point-added", "job-started", "job-started"],
+    );
+    assert.equal(messages[0]!.summary.counts.running, 2, "the summary is the state after the changes");
+    // past MAX_CHANGES_PER_MESSAGE a batch is split, each part with the summary
+    const j = jobs[0]!;
+    for (let i = 0; i < MAX_CHANGES_PER_MESSAGE + 5; i++)
+      c.stage({
+        type: "job-progress",
+        taskId: "42",
+        at: d.tick(),
+        jobId: j.jobId,
+        attempt: j.attempt,
+        resource: i,
+        metrics: {},
+      });
+    log.settle(MAX_CHANGES_PER_MESSAGE + 5);
+    await tick();
+    c.flushNotifications();
+    assert.deepEqual(
+      messages.slice(1).map((m) => m.changes.length),
+      [MAX_CHANGES_PER_MESSAGE, 5],
+    );
   });
 });
 

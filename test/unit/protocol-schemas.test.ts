@@ -22,6 +22,8 @@ import {
   ControlMessage,
   Job,
   TaskEvent,
+  TaskEvents,
+  MAX_CHANGES_PER_MESSAGE,
   TaskSummary,
 } from "../../protocol/messages.ts";
 import { JOB_ID_RE, NAME_RE, TASK_ID_RE, jobIdOf } from "../../protocol/names.ts";
@@ -394,6 +396,25 @@ void describe("messages: ApiReplies, ApiReply, TaskSummary, TaskEvent", () => {
     );
     refuses(TaskEvent, { taskId: "12", at: 1, kind: "state", pointId: 1.5, loss: null, summary: summary() }, [
       "pointId",
+    ]);
+  });
+  void it("TaskEvents carries 1 to MAX_CHANGES_PER_MESSAGE changes with one summary", () => {
+    const change = { at: 1, kind: "point-done", pointId: 3, loss: 0.5 };
+    accepts(TaskEvents, { taskId: "12", changes: [change], summary: summary() });
+    refuses(TaskEvents, { taskId: "12", changes: [], summary: summary() }, ["changes"]);
+    refuses(
+      TaskEvents,
+      {
+        taskId: "12",
+        changes: Array.from({ length: MAX_CHANGES_PER_MESSAGE + 1 }, () => change),
+        summary: summary(),
+      },
+      ["changes"],
+    );
+    refuses(TaskEvents, { taskId: "12", changes: [{ ...change, kind: "exploded" }], summary: summary() }, [
+      "changes",
+      0,
+      "kind",
     ]);
   });
 });
