@@ -1,9 +1,10 @@
 // The event log on JetStream: append resolves on the server's acknowledgement (the event is on
 // disk before steering acts on it); replay reads every event back in order after a restart.
-// Group commit: the events appended in one turn of the event loop go out as one message per task
-// (a batch), so a busy steering pays one publish and one ack for many events. Publish order on
-// the one connection keeps each task's events in the order of their append() calls (the order
-// between tasks may change within a turn; tasks are folded independently).
+// Group commit: the events appended while the previous flush is unacknowledged (or, when none is,
+// in one turn of the event loop) go out as one message per task (a batch), so a busy steering
+// pays one publish and one ack for many events: the busier it is, the larger the batches. Publish
+// order on the one connection keeps each task's events in the order of their append() calls (the
+// order between tasks may change within a flush; tasks are folded independently).
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { GridtuneError } from "../protocol/errors.ts";
@@ -24,9 +25,11 @@ interface Pending {
 }
 
 export class EventLog {
-  /** Events appended in this turn, by task, in order; flushed on setImmediate. */
+  /** Events waiting for the next flush, by task, in order. */
   private pending = new Map<string, Pending[]>();
   private flushScheduled = false;
+  /** Publishes of the last flush not yet acknowledged; the next flush waits for them. */
+  private unacked = 0;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -71,24 +74,34 @@ export class EventLog {
       b.json.push(json);
       b.bytes += json.length + 1;
       b.settle.push({ resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.unacked > 0 || this.pending.size === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.flushScheduled = false;
     const all = [...this.pending.values()].flat();
     this.pending = new Map();
+    this.unacked = all.length;
     for (const b of all) {
       // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
       const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
-      this.js.publish(subjects.log(b.taskId), body, { timeout: 10_000 }).then(
-        () => b.settle.forEach((s) => s.resolve()),
-        (e: unknown) => b.settle.forEach((s) => s.reject(e)),
-      );
+      void this.js
+        .publish(subjects.log(b.taskId), body, { timeout: 10_000 })
+        .then(
+          () => b.settle.forEach((s) => s.resolve()),
+          (e: unknown) => b.settle.forEach((s) => s.reject(e)),
+        )
+        .finally(() => {
+          this.unacked--;
+          this.scheduleFlush();
+        });
     }
   }
 
