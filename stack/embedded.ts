@@ -84,7 +84,11 @@ async function startService(
   timeoutMs = 60_000,
 ): Promise<ServiceProcess> {
   const log = createWriteStream(logFile, { flags: "a" });
-  const child = spawn(process.execPath, [join(ROOT, "bin", bin), ...args], {
+  // GRIDTUNE_CPU_PROFILE_DIR=dir: each service writes a V8 CPU profile there when it exits
+  // (docs/benchmarks.md, "Profiling").
+  const profileDir = process.env.GRIDTUNE_CPU_PROFILE_DIR;
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin", bin), ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
