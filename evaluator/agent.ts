@@ -1,9 +1,16 @@
 // The evaluator agent on a site node. Lifecycle: idle → starting → running → draining → stopped.
-// It registers (site, slots, GPUs, protocol version), pulls a job from its site's durable consumer
-// only when a slot is free, claims it (the lease check) before acking it, runs it, renews the
-// lease with heartbeats, and on SIGINT/SIGTERM takes no new job, checkpoints and hands back the
+// It registers (site, slots, GPUs, protocol version), pulls jobs from its site's durable consumer
+// only for its free slots (one pull request for all of them, so a busy agent pays one pull per
+// batch, not per job), claims each (the lease check) before acking it, runs it, renews the
+// leases with heartbeats, and on SIGINT/SIGTERM takes no new job, checkpoints and hands back the
 // running ones. A job runs under its own AbortController, aborted with a StopReason.
-import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import {
+  jetstream,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { settleWithin, sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
@@ -61,6 +68,10 @@ export class Agent implements SteeringLink {
   private heartbeatMs = 5000;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private pullLoop: Promise<void> | null = null;
+  /** The pull request waiting for jobs, closed on drain. */
+  private fetching: ConsumerMessages | null = null;
+  /** Jobs received and being claimed (not yet running or given back). */
+  private readonly taking = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
   completed = 0;
 
@@ -173,13 +184,13 @@ export class Agent implements SteeringLink {
   }
 
   // -------------------------------------------------------------------- pulling
-  private async takeSlot(): Promise<number | null> {
+  /** Every free slot, once there is at least one; empty when the agent stops running. */
+  private async takeSlots(): Promise<number[]> {
     while (this.state === "running") {
-      const s = this.freeSlots.shift();
-      if (s !== undefined) return s;
+      if (this.freeSlots.length > 0) return this.freeSlots.splice(0);
       await new Promise<void>((r) => this.slotWaiters.push(r));
     }
-    return null;
+    return [];
   }
 
   private releaseSlot(slot: number): void {
@@ -190,23 +201,37 @@ export class Agent implements SteeringLink {
     for (const w of waiters) w();
   }
 
+  /**
+   * One pull request for all free slots at a time. Jobs are taken as they arrive (their claims run
+   * concurrently); the request ends when every slot has a job or after 2 s. A slot freed meanwhile
+   * waits for the next request, which costs nothing: the current one still has room, so the queue
+   * is empty.
+   */
   private async pull(consumer: Consumer): Promise<void> {
     while (this.state === "running") {
-      const slot = await this.takeSlot();
-      if (slot === null) break;
-      let m: JsMsg | null = null;
+      const slots = await this.takeSlots();
+      if (slots.length === 0) break;
       try {
-        m = await consumer.next({ expires: 2000 });
+        this.fetching = await consumer.fetch({ max_messages: slots.length, expires: 2000 });
+        for await (const m of this.fetching) {
+          const slot = slots.shift();
+          if (slot === undefined || this.state !== "running") {
+            m.nak();
+            if (slot !== undefined) this.releaseSlot(slot);
+            continue;
+          }
+          const p: Promise<void> = this.take(m, slot)
+            .catch((e: unknown) => this.o.logger.error("taking a job failed", { error: String(e) }))
+            .finally(() => this.taking.delete(p));
+          this.taking.add(p);
+        }
       } catch (e) {
-        this.o.logger.warn("pulling a job failed; retrying", { error: String(e) });
+        this.o.logger.warn("pulling jobs failed; retrying", { error: String(e) });
         await sleep(1000);
+      } finally {
+        this.fetching = null;
+        for (const s of slots) this.releaseSlot(s);
       }
-      if (!m || this.state !== "running") {
-        if (m) m.nak();
-        this.releaseSlot(slot);
-        continue;
-      }
-      await this.take(m, slot);
     }
   }
 
@@ -248,6 +273,8 @@ export class Agent implements SteeringLink {
     }
     m.ack();
     const controller = new AbortController();
+    // claimed while the agent began to drain: it runs only to be handed back with its state
+    if (this.state !== "running") controller.abort("drain" satisfies StopReason);
     const key = `${job.jobId}#${job.attempt}`;
     const run: Running = {
       job,
@@ -321,6 +348,9 @@ export class Agent implements SteeringLink {
       const wasRunning = this.state === "running";
       this.state = "draining";
       for (const w of this.slotWaiters) w();
+      await this.fetching?.close().catch(() => undefined);
+      // jobs being claimed start drained (see take) once their claim is answered
+      await settleWithin(Promise.allSettled([...this.taking]), 15_000);
       for (const r of this.running.values())
         if (!r.controller.signal.aborted) r.controller.abort("drain" satisfies StopReason);
       const all = Promise.allSettled([...this.running.values()].map((r) => r.done));

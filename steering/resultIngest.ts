@@ -4,7 +4,7 @@
 // Reports are handled concurrently: the S3 checks run outside the serial queue, the fence and the
 // staging inside it, and a report is acked once its event is stored. The reports of one job keep
 // their order (a final checkpoint is recorded before the result that follows it).
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { GridtuneError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
@@ -15,9 +15,6 @@ import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import { keys, type Storage } from "./storage.ts";
 import { sendStopRequests } from "./stopRequests.ts";
-
-/** Reports in flight at once (the consumer's own buffer is 256). */
-const MAX_IN_FLIGHT = 512;
 
 interface Who {
   site: string;
@@ -36,6 +33,7 @@ export class ResultIngest {
   ignored = 0;
   /** Per job, the staging of its latest report (the next report of the job waits for it). */
   private readonly chains = new Map<string, Promise<void>>();
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly c: Committer,
@@ -45,14 +43,19 @@ export class ResultIngest {
     private readonly nc: Pick<NatsConnection, "publish"> | null = null,
   ) {}
 
-  async run(messages: ConsumerMessages): Promise<void> {
-    const inFlight = new Set<Promise<void>>();
-    for await (const m of messages) {
-      const p: Promise<void> = this.process(m).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-    }
-    await Promise.allSettled(inFlight);
+  /**
+   * Takes one delivered report (the consumer's callback: cheaper per message than its iterator).
+   * The reports in flight are bounded by the consumer's max_ack_pending: each is acked or naked
+   * once handled.
+   */
+  receive(m: JsMsg): void {
+    const p: Promise<void> = this.process(m).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  /** Settles once the reports taken so far are handled (acked or naked). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private async process(m: JsMsg): Promise<void> {

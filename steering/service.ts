@@ -129,26 +129,27 @@ export class SteeringService {
       sendStopRequests(nc, e, this.logger);
     }
 
+    // Callbacks, not the subscriptions' async iterators: a few microtask hops less per message.
     const serve = (subject: string, fn: (m: import("@nats-io/transport-node").Msg) => Promise<void>) => {
-      const sub = nc.subscribe(subject, { queue: STEERING_QUEUE });
+      const sub = nc.subscribe(subject, {
+        queue: STEERING_QUEUE,
+        callback: (err, m) => {
+          if (err) return this.logger.error("subscription failed", { subject, error: String(err) });
+          fn(m).catch((e: unknown) =>
+            this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
+          );
+        },
+      });
       this.subs.push(sub);
-      this.background.push(
-        (async () => {
-          for await (const m of sub) {
-            fn(m).catch((e: unknown) =>
-              this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
-            );
-          }
-        })(),
-      );
+      this.background.push(sub.closed.then(() => undefined));
     };
     serve(subjects.heartbeatAll, (m) => control.handle(m));
     serve(subjects.apiAll, (m) => api.handle(m));
 
     const consumer = await js.consumers.get(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume({ max_messages: 256, callback: (m) => ingest.receive(m) });
     this.stopResults = () => messages.close().then(() => undefined);
-    this.background.push(ingest.run(messages));
+    this.background.push(messages.closed().then(() => ingest.idle()));
 
     const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
     this.timers.push(
