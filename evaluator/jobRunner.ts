@@ -2,7 +2,8 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { open, stat, writeFile, copyFile } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { open, stat, copyFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
@@ -35,6 +36,7 @@ import {
   readPayloadFile,
   realPathOf,
   removeTree,
+  writeSmallFile,
   type PayloadFile,
 } from "./workDirs.ts";
 
@@ -75,7 +77,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
   let lastResource: number | null = null;
   try {
     await freshDir(workDir);
-    await removeTree(scratch.path); // a leftover of a crashed attempt
+    await removeLeftover(scratch.path); // of a crashed attempt
     await prepare(ctx, workDir, scratch);
     const progress = new ProgressForwarder(ctx, join(workDir, PROGRESS_FILE), (r) => (lastResource = r));
     const timer = job.evaluation.checkPointToSave.length
@@ -198,7 +200,12 @@ async function requestSteering(ctx: JobContext, req: AgentRequest): Promise<Agen
 
 async function cleanup(workDir: string, scratch: LazyDir): Promise<void> {
   await removeTree(workDir);
-  await removeTree(scratch.path);
+  await removeLeftover(scratch.path);
+}
+
+/** Removes dir if it exists (the existence check raises no error, unlike readdir on nothing). */
+async function removeLeftover(dir: string): Promise<void> {
+  if (statSync(dir, { throwIfNoEntry: false })) await removeTree(dir);
 }
 
 function insideDir(dir: string, name: string, field: string): string {
@@ -222,7 +229,7 @@ async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Prom
   for (const d of grant.trainingData) {
     await download(d.url, insideDir(workDir, d.name, "training file"), { maxBytes, signal });
   }
-  await writeFile(
+  writeSmallFile(
     insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"),
     JSON.stringify(grant.trainingData.map((d) => d.name)),
   );
@@ -237,7 +244,7 @@ async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Prom
         maxEntries: 100_000,
       });
   }
-  await writeFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
+  writeSmallFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
 }
 
 async function readVerdict(
@@ -277,7 +284,7 @@ async function readVerdict(
   let raw: Buffer | null;
   try {
     const path = insideDir(workDir, name, "evaluationOutput");
-    raw = await readPayloadFile(await realPathOf(workDir), path, MAX_OUTPUT_BYTES);
+    raw = readPayloadFile(await realPathOf(workDir), path, MAX_OUTPUT_BYTES);
   } catch (e) {
     return fail("OUTPUT_INVALID", toWireError(e).message);
   }
@@ -331,18 +338,22 @@ async function uploadOutputs(
   };
   const root = await realPathOf(workDir);
   /** The payload's file, resolved inside the working directory; one that points outside is skipped. */
-  const fromPayload = (name: string, field: string) =>
-    payloadFile(root, insideDir(workDir, name, field)).catch((e: unknown) => {
+  const fromPayload = (name: string, field: string) => {
+    const path = insideDir(workDir, name, field);
+    try {
+      return payloadFile(root, path);
+    } catch (e) {
       ctx.logger.warn(`${field} not uploaded: ${toWireError(e).message}`, { jobId: ctx.job.jobId });
       return null;
-    });
+    }
+  };
   const log = join(scratch.path, "log.txt");
-  const logStat = await stat(log).catch(() => null); // the agent's own file
+  const logStat = statSync(log, { throwIfNoEntry: false }); // the agent's own file
   add("log", logStat?.isFile() ? { path: log, size: logStat.size } : null, Number.POSITIVE_INFINITY);
   if (!outputInline && ev.outputFile)
-    add("output", await fromPayload(ev.outputFile, "evaluationOutput"), MAX_OUTPUT_BYTES);
-  if (ev.metaFile) add("meta", await fromPayload(ev.metaFile, "evaluationMeta"), MAX_META_BYTES);
-  if (ev.metricsFile) add("metrics", await fromPayload(ev.metricsFile, "evaluationMetrics"), 5 * 1024 ** 3);
+    add("output", fromPayload(ev.outputFile, "evaluationOutput"), MAX_OUTPUT_BYTES);
+  if (ev.metaFile) add("meta", fromPayload(ev.metaFile, "evaluationMeta"), MAX_META_BYTES);
+  if (ev.metricsFile) add("metrics", fromPayload(ev.metricsFile, "evaluationMetrics"), 5 * 1024 ** 3);
   if (present.length === 0) return [];
   const reply = await requestSteering(ctx, {
     type: "presign",
@@ -460,7 +471,8 @@ class ProgressForwarder {
   }
 
   async poll(): Promise<void> {
-    const st = await stat(this.file).catch(() => null);
+    // usually absent: a check that raises no error when it is
+    const st = statSync(this.file, { throwIfNoEntry: false });
     if (!st || st.size <= this.offset) return;
     const f = await open(this.file, "r");
     try {

@@ -1,5 +1,5 @@
 // The attempt's directories and the payload's files (evaluator/workDirs.ts): trees go away without
-// following symlinks, the scratch directory is made on first use, and a payload's output that
+// following symlinks (small ones synchronously, large or nested ones through fs.rm), the scratch directory is made on first use, and a payload's output that
 // resolves outside its working directory (a symlink to a host file, or through a symlinked
 // directory) is refused instead of read; a FIFO does not block the agent.
 import { after, describe, it } from "node:test";
@@ -44,6 +44,16 @@ void describe("removeTree and freshDir", () => {
     await removeTree(tree); // absent is fine
   });
 
+  void it("removes a flat directory of many files (the asynchronous path)", async () => {
+    const tree = join(await fresh(), "many");
+    await mkdir(tree);
+    for (let i = 0; i < 300; i++) await writeFile(join(tree, `f${i}`), "");
+    await symlink(base, join(tree, "link"));
+    await removeTree(tree);
+    await assert.rejects(stat(tree), /ENOENT/);
+    assert.ok((await stat(base)).isDirectory());
+  });
+
   void it("freshDir empties a leftover and makes missing parents", async () => {
     const root = await fresh();
     const d = join(root, "x", "y");
@@ -75,8 +85,8 @@ void describe("payload files", () => {
     const { work, real } = await setup();
     await writeFile(join(work, "out.json"), '{"loss":1}');
     await symlink("out.json", join(work, "output.json"));
-    assert.equal((await readPayloadFile(real, join(work, "output.json"), 100))?.toString(), '{"loss":1}');
-    assert.deepEqual(await payloadFile(real, join(work, "output.json")), {
+    assert.equal(readPayloadFile(real, join(work, "output.json"), 100)?.toString(), '{"loss":1}');
+    assert.deepEqual(payloadFile(real, join(work, "output.json")), {
       path: join(real, "out.json"),
       size: 10,
     });
@@ -87,23 +97,20 @@ void describe("payload files", () => {
     await symlink(join(root, "host-secret"), join(work, "output.json"));
     await symlink(root, join(work, "up"));
     for (const p of [join(work, "output.json"), join(work, "up", "host-secret")]) {
-      await assert.rejects(readPayloadFile(real, p, 100), /resolves outside the working directory/);
-      await assert.rejects(payloadFile(real, p), /resolves outside the working directory/);
+      assert.throws(() => readPayloadFile(real, p, 100), /resolves outside the working directory/);
+      assert.throws(() => payloadFile(real, p), /resolves outside the working directory/);
     }
   });
 
   void it("is null for a missing file, a directory or a FIFO (without blocking), and refuses an oversized one", async () => {
     const { work, real } = await setup();
-    assert.equal(await readPayloadFile(real, join(work, "none.json"), 100), null);
+    assert.equal(readPayloadFile(real, join(work, "none.json"), 100), null);
     await mkdir(join(work, "dir"));
-    assert.equal(await readPayloadFile(real, join(work, "dir"), 100), null);
-    assert.equal(await payloadFile(real, join(work, "dir")), null);
+    assert.equal(readPayloadFile(real, join(work, "dir"), 100), null);
+    assert.equal(payloadFile(real, join(work, "dir")), null);
     execFileSync("mkfifo", [join(work, "fifo")]);
-    assert.equal(await readPayloadFile(real, join(work, "fifo"), 100), null);
+    assert.equal(readPayloadFile(real, join(work, "fifo"), 100), null);
     await writeFile(join(work, "big.json"), "x".repeat(101));
-    await assert.rejects(
-      readPayloadFile(real, join(work, "big.json"), 100),
-      /is 101 bytes; the limit is 100/,
-    );
+    assert.throws(() => readPayloadFile(real, join(work, "big.json"), 100), /is 101 bytes; the limit is 100/);
   });
 });
