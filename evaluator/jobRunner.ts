@@ -35,6 +35,7 @@ import {
   payloadFile,
   readPayloadFile,
   realPathOf,
+  removeLeftover,
   removeTree,
   writeSmallFile,
   type PayloadFile,
@@ -201,11 +202,6 @@ async function requestSteering(ctx: JobContext, req: AgentRequest): Promise<Agen
 async function cleanup(workDir: string, scratch: LazyDir): Promise<void> {
   await removeTree(workDir);
   await removeLeftover(scratch.path);
-}
-
-/** Removes dir if it exists (the existence check raises no error, unlike readdir on nothing). */
-async function removeLeftover(dir: string): Promise<void> {
-  if (statSync(dir, { throwIfNoEntry: false })) await removeTree(dir);
 }
 
 function insideDir(dir: string, name: string, field: string): string {

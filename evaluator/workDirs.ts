@@ -80,6 +80,11 @@ export async function removeTree(dir: string): Promise<void> {
   }
 }
 
+/** Removes dir if it exists (the existence check raises no error, unlike readdir on nothing). */
+export async function removeLeftover(dir: string): Promise<void> {
+  if (statSync(dir, { throwIfNoEntry: false })) await removeTree(dir);
+}
+
 /** A directory made on first use; ensure() is idempotent and cheap after the first call. */
 export class LazyDir {
   private made: Promise<string> | null = null;
