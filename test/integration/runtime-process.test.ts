@@ -247,7 +247,10 @@ describe("ProcessRuntime", () => {
     assert.equal(out.exitCode, 137, "killed with its helper");
     assert.ok(out.durationMs < 5000, `${out.durationMs} ms`);
     const child = Number(await readFile(join(spec.workDir, "child.pid"), "utf8"));
-    assert.equal(alive(child), false, `background child ${child} survived its helper`);
+    // SIGKILL is delivered asynchronously: on a busy machine the process may take a moment to die
+    const deadline = Date.now() + 2000;
+    while (alive(child) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(child), false, `background child ${child} survived its helper by 2 s`);
     const lines: string[] = [];
     assert.equal((await own.run(await newSpec(["sh", "-c", "echo $PPID"]), hooks(lines))).exitCode, 0);
     assert.notEqual(Number(lines[0]), helper, "a new helper");
