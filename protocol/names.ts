@@ -7,3 +7,6 @@ export const JOB_ID_RE = /^t[0-9]{1,12}-p[0-9]{1,9}-j[0-9]{1,4}$/;
 export function jobIdOf(taskId: string, pointId: number, jobSeq: number): string {
   return `t${taskId}-p${pointId}-j${jobSeq}`;
 }
+
+/** The Docker label on every container gridtune makes: "true" for jobs, "steering" for steering programs. */
+export const LABEL_MANAGED = "org.gridtune.managed";

@@ -21,7 +21,7 @@ export class Dispatcher {
   private kicked = false;
   private readonly datasetFiles = new Map<string, string[]>();
   /** Steering iterations running now, by "taskId/segment". */
-  private readonly steeringRuns = new Set<string>();
+  private readonly steeringRuns = new Map<string, Promise<void>>();
   private readonly steeringAbort = new AbortController();
 
   constructor(
@@ -35,9 +35,13 @@ export class Dispatcher {
     private readonly steeringRunner: SteeringRunner = new LocalSteeringRunner(),
   ) {}
 
-  /** Kills the steering iterations in flight (their results are not committed). */
-  close(): void {
+  /**
+   * Kills the steering iterations in flight (their results are not committed); settles once they
+   * have ended (their containers removed).
+   */
+  async close(): Promise<void> {
     this.steeringAbort.abort();
+    await Promise.allSettled([...this.steeringRuns.values()]);
   }
 
   /** Starts the due steering iteration of each segment that has none running (never awaited here). */
@@ -45,11 +49,11 @@ export class Dispatcher {
     for (const due of e.steeringDue()) {
       const key = `${e.taskId}/${due.segment}`;
       if (this.steeringRuns.has(key) || this.steeringAbort.signal.aborted) continue;
-      this.steeringRuns.add(key);
-      void this.runSteering(e.taskId, e.spec, due).finally(() => {
+      const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
         this.steeringRuns.delete(key);
         if (!this.steeringAbort.signal.aborted) this.kick();
       });
+      this.steeringRuns.set(key, run);
     }
   }
 

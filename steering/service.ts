@@ -32,6 +32,7 @@ import { Dispatcher } from "./dispatch.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./resultIngest.ts";
+import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "./steeringRunner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
 import { readTaskLog } from "./taskLog.ts";
@@ -91,6 +92,14 @@ export class SteeringService {
     );
     this.committer = c;
     const registry = new AgentRegistry(this.config.leaseMs);
+    const runner = new LocalSteeringRunner(DEFAULT_STEERING_LIMITS, steeringInstance(this.config));
+    // Iterations in flight at a crash run again (only the log counts); their containers go.
+    const swept = await runner
+      .sweep()
+      .catch((e: unknown) =>
+        this.logger.warn("could not remove leftover steering containers", { error: String(e) }),
+      );
+    if (swept) this.logger.info("removed steering containers left by a previous run", { containers: swept });
     const dispatcher = new Dispatcher(
       c,
       js,
@@ -99,6 +108,7 @@ export class SteeringService {
       this.config,
       this.logger.child("dispatch"),
       startedAt,
+      runner,
     );
     this.dispatcher = dispatcher;
     const control = new AgentControl(
@@ -219,13 +229,14 @@ export class SteeringService {
     this.closing ??= (async () => {
       this.state = "draining";
       for (const t of this.timers) clearInterval(t);
-      this.dispatcher?.close(); // steering iterations in flight are killed, not committed
+      // steering iterations in flight are killed, not committed, and their containers removed
+      const iterations = this.dispatcher?.close() ?? Promise.resolve();
       for (const s of this.subs) s.unsubscribe();
       await this.stopResults?.().catch(() => undefined);
       const c = this.committer;
       const drained = c ? c.serial(() => c.settled()) : Promise.resolve();
       await settleWithin(drained, graceMs);
-      await settleWithin(Promise.allSettled(this.background), graceMs);
+      await settleWithin(Promise.allSettled([...this.background, iterations]), graceMs);
       c?.flushNotifications();
       await this.nc?.close().catch(() => undefined);
       this.storage?.close();

@@ -3,9 +3,28 @@
 // the directory bind-mounted as its working directory (the same hardening as the evaluator's job
 // containers: read-only root, all capabilities dropped, no-new-privileges, no network, non-root,
 // memory/CPU/pids limits). argv only: no shell is involved unless the exec string names one.
+// A steering killed with SIGKILL cannot remove the container it was waiting for: each container
+// is labelled with its steering instance, and a restarted steering removes what its predecessor
+// left (sweep()).
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import Docker from "dockerode";
 import { GridtuneError, RuntimeError } from "../protocol/errors.ts";
+import { LABEL_MANAGED } from "../protocol/names.ts";
+
+/** A steering container's label naming the steering instance that started it. */
+export const LABEL_STEERING_INSTANCE = "org.gridtune.steering-instance";
+
+/**
+ * A steering instance's name on the Docker host: the same across restarts of one deployment (its
+ * NATS server, S3 endpoint and bucket), different for two stacks sharing a host.
+ */
+export function steeringInstance(c: { natsUrl: string; s3: { endpoint: string; bucket: string } }): string {
+  return createHash("sha256")
+    .update(`${c.natsUrl} ${c.s3.endpoint} ${c.s3.bucket}`)
+    .digest("hex")
+    .slice(0, 16);
+}
 
 /** Where the scratch directory appears inside a steering container (PanDA's working-dir path). */
 export const STEERING_WORKDIR = "/srv/workDir";
@@ -62,7 +81,30 @@ function dockerSocket(): string {
 export class LocalSteeringRunner implements SteeringRunner {
   private docker: Docker | null = null;
 
-  constructor(private readonly limits: SteeringRunLimits = DEFAULT_STEERING_LIMITS) {}
+  constructor(
+    private readonly limits: SteeringRunLimits = DEFAULT_STEERING_LIMITS,
+    private readonly instance = "default",
+  ) {}
+
+  /**
+   * Removes the steering containers this instance left behind (a previous process killed while an
+   * iteration ran); returns how many. Without a Docker daemon there is nothing to remove.
+   */
+  async sweep(): Promise<number> {
+    this.docker ??= new Docker({ socketPath: dockerSocket() });
+    const docker = this.docker;
+    let left: Docker.ContainerInfo[];
+    try {
+      left = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_MANAGED}=steering`, `${LABEL_STEERING_INSTANCE}=${this.instance}`] },
+      });
+    } catch {
+      return 0; // no daemon here: no steering containers either
+    }
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    return left.length;
+  }
 
   run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult> {
     return image === null ? this.runProcess(argv, dir, signal) : this.runContainer(argv, dir, image, signal);
@@ -142,7 +184,7 @@ export class LocalSteeringRunner implements SteeringRunner {
       WorkingDir: STEERING_WORKDIR,
       User: "1000:1000",
       Env: ["HOME=/tmp", "LANG=C.UTF-8"],
-      Labels: { "org.gridtune.managed": "steering" },
+      Labels: { [LABEL_MANAGED]: "steering", [LABEL_STEERING_INSTANCE]: this.instance },
       NetworkDisabled: true,
       HostConfig: {
         Binds: [`${dir}:${STEERING_WORKDIR}:rw`],

@@ -6,11 +6,12 @@
 import type Docker from "dockerode";
 import { isAbsolute, normalize } from "node:path";
 import { RuntimeError } from "../../protocol/errors.ts";
+import { LABEL_MANAGED } from "../../protocol/names.ts";
 import type { RunSpec } from "./types.ts";
 
 /** Where the job's working directory is mounted and the payload's cwd (PanDA's path). */
 export const CONTAINER_WORKDIR = "/srv/workDir";
-export const LABEL_MANAGED = "org.gridtune.managed";
+export { LABEL_MANAGED };
 export const LABEL_KEY = "org.gridtune.key";
 
 export interface ContainerConfigOptions {
