@@ -11,9 +11,15 @@
 //   helper → agent  {t: "spawned", id, pid} | {t: "failed", id, code, message}
 //                   {t: "out", id, fd: 1 | 2, data} | {t: "eof", id, fd} | {t: "exit", id, code, signal}
 // Payloads run detached (their own process group), exactly as a direct spawn would run them; the
-// agent signals the group itself. When the agent goes away the helper exits.
+// agent signals the group itself. When the agent goes away (its IPC channel closes: it exited, or
+// was killed with SIGKILL) the helper kills the groups of the payloads still running and exits:
+// nobody would report their results, steering gives their jobs to other agents once the leases
+// lapse, and an orphan would only burn the node's CPU or GPU meanwhile.
 "use strict";
 const { spawn } = require("node:child_process");
+
+/** Process group ids of the payloads started and not yet exited. */
+const running = new Set();
 
 /** @param {object} m */
 function send(m) {
@@ -40,6 +46,7 @@ function start(m) {
   let started = false;
   child.once("spawn", () => {
     started = true;
+    if (child.pid !== undefined) running.add(child.pid);
     send({ t: "spawned", id: m.id, pid: child.pid });
   });
   child.once("error", (err) => {
@@ -53,11 +60,23 @@ function start(m) {
     stream.on("data", (/** @type {Buffer} */ data) => send({ t: "out", id: m.id, fd, data }));
     stream.once("close", () => send({ t: "eof", id: m.id, fd }));
   }
-  child.once("exit", (code, signal) => send({ t: "exit", id: m.id, code, signal }));
+  child.once("exit", (code, signal) => {
+    if (child.pid !== undefined) running.delete(child.pid);
+    send({ t: "exit", id: m.id, code, signal });
+  });
 }
 
 process.on("message", (/** @type {any} */ m) => {
   if (m && m.t === "spawn") start(m);
 });
-process.on("disconnect", () => process.exit(0));
+process.on("disconnect", () => {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {
+      // the group is already gone
+    }
+  }
+  process.exit(0);
+});
 send({ t: "ready" });

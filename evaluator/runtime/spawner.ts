@@ -96,7 +96,7 @@ export class HelperSpawner implements Spawner {
     return child;
   }
 
-  /** Disconnects the helper (it exits); payloads already started are not touched. */
+  /** Disconnects the helper: it kills the groups of payloads still running (none, after the runtime's close) and exits. */
   close(): void {
     this.closed = true;
     if (this.proc?.connected) this.proc.disconnect();

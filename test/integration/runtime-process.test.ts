@@ -1,9 +1,11 @@
 // ProcessRuntime: the same run protocol as the docker runtime, with real processes on this host.
 import assert from "node:assert/strict";
+import { fork } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
 import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
@@ -230,6 +232,41 @@ describe("ProcessRuntime", () => {
     assert.equal((await direct.run(await newSpec(["sh", "-c", "echo $PPID"]), hooks(own))).exitCode, 0);
     assert.equal(Number(own[0]), process.pid);
     await direct.close();
+  });
+
+  it("an agent that goes away (SIGKILL): its helper kills the payloads still running and exits", async () => {
+    // The agent's side of the IPC channel, as HelperSpawner opens it; disconnect() is what the
+    // helper sees when the agent process dies.
+    const helper = fork(
+      fileURLToPath(new URL("../../evaluator/runtime/spawnHelper.cjs", import.meta.url)),
+      [],
+      {
+        execArgv: [],
+        serialization: "advanced",
+        stdio: ["ignore", "ignore", "inherit", "ipc"],
+      },
+    );
+    const exited = new Promise((r) => helper.once("exit", r));
+    const pid = await new Promise<number>((resolve, reject) => {
+      helper.on("message", (m: { t: string; pid?: number; message?: string }) => {
+        if (m.t === "spawned" && m.pid) resolve(m.pid);
+        if (m.t === "failed") reject(new Error(m.message));
+      });
+      helper.send({
+        t: "spawn",
+        id: 1,
+        file: "sh",
+        args: ["-c", "sleep 60"],
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      });
+    });
+    assert.equal(alive(pid), true);
+    helper.disconnect();
+    await exited;
+    const deadline = Date.now() + 2000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(pid), false, `payload ${pid} outlived its agent`);
   });
 
   it("a spawn helper that dies mid-run: the payload's group is killed, the run ends, the next run gets a new helper", async () => {
