@@ -4,8 +4,7 @@
 // and reads the new points from %OUT, validated against the search space. [] means the optimiser
 // has nothing more to offer; a non-zero exit, a timeout, a missing or invalid %OUT reject with the
 // reason. Either way generation ends for the segment (the dispatcher commits that).
-import { mkdtemp, readFile, rm, writeFile, chmod } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { GridtuneError, RuntimeError, ValidationError } from "../protocol/errors.ts";
 import { tokenizeExec } from "../protocol/execString.ts";
@@ -69,7 +68,7 @@ export class SteeringProgram implements ExternalSampler {
         SEGMENT_NAME: this.it.segmentName ?? "",
       }),
     );
-    const dir = await mkdtemp(join(tmpdir(), "gridtune-steering-"));
+    const dir = await this.runner.scratchDir();
     try {
       const image = spec.steeringContainer ?? null;
       // The container runs as uid 1000: it must be able to write %OUT in the bind-mounted dir.

@@ -3,11 +3,15 @@
 // the directory bind-mounted as its working directory (the same hardening as the evaluator's job
 // containers: read-only root, all capabilities dropped, no-new-privileges, no network, non-root,
 // memory/CPU/pids limits). argv only: no shell is involved unless the exec string names one.
-// A steering killed with SIGKILL cannot remove the container it was waiting for: each container
-// is labelled with its steering instance, and a restarted steering removes what its predecessor
-// left (sweep()).
+// A steering killed with SIGKILL cannot remove the container it was waiting for, nor the
+// iteration's scratch directory: each container is labelled with its steering instance and each
+// scratch directory named after it, and a restarted steering removes what its predecessor left
+// (sweep()).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import Docker from "dockerode";
 import { GridtuneError, RuntimeError } from "../protocol/errors.ts";
 import { LABEL_MANAGED } from "../protocol/names.ts";
@@ -51,6 +55,8 @@ export interface SteeringRunResult {
 }
 
 export interface SteeringRunner {
+  /** A new, empty scratch directory for one iteration (the caller removes it). */
+  scratchDir(): Promise<string>;
   run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult>;
 }
 
@@ -86,11 +92,26 @@ export class LocalSteeringRunner implements SteeringRunner {
     private readonly instance = "default",
   ) {}
 
+  private get scratchPrefix(): string {
+    return `gridtune-steering-${this.instance}-`;
+  }
+
+  scratchDir(): Promise<string> {
+    return mkdtemp(join(tmpdir(), this.scratchPrefix));
+  }
+
   /**
-   * Removes the steering containers this instance left behind (a previous process killed while an
-   * iteration ran); returns how many. Without a Docker daemon there is nothing to remove.
+   * Removes the steering containers and scratch directories this instance left behind (a previous
+   * process killed while an iteration ran); returns how many containers. Without a Docker daemon
+   * there are no containers to remove.
    */
   async sweep(): Promise<number> {
+    const names = await readdir(tmpdir()).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((n) => n.startsWith(this.scratchPrefix))
+        .map((n) => rm(join(tmpdir(), n), { recursive: true, force: true })),
+    );
     this.docker ??= new Docker({ socketPath: dockerSocket() });
     const docker = this.docker;
     let left: Docker.ContainerInfo[];

@@ -1,8 +1,11 @@
 // Steering containers left by a steering killed with SIGKILL (real stack, real Docker daemon): a
 // restarted steering removes the containers labelled with its own instance, and only those;
 // another stack's steering containers on the same host stay; a steering stopped gracefully
-// removes its own. The instance name is stable for one deployment.
+// removes its own; the same holds for the iterations' scratch directories. The instance name is
+// stable for one deployment.
 import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { LABEL_MANAGED } from "../../protocol/names.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
@@ -101,6 +104,10 @@ describe("steering container sweep", { timeout: 120_000 }, () => {
       );
       const [first] = await waitFor("the steering container", (ids) => ids.length === 1);
       made.push(first!);
+      const scratch = async () =>
+        (await readdir(tmpdir())).filter((n) => n.startsWith(`gridtune-steering-${instance}-`));
+      const [oldScratch] = await scratch();
+      assert.ok(oldScratch, "the iteration's scratch directory is named after the instance");
       const steering = stack.steering;
       assert.ok(!("start" in steering));
       await steering.kill();
@@ -113,10 +120,16 @@ describe("steering container sweep", { timeout: 120_000 }, () => {
         (ids) => ids.length === 1 && !ids.includes(first!),
       );
       made.push(second!);
+      assert.equal(
+        (await scratch()).includes(oldScratch),
+        false,
+        "the killed steering's scratch dir is gone",
+      );
       // a steering stopped with SIGTERM removes the container of the iteration it was running
       assert.ok(!("start" in restarted));
       await restarted.stop(15_000);
       assert.deepEqual(await containers(), [], "no container left after a graceful stop");
+      assert.deepEqual(await scratch(), [], "no scratch directory left after a graceful stop");
     } finally {
       await stack.cleanup();
     }
