@@ -38,14 +38,19 @@ export async function dockerAvailable(): Promise<boolean> {
   }
 }
 
-async function imageExists(docker: Docker, ref: string): Promise<boolean> {
+/** True if the Docker object behind inspect() exists, false if the daemon answers 404. */
+export async function dockerObjectExists(inspect: () => Promise<unknown>): Promise<boolean> {
   try {
-    await docker.getImage(ref).inspect();
+    await inspect();
     return true;
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) return false;
     throw err;
   }
+}
+
+function imageExists(docker: Docker, ref: string): Promise<boolean> {
+  return dockerObjectExists(() => docker.getImage(ref).inspect());
 }
 
 let ensured: Promise<void> | undefined;

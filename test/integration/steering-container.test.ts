@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
 import type { TaskDetail } from "../../protocol/messages.ts";
 import { dockerAnswers } from "../../stack/images.ts";
-import { testDocker } from "../harness/images.ts";
+import { dockerObjectExists, testDocker } from "../harness/images.ts";
 import { FIXTURES, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -22,16 +22,7 @@ const STEERING_IMAGE = "gridtune/steering:1";
 
 /** Builds gridtune/steering:1 when it is missing (idempotent script, as test/harness/images.ts does). */
 async function ensureSteeringImage(): Promise<void> {
-  const present = await testDocker()
-    .getImage(STEERING_IMAGE)
-    .inspect()
-    .then(
-      () => true,
-      (e: { statusCode?: number }) => {
-        if (e.statusCode === 404) return false;
-        throw e;
-      },
-    );
+  const present = await dockerObjectExists(() => testDocker().getImage(STEERING_IMAGE).inspect());
   if (present) return;
   await new Promise<void>((resolve, reject) =>
     execFile(

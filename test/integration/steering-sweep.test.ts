@@ -14,7 +14,7 @@ import {
   LocalSteeringRunner,
   steeringInstance,
 } from "../../steering/steeringRunner.ts";
-import { BUSYBOX_IMAGE, ensureTestImages, testDocker } from "../harness/images.ts";
+import { BUSYBOX_IMAGE, dockerObjectExists, ensureTestImages, testDocker } from "../harness/images.ts";
 import { startTestStack, stepsTask } from "../harness/stack.ts";
 
 const docker = testDocker();
@@ -33,18 +33,7 @@ async function leftover(instance: string): Promise<string> {
   return c.id;
 }
 
-async function exists(id: string): Promise<boolean> {
-  return docker
-    .getContainer(id)
-    .inspect()
-    .then(
-      () => true,
-      (e: { statusCode?: number }) => {
-        if (e.statusCode === 404) return false;
-        throw e;
-      },
-    );
-}
+const exists = (id: string) => dockerObjectExists(() => docker.getContainer(id).inspect());
 
 describe("steering container sweep", { timeout: 120_000 }, () => {
   const made: string[] = [];
