@@ -1,6 +1,7 @@
 // The integration-test harness: a real embedded stack (nats-server with TLS and nkeys, s3rver,
 // steering, agents) in a temporary directory on OS-chosen ports, a typed client for the steering
 // API as a given user, and waiting helpers. Everything is removed after the test.
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +14,7 @@ import { subjects } from "../../protocol/subjects.ts";
 import { showAll } from "../../protocol/paging.ts";
 import { type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
+import { ROOT, startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
 
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 export const STEPS_PAYLOAD = join(FIXTURES, "payloads", "steps.py");
@@ -154,4 +155,29 @@ export function stepsTask(
     nPointsPerIteration: 2,
     ...over,
   };
+}
+
+/**
+ * Runs one of the project's commands (bin/<name>) as a subprocess and collects its output. With
+ * `env`, the command gets only PATH and that environment (a user's shell, not the test's); without,
+ * it inherits the test's.
+ */
+export function runBin(
+  name: string,
+  args: string[],
+  o: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, "bin", name), ...args], {
+      cwd: o.cwd,
+      env: o.env ? { PATH: process.env.PATH ?? "", ...o.env } : process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -3,35 +3,17 @@
 // and download; the metrics tarballs must be readable by tar. The payload is the quickstart's real
 // training, sent in the sandbox phpo builds from the submitting directory.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { listTarGz } from "../../client/sandbox.ts";
-import { startTestStack, type TestStack } from "../harness/stack.ts";
+import { runBin, startTestStack, type TestStack } from "../harness/stack.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const QUICKSTART = join(ROOT, "examples", "quickstart");
 
-function phpo(
-  args: string[],
-  env: Record<string, string>,
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin", "phpo"), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const phpo = (args: string[], env: Record<string, string>, cwd: string) => runBin("phpo", args, { env, cwd });
 
 describe("phpo end to end on the embedded stack", { timeout: 300_000 }, () => {
   let stack: TestStack;

@@ -4,7 +4,6 @@
 // an invalid identity name on the admin CLI. Each is refused, logged, and changes nothing stored.
 // (NATS-level attacks: security-nats.test.ts; forged results of other attempts: faults-agent.)
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,10 +17,9 @@ import { createLogger } from "../../protocol/log.ts";
 import { AgentReply, type AgentReport, type AgentRequest } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { subjects } from "../../protocol/subjects.ts";
-import { ROOT } from "../../stack/embedded.ts";
 import type { SteeringService } from "../../steering/service.ts";
 import { Storage } from "../../steering/storage.ts";
-import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
+import { runBin, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 const refusedAs = (code: string) => (e: unknown) => {
   assert.ok(e instanceof GridtuneError, `expected a GridtuneError, got ${String(e)}`);
@@ -381,16 +379,4 @@ describe("the admin CLI with an invalid identity name", { timeout: 60_000 }, () 
   });
 });
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin", "gridtune-steering"), ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[]) => runBin("gridtune-steering", args);

@@ -4,7 +4,7 @@
 // minUnevaluatedPoints per call, never past maxPoints); [] and a failing program end generation;
 // and the PanDA documentation's example config submitted with `phpo --loadJson` runs to the end.
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,14 @@ import { createLogger } from "../../protocol/log.ts";
 import type { TaskDetail } from "../../protocol/messages.ts";
 import { dockerAnswers } from "../../stack/images.ts";
 import { dockerObjectExists, testDocker } from "../harness/images.ts";
-import { FIXTURES, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
+import {
+  FIXTURES,
+  runBin,
+  startTestStack,
+  stepsTask,
+  type ApiClient,
+  type TestStack,
+} from "../harness/stack.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SHIM = join(ROOT, "examples", "steering", "hpogrid.py");
@@ -37,20 +44,7 @@ async function ensureSteeringImage(): Promise<void> {
   );
 }
 
-function phpo(args: string[], env: Record<string, string>, cwd: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin", "phpo"), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const phpo = (args: string[], env: Record<string, string>, cwd: string) => runBin("phpo", args, { env, cwd });
 
 const lines: string[] = [];
 const logger = createLogger("test", { level: "info", sink: (l) => lines.push(l) });
