@@ -62,6 +62,12 @@ export interface SteeringRunner {
 
 const TAIL_BYTES = 4096;
 
+/** Runs a local steering program and kills it when steering goes away (see the file). */
+const WATCHDOG = new URL("./programWatchdog.cjs", import.meta.url).pathname;
+
+type WatchdogMessage =
+  { t: "failed"; code: string; message: string } | { t: "exit"; code: number | null; signal: string | null };
+
 function tail(chunks: Buffer[]): string {
   const all = Buffer.concat(chunks).toString("utf8");
   return all.length > TAIL_BYTES ? all.slice(-TAIL_BYTES) : all;
@@ -136,24 +142,24 @@ export class LocalSteeringRunner implements SteeringRunner {
       const [cmd, ...args] = argv as [string, ...string[]];
       const chunks: Buffer[] = [];
       let timedOut = false;
-      const child = spawn(cmd, args, {
+      let status: WatchdogMessage | undefined;
+      // through the watchdog, so the program (detached: its own process group, which a timeout
+      // kills whole) does not outlive a steering killed with SIGKILL
+      const watchdog = spawn(process.execPath, [WATCHDOG, cmd, ...args], {
         cwd: dir,
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PWD: dir },
-        stdio: ["ignore", "pipe", "pipe"],
-        detached: true, // its own process group, so a timeout kills what it started too
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
       });
       const keep = (c: Buffer) => {
         chunks.push(c);
         if (chunks.length > 64) chunks.splice(0, chunks.length - 32);
       };
-      child.stdout.on("data", keep);
-      child.stderr.on("data", keep);
+      watchdog.stdout?.on("data", keep); // pipes as asked (the typings cannot tell with "ipc")
+      watchdog.stderr?.on("data", keep);
+      watchdog.on("message", (m: WatchdogMessage) => (status = m));
       const kill = () => {
-        try {
-          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-        } catch {
-          child.kill("SIGKILL");
-        }
+        if (watchdog.connected) watchdog.send({ t: "kill" }, () => undefined);
+        else watchdog.kill("SIGKILL");
       };
       const timer = setTimeout(() => {
         timedOut = true;
@@ -161,20 +167,29 @@ export class LocalSteeringRunner implements SteeringRunner {
       }, this.limits.timeoutMs);
       const onAbort = () => kill();
       signal.addEventListener("abort", onAbort, { once: true });
-      child.once("error", (err) => {
+      const done = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
-        reject(
-          new RuntimeError(
-            "INVALID_ARGUMENT",
-            `steeringExec: cannot start ${JSON.stringify(cmd)} (${err.message}); name an executable on the steering host's PATH, or set steeringContainer to run it in an image`,
-          ),
+      };
+      const cannotStart = (why: string) =>
+        new RuntimeError(
+          "INVALID_ARGUMENT",
+          `steeringExec: cannot start ${JSON.stringify(cmd)} (${why}); name an executable on the steering host's PATH, or set steeringContainer to run it in an image`,
         );
+      watchdog.once("error", (err) => {
+        done();
+        reject(cannotStart(`the watchdog: ${err.message}`));
       });
-      child.once("close", (code) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        resolve({ exitCode: code, timedOut, outputTail: tail(chunks) });
+      watchdog.once("close", (code) => {
+        done();
+        if (status?.t === "failed") reject(cannotStart(`${status.code}: ${status.message}`));
+        // without the watchdog's word (it was killed) its own status stands in
+        else
+          resolve({
+            exitCode: status?.t === "exit" ? status.code : code,
+            timedOut,
+            outputTail: tail(chunks),
+          });
       });
     });
   }

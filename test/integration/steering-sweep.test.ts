@@ -2,10 +2,12 @@
 // restarted steering removes the containers labelled with its own instance, and only those;
 // another stack's steering containers on the same host stay; a steering stopped gracefully
 // removes its own; the same holds for the iterations' scratch directories. The instance name is
-// stable for one deployment.
+// stable for one deployment. A local steering program (no steeringContainer) dies with a steering
+// killed with SIGKILL, all of its process group.
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { readdir, readlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LABEL_MANAGED } from "../../protocol/names.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
@@ -34,6 +36,23 @@ async function leftover(instance: string): Promise<string> {
 }
 
 const exists = (id: string) => dockerObjectExists(() => docker.getContainer(id).inspect());
+
+/** PIDs of the processes whose working directory is `dir`. */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids = (await readdir("/proc")).filter((n) => /^\d+$/.test(n));
+  const cwds = await Promise.all(pids.map((p) => readlink(`/proc/${p}/cwd`).catch(() => "")));
+  return pids.filter((_, i) => cwds[i] === dir).map(Number);
+}
+
+async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describe("steering container sweep", { timeout: 120_000 }, () => {
   const made: string[] = [];
@@ -120,6 +139,48 @@ describe("steering container sweep", { timeout: 120_000 }, () => {
       assert.deepEqual(await containers(), [], "no container left after a graceful stop");
       assert.deepEqual(await scratch(), [], "no scratch directory left after a graceful stop");
     } finally {
+      await stack.cleanup();
+    }
+  });
+
+  it("steering killed with SIGKILL mid-iteration: its local steering program dies with it", async () => {
+    const stack = await startTestStack({ agents: 0, mode: "process" });
+    let dir = "";
+    try {
+      const instance = steeringInstance(compileSteeringConfig({}, stack.steeringEnv));
+      const api = await stack.connect();
+      // a program that never answers, and starts a process of its own (same group)
+      await api.submit(stepsTask({ maxPoints: 2, steeringExec: "sh -c 'sleep 300 & wait' %OUT" }));
+      const [name] = await until(
+        "the iteration's scratch directory",
+        async () => (await readdir(tmpdir())).filter((n) => n.startsWith(`gridtune-steering-${instance}-`)),
+        (names) => names.length === 1,
+      );
+      dir = join(tmpdir(), name!);
+      // sh and sleep (the watchdog's cwd is the directory too)
+      await until(
+        "the program and its child",
+        () => processesIn(dir),
+        (pids) => pids.length >= 3,
+      );
+      const steering = stack.steering;
+      assert.ok(!("start" in steering));
+      await steering.kill();
+      const left = await until(
+        "the program to go",
+        () => processesIn(dir),
+        (pids) => pids.length === 0,
+      );
+      assert.deepEqual(left, []);
+    } finally {
+      // when the test fails, the orphans it found must not outlive it
+      for (const pid of dir ? await processesIn(dir) : []) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
       await stack.cleanup();
     }
   });
