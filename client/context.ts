@@ -30,8 +30,9 @@ export class VerbContext {
 
   async api(): Promise<ApiClient> {
     if (!this.client) {
+      const timeoutMs = this.timeoutMs(); // a bad --timeout is a usage error, found before connecting
       const c = await this.connection();
-      this.client = new ApiClient(c.nc, c.config.user, c.config.natsUrl, this.timeoutMs());
+      this.client = new ApiClient(c.nc, c.config.user, c.config.natsUrl, timeoutMs);
     }
     return this.client;
   }
@@ -39,10 +40,11 @@ export class VerbContext {
   private timeoutMs(): number {
     if (this.opts.timeout === undefined) return DEFAULT_TIMEOUT_MS;
     const s = Number(this.opts.timeout);
-    if (!Number.isFinite(s) || s <= 0)
+    // a Node.js timer past 2^31 − 1 ms fires at once: that deadline would time out every request
+    if (!Number.isFinite(s) || s <= 0 || s * 1000 > 2 ** 31 - 1)
       throw new ValidationError(
         "INVALID_ARGUMENT",
-        `--timeout ${this.opts.timeout}: give the request deadline in seconds, e.g. --timeout 30`,
+        `--timeout ${this.opts.timeout}: give the request deadline in seconds, at most 2147483, e.g. --timeout 30`,
       );
     return s * 1000;
   }

@@ -227,7 +227,7 @@ export const PHPO_OPTIONS: readonly PhpoOption[] = [
     group: "submit",
     arg: "N",
     default: 1,
-    help: "one evaluation job may evaluate up to N points one after another",
+    help: "accepted for PanDA compatibility; gridtune runs one point per evaluation job",
   },
   {
     name: "steeringContainer",

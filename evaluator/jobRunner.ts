@@ -2,9 +2,9 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { open, stat, copyFile } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
 import {
@@ -223,7 +223,10 @@ async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Prom
     await safeExtract(f, workDir);
   }
   for (const d of grant.trainingData) {
-    await download(d.url, insideDir(workDir, d.name, "training file"), { maxBytes, signal });
+    const dest = insideDir(workDir, d.name, "training file");
+    // a file of a constituent dataset (segments' `datasets`) keeps its folder: <dataset>/<file>
+    if (d.name.includes("/")) mkdirSync(dirname(dest), { recursive: true });
+    await download(d.url, dest, { maxBytes, signal });
   }
   writeSmallFile(
     insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"),

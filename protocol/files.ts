@@ -2,11 +2,25 @@
 // formats), and the limits the agent enforces on them.
 import { z } from "zod";
 
+/** Longest `message` of an output.json kept; a longer one (a whole traceback) is cut, not refused. */
+export const MAX_OUTPUT_MESSAGE_CHARS = 10_000;
+
 /** `output.json`: `{"status": 0, "loss": 0.12, "message": "…"}`; status 0 = OK. */
 export const EvaluationOutput = z.object({
   status: z.number().int(),
   loss: z.number().finite().nullable().optional(),
-  message: z.string().max(10_000).optional(),
+  // optional in PanDA, and Python payloads often write None for "no message"
+  message: z
+    .string()
+    .nullable()
+    .optional()
+    .transform((m) =>
+      m == null
+        ? undefined
+        : m.length > MAX_OUTPUT_MESSAGE_CHARS
+          ? `${m.slice(0, MAX_OUTPUT_MESSAGE_CHARS)}…`
+          : m,
+    ),
 });
 export type EvaluationOutput = z.infer<typeof EvaluationOutput>;
 

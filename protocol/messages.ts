@@ -292,9 +292,18 @@ export type TaskDetail = z.infer<typeof TaskDetail>;
 /** The most points one `show` may ask for (the reply's byte budget usually ends a page sooner). */
 export const MAX_POINTS_LIMIT = 100_000;
 
+/**
+ * Where a page of a `list` or `download` reply starts (an index: tasks by id, points by id).
+ * Without it steering answers everything in one reply, as before paging; a reply over NATS's
+ * max_payload is then a TOO_LARGE error (a phpo that pages always sends it).
+ */
+const PageFrom = z.number().int().nonnegative().optional();
+/** Where the next page starts (the request's `from`), or null on the last page. */
+const PageNext = z.number().int().nonnegative().nullable().default(null);
+
 export const ApiRequest = z.discriminatedUnion("verb", [
   z.object({ verb: z.literal("submit"), spec: TaskSpec }),
-  z.object({ verb: z.literal("list") }),
+  z.object({ verb: z.literal("list"), from: PageFrom }),
   z.object({
     verb: z.literal("show"),
     taskId: TaskId,
@@ -316,8 +325,14 @@ export const ApiRequest = z.discriminatedUnion("verb", [
       .positive()
       .max(512 * 1024 * 1024),
   }),
-  /** Presigned GETs for a task's artifacts. */
-  z.object({ verb: z.literal("download"), taskId: TaskId, kinds: z.array(ArtifactKind).min(1) }),
+  /** Presigned GETs for a task's artifacts, a page of points at a time (`from`, at most `limit`). */
+  z.object({
+    verb: z.literal("download"),
+    taskId: TaskId,
+    kinds: z.array(ArtifactKind).min(1),
+    from: PageFrom,
+    limit: z.number().int().positive().max(MAX_POINTS_LIMIT).optional(),
+  }),
 ]);
 export type ApiRequest = z.infer<typeof ApiRequest>;
 export type ApiVerb = ApiRequest["verb"];
@@ -334,14 +349,14 @@ export type DownloadItem = z.infer<typeof DownloadItem>;
 /** Reply payloads per verb; the client validates the one it expects. */
 export const ApiReplies = {
   submit: z.object({ taskId: TaskId }),
-  list: z.object({ tasks: z.array(TaskSummary) }),
+  list: z.object({ tasks: z.array(TaskSummary), next: PageNext }),
   show: TaskDetail,
   kill: TaskSummary,
   pause: TaskSummary,
   resume: TaskSummary,
   retry: z.object({ task: TaskSummary, requeued: z.number().int() }),
   upload: z.object({ key: z.string(), url: z.string() }),
-  download: z.object({ items: z.array(DownloadItem) }),
+  download: z.object({ items: z.array(DownloadItem), next: PageNext }),
 } as const;
 
 export const ApiReply = z.union([

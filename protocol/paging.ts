@@ -1,5 +1,6 @@
-// `show` replies carry one page of a task's points (a reply must stay under NATS's max_payload);
-// showAll asks for the pages in turn and joins them into one TaskDetail.
+// Replies that can grow with a task (or a user's tasks) come a page at a time: a reply must stay
+// under NATS's max_payload. showAll asks for the pages of `show` in turn and joins them into one
+// TaskDetail; pages() walks the pages of `list` and `download`, which say where the next starts.
 import { MAX_POINTS_LIMIT, type TaskDetail } from "./messages.ts";
 
 /** Fetches one page: the points from index `from`, at most `limit` of them. */
@@ -23,4 +24,22 @@ export async function showAll(page: ShowPage, withPoints = true): Promise<TaskDe
   }
   // The summary of the last page is the newest; the points are as each page saw them.
   return { ...last, points, pointsFrom: 0, pointsNext: null };
+}
+
+/**
+ * Each page in turn, from 0 until one says `next: null`. A generator, so a caller can act on a
+ * page (download its files) before asking for the next: presigned URLs expire.
+ */
+export async function* pages<P extends { next: number | null }>(
+  page: (from: number) => Promise<P>,
+): AsyncGenerator<P> {
+  let from = 0;
+  for (let n = 0; ; n++) {
+    const p = await page(from);
+    yield p;
+    if (p.next === null) return;
+    if (n >= MAX_PAGES || p.next <= from)
+      throw new Error(`steering's pages do not move on (next page at ${p.next})`);
+    from = p.next;
+  }
 }

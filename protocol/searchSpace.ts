@@ -53,7 +53,8 @@ const GridFlag = z.union([z.literal(0), z.literal(1), z.boolean()], {
   error: (i) => `must be 0, 1, true or false, got ${show(i.input)}`,
 });
 
-function strict<S extends z.ZodRawShape>(shape: S) {
+/** A strict object whose errors name the unknown fields and list the allowed ones. */
+export function strict<S extends z.ZodRawShape>(shape: S) {
   const allowed = Object.keys(shape).join(", ");
   return z.strictObject(shape, {
     error: (i) =>
@@ -288,7 +289,9 @@ export function multipleRange(low: number, high: number, q: number): [number, nu
 export function quantize(k: number, q: number): number {
   const [mant = "", exp = "0"] = q.toExponential().split("e");
   const decimals = Math.max(0, (mant.split(".")[1]?.length ?? 0) - Number(exp));
-  return decimals > 0 ? Number((k * q).toFixed(Math.min(decimals, 100))) : k * q;
+  const v = decimals > 0 ? Number((k * q).toFixed(Math.min(decimals, 100))) : k * q;
+  // Math.round(-0.3) is -0: a point must survive JSON (which writes -0 as 0) unchanged
+  return v === 0 ? 0 : v;
 }
 
 /** Whether v is inside [low, high], with a 1e-9 relative allowance for float round-off. */

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { describeZodError, ValidationError } from "./errors.ts";
 import { tokenizeExec } from "./execString.ts";
-import { SearchSpace } from "./searchSpace.ts";
+import { SearchSpace, strict } from "./searchSpace.ts";
 import { SchedulerConfig } from "./scheduler.ts";
 import { SamplerConfig } from "./sampler.ts";
 import { NAME_RE } from "./names.ts";
@@ -12,26 +12,60 @@ import { NAME_RE } from "./names.ts";
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 
-export const Segment = z.object({
+/** The longest delay a Node.js timer takes (2^31 − 1 ms, about 24.8 days) in whole minutes: a longer one fires at once. */
+export const MAX_TIMER_MINUTES = 35_791;
+const minutes = z
+  .number()
+  .positive()
+  .max(MAX_TIMER_MINUTES, `at most ${MAX_TIMER_MINUTES} minutes (about 24.8 days)`);
+
+/** A dataset name (trainingDS, a segment's datasets, outDS without its trailing "/"). */
+const DATASET_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+const datasetName = z
+  .string()
+  .regex(DATASET_RE, "a dataset name uses letters, digits, '.', '_' and '-' (e.g. user.<nickname>.<name>)");
+
+/**
+ * A file of the evaluation's working directory, named relative to it (the agent refuses anything
+ * else when the job runs; refusing at submission saves every attempt of every point).
+ */
+const workDirPath = z
+  .string()
+  .min(1)
+  .refine(
+    (p) => !p.startsWith("/") && !p.split("/").includes("..") && !p.includes("\0"),
+    "a path relative to the evaluation's working directory, without '..' (e.g. output.json or out/metrics.tgz)",
+  );
+
+/**
+ * One segment of a segmented task: its training files, named one by one (`files`, relative to
+ * trainingDS) or by constituent dataset (`datasets`: every file under `<trainingDS>/<dataset>/`).
+ */
+export const Segment = strict({
   name: z.string().regex(NAME_RE, "segment names use letters, digits, '_' and '-' only (max 64)"),
-  files: z.array(z.string().min(1)).default([]),
-  datasets: z.array(z.string().min(1)).optional(),
+  files: z.array(workDirPath).default([]),
+  datasets: z.array(datasetName).optional(),
 });
 export type Segment = z.infer<typeof Segment>;
 
 /** Resource limits of one evaluation (the agent's site policy may lower them). */
-export const EvaluationResources = z.object({
+export const EvaluationResources = strict({
   memoryMB: posInt.default(2048),
   cpus: z.number().positive().default(1),
   /** Wall-clock limit of one attempt, in minutes. */
-  timeoutMinutes: z.number().positive().default(60),
+  timeoutMinutes: minutes.default(60),
   network: z.enum(["none", "bridge"]).default("none"),
 });
 export type EvaluationResources = z.infer<typeof EvaluationResources>;
 
 export const TaskSpec = z
   .object({
-    outDS: z.string().min(1),
+    outDS: z
+      .string()
+      .refine(
+        (v) => DATASET_RE.test(v.endsWith("/") ? v.slice(0, -1) : v),
+        "a dataset name: letters, digits, '.', '_' and '-', and a trailing '/' (e.g. user.<nickname>.<name>/)",
+      ),
     nParallelEvaluation: posInt.default(1),
     maxPoints: posInt.default(10),
     /** Default 2 × maxPoints (per segment), applied by compileTask. */
@@ -43,16 +77,16 @@ export const TaskSpec = z
     steeringExec: z.string().min(1).optional(),
     evaluationContainer: z.string().min(1),
     evaluationExec: z.string().min(1),
-    evaluationInput: z.string().min(1).default("input.json"),
-    evaluationTrainingData: z.string().min(1).default("input_ds.json"),
-    evaluationOutput: z.string().min(1).default("output.json"),
-    evaluationMeta: z.string().min(1).optional(),
-    evaluationMetrics: z.string().min(1).optional(),
-    trainingDS: z.string().min(1).optional(),
-    checkPointToSave: z.array(z.string().min(1)).optional(),
-    checkPointToLoad: z.string().min(1).optional(),
+    evaluationInput: workDirPath.default("input.json"),
+    evaluationTrainingData: workDirPath.default("input_ds.json"),
+    evaluationOutput: workDirPath.default("output.json"),
+    evaluationMeta: workDirPath.optional(),
+    evaluationMetrics: workDirPath.optional(),
+    trainingDS: datasetName.optional(),
+    checkPointToSave: z.array(workDirPath).optional(),
+    checkPointToLoad: workDirPath.optional(),
     /** Minutes between checks for changed checkpoint files (PanDA default 5). */
-    checkPointInterval: z.number().positive().default(5),
+    checkPointInterval: minutes.default(5),
     segments: z.array(Segment).optional(),
     /** One space for every segment, or (segmented tasks) one per segment, in segment order. */
     searchSpace: SearchSpace,
@@ -114,6 +148,12 @@ export function parseTaskSpec(input: unknown): TaskSpec {
       if (seen.has(s.name))
         throw new ValidationError("INVALID_CONFIG", `segments: duplicate name "${s.name}"`);
       seen.add(s.name);
+      if ((s.files.length > 0 || (s.datasets?.length ?? 0) > 0) && !spec.trainingDS)
+        throw new ValidationError(
+          "INVALID_CONFIG",
+          `segments: segment "${s.name}" selects training files but trainingDS is not set; ` +
+            `set --trainingDS to the dataset that holds them`,
+        );
     }
   }
   return spec;

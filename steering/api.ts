@@ -1,18 +1,27 @@
 // The client API (gt.api.<user>.<verb>, core request/reply). The user is token 2 of the subject,
 // which the server's permissions bind to the caller's identity; the payload never names the user.
 // A user sees and controls only their own tasks: another user's task is reported as not found.
+// Every request is answered, and no reply exceeds the connection's max_payload: replies that grow
+// with a task or a user's tasks (show, download, list) come a page at a time.
 import { randomBytes, randomInt } from "node:crypto";
 import type { Msg } from "@nats-io/transport-node";
 import { GridtuneError, toWireError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
-import { ApiRequest, type ApiReply, type DownloadItem } from "../protocol/messages.ts";
+import {
+  ApiRequest,
+  RUNG_VALUES_SHOWN,
+  type ApiReply,
+  type ArtifactKind,
+  type DownloadItem,
+} from "../protocol/messages.ts";
 import { parseApiSubject } from "../protocol/subjects.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
-import type { TaskEngine } from "./engine/taskEngine.ts";
+import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
 import { keys, type Storage } from "./storage.ts";
-import { detail, summarize } from "./views.ts";
+import { checkTrainingData } from "./trainingData.ts";
+import { detail, FRAMING_BYTES, jsonBytes, listPage, PAGE_BYTES, summarize } from "./views.ts";
 
 export class Api {
   constructor(
@@ -21,6 +30,8 @@ export class Api {
     private readonly dispatcher: Dispatcher,
     private readonly stopAttempts: (e: TaskEngine, reason: "killed") => void,
     private readonly logger: Logger,
+    /** The connection's max_payload (nc.info.max_payload): no reply may be larger. */
+    private readonly maxPayload: () => number,
   ) {}
 
   async handle(msg: Msg): Promise<void> {
@@ -28,6 +39,7 @@ export class Api {
     if (!who || !msg.reply) return;
     let reply: ApiReply;
     let body: unknown;
+    let req: ApiRequest | undefined;
     try {
       try {
         body = msg.json();
@@ -48,13 +60,54 @@ export class Api {
           `the subject says ${who.verb} but the request says ${parsed.data.verb}`,
         );
       }
+      req = parsed.data;
       reply = { ok: true, data: await this.run(who.user, parsed.data) };
     } catch (e) {
       reply = { ok: false, error: toWireError(e) };
       if (e instanceof GridtuneError) this.refused(who.user, who.verb, body, e);
       else this.logger.error("api request failed", { user: who.user, verb: who.verb, error: String(e) });
     }
-    msg.respond(JSON.stringify(reply));
+    this.send(msg, who.user, who.verb, req, reply);
+  }
+
+  /**
+   * Answers, always: a reply over the connection's max_payload would throw in respond() and
+   * leave the client waiting for its timeout (and then saying steering is down), so it becomes
+   * a TOO_LARGE error saying what to ask for instead; a respond() that fails anyway is logged
+   * and answered with a short error if that can still go.
+   */
+  private send(msg: Msg, user: string, verb: string, req: ApiRequest | undefined, reply: ApiReply): void {
+    let text = JSON.stringify(reply);
+    const bytes = Buffer.byteLength(text);
+    const max = this.maxPayload();
+    if (bytes > max) {
+      const e = new GridtuneError(
+        "TOO_LARGE",
+        `the reply to ${verb} would be ${bytes} bytes, over NATS's max_payload of ${max} bytes; ${tooLargeHint(req)}`,
+        { retryable: false },
+      );
+      this.logger.warn("api reply too large", { user, verb, bytes, maxPayload: max });
+      text = JSON.stringify({ ok: false, error: e.toWire() } satisfies ApiReply);
+    }
+    try {
+      msg.respond(text);
+    } catch (e) {
+      this.logger.error("api reply not sent", { user, verb, bytes, error: String(e) });
+      const error = new GridtuneError(
+        "INTERNAL",
+        `steering could not send its reply to ${verb}: ${String(e)}`,
+      );
+      try {
+        msg.respond(JSON.stringify({ ok: false, error: error.toWire() } satisfies ApiReply));
+      } catch {
+        // the connection itself is gone: the client's timeout is all that is left
+      }
+    }
+  }
+
+  /** A page's byte budget: PAGE_BYTES, or half of a smaller max_payload. */
+  private pageBytes(): number {
+    return Math.min(PAGE_BYTES, Math.floor(this.maxPayload() / 2));
   }
 
   /** Every refusal is logged; a task that exists but is another user's names its owner. */
@@ -91,6 +144,11 @@ export class Api {
         if (spec.sandboxKey !== undefined && !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(upload ?? "")) {
           throw new GridtuneError("FORBIDDEN", `sandboxKey must be an upload of yours (uploads/${user}/…)`);
         }
+        if (spec.trainingDS !== undefined) {
+          const prefix = keys.dataset(spec.trainingDS);
+          const files = (await this.storage.list(prefix)).map((o) => o.key.slice(prefix.length));
+          checkTrainingData(spec, files);
+        }
         const seed = spec.sampler?.seed ?? randomInt(0, 2 ** 31 - 1);
         const taskId = await this.c.serial(async () => {
           const id = String(this.c.state.maxTaskId + 1);
@@ -102,9 +160,15 @@ export class Api {
         return { taskId };
       }
       case "list":
-        return { tasks: [...this.c.state.engines.values()].filter((e) => e.user === user).map(summarize) };
+        return listPage(this.c.state.engines.values(), user, req.from, this.pageBytes());
       case "show":
-        return detail(this.own(user, req.taskId), req.pointsFrom, req.pointsLimit);
+        return detail(
+          this.own(user, req.taskId),
+          req.pointsFrom,
+          req.pointsLimit,
+          RUNG_VALUES_SHOWN,
+          this.pageBytes(),
+        );
       case "kill":
       case "pause":
       case "resume": {
@@ -115,7 +179,7 @@ export class Api {
             if (req.verb !== "kill")
               throw new GridtuneError(
                 "CONFLICT",
-                `task ${e.taskId} is ${e.state}; it cannot be ${req.verb}d`,
+                `task ${e.taskId} is ${e.state}; it cannot be ${req.verb}d${cannotHint(e, req.verb)}`,
               );
             return;
           }
@@ -127,50 +191,133 @@ export class Api {
         return summarize(e);
       }
       case "retry": {
-        const e = this.own(user, req.taskId);
-        const ids = [...e.points.values()]
-          .filter((p) => p.state === "failed" || (!req.failedOnly && p.state === "cancelled"))
-          .map((p) => p.pointId);
-        if (e.state === "killed")
-          throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
-        if (ids.length > 0)
-          await this.c.serial(() =>
-            this.c.commit({ type: "points-requeued", taskId: e.taskId, at: Date.now(), pointIds: ids }),
-          );
+        const r = await this.c.serial(async () => {
+          // In the commit queue: a kill queued ahead of this retry has been applied by now.
+          const e = this.own(user, req.taskId);
+          if (e.state === "killed")
+            throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
+          const ids = [...e.points.values()]
+            .filter((p) => p.state === "failed" || (!req.failedOnly && p.state === "cancelled"))
+            .map((p) => p.pointId);
+          const short = e.requeueShortfall(ids);
+          if (short.length > 0) throw budgetUsedUp(e, short, req.failedOnly);
+          if (ids.length === 0) return { engine: e, requeued: 0 };
+          const ev = { type: "points-requeued", taskId: e.taskId, at: Date.now(), pointIds: ids } as const;
+          return { engine: (await this.c.commit(ev)) ?? e, requeued: ids.length };
+        });
         this.dispatcher.kick();
-        return { task: summarize(e), requeued: ids.length };
+        return { task: summarize(r.engine), requeued: r.requeued };
       }
       case "upload": {
         const key = keys.upload(user, randomBytes(12).toString("hex"));
         return { key, url: await this.storage.presignPut(key, req.size) };
       }
-      case "download": {
-        const e = this.own(user, req.taskId);
-        const items: DownloadItem[] = [];
-        for (const p of [...e.points.values()].sort((a, b) => a.pointId - b.pointId)) {
-          const keysOf = {
-            metrics: p.metricsKeys,
-            log: p.logKeys,
-            checkpoint: p.checkpointKey ? [p.checkpointKey] : [],
-          };
-          for (const kind of req.kinds) {
-            for (const key of (keysOf as Record<string, string[]>)[kind] ?? []) {
-              const [, job, att] = /-j([0-9]+)\/a([0-9]+)\//.exec(key) ?? [];
-              const attempt = Number(att ?? 0);
-              items.push({
-                pointId: p.pointId,
-                attempt,
-                kind,
-                name: downloadName(e, p.pointId, p.segment, Number(job ?? 1), attempt, kind),
-                url: await this.storage.presignGet(key),
-              });
-            }
-          }
-        }
-        return { items };
-      }
+      case "download":
+        return this.download(this.own(user, req.taskId), req);
     }
   }
+
+  /**
+   * Presigned GETs of the task's artifacts, point by point: one page from `from` (at most `limit`
+   * points, at most a page's bytes, never split within a point), or everything without `from`.
+   */
+  private async download(
+    e: TaskEngine,
+    req: Extract<ApiRequest, { verb: "download" }>,
+  ): Promise<{ items: DownloadItem[]; next: number | null }> {
+    const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
+    const paged = req.from !== undefined || req.limit !== undefined;
+    const budget = paged ? this.pageBytes() - FRAMING_BYTES : Number.POSITIVE_INFINITY;
+    const limit = req.limit ?? Number.POSITIVE_INFINITY;
+    const items: DownloadItem[] = [];
+    let bytes = 0;
+    let taken = 0;
+    let i = req.from ?? 0;
+    for (; i < points.length && taken < limit; i++) {
+      const mine = await this.downloadItems(e, points[i]!, req.kinds);
+      bytes += jsonBytes(mine);
+      // at least one point per page, so a page always moves on
+      if (bytes > budget && taken > 0) break;
+      items.push(...mine);
+      taken++;
+    }
+    return { items, next: i < points.length ? i : null };
+  }
+
+  private async downloadItems(
+    e: TaskEngine,
+    p: PointRec,
+    kinds: readonly ArtifactKind[],
+  ): Promise<DownloadItem[]> {
+    const keysOf: Partial<Record<ArtifactKind, string[]>> = {
+      metrics: p.metricsKeys,
+      log: p.logKeys,
+      checkpoint: p.checkpointKey ? [p.checkpointKey] : [],
+    };
+    const items: DownloadItem[] = [];
+    for (const kind of kinds) {
+      for (const key of keysOf[kind] ?? []) {
+        const [, job, att] = /-j([0-9]+)\/a([0-9]+)\//.exec(key) ?? [];
+        const attempt = Number(att ?? 0);
+        items.push({
+          pointId: p.pointId,
+          attempt,
+          kind,
+          name: downloadName(e, p.pointId, p.segment, Number(job ?? 1), attempt, kind),
+          url: await this.storage.presignGet(key),
+        });
+      }
+    }
+    return items;
+  }
+}
+
+/** What to ask for instead of a reply too large to send. */
+function tooLargeHint(req: ApiRequest | undefined): string {
+  switch (req?.verb) {
+    case "show":
+      return "ask for fewer points at a time (pointsFrom/pointsLimit), as phpo show does";
+    case "list":
+      return req.from === undefined
+        ? "ask a page at a time (from, then the reply's next): update phpo, which does"
+        : "report this: a page of tasks is meant to stay far below it";
+    case "download":
+      return req.from === undefined && req.limit === undefined
+        ? "ask a page at a time (from/limit, then the reply's next): update phpo, which does"
+        : "ask for fewer points per page (limit) or fewer kinds at a time (phpo download --metrics, then --logs)";
+    default:
+      return "report this: steering's replies are meant to stay below it";
+  }
+}
+
+/** The fix named where a finished or killed task cannot be paused or resumed. */
+function cannotHint(e: TaskEngine, verb: string): string {
+  if (verb !== "resume") return "";
+  return e.state === "finished"
+    ? `: phpo retry ${e.taskId} requeues its failed points, or submit the task again`
+    : ": submit it again";
+}
+
+/** A retry refused because maxEvaluationJobs cannot run the points again (budgets are per segment). */
+function budgetUsedUp(
+  e: TaskEngine,
+  short: ReturnType<TaskEngine["requeueShortfall"]>,
+  failedOnly: boolean,
+): GridtuneError {
+  const what = failedOnly ? "failed" : "failed or cancelled";
+  const segmented = e.segmentName(0) !== null;
+  const parts = short.map((s) => {
+    const where = segmented ? `segment ${e.segmentName(s.segment)}: ` : "";
+    const queued = s.queued > 0 ? ` and ${s.queued} point${s.queued === 1 ? "" : "s"} already queued` : "";
+    return `${where}${s.used}/${s.limit} jobs used${queued}, ${s.points} ${what} point${s.points === 1 ? "" : "s"} to run again`;
+  });
+  return new GridtuneError(
+    "CONFLICT",
+    `task ${e.taskId} has no maxEvaluationJobs left for its ${what} points ` +
+      `(maxEvaluationJobs ${short[0]!.limit}${segmented ? " per segment" : ""}; ${parts.join("; ")}); ` +
+      `nothing was requeued, the points keep their errors. ` +
+      `Submit the task again with a larger --maxEvaluationJobs to run them.`,
+  );
 }
 
 /**

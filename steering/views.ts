@@ -63,50 +63,115 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
   };
 }
 
-/** A page of a reply stays under this many bytes of points (NATS's max_payload is 1 MiB). */
-export const POINTS_PAGE_BYTES = 512 * 1024;
+/** A `show`, `list` or `download` page stays under this many bytes (NATS's max_payload is 1 MiB). */
+export const PAGE_BYTES = 512 * 1024;
 
-/** The task with one page of its points: from `from`, at most `limit`, at most POINTS_PAGE_BYTES. */
+/** The bytes of a value's JSON, as it goes on the wire (UTF-8). */
+export function jsonBytes(v: unknown): number {
+  return Buffer.byteLength(JSON.stringify(v));
+}
+
+/** Room left in a page for the keys and brackets around its parts (`"points":[…],"pointsNext":12`). */
+export const FRAMING_BYTES = 256;
+
+/**
+ * One page of `n` entries from `from`: at most `limit` of them and `budget` bytes of JSON. Never
+ * empty while entries remain (unless limit is 0), so a page always moves on; one entry larger than
+ * the budget still gets its page, and the reply check in api.ts refuses it if it is over max_payload.
+ */
+export function fillPage<V>(
+  n: number,
+  from: number,
+  limit: number,
+  budget: number,
+  view: (i: number) => V,
+): { page: V[]; next: number | null } {
+  const page: V[] = [];
+  let bytes = 0;
+  let i = from;
+  for (; i < n && page.length < limit; i++) {
+    const v = view(i);
+    bytes += jsonBytes(v) + 1; // and its comma
+    if (bytes > budget && page.length > 0) break;
+    page.push(v);
+  }
+  return { page, next: i < n ? i : null };
+}
+
+/** The user's tasks by id: all of them without `from` (a phpo from before paging), else one page. */
+export function listPage(
+  engines: Iterable<TaskEngine>,
+  user: string,
+  from: number | undefined,
+  pageBytes = PAGE_BYTES,
+): { tasks: TaskSummary[]; next: number | null } {
+  const mine = [...engines]
+    .filter((e) => e.user === user)
+    .sort((a, b) => Number(a.taskId) - Number(b.taskId));
+  if (from === undefined) return { tasks: mine.map(summarize), next: null };
+  const { page, next } = fillPage(
+    mine.length,
+    from,
+    Number.POSITIVE_INFINITY,
+    pageBytes - FRAMING_BYTES,
+    (i) => summarize(mine[i]!),
+  );
+  return { tasks: page, next };
+}
+
+/**
+ * The task with one page of its points: from `from`, at most `limit`, the whole reply at most
+ * `pageBytes`. The task's own part (summary, spec, segments, rungs) is counted first; rungs give
+ * up their worst values until that part takes at most half the page, so points always have room.
+ */
 export function detail(
   e: TaskEngine,
   from = 0,
   limit = Number.POSITIVE_INFINITY,
   rungValues = RUNG_VALUES_SHOWN,
+  pageBytes = PAGE_BYTES,
 ): TaskDetail {
   const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
-  const page: PointView[] = [];
-  let bytes = 0;
-  let i = from;
-  for (; i < points.length && page.length < limit; i++) {
-    const v = pointView(e, points[i]!);
-    bytes += JSON.stringify(v).length;
-    // at least one point per page, so a page always moves on
-    if (bytes > POINTS_PAGE_BYTES && page.length > 0) break;
-    page.push(v);
-  }
   const segments = e.segmentNames.map((name, i) => {
     const mine = points.filter((p) => p.segment === i);
     const losses = mine.filter((p) => p.state === "done" && p.loss !== null).map((p) => p.loss as number);
     return { name, points: mine.length, best: losses.length ? Math.min(...losses) : null };
   });
-  const rungs = e.schedulers
-    ? e.rungs().map((r) => {
-        const values = r.values.filter(Number.isFinite);
-        return {
-          segment: e.segmentName(r.segment),
-          level: r.level,
-          values: values.slice(0, rungValues), // best first: the best ones are kept
-          count: values.length,
-        };
-      })
-    : undefined;
+  const summary = summarize(e);
+  const head = { ...summary, spec: e.spec, pointsFrom: from, segments };
+  const headBytes = jsonBytes(head);
+  const rungs = e.schedulers ? rungsWithin(e, rungValues, pageBytes / 2 - headBytes) : undefined;
+  const used = headBytes + (rungs ? jsonBytes(rungs) : 0) + FRAMING_BYTES;
+  const { page, next } = fillPage(points.length, from, limit, pageBytes - used, (i) =>
+    pointView(e, points[i]!),
+  );
   return {
-    ...summarize(e),
+    ...summary,
     spec: e.spec,
     points: page,
     pointsFrom: from,
-    pointsNext: i < points.length ? i : null,
+    pointsNext: next,
     segments,
     ...(rungs ? { rungs } : {}),
   };
+}
+
+/**
+ * Each rung's best values (at most `most`; `count` says how many it holds), halved until they
+ * take at most `budget` bytes: a 100k-trial task's rungs would not fit in a reply.
+ */
+function rungsWithin(e: TaskEngine, most: number, budget: number): NonNullable<TaskDetail["rungs"]> {
+  const all = e.rungs().map((r) => ({
+    segment: e.segmentName(r.segment),
+    level: r.level,
+    values: r.values.filter(Number.isFinite), // best first: the best ones are kept
+  }));
+  const cut = (n: number) => all.map((r) => ({ ...r, values: r.values.slice(0, n), count: r.values.length }));
+  let n = most;
+  let rungs = cut(n);
+  while (n > 0 && jsonBytes(rungs) > budget) {
+    n = Math.floor(n / 2);
+    rungs = cut(n);
+  }
+  return rungs;
 }

@@ -1,10 +1,12 @@
 // phpo download TASK [--metrics] [--checkpoints] [--logs] [--dest DIR]: presigned GETs of the task's
-// artifacts, written under the names PanDA gives them (DownloadItem.name). Each metrics tarball is
-// listed with tar afterwards: a file that is not a readable tar.gz is reported and fails the command.
+// artifacts, written under the names PanDA gives them (DownloadItem.name), a page of points at a
+// time. Each metrics tarball is listed with tar afterwards: a file that is not a readable tar.gz is
+// reported and fails the command.
 import { mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { ArtifactKind } from "../../protocol/messages.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
+import { pages } from "../../protocol/paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchToFile } from "../fetchFile.ts";
 import { renderTable } from "../format.ts";
@@ -27,8 +29,7 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
   if (flags.logs) kinds.push("log");
   if (kinds.length === 0) kinds.push("metrics");
   const dest = resolve(flags.dest);
-  const { items } = await (await ctx.api()).call("download", { taskId, kinds });
-  mkdirSync(dest, { recursive: true });
+  const api = await ctx.api();
   const done: {
     pointId: number;
     attempt: number;
@@ -39,33 +40,38 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
     entries: number | null;
   }[] = [];
   const bad: string[] = [];
-  for (const item of items) {
-    // The name comes from the server: it must stay a plain file name inside dest.
-    if (item.name !== basename(item.name) || item.name.startsWith(".")) {
-      throw new GridtuneError(
-        "PROTOCOL_MISMATCH",
-        `steering sent an unsafe file name ${JSON.stringify(item.name)}; not written`,
-      );
-    }
-    const path = join(dest, item.name);
-    const bytes = await fetchToFile(item.url, path, item.name);
-    let entries: number | null = null;
-    if (item.kind === "metrics" || item.name.endsWith(".tgz")) {
-      try {
-        entries = (await listTarGz(path)).length;
-      } catch (err) {
-        bad.push(`${item.name}: not a readable tar.gz (${(err as Error).message})`);
+  // A page of presigned URLs at a time, each page's files fetched before the next is asked for:
+  // a large task's list would not fit in one reply, and its URLs expire.
+  for await (const page of pages((from) => api.call("download", { taskId, kinds, from }))) {
+    mkdirSync(dest, { recursive: true });
+    for (const item of page.items) {
+      // The name comes from the server: it must stay a plain file name inside dest.
+      if (item.name !== basename(item.name) || item.name.startsWith(".")) {
+        throw new GridtuneError(
+          "PROTOCOL_MISMATCH",
+          `steering sent an unsafe file name ${JSON.stringify(item.name)}; not written`,
+        );
       }
+      const path = join(dest, item.name);
+      const bytes = await fetchToFile(item.url, path, item.name);
+      let entries: number | null = null;
+      if (item.kind === "metrics" || item.name.endsWith(".tgz")) {
+        try {
+          entries = (await listTarGz(path)).length;
+        } catch (err) {
+          bad.push(`${item.name}: not a readable tar.gz (${(err as Error).message})`);
+        }
+      }
+      done.push({
+        pointId: item.pointId,
+        attempt: item.attempt,
+        kind: item.kind,
+        name: item.name,
+        path,
+        bytes,
+        entries,
+      });
     }
-    done.push({
-      pointId: item.pointId,
-      attempt: item.attempt,
-      kind: item.kind,
-      name: item.name,
-      path,
-      bytes,
-      entries,
-    });
   }
   if (ctx.json) printJson(ctx.io, { taskId, dest, files: done, invalid: bad });
   else if (done.length === 0)

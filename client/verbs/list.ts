@@ -1,10 +1,15 @@
 // phpo list: the user's tasks, newest first.
+import type { TaskSummary } from "../../protocol/messages.ts";
+import { pages } from "../../protocol/paging.ts";
 import { formatNumber, formatTime, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
 import type { VerbContext } from "../context.ts";
 
 export async function listVerb(ctx: VerbContext): Promise<number> {
-  const { tasks } = await (await ctx.api()).call("list", {});
+  const api = await ctx.api();
+  // a page of tasks at a time: a user's thousands of summaries would not fit in one reply
+  const tasks: TaskSummary[] = [];
+  for await (const page of pages((from) => api.call("list", { from }))) tasks.push(...page.tasks);
   const sorted = [...tasks].sort((a, b) => Number(b.taskId) - Number(a.taskId));
   if (ctx.json) {
     printJson(ctx.io, { tasks: sorted });

@@ -3,6 +3,8 @@
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ValidationError } from "../../protocol/errors.ts";
+import type { DownloadItem } from "../../protocol/messages.ts";
+import { pages } from "../../protocol/paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchBytes } from "../fetchFile.ts";
 import { printJson } from "../io.ts";
@@ -35,8 +37,14 @@ export async function logsVerb(
   const taskId = parseTaskArg(task);
   const pointId = parseIntArg(point, "POINT");
   const wanted = attempt === undefined ? undefined : parseIntArg(attempt, "--attempt", 1);
-  const { items } = await (await ctx.api()).call("download", { taskId, kinds: ["log"] });
-  const mine = items.filter((i) => i.pointId === pointId).sort((a, b) => a.attempt - b.attempt);
+  const api = await ctx.api();
+  const found: DownloadItem[] = [];
+  for await (const page of pages((from) => api.call("download", { taskId, kinds: ["log"], from }))) {
+    found.push(...page.items.filter((i) => i.pointId === pointId));
+    // pages go by point id: once past the point, the rest holds none of its logs
+    if (page.items.some((i) => i.pointId > pointId)) break;
+  }
+  const mine = found.sort((a, b) => a.attempt - b.attempt);
   if (mine.length === 0) {
     throw new ValidationError(
       "NOT_FOUND",

@@ -42,6 +42,8 @@ export interface FakeSteering {
   files: Map<string, Buffer>;
   /** Overrides the answer to one verb. */
   on(verb: ApiRequest["verb"], handler: Handler): void;
+  /** The answer to one verb now (to wrap it in an override). */
+  handler(verb: ApiRequest["verb"]): Handler;
   /** Publishes one change as steering's watch message would carry it. */
   publishEvent(ev: TaskEvent): void;
   /** Unsubscribes the responder: requests then get "no responders". */
@@ -307,6 +309,7 @@ export async function startFakeSteering(user = "alice"): Promise<FakeSteering> {
     uploads,
     files,
     on: (verb, h) => handlers.set(verb, h),
+    handler: (verb) => handlers.get(verb) as Handler,
     publishEvent: (ev) => {
       const { taskId, summary, ...change } = ev;
       const message: TaskEvents = { taskId, changes: [change], summary };

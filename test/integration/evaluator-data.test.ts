@@ -158,6 +158,52 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
     );
   });
 
+  it("segments by constituent dataset: each job gets the files under <trainingDS>/<dataset>/, folders kept", async () => {
+    await uploadDataset("user.test.ds_cont", {
+      "user.test.ds_A/a1.txt": "a1",
+      "user.test.ds_A/a2.txt": "a2",
+      "user.test.ds_B/b1.txt": "b1",
+      "top.txt": "top",
+    });
+    const segments = [
+      { name: "A", datasets: ["user.test.ds_A"] },
+      { name: "B", datasets: ["user.test.ds_B"], files: ["top.txt"] },
+    ];
+    const want: Record<string, string[]> = {
+      A: ["user.test.ds_A/a1.txt", "user.test.ds_A/a2.txt"],
+      B: ["top.txt", "user.test.ds_B/b1.txt"],
+    };
+    const taskId = await api.submit(
+      probeTask({ trainingDS: "user.test.ds_cont", segments, maxPoints: 1, nParallelEvaluation: 2 }, {}),
+    );
+    const d = await api.waitFinished(taskId, 90_000);
+    assert.equal(d.counts.done, 2, "one point per segment");
+    for (const p of d.points) {
+      const files = want[p.segment!]!;
+      const meta = (await metas(taskId, p.pointId)).get(1)!;
+      assert.deepEqual([...meta.input_ds!].sort(), files);
+      for (const f of files) assert.equal(meta.present[f], f.split("/").at(-1)!.replace(".txt", ""));
+      assert.equal(p.loss, files.length);
+    }
+  });
+
+  it("training data that is not there is refused at submission, naming the segment", async () => {
+    await uploadDataset("user.test.ds_part", { "f1.txt": "1" });
+    const submit = (over: Partial<TaskSpecInput>) => api.submit(probeTask(over, { mode: "data" }));
+    await assert.rejects(
+      submit({ trainingDS: "user.test.ds_part", segments: [{ name: "A", files: ["f1.txt", "f9.txt"] }] }),
+      /segment "A": files not in trainingDS: "f9.txt"/,
+    );
+    await assert.rejects(
+      submit({ trainingDS: "user.test.ds_part", segments: [{ name: "A", datasets: ["user.test.ds_none"] }] }),
+      /segment "A": datasets with no files: "user.test.ds_none"/,
+    );
+    await assert.rejects(
+      submit({ trainingDS: "user.test.ds_never_uploaded" }),
+      /has no files .*upload the training data first/,
+    );
+  });
+
   it("a segment name that could break out of its token is refused at submission", async () => {
     await assert.rejects(
       api.submit(

@@ -8,7 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listTarGz } from "../../client/sandbox.ts";
 import type { ApiRequest, TaskEvent } from "../../protocol/messages.ts";
-import { type FakeSteering, runPhpo, sampleSummary, startFakeSteering } from "../harness/fakeSteering.ts";
+import {
+  type FakeSteering,
+  runPhpo,
+  samplePoints,
+  sampleSummary,
+  startFakeSteering,
+} from "../harness/fakeSteering.ts";
 
 describe("phpo against a fake steering on a real nats-server", () => {
   let fake: FakeSteering;
@@ -143,12 +149,12 @@ describe("phpo against a fake steering on a real nats-server", () => {
     const dest = join(dir, "dl");
     const r = await phpo("download", "7", "--dest", dest);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["metrics"] });
+    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["metrics"], from: 0 });
     assert.deepEqual((await readdir(dest)).sort(), ["7.metrics.000000_a1.tgz", "7.metrics.000002_a2.tgz"]);
     assert.deepEqual(await listTarGz(join(dest, "7.metrics.000000_a1.tgz")), ["metrics.json"]);
     const both = await phpo("download", "7", "--logs", "--metrics", "--dest", dest);
     assert.equal(both.code, 0, both.stderr);
-    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["metrics", "log"] });
+    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["metrics", "log"], from: 0 });
     // A metrics file that is not a tarball fails the command (exit 1) and is named.
     fake.files.set("7.metrics.000000_a1.tgz", Buffer.from("not a tarball"));
     const bad = await phpo("download", "7", "--dest", join(dir, "dl2"));
@@ -159,13 +165,63 @@ describe("phpo against a fake steering on a real nats-server", () => {
   test("logs: the last attempt by default, --attempt picks one, a point without logs exits 2", async () => {
     const r = await phpo("logs", "7", "2");
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["log"] });
+    assert.deepEqual(last(), { verb: "download", taskId: "7", kinds: ["log"], from: 0 });
     assert.equal(r.stdout, "attempt 2 of point 2\nloss=0.25\n");
     const a1 = await phpo("logs", "7", "2", "--attempt", "1");
     assert.equal(a1.stdout, "attempt 1 of point 2\nloss=0.3\n");
     const none = await phpo("logs", "7", "0");
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no log for point 0/);
+  });
+
+  test("download, logs and list follow steering's pages to the last one; the output is as from one reply", async () => {
+    const before = fake.requests.length;
+    const one = await phpo("--json", "download", "7", "--logs", "--dest", join(dir, "dl-one"));
+    assert.equal(one.code, 0, one.stderr);
+    // the same files, two points per page: pages end at a point, `next` says where the next starts
+    const byPoint = samplePoints().map((p) => p.pointId);
+    assert.equal(fake.requests.length - before, 1, "the fake answers all in one page");
+    const unpaged = fake.handler("download");
+    fake.on("download", async (req, user) => {
+      assert.ok(req.verb === "download");
+      const whole = await unpaged(req, user);
+      assert.ok(whole.ok);
+      const { items } = whole.data as { items: Array<{ pointId: number }> };
+      const from = req.from ?? 0;
+      const mine = byPoint.slice(from, from + 2);
+      const next = from + 2 < byPoint.length ? from + 2 : null;
+      return { ok: true, data: { items: items.filter((i) => mine.includes(i.pointId)), next } };
+    });
+    const paged = await phpo("--json", "download", "7", "--logs", "--dest", join(dir, "dl-one"));
+    assert.equal(paged.code, 0, paged.stderr);
+    assert.deepEqual(
+      fake.requests.slice(-2).map((r) => r.req.verb === "download" && r.req.from),
+      [0, 2],
+    );
+    assert.deepEqual(JSON.parse(paged.stdout), JSON.parse(one.stdout), "the --json output does not change");
+    const log = await phpo("logs", "7", "2", "--attempt", "1");
+    assert.equal(log.code, 0, log.stderr);
+    assert.equal(log.stdout, "attempt 1 of point 2\nloss=0.3\n");
+    const logReq = last();
+    assert.equal(logReq.verb === "download" && logReq.from, 2, "the log of point 2 is on the second page");
+
+    const listed = await phpo("--json", "list");
+    fake.on("list", (req) => {
+      assert.ok(req.verb === "list");
+      const tasks = [sampleSummary("7"), sampleSummary("8", "running")];
+      const from = req.from ?? 0;
+      return {
+        ok: true,
+        data: { tasks: tasks.slice(from, from + 1), next: from + 1 < tasks.length ? from + 1 : null },
+      };
+    });
+    const pagedList = await phpo("--json", "list");
+    assert.equal(pagedList.code, 0, pagedList.stderr);
+    assert.deepEqual(
+      fake.requests.slice(-2).map((r) => r.req.verb === "list" && r.req.from),
+      [0, 1],
+    );
+    assert.equal(pagedList.stdout, listed.stdout);
   });
 
   test("results: one CSV row per report and per final loss, with the hyperparameters", async () => {
@@ -269,6 +325,14 @@ describe("phpo against a fake steering on a real nats-server", () => {
     const none = await runPhpo(["list"]);
     assert.equal(none.code, 3);
     assert.match(none.stderr, /no gridtune server is configured: start the embedded stack/);
+  });
+
+  test("a bad --timeout is a usage error (exit 2), found before connecting", async () => {
+    for (const bad of ["abc", "0", "3000000"]) {
+      const r = await runPhpo(["--timeout", bad, "list"]); // no server configured: never reached
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /--timeout .*: give the request deadline in seconds, at most 2147483/);
+    }
   });
 
   test("settings from a config file (--config) and from the environment", async () => {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import { Job, TaskDetail } from "../../protocol/messages.ts";
+import { Job, RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/messages.ts";
 import type { SchedulerConfigInput } from "../../protocol/scheduler.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
@@ -12,7 +12,7 @@ import { buildJob } from "../../steering/engine/jobBuilder.ts";
 import { TaskEngine } from "../../steering/engine/taskEngine.ts";
 import type { LogEvent, LogEventOf } from "../../steering/events.ts";
 import { createLogger } from "../../protocol/log.ts";
-import { detail } from "../../steering/views.ts";
+import { detail, jsonBytes } from "../../steering/views.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
 
 type Ref = { jobId: string; attempt: number };
@@ -217,6 +217,26 @@ void describe("TaskEngine with asha-promotion: pause and resume through checkpoi
       capped.values,
       [...capped.values].sort((a, b) => a - b),
       "best (lowest loss) first",
+    );
+    // the whole reply counts: rungs give up their worst values until the task's part (summary,
+    // spec, segments, rungs) takes at most half a page, and the points share what is left
+    const head = jsonBytes({ ...detail(d.engine, 0, 0), rungs: undefined });
+    const page = 2 * (head + 200);
+    const cut = TaskDetail.parse(detail(d.engine, 0, 0, RUNG_VALUES_SHOWN, page)).rungs![0]!;
+    assert.ok(cut.values.length < 12, `${cut.values.length} values kept`);
+    assert.equal(cut.count, 12);
+    assert.deepEqual(cut.values, view.rungs[0]!.values.slice(0, cut.values.length), "the best ones");
+    const seen: number[] = [];
+    for (let from: number | null = 0; from !== null;) {
+      const p = detail(d.engine, from, Number.POSITIVE_INFINITY, RUNG_VALUES_SHOWN, page);
+      // (a point larger than the room left still gets a page of its own: pages move on)
+      assert.ok(p.points.length === 1 || jsonBytes(p) <= page, `${jsonBytes(p)} bytes, budget ${page}`);
+      seen.push(...p.points.map((x) => x.pointId));
+      from = p.pointsNext;
+    }
+    assert.deepEqual(
+      seen,
+      [...d.engine.points.keys()].sort((a, b) => a - b),
     );
     const promoted = view.points.find((pv) => (pv.jobs ?? 0) > 1);
     assert.ok(promoted && promoted.trial && promoted.target !== undefined);

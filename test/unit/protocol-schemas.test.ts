@@ -11,7 +11,12 @@ import {
   describeZodError,
   toWireError,
 } from "../../protocol/errors.ts";
-import { EvaluationOutput, FAILED_POINT_LOSS, ProgressLine } from "../../protocol/files.ts";
+import {
+  EvaluationOutput,
+  FAILED_POINT_LOSS,
+  MAX_OUTPUT_MESSAGE_CHARS,
+  ProgressLine,
+} from "../../protocol/files.ts";
 import {
   AgentReply,
   AgentReport,
@@ -33,7 +38,12 @@ import {
   parseResultSubject,
   subjects,
 } from "../../protocol/subjects.ts";
-import { TaskSpec, effectiveMaxEvaluationJobs, parseTaskSpec } from "../../protocol/taskConfig.ts";
+import {
+  MAX_TIMER_MINUTES,
+  TaskSpec,
+  effectiveMaxEvaluationJobs,
+  parseTaskSpec,
+} from "../../protocol/taskConfig.ts";
 import { SMALL_SPACE, specInput, throwsCode } from "./fixtures/engineKit.ts";
 
 /** safeParse must fail, and one issue's path must be exactly `path` (the offending field). */
@@ -420,7 +430,7 @@ void describe("messages: ApiReplies, ApiReply, TaskSummary, TaskEvent", () => {
 });
 
 void describe("files: EvaluationOutput and ProgressLine", () => {
-  void it("EvaluationOutput: status required and integer; loss finite or null or absent; message capped", () => {
+  void it("EvaluationOutput: status required and integer; loss finite or null or absent; message null or cut", () => {
     accepts(EvaluationOutput, { status: 0, loss: 0.12, message: "ok" });
     accepts(EvaluationOutput, { status: 1 });
     accepts(EvaluationOutput, { status: 0, loss: null });
@@ -429,8 +439,18 @@ void describe("files: EvaluationOutput and ProgressLine", () => {
     refuses(EvaluationOutput, { status: 0, loss: Infinity }, ["loss"]);
     refuses(EvaluationOutput, { status: 0, loss: Number.NaN }, ["loss"]);
     refuses(EvaluationOutput, { status: 0, loss: "0.1" }, ["loss"]);
-    refuses(EvaluationOutput, { status: 0, message: "x".repeat(10_001) }, ["message"]);
-    accepts(EvaluationOutput, { status: 0, message: "x".repeat(10_000) });
+    refuses(EvaluationOutput, { status: 0, message: 3 }, ["message"]);
+    // Python's json.dump of None: "no message", not a broken output
+    const none = accepts(EvaluationOutput, { status: 0, loss: 0.1, message: null });
+    assert.equal(none.message, undefined);
+    assert.equal(none.loss, 0.1);
+    // a whole traceback is kept up to the cap, not refused (the payload's reason would be lost)
+    const long = accepts(EvaluationOutput, { status: 1, message: "y".repeat(20_000) });
+    assert.equal(long.message, `${"y".repeat(MAX_OUTPUT_MESSAGE_CHARS)}…`);
+    assert.equal(
+      accepts(EvaluationOutput, { status: 0, message: "x".repeat(10_000) }).message,
+      "x".repeat(10_000),
+    );
   });
   void it("ProgressLine keeps extra keys and refuses non-finite or non-numeric known keys", () => {
     const p = accepts(ProgressLine, { epoch: 3, loss: 0.4, acc: 0.9, note: "x" });
@@ -558,7 +578,13 @@ void describe("taskConfig: TaskSpec and parseTaskSpec", () => {
   });
   void it("checks segmentSearchSpaces against the segment count", () => {
     const segs = [{ name: "A", files: ["f1"] }, { name: "B" }];
-    const ok = parseTaskSpec(specInput({ segments: segs, segmentSearchSpaces: [SMALL_SPACE, SMALL_SPACE] }));
+    const ok = parseTaskSpec(
+      specInput({
+        segments: segs,
+        trainingDS: "user.me.ds",
+        segmentSearchSpaces: [SMALL_SPACE, SMALL_SPACE],
+      }),
+    );
     assert.equal(ok.segmentSearchSpaces?.length, 2);
     assert.deepEqual(ok.segments?.[1]?.files, [], "files default to []");
     throwsCode(
@@ -570,6 +596,70 @@ void describe("taskConfig: TaskSpec and parseTaskSpec", () => {
       () => parseTaskSpec(specInput({ segmentSearchSpaces: [SMALL_SPACE] })),
       "INVALID_CONFIG",
       "there are 0 segments",
+    );
+  });
+  void it("segments: unknown keys, paths and dataset names are refused at submission, naming the field", () => {
+    const withSeg = (seg: Record<string, unknown>) =>
+      specInput({ trainingDS: "user.me.ds", segments: [seg as never] });
+    throwsCode(() => parseTaskSpec(withSeg({ name: "A", file: ["f1"] })), "INVALID_CONFIG", "file");
+    for (const bad of ["../f1", "/etc/passwd", "a/../../b"])
+      throwsCode(() => parseTaskSpec(withSeg({ name: "A", files: [bad] })), "INVALID_CONFIG", "without '..'");
+    for (const bad of ["../ds", "a/b", ""])
+      throwsCode(
+        () => parseTaskSpec(withSeg({ name: "A", datasets: [bad] })),
+        "INVALID_CONFIG",
+        "dataset name",
+      );
+    const ok = parseTaskSpec(withSeg({ name: "A", datasets: ["user.me.ds_A"], files: ["extra/f.txt"] }));
+    assert.deepEqual(ok.segments?.[0]?.datasets, ["user.me.ds_A"]);
+    throwsCode(
+      () => parseTaskSpec(specInput({ segments: [{ name: "A", datasets: ["user.me.ds_A"] }] })),
+      "INVALID_CONFIG",
+      'segment "A" selects training files but trainingDS is not set; set --trainingDS',
+    );
+    // a segment that only names itself needs no training data
+    assert.equal(parseTaskSpec(specInput({ segments: [{ name: "A" }] })).segments?.length, 1);
+  });
+  void it("names, paths and durations that could only fail later are refused at submission", () => {
+    throwsCode(
+      () => parseTaskSpec(specInput({ resources: { memMB: 8000 } as never })),
+      "INVALID_CONFIG",
+      "memMB",
+    );
+    for (const [field, value] of [
+      ["evaluationOutput", "../out.json"],
+      ["evaluationInput", "/tmp/in.json"],
+      ["evaluationMeta", "../../m.json"],
+      ["checkPointToLoad", "../ck.tgz"],
+    ] as const)
+      throwsCode(() => parseTaskSpec(specInput({ [field]: value })), "INVALID_CONFIG", field);
+    throwsCode(
+      () => parseTaskSpec(specInput({ checkPointToSave: ["ok", "../no"] })),
+      "INVALID_CONFIG",
+      "checkPointToSave",
+    );
+    assert.equal(
+      parseTaskSpec(specInput({ evaluationMetrics: "out/metrics.tgz" })).evaluationMetrics,
+      "out/metrics.tgz",
+    );
+    for (const bad of ["user.me/x", "user me", "../x", "/"])
+      throwsCode(() => parseTaskSpec(specInput({ outDS: bad })), "INVALID_CONFIG", "outDS");
+    assert.equal(parseTaskSpec(specInput({ outDS: "user.me.x/" })).outDS, "user.me.x/");
+    throwsCode(() => parseTaskSpec(specInput({ trainingDS: "a/b" })), "INVALID_CONFIG", "trainingDS");
+    // a timer past 2^31 − 1 ms fires at once in Node.js
+    throwsCode(
+      () => parseTaskSpec(specInput({ checkPointInterval: 100_000 })),
+      "INVALID_CONFIG",
+      "35791 minutes",
+    );
+    throwsCode(
+      () => parseTaskSpec(specInput({ resources: { timeoutMinutes: 1e6 } })),
+      "INVALID_CONFIG",
+      "timeoutMinutes",
+    );
+    assert.equal(
+      parseTaskSpec(specInput({ checkPointInterval: MAX_TIMER_MINUTES })).checkPointInterval,
+      MAX_TIMER_MINUTES,
     );
   });
   void it("refuses duplicate and badly formed segment names", () => {

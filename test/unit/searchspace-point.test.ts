@@ -95,4 +95,9 @@ void describe("search-space helpers", () => {
     assert.equal(quantize(3, 1e-7), 3e-7);
     assert.equal(quantize(5, 8), 40);
   });
+
+  void it("quantize never returns -0 (JSON would turn the point into another one)", () => {
+    assert.ok(Object.is(quantize(-0, 5), 0));
+    assert.ok(Object.is(quantize(Math.round(-0.3), 0.1), 0));
+  });
 });
