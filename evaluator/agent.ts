@@ -72,6 +72,8 @@ export class Agent implements SteeringLink {
   private fetching: ConsumerMessages | null = null;
   /** Jobs received and being claimed (not yet running or given back). */
   private readonly taking = new Set<Promise<void>>();
+  /** The attempts ("jobId#attempt") whose claim is in flight. */
+  private readonly claiming = new Set<string>();
   private closing: Promise<void> | null = null;
   completed = 0;
 
@@ -254,7 +256,25 @@ export class Agent implements SteeringLink {
       return this.releaseSlot(slot);
     }
     const job = parsed.data;
+    const key = `${job.jobId}#${job.attempt}`;
+    // Two JOBS messages can carry one attempt (a republish past the 120 s msgID window, a
+    // redelivery after a lost ack): running both would run the attempt twice, in one working
+    // directory. A copy of an attempt running here is done with (acked); a copy of one being
+    // claimed goes back to the queue for a while, as that claim may still fail.
+    if (this.running.has(key) || this.claiming.has(key)) {
+      const runs = this.running.has(key);
+      if (runs) m.ack();
+      else m.nak(5000);
+      this.o.logger.info(
+        runs
+          ? "duplicate job message for an attempt running here; dropped"
+          : "duplicate job message for an attempt being claimed here; put back",
+        { jobId: job.jobId, attempt: job.attempt },
+      );
+      return this.releaseSlot(slot);
+    }
     let grant: ClaimGrant;
+    this.claiming.add(key);
     try {
       const reply = await this.request({ type: "claim", jobId: job.jobId, attempt: job.attempt });
       if (reply.type === "error") throw GridtuneError.fromWire(reply.error);
@@ -262,6 +282,7 @@ export class Agent implements SteeringLink {
         throw new GridtuneError("INTERNAL", `unexpected reply ${reply.type} to claim`);
       grant = reply.grant;
     } catch (e) {
+      this.claiming.delete(key);
       const stale = e instanceof GridtuneError && (e.code === "STALE_ATTEMPT" || e.code === "NOT_FOUND");
       if (stale) m.ack();
       else m.nak(5000);
@@ -271,11 +292,12 @@ export class Agent implements SteeringLink {
       );
       return this.releaseSlot(slot);
     }
+    // nothing awaits from here to running.set(): the attempt is always in claiming or in running
+    this.claiming.delete(key);
     m.ack();
     const controller = new AbortController();
     // claimed while the agent began to drain: it runs only to be handed back with its state
     if (this.state !== "running") controller.abort("drain" satisfies StopReason);
-    const key = `${job.jobId}#${job.attempt}`;
     const run: Running = {
       job,
       controller,

@@ -38,6 +38,10 @@ export interface ConnectNatsOptions {
   reconnectTimeWaitMs?: number;
   /** Receives permission violations, disconnects and reconnects; default: warnings/errors to stderr. */
   logger?: NatsLogger;
+  /** Called on each disconnect (e.g. steering stops judging leases: no heartbeat can arrive). */
+  onDisconnect?: () => void;
+  /** Called after each reconnect (e.g. steering restarts its lease clocks: no heartbeat came meanwhile). */
+  onReconnect?: () => void;
 }
 
 const stderrLogger: NatsLogger = (level, message) => {
@@ -123,7 +127,7 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
   } catch (err) {
     throw describeConnectError(err, { where, name, opts, timeout });
   }
-  void watchStatus(nc, name, logger);
+  void watchStatus(nc, name, logger, opts);
   void nc.closed().then((err) => {
     if (err) {
       const hint = err instanceof AuthorizationError ? " (the identity was removed or its key rotated)" : "";
@@ -133,7 +137,12 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
   return nc;
 }
 
-async function watchStatus(nc: NatsConnection, name: string, logger: NatsLogger): Promise<void> {
+async function watchStatus(
+  nc: NatsConnection,
+  name: string,
+  logger: NatsLogger,
+  on: Pick<ConnectNatsOptions, "onDisconnect" | "onReconnect">,
+): Promise<void> {
   for await (const s of nc.status()) {
     switch (s.type) {
       case "error":
@@ -147,9 +156,11 @@ async function watchStatus(nc: NatsConnection, name: string, logger: NatsLogger)
         break;
       case "disconnect":
         logger("warn", `NATS ${name} disconnected from ${s.server}; reconnecting`);
+        on.onDisconnect?.();
         break;
       case "reconnect":
         logger("info", `NATS ${name} reconnected to ${s.server}`);
+        on.onReconnect?.();
         break;
       case "slowConsumer":
         logger("warn", `NATS ${name}: slow consumer on ${s.sub.getSubject()} (${s.pending} pending)`);

@@ -2,22 +2,88 @@
 // protocol-version check, heartbeats that renew leases and name stale attempts, claims (the lease
 // check before a job runs, answered with presigned input URLs) and presigned upload URLs.
 // The site and agent come from the subject, which the server's permissions bind to the identity.
+// The decisions (which attempts a heartbeat renews or names stale, whether a claim is granted) are
+// pure functions of the engine, below; the class does the I/O around them.
 import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
 import { GridtuneError, UnavailableError, toWireError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
-import { AgentRequest, type AgentReply, type ClaimGrant, type UploadGrant } from "../protocol/messages.ts";
+import {
+  AgentRequest,
+  type AgentReply,
+  type ClaimGrant,
+  type RunningAttempt,
+  type UploadGrant,
+} from "../protocol/messages.ts";
 import { STREAM_JOBS, parseHeartbeatSubject, subjects } from "../protocol/subjects.ts";
 import { PROTOCOL_VERSION } from "../protocol/version.ts";
 import type { AgentRegistry } from "./agents.ts";
 import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import type { JobRec } from "./engine/records.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export function taskIdOfJob(jobId: string): string | null {
   return /^t([0-9]+)-/.exec(jobId)?.[1] ?? null;
+}
+
+/** What a heartbeat does with one attempt the agent says it runs. */
+export interface LeaseVerdict {
+  /** Renew the attempt's lease from now. */
+  renew: boolean;
+  /** Name it in the reply's `stale`: the agent stops it (and sends no result). */
+  stale: boolean;
+}
+
+/**
+ * The heartbeat's decision for one running attempt of agent site/agent (pure). `e` is the
+ * attempt's task engine; `diverged` says it ran ahead of the log and waits for a rebuild.
+ */
+export function judgeRunning(
+  e: TaskEngine | undefined,
+  diverged: boolean,
+  r: RunningAttempt,
+  site: string,
+  agent: string,
+): LeaseVerdict {
+  // A diverged engine holds events the log may not (e.g. a job-lost folded while NATS was down,
+  // never stored): the log may still say the attempt runs, and a restart would fold that log. So
+  // the attempt is neither stopped nor let lapse on the word of that engine; once the task is
+  // rebuilt, the next heartbeat is judged against what the log holds. Only attempts the engine
+  // knows are renewed: the log is behind the engine, so it cannot hold a later attempt of a job
+  // (the job the engine has for the point may be a later one: a promotion renames it).
+  if (diverged) {
+    const j = e?.job(r.jobId);
+    const known = j !== undefined && (j.jobId !== r.jobId || j.attempt >= r.attempt);
+    return { renew: known, stale: false };
+  }
+  const f = e?.fence(r.jobId, r.attempt, site, agent);
+  if (!e || !f?.ok) return { renew: false, stale: true };
+  // A killed task's attempts are named stale on every heartbeat: the stop sent at the kill goes
+  // over core NATS once (lost with a message or a steering restart), while the task state is in
+  // the log. The lease is still renewed while the agent winds the attempt down, so a "killed" stop
+  // that did arrive ends with its stopped result (after the checkpoint and uploads) rather than a
+  // lapsed lease; once the agent stops listing it, the lease lapses if no result came.
+  if (e.state === "killed") return { renew: true, stale: true };
+  return { renew: true, stale: false };
+}
+
+export type ClaimVerdict = { ok: true; job: JobRec; stage: boolean } | { ok: false; reason: string };
+
+/**
+ * Whether agent site/agent may run this attempt (pure). `stage`: the grant logs a job-claimed.
+ * A claim of an attempt already running on this very agent is granted again (idempotent): the
+ * agent's request may have timed out after the grant, or the agent restarted and got the job
+ * again. A second JOBS message for an attempt the agent already runs or claims (a republish past
+ * the 120 s msgID window, a redelivery after a lost ack) is dropped by the agent itself.
+ */
+export function judgeClaim(e: TaskEngine, r: RunningAttempt, site: string, agent: string): ClaimVerdict {
+  const f = e.fence(r.jobId, r.attempt, site, agent);
+  if (!f.ok) return f;
+  if (e.state === "killed") return { ok: false, reason: `task ${e.taskId} was killed` };
+  return { ok: true, job: f.job, stage: f.job.state === "dispatched" };
 }
 
 export class AgentControl {
@@ -77,18 +143,25 @@ export class AgentControl {
         return { type: "registered", leaseMs: this.config.leaseMs, heartbeatMs: this.config.heartbeatMs };
       }
       case "heartbeat": {
+        // Leases are renewed before the registration check: after a steering restart the registry
+        // is empty and the first heartbeat of every agent is refused until it registers again,
+        // while the log still knows which attempts run on it. The site and agent come from the
+        // subject (the identity), and the fence checks each attempt against the log, so an agent
+        // renews only its own attempts, registered or not.
+        const stale: RunningAttempt[] = [];
+        for (const r of req.running) {
+          const taskId = taskIdOfJob(r.jobId);
+          const diverged = taskId !== null && this.c.isDiverged(taskId);
+          const v = judgeRunning(this.engineOf(r.jobId), diverged, r, site, agent);
+          if (v.renew) this.registry.renew(r.jobId, r.attempt, now);
+          if (v.stale) stale.push(r);
+        }
         const rec = this.registry.heartbeat(site, agent, req.freeSlots, req.draining, now);
         if (!rec)
           throw new GridtuneError(
             "UNAUTHENTICATED",
             `agent ${site}/${agent} is not registered; register again`,
           );
-        const stale = [];
-        for (const r of req.running) {
-          const f = this.engineOf(r.jobId)?.fence(r.jobId, r.attempt, site, agent);
-          if (f?.ok) this.registry.renew(r.jobId, r.attempt, now);
-          else stale.push(r);
-        }
         if (req.freeSlots > 0) this.dispatcher.kick();
         return { type: "ack", stale };
       }
@@ -96,10 +169,14 @@ export class AgentControl {
         // Only the lease check and its staging are serial; the wait for the log and the grant's
         // S3 work run outside the queue.
         const { e, durable } = await this.c.serial(() => {
+          const taskId = taskIdOfJob(req.jobId);
+          // judged on the log, not on an engine that ran ahead of it: the agent retries
+          if (taskId !== null && this.c.isDiverged(taskId))
+            throw new UnavailableError(`task ${taskId} is being rebuilt from its log; try again`);
           const e = this.engineOf(req.jobId);
-          const f = e?.fence(req.jobId, req.attempt, site, agent);
-          if (!e || !f?.ok) {
-            const reason = f && !f.ok ? f.reason : `unknown job ${req.jobId}`;
+          const v = e ? judgeClaim(e, req, site, agent) : null;
+          if (!e || !v?.ok) {
+            const reason = v && !v.ok ? v.reason : `unknown job ${req.jobId}`;
             this.logger.warn("claim refused", {
               site,
               agent,
@@ -109,18 +186,17 @@ export class AgentControl {
             });
             throw new GridtuneError("STALE_ATTEMPT", reason);
           }
-          const durable =
-            f.job.state === "dispatched"
-              ? this.c.stage({
-                  type: "job-claimed",
-                  taskId: e.taskId,
-                  at: now,
-                  jobId: req.jobId,
-                  attempt: req.attempt,
-                  site,
-                  agent,
-                }).durable
-              : Promise.resolve();
+          const durable = v.stage
+            ? this.c.stage({
+                type: "job-claimed",
+                taskId: e.taskId,
+                at: now,
+                jobId: req.jobId,
+                attempt: req.attempt,
+                site,
+                agent,
+              }).durable
+            : Promise.resolve();
           this.registry.renew(req.jobId, req.attempt, now);
           return Promise.resolve({ e, durable });
         });

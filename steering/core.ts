@@ -74,7 +74,7 @@ export class Committer {
 
   constructor(
     readonly state: SteeringState,
-    private readonly log: Pick<EventLog, "append">,
+    private readonly log: Pick<EventLog, "append"> & Partial<Pick<EventLog, "resume">>,
     private readonly nc: Pick<NatsConnection, "publish">,
     private readonly logger: Logger,
     private readonly readTask: TaskLogReader | null = null,
@@ -119,8 +119,10 @@ export class Committer {
    * timeout after the server stored it). Neither guess is safe, so the task is marked diverged and
    * its engine is rebuilt from what the log really holds, read back from JetStream once the
    * appends in flight have settled; until then stage() refuses the task's events (reports are
-   * redelivered, claims are retried, the pump tries again). A restart reaches the same state,
-   * since it folds the same log. Effects already taken rest on events the log holds.
+   * redelivered, claims are retried, the pump tries again). The task's events staged behind the
+   * lost one are refused unsent by the EventLog (their `durable` rejects as well), so the log has
+   * no event stored past a hole and no effect rests on a lost event. A restart reaches the same
+   * state, since it folds the same log. Effects already taken rest on events the log holds.
    */
   stage(ev: LogEvent): Staged {
     if (this.diverged.has(ev.taskId))
@@ -210,6 +212,9 @@ export class Committer {
     await this.settled();
     const events = await this.readTask(taskId);
     if (!this.state.rebuild(taskId, events)) throw new Error(`the log of task ${taskId} has no task-created`);
+    // The log refused the task's appends since the failure (so none was stored past the hole);
+    // the engine now matches the log again, so they are taken again.
+    this.log.resume?.(taskId);
     this.diverged.delete(taskId);
     this.logger.info("task rebuilt from the log", { taskId, events: events.length });
   }

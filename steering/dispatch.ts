@@ -15,10 +15,13 @@ import { buildJob } from "./engine/jobBuilder.ts";
 import type { SteeringDue, TaskEngine } from "./engine/taskEngine.ts";
 import { SteeringProgram } from "./externalSteering.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
+import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export class Dispatcher {
   private kicked = false;
+  private natsDown = false;
+  /** trainingDS listing by task id. */
   private readonly datasetFiles = new Map<string, string[]>();
   /** Steering iterations running now, by "taskId/segment". */
   private readonly steeringRuns = new Map<string, Promise<void>>();
@@ -31,7 +34,8 @@ export class Dispatcher {
     private readonly storage: Storage,
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
-    private readonly startedAt: number,
+    /** Leases are judged from here at the earliest: see restartLeases. */
+    private leaseBaseline: number,
     private readonly steeringRunner: SteeringRunner = new LocalSteeringRunner(),
   ) {}
 
@@ -149,13 +153,16 @@ export class Dispatcher {
     // A task whose event is refused (e.g. too large to log) is skipped for this pump; the others
     // still get their turn.
     const failed = new Set<string>();
+    // One sampling event per task and pump: an iteration too large for one event (logged in
+    // parts) goes on in the next pump, after the API and the agents' reports had their turn.
+    const sampled = new Set<TaskEngine>();
     let moved = true;
     while (moved) {
       moved = false;
       for (const e of this.c.state.engines.values()) {
         if (e.state !== "running" || this.c.isDiverged(e.taskId) || failed.has(e.taskId)) continue;
         try {
-          moved = this.step(e, capacity, outstanding) || moved;
+          moved = this.step(e, capacity, outstanding, sampled) || moved;
         } catch (err) {
           failed.add(e.taskId);
           this.logger.error("dispatch failed for a task; retried on the next pump", {
@@ -165,17 +172,27 @@ export class Dispatcher {
         }
       }
     }
+    if ([...sampled].some((e) => e.samplingOwed()))
+      setImmediate(() => {
+        if (!this.steeringAbort.signal.aborted) this.kick(); // not once closing
+      });
   }
 
   /** One round of a task: sampling, a scheduler suggestion, one dispatch; true if anything moved. */
-  private step(e: TaskEngine, capacity: Map<string, number>, outstanding: Map<string, number>): boolean {
+  private step(
+    e: TaskEngine,
+    capacity: Map<string, number>,
+    outstanding: Map<string, number>,
+    sampled: Set<TaskEngine>,
+  ): boolean {
     let moved = false;
     this.startSteering(e);
     // Events are staged (group commit): the decisions go on at once; a job is published only
     // after its job-dispatched event is stored.
-    const sampling = e.proposeSampling(Date.now());
+    const sampling = sampled.has(e) ? null : e.proposeSampling(Date.now());
     if (sampling) {
       this.c.stage(sampling);
+      sampled.add(e);
       moved = true;
     }
     let job = e.nextDispatchable();
@@ -231,55 +248,82 @@ export class Dispatcher {
   async trainingFiles(e: TaskEngine, pointId: number): Promise<string[]> {
     const ds = e.spec.trainingDS;
     if (!ds) return [];
-    let all = this.datasetFiles.get(ds);
+    // listed once per task (in this process): every job of the task sees the same files, and a
+    // task submitted after more uploads sees them
+    let all = this.datasetFiles.get(e.taskId);
     if (!all) {
       const prefix = keys.dataset(ds);
       all = (await this.storage.list(prefix)).map((o) => o.key.slice(prefix.length));
-      this.datasetFiles.set(ds, all);
+      this.datasetFiles.set(e.taskId, all);
     }
-    const seg = e.spec.segments?.[e.points.get(pointId)?.segment ?? -1];
-    return seg ? all.filter((f) => seg.files.includes(f)) : all;
+    return segmentFiles(e.spec.segments?.[e.points.get(pointId)?.segment ?? -1], all);
   }
 
   /** Expires lapsed leases: silent running attempts, and dispatched ones nobody claims. */
+  /**
+   * Restarts every lease clock at `at`: after steering's start (its replay and sweep took time no
+   * agent could use) and after each NATS reconnect (no heartbeat could arrive while steering's
+   * connection was down), so neither reads as silent agents.
+   */
+  restartLeases(at = Date.now()): void {
+    this.leaseBaseline = Math.max(this.leaseBaseline, at);
+    this.natsDown = false;
+  }
+
+  /** Steering's NATS connection is down: silence proves nothing until restartLeases. */
+  pauseLeases(): void {
+    this.natsDown = true;
+  }
+
   expireLeases(): Promise<void> {
     return this.c
       .serial(async () => {
+        if (this.natsDown) return;
         const now = Date.now();
         const capacity = this.registry.capacityBySite(now);
         for (const e of this.c.state.engines.values()) {
-          for (const j of e.activeJobs()) {
-            let reason: string | null = null;
-            if (j.state === "running") {
-              const t = this.registry.renewedAt(
-                j.jobId,
-                j.attempt,
-                Math.max(j.claimedAt ?? 0, this.startedAt),
-              );
-              if (now - t > this.config.leaseMs)
-                reason = `lease expired: agent ${j.site}/${j.agent} silent for ${now - t} ms`;
-            } else {
-              const t = Math.max(j.dispatchedAt ?? 0, this.startedAt);
-              const siteGone = (capacity.get(j.site ?? "") ?? 0) === 0;
-              if (now - t > this.config.dispatchTimeoutMs || (siteGone && now - t > this.config.leaseMs)) {
-                reason = `not claimed within ${now - t} ms by site ${j.site}`;
-              }
-            }
-            if (reason) {
-              this.logger.warn("attempt lost", { jobId: j.jobId, attempt: j.attempt, reason });
-              this.registry.forget(j.jobId, j.attempt);
-              await this.c.commit({
-                type: "job-lost",
-                taskId: e.taskId,
-                at: now,
-                jobId: j.jobId,
-                attempt: j.attempt,
-                reason,
-              });
-            }
+          // a task waiting for its rebuild is judged once its engine is the log's again
+          if (this.c.isDiverged(e.taskId)) continue;
+          try {
+            await this.expireTask(e, now, capacity);
+          } catch (err) {
+            this.logger.warn("lease check failed for a task; retried on the next tick", {
+              taskId: e.taskId,
+              error: String(err),
+            });
           }
         }
       })
       .then(() => this.kick());
+  }
+
+  private async expireTask(e: TaskEngine, now: number, capacity: Map<string, number>): Promise<void> {
+    for (const j of e.activeJobs()) {
+      let reason: string | null = null;
+      if (j.state === "running") {
+        const t = Math.max(this.registry.renewedAt(j.jobId, j.attempt, j.claimedAt ?? 0), this.leaseBaseline);
+        if (now - t > this.config.leaseMs)
+          reason = `lease expired: agent ${j.site}/${j.agent} silent for ${now - t} ms`;
+      } else {
+        const t = Math.max(j.dispatchedAt ?? 0, this.leaseBaseline);
+        const siteGone = (capacity.get(j.site ?? "") ?? 0) === 0;
+        if (now - t > this.config.dispatchTimeoutMs || (siteGone && now - t > this.config.leaseMs)) {
+          reason = `not claimed within ${now - t} ms by site ${j.site}`;
+        }
+      }
+      if (reason) {
+        this.logger.warn("attempt lost", { jobId: j.jobId, attempt: j.attempt, reason });
+        await this.c.commit({
+          type: "job-lost",
+          taskId: e.taskId,
+          at: now,
+          jobId: j.jobId,
+          attempt: j.attempt,
+          reason,
+        });
+        // only once the loss is logged: until then the attempt is the log's running one
+        this.registry.forget(j.jobId, j.attempt);
+      }
+    }
   }
 }

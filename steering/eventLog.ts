@@ -5,9 +5,14 @@
 // pays one publish and one ack for many events: the busier it is, the larger the batches. Publish
 // order on the one connection keeps each task's events in the order of their append() calls (the
 // order between tasks may change within a flush; tasks are folded independently).
+// No holes: a flush sends at most one batch per task, so a task's next batch goes out only once
+// the previous one is stored. When a batch fails, its task's batches queued behind it are refused
+// unsent (and so are its later appends) until the Committer has rebuilt the task and calls
+// resume(): a later event stored without the lost one would be acted on (its `durable` resolves)
+// while a rebuild or a restart knows nothing of what it depends on.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { GridtuneError } from "../protocol/errors.ts";
+import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 import { STREAM_LOG, subjects } from "../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "./events.ts";
 import type { Logger } from "../protocol/log.ts";
@@ -30,6 +35,8 @@ export class EventLog {
   private flushScheduled = false;
   /** Publishes of the last flush not yet acknowledged; the next flush waits for them. */
   private unacked = 0;
+  /** Tasks with a failed batch: their appends are refused until resume(). */
+  private readonly failed = new Set<string>();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -63,6 +70,7 @@ export class EventLog {
         "TOO_LARGE",
         `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
       );
+    if (this.failed.has(ev.taskId)) return Promise.reject(this.refusal(ev.taskId));
     return new Promise((resolve, reject) => {
       const batches = this.pending.get(ev.taskId) ?? [];
       let b = batches.at(-1);
@@ -84,25 +92,56 @@ export class EventLog {
     setImmediate(() => this.flush());
   }
 
+  /**
+   * The task's engine was rebuilt from what the log holds (see Committer.rebuild): its appends are
+   * taken again. Nothing of it is pending (refused batches were dropped), so nothing goes out of
+   * order.
+   */
+  resume(taskId: string): void {
+    this.failed.delete(taskId);
+  }
+
+  private refusal(taskId: string): UnavailableError {
+    return new UnavailableError(
+      `an earlier event of task ${taskId} was not stored; it is rebuilt from its log before anything else is`,
+    );
+  }
+
   private flush(): void {
     this.flushScheduled = false;
-    const all = [...this.pending.values()].flat();
-    this.pending = new Map();
-    this.unacked = all.length;
-    for (const b of all) {
+    // One batch per task: the next one waits for this one's ack (see the header: no holes).
+    const sent: Pending[] = [];
+    for (const [taskId, batches] of this.pending) {
+      sent.push(batches.shift()!);
+      if (batches.length === 0) this.pending.delete(taskId);
+    }
+    this.unacked = sent.length;
+    for (const b of sent) {
       // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
       const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
       void this.js
         .publish(subjects.log(b.taskId), body, { timeout: 10_000 })
         .then(
           () => b.settle.forEach((s) => s.resolve()),
-          (e: unknown) => b.settle.forEach((s) => s.reject(e)),
+          (e: unknown) => {
+            b.settle.forEach((s) => s.reject(e));
+            this.fail(b.taskId);
+          },
         )
         .finally(() => {
           this.unacked--;
           this.scheduleFlush();
         });
     }
+  }
+
+  /** A batch of the task failed: the task's batches queued behind it are refused unsent. */
+  private fail(taskId: string): void {
+    this.failed.add(taskId);
+    const queued = this.pending.get(taskId) ?? [];
+    this.pending.delete(taskId);
+    const refusal = this.refusal(taskId);
+    for (const b of queued) b.settle.forEach((s) => s.reject(refusal));
   }
 
   /** Every event in log order. Unparseable events are reported and skipped, never fatal. */

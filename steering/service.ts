@@ -60,7 +60,6 @@ export class SteeringService {
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
     this.state = "starting";
-    const startedAt = Date.now();
     const nc = await connectNats({
       servers: this.config.natsUrl,
       seedFile: this.config.seedFile,
@@ -69,6 +68,8 @@ export class SteeringService {
       keyFile: this.config.keyFile,
       identity: steeringIdentity(),
       logger: (level, message) => this.logger[level](message),
+      onDisconnect: () => this.dispatcher?.pauseLeases(),
+      onReconnect: () => this.dispatcher?.restartLeases(),
     });
     this.nc = nc;
     const jsm = await jetstreamManager(nc);
@@ -107,7 +108,7 @@ export class SteeringService {
       storage,
       this.config,
       this.logger.child("dispatch"),
-      startedAt,
+      Date.now(), // leases start now, after the replay and the sweep
       runner,
     );
     this.dispatcher = dispatcher;
@@ -126,6 +127,8 @@ export class SteeringService {
       dispatcher,
       (e, reason) => this.stopAttempts(e, reason),
       this.logger.child("api"),
+      // the server's limit as it told this connection (1 MiB unless configured otherwise)
+      () => nc.info?.max_payload ?? 1024 * 1024,
     );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;

@@ -1,6 +1,7 @@
 // The sampling decisions of a task without a scheduler, by PanDA's iteration rule: generate when
-// the unevaluated points of a segment fall to minUnevaluatedPoints, nPointsPerIteration −
-// minUnevaluatedPoints at a time, up to maxPoints. Built-in samplers answer at once
+// the unevaluated points of a segment fall below minUnevaluatedPoints (or to none),
+// nPointsPerIteration − minUnevaluatedPoints at a time, up to maxPoints, and not once the
+// segment's maxEvaluationJobs are used up (its points could never run). Built-in samplers answer at once
 // (proposeSampling); a steering program (steeringExec) is run by the dispatcher outside the
 // commit queue (steeringDue), and its answer becomes the same points-added event (steeringResult).
 // Pure functions over a read-only view of the engine.
@@ -19,6 +20,13 @@ export interface SamplingView {
   nextPointId: number;
   /** Points of the segment not evaluated yet (queued or running). */
   unevaluated(segment: number): number;
+  /** Evaluation jobs the segment may still start (maxEvaluationJobs minus attempts dispatched). */
+  jobsLeft(segment: number): number;
+}
+
+/** Points to ask for in the segment now (0: none due). */
+function dueIn(v: SamplingView, i: number): number {
+  return v.jobsLeft(i) > 0 ? v.segments[i]!.due(v.unevaluated(i), v.spec) : 0;
 }
 
 /** A steering-program iteration that is due (tasks with steeringExec): what to run it with. */
@@ -36,6 +44,13 @@ export interface SteeringDue {
 
 /** The points of one points-added event stay under this many bytes of JSON (a log message is at most 1 MiB). */
 export const POINTS_EVENT_BYTES = 256 * 1024;
+
+/**
+ * At most this many points are sampled per call: an iteration of a million points (maxPoints and
+ * nPointsPerIteration are only bounded by the user) is logged in parts, and one call must not
+ * block steering's event loop for seconds.
+ */
+export const MAX_POINTS_PER_CALL = 4096;
 
 /** How many of the points, from the first, fit in one event (at least one, so the log moves on). */
 export function pointsThatFit(points: readonly Point[], budget = POINTS_EVENT_BYTES): number {
@@ -56,8 +71,10 @@ export function proposeSampling(v: SamplingView, at: number): LogEventOf<"points
   for (let i = 0; i < v.segments.length; i++) {
     const seg = v.segments[i]!;
     if (seg.external) continue; // see steeringDue
-    const n = seg.due(v.unevaluated(i), v.spec);
-    if (n <= 0) continue;
+    // sampling is cheap but not free: never more than one event's worth of points per call
+    const due = dueIn(v, i);
+    if (due <= 0) continue;
+    const n = Math.min(due, MAX_POINTS_PER_CALL);
     let sampled = seg.sample(n);
     const k = pointsThatFit(sampled.points);
     // sampling works on a copy of the sampler: ask again for the part that fits, from the same state
@@ -71,7 +88,7 @@ export function proposeSampling(v: SamplingView, at: number): LogEventOf<"points
       points: points.map((values, k) => ({ pointId: v.nextPointId + k, values })),
       sampler: state,
       exhausted,
-      more: exhausted ? 0 : n - points.length,
+      more: exhausted ? 0 : due - points.length,
     };
   }
   return null;
@@ -87,7 +104,7 @@ export function steeringDue(v: SamplingView): SteeringDue[] {
   for (let i = 0; i < v.segments.length; i++) {
     const seg = v.segments[i]!;
     if (!seg.external) continue;
-    const n = seg.due(v.unevaluated(i), v.spec);
+    const n = dueIn(v, i);
     if (n <= 0) continue;
     const history: Array<[Point, number | null]> = [];
     for (const p of v.points.values()) {

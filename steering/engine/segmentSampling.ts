@@ -1,5 +1,5 @@
 // Sampling bookkeeping of one segment: how many points exist, whether the sampler is exhausted,
-// and the PanDA iteration rule (generate when unevaluated points fall to minUnevaluatedPoints,
+// and the PanDA iteration rule (generate when unevaluated points fall below minUnevaluatedPoints,
 // nPointsPerIteration − minUnevaluatedPoints at a time, never past maxPoints). Sampling works on
 // a restored copy so the live state only moves when the points-added event is applied.
 // A segment of a task with `steeringExec` (and no scheduler) is `external`: its points come from
@@ -42,9 +42,16 @@ export class SegmentSampling {
   due(unevaluated: number, spec: TaskSpec): number {
     if (this.exhausted || this.generated >= spec.maxPoints) return 0;
     if (this.owed > 0) return Math.min(this.owed, spec.maxPoints - this.generated);
-    if (unevaluated > spec.minUnevaluatedPoints) return 0;
+    // PanDA/iDDS: the next iteration when the unevaluated points fall *below*
+    // minUnevaluatedPoints; with the default 0, when none is left
+    if (unevaluated >= Math.max(1, spec.minUnevaluatedPoints)) return 0;
     const perIteration = Math.max(1, spec.nPointsPerIteration - spec.minUnevaluatedPoints);
     return Math.min(perIteration, spec.maxPoints - this.generated);
+  }
+
+  /** An iteration logged in parts has parts still to come. */
+  get owes(): boolean {
+    return this.owed > 0 && !this.exhausted;
   }
 
   /** Points generated so far (every logged points-added of this segment). */

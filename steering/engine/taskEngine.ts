@@ -135,8 +135,12 @@ export class TaskEngine {
         const p = this.current(ev.jobId, ev.attempt);
         if (!p) return;
         const loss = ev.metrics.loss;
-        if (loss !== undefined) {
-          const { seq: job, attempt, site, agent } = p.job;
+        const { seq: job, attempt, site, agent } = p.job;
+        // a redelivered report (steering crashed between storing and acking it), or one the
+        // agent sent twice, is stored twice in the log: the rung table shows it once
+        const last = p.reports.at(-1);
+        const repeated = last?.job === job && last.attempt === attempt && ev.resource <= last.resource;
+        if (loss !== undefined && !repeated) {
           p.reports.push({
             resource: ev.resource,
             loss,
@@ -191,6 +195,10 @@ export class TaskEngine {
         }
         return;
       case "points-requeued":
+        // A killed task stays killed: steering refuses a retry of one, and a log from before it
+        // did may hold a requeue behind a kill, which replays as nothing (its points would only
+        // wait forever, since a killed task dispatches nothing).
+        if (this.state === "killed") return;
         for (const id of ev.pointIds) {
           const p = this.points.get(id);
           if (!p || (p.state !== "failed" && p.state !== "cancelled")) continue;
@@ -438,6 +446,11 @@ export class TaskEngine {
     return proposeSampling(this.samplingView(), at);
   }
 
+  /** True while an iteration logged in parts has parts still to come (see proposeSampling). */
+  samplingOwed(): boolean {
+    return this.state === "running" && this.segments.some((s) => s.owes);
+  }
+
   /** The steering-program iterations due now (see sampling.ts). */
   steeringDue(): SteeringDue[] {
     return this.state === "running" ? steeringDue(this.samplingView()) : [];
@@ -463,6 +476,7 @@ export class TaskEngine {
       points: this.points,
       nextPointId: this.nextPointId,
       unevaluated: (segment) => this.index.unevaluatedIn(segment),
+      jobsLeft: (segment) => effectiveMaxEvaluationJobs(this.spec) - (this.attemptsUsed[segment] ?? 0),
     };
   }
 
@@ -571,5 +585,29 @@ export class TaskEngine {
 
   attemptsUsedIn(segment: number): number {
     return this.attemptsUsed[segment] ?? 0;
+  }
+
+  /**
+   * The segments whose maxEvaluationJobs cannot run these points again (retry): each needs one
+   * more job at least, and the points already queued in the segment need theirs. A point requeued
+   * beyond the budget is never dispatched and ends cancelled, its failure record lost, so a retry
+   * is refused unless every segment can run its points. Empty when all fit.
+   */
+  requeueShortfall(
+    pointIds: readonly number[],
+  ): Array<{ segment: number; points: number; used: number; limit: number; queued: number }> {
+    const limit = effectiveMaxEvaluationJobs(this.spec);
+    const wanted = new Map<number, number>();
+    for (const id of pointIds) {
+      const p = this.points.get(id);
+      if (p) wanted.set(p.segment, (wanted.get(p.segment) ?? 0) + 1);
+    }
+    const short = [];
+    for (const [segment, points] of [...wanted].sort((a, b) => a[0] - b[0])) {
+      const used = this.attemptsUsed[segment] ?? 0;
+      const queued = [...this.index.queued].filter((p) => p.segment === segment).length;
+      if (used + queued + points > limit) short.push({ segment, points, used, limit, queued });
+    }
+    return short;
   }
 }

@@ -11,7 +11,7 @@ const EXEC = "hpogrid generate --n_point=%NUM_POINTS --max_point=%MAX_POINTS --i
 const pt = (x: number) => ({ x, n: 1 });
 
 void describe("TaskEngine: external steering (steeringExec)", () => {
-  void it("asks nPointsPerIteration − minUnevaluatedPoints when unevaluated points fall to the minimum, never past maxPoints", () => {
+  void it("asks nPointsPerIteration − minUnevaluatedPoints when unevaluated points fall below the minimum, never past maxPoints", () => {
     const d = new Driver(
       spec({
         steeringExec: EXEC,
@@ -34,19 +34,24 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
       [0, 1],
     );
     d.apply(ev);
-    assert.deepEqual(d.engine.steeringDue(), [], "2 unevaluated > minUnevaluatedPoints 1");
+    assert.deepEqual(d.engine.steeringDue(), [], "2 unevaluated, not below minUnevaluatedPoints 1");
     // the same (now stale) result committed twice adds nothing
     assert.deepEqual(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick()), []);
     const a = d.dispatch();
     assert.ok(a);
     d.claim(a);
     d.finish(a, "ok", 0.5);
+    assert.deepEqual(d.engine.steeringDue(), [], "1 unevaluated is not below minUnevaluatedPoints 1");
+    const b = d.dispatch();
+    assert.ok(b);
+    d.claim(b);
+    d.finish(b, "ok", 0.25);
     const [next] = d.engine.steeringDue();
     assert.ok(next);
     assert.equal(next.n, 2);
     assert.deepEqual(next.history, [
       [pt(0.1), 0.5],
-      [pt(0.2), null],
+      [pt(0.2), 0.25],
     ]);
     // the dispatcher trims a result to n; the engine never goes past maxPoints whatever it gets
     d.apply(d.engine.steeringResult(0, 2, [pt(0.3), pt(0.4), pt(0.5), pt(0.6)], false, d.tick())[0]!);
@@ -56,6 +61,50 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
     );
     d.runToCompletion();
     assert.deepEqual(d.engine.steeringDue(), []);
+    assert.equal(d.engine.isComplete(), true);
+  });
+
+  void it("the history gives a point not evaluated yet a null loss; an iteration is due below the minimum, not at it", () => {
+    const d = new Driver(
+      spec({
+        steeringExec: EXEC,
+        maxPoints: 6,
+        nPointsPerIteration: 4,
+        minUnevaluatedPoints: 2,
+        nParallelEvaluation: 4,
+      }),
+    );
+    d.apply(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick())[0]!);
+    assert.deepEqual(d.engine.steeringDue(), [], "2 unevaluated = minUnevaluatedPoints: not due");
+    const a = d.dispatch();
+    assert.ok(a);
+    d.claim(a);
+    d.finish(a, "ok", 0.5);
+    const [due] = d.engine.steeringDue();
+    assert.ok(due, "1 unevaluated < 2: due");
+    assert.equal(due.n, 2);
+    assert.deepEqual(due.history, [
+      [pt(0.1), 0.5],
+      [pt(0.2), null],
+    ]);
+  });
+
+  void it("no iteration once the segment's maxEvaluationJobs are used up: its points could never run", () => {
+    const d = new Driver(
+      spec({
+        steeringExec: EXEC,
+        maxPoints: 10,
+        nPointsPerIteration: 2,
+        maxEvaluationJobs: 2,
+        nParallelEvaluation: 2,
+      }),
+    );
+    d.apply(d.engine.steeringResult(0, 0, [pt(0.1), pt(0.2)], false, d.tick())[0]!);
+    for (const r of [d.dispatch(), d.dispatch()]) {
+      d.claim(r!);
+      d.finish(r!, "ok", 1);
+    }
+    assert.deepEqual(d.engine.steeringDue(), [], "2 of 2 evaluation jobs used");
     assert.equal(d.engine.isComplete(), true);
   });
 

@@ -5,6 +5,7 @@ import { Job, TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { JOB_ID_RE } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { buildJob } from "../../steering/engine/jobBuilder.ts";
+import { MAX_POINTS_PER_CALL } from "../../steering/engine/sampling.ts";
 import { TaskEngine } from "../../steering/engine/taskEngine.ts";
 import { detail, summarize } from "../../steering/views.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
@@ -62,7 +63,7 @@ void describe("TaskEngine: PanDA iteration rule", () => {
     assert.equal(d.engine.isComplete(), true);
   });
 
-  void it("minUnevaluatedPoints > 0: tops up by nPointsPerIteration − minUnevaluatedPoints when unevaluated points fall to the minimum", () => {
+  void it("minUnevaluatedPoints > 0: tops up by nPointsPerIteration − minUnevaluatedPoints when unevaluated points fall below the minimum", () => {
     const d = new Driver(
       spec({ maxPoints: 9, nPointsPerIteration: 4, minUnevaluatedPoints: 2, nParallelEvaluation: 9 }),
     );
@@ -71,22 +72,46 @@ void describe("TaskEngine: PanDA iteration rule", () => {
         .filter((e) => e.type === "points-added")
         .map((e) => (e.type === "points-added" ? e.points.length : 0));
     d.sampleAll();
-    assert.deepEqual(sizes(), [2, 2], "0 → 2 unevaluated (≤ 2, due again) → 4");
-    const refs = [d.dispatch(), d.dispatch(), d.dispatch(), d.dispatch()];
+    assert.deepEqual(sizes(), [2], "0 → +2; 2 unevaluated is not below 2: wait");
+    const refs = [d.dispatch(), d.dispatch()];
     for (const r of refs) d.claim(r!);
+    assert.equal(d.engine.proposeSampling(d.tick()), null, "2 running, not below 2");
     d.finish(refs[0]!, "ok", 1);
-    assert.equal(d.engine.proposeSampling(d.tick()), null, "3 unevaluated > 2");
-    d.finish(refs[1]!, "ok", 1);
     const ev = d.engine.proposeSampling(d.tick());
-    assert.equal(ev?.points.length, 2, "2 unevaluated ≤ 2: 4 − 2 new points");
+    assert.equal(ev?.points.length, 2, "1 unevaluated < 2: 4 − 2 new points");
     d.apply(ev);
-    d.finish(refs[2]!, "ok", 1);
-    d.finish(refs[3]!, "ok", 1);
-    d.sampleAll();
-    assert.deepEqual(sizes(), [2, 2, 2, 2], "2 unevaluated → +2, 4 unevaluated: wait");
+    d.finish(refs[1]!, "ok", 1);
+    assert.equal(d.engine.proposeSampling(d.tick()), null, "2 unevaluated again: wait");
     d.runToCompletion();
     assert.deepEqual(sizes(), [2, 2, 2, 2, 1], "capped at maxPoints 9");
     assert.equal(d.engine.points.size, 9);
+  });
+
+  void it("a huge iteration is sampled a bounded part per call, the rest owed to the next calls", () => {
+    const d = new Driver(
+      spec({ maxPoints: 1_000_000, nPointsPerIteration: 1_000_000, nParallelEvaluation: 1 }),
+    );
+    const ev = d.engine.proposeSampling(d.tick());
+    assert.ok(ev);
+    assert.ok(ev.points.length <= MAX_POINTS_PER_CALL, `${ev.points.length} points in one call`);
+    assert.equal(ev.points.length + ev.more, 1_000_000, "the rest of the iteration is owed");
+    d.apply(ev);
+    assert.equal(d.engine.samplingOwed(), true);
+    const next = d.engine.proposeSampling(d.tick());
+    assert.equal(next?.points[0]?.pointId, ev.points.length, "the next part follows on");
+  });
+
+  void it("built-in sampling stops once the segment's maxEvaluationJobs are used up", () => {
+    const d = new Driver(
+      spec({ maxPoints: 10, nPointsPerIteration: 2, maxEvaluationJobs: 2, nParallelEvaluation: 2 }),
+    );
+    d.sampleAll();
+    for (const r of [d.dispatch(), d.dispatch()]) {
+      d.claim(r!);
+      d.finish(r!, "ok", 1);
+    }
+    assert.equal(d.engine.proposeSampling(d.tick()), null, "2 of 2 evaluation jobs used: no new points");
+    assert.equal(d.engine.isComplete(), true);
   });
 
   void it("point ids are consecutive over iterations and job ids follow t<task>-p<point>-j1", () => {
@@ -368,6 +393,28 @@ void describe("TaskEngine: fencing and idempotence", () => {
     assert.equal(point(d, 0).failures, 1);
   });
 
+  void it("a progress report stored twice (redelivered, or sent twice) is listed once", () => {
+    const d = new Driver(spec({ maxPoints: 1, nPointsPerIteration: 1 }));
+    d.sampleAll();
+    const r = d.dispatch()!;
+    d.claim(r);
+    const report = (resource: number, loss: number) =>
+      d.apply({ type: "job-progress", taskId: "42", at: d.tick(), ...r, resource, metrics: { loss } });
+    report(1, 0.5);
+    report(2, 0.4);
+    report(2, 0.4); // the same report again, with a later time
+    report(1, 0.5); // an older one redelivered late
+    report(3, 0.3);
+    assert.deepEqual(
+      point(d, 0).reports.map((x) => [x.resource, x.loss]),
+      [
+        [1, 0.5],
+        [2, 0.4],
+        [3, 0.3],
+      ],
+    );
+  });
+
   void it("applying the same job-finished twice counts once (ok and failed)", () => {
     const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2 }));
     d.sampleAll();
@@ -517,6 +564,59 @@ void describe("TaskEngine: task states", () => {
   });
 });
 
+void describe("TaskEngine: retry limits", () => {
+  /** Two points, maxAttempts 1: point 0 fails, point 1 succeeds. */
+  function oneFailed(over: Parameters<typeof spec>[0] = {}): Driver {
+    const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 1, ...over }));
+    d.sampleAll();
+    const a = d.dispatch()!;
+    d.claim(a);
+    d.finish(a, "failed", null);
+    const b = d.dispatch()!;
+    d.claim(b);
+    d.finish(b, "ok", 0.7);
+    return d;
+  }
+
+  void it("points-requeued on a killed task changes nothing, live or replayed from the log", () => {
+    const d = oneFailed({ maxPoints: 3, nPointsPerIteration: 3 });
+    d.state("killed");
+    const before = engineState(d.engine);
+    // a log written before steering checked for the kill inside its commit queue may hold this
+    d.requeue([0, 2]);
+    assert.deepEqual(engineState(d.engine), before);
+    assert.equal(point(d, 0).state, "failed");
+    assert.equal(point(d, 0).error, "exit code 1");
+    assert.equal(point(d, 2).state, "cancelled");
+    assert.equal(d.engine.nextDispatchable(), null);
+    const replayed = new TaskEngine(d.log[0] as never);
+    for (const ev of d.log.slice(1)) replayed.apply(ev);
+    assert.deepEqual(engineState(replayed), engineState(d.engine));
+  });
+
+  void it("requeueShortfall: each point needs a job of its segment's maxEvaluationJobs, after the queued ones", () => {
+    const d = oneFailed({ maxEvaluationJobs: 2 });
+    assert.equal(d.engine.attemptsUsedIn(0), 2);
+    assert.deepEqual(d.engine.requeueShortfall([0]), [
+      { segment: 0, points: 1, used: 2, limit: 2, queued: 0 },
+    ]);
+    assert.deepEqual(d.engine.requeueShortfall([]), []);
+    assert.deepEqual(d.engine.requeueShortfall([99]), [], "unknown points need nothing");
+    assert.deepEqual(oneFailed({ maxEvaluationJobs: 3 }).engine.requeueShortfall([0]), []);
+    // points already queued take their jobs first
+    const q = new Driver(
+      spec({ maxPoints: 3, nPointsPerIteration: 3, maxAttempts: 1, maxEvaluationJobs: 3 }),
+    );
+    q.sampleAll();
+    const a = q.dispatch()!;
+    q.claim(a);
+    q.finish(a, "failed", null);
+    assert.deepEqual(q.engine.requeueShortfall([0]), [
+      { segment: 0, points: 1, used: 1, limit: 3, queued: 2 },
+    ]);
+  });
+});
+
 void describe("TaskEngine: segments", () => {
   const SEG_A = { a: { method: "categorical", dimension: { categories: ["A1", "A2"] } } };
   const SEG_B = { b: { method: "uniformint", dimension: { low: 100, high: 199 } } };
@@ -526,6 +626,7 @@ void describe("TaskEngine: segments", () => {
       nPointsPerIteration: 2,
       nParallelEvaluation: 10,
       evaluationExec: `python train.py --seg=%SEGMENT_NAME "--tag=%SEGMENT_NAME run" %SEGMENT_NAMES`,
+      trainingDS: "user.test.ds",
       segments: [
         { name: "seg_A", files: ["f1", "f3"] },
         { name: "seg-B", files: ["f2"] },
