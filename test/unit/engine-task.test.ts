@@ -17,6 +17,19 @@ const point = (d: Driver, id: number) => {
   return p;
 };
 
+/** Two points, maxAttempts 1: point 0 fails, point 1 succeeds. */
+function oneFailed(over: Parameters<typeof spec>[0] = {}): Driver {
+  const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 1, ...over }));
+  d.sampleAll();
+  const a = d.dispatch()!;
+  d.claim(a);
+  d.finish(a, "failed", null);
+  const b = d.dispatch()!;
+  d.claim(b);
+  d.finish(b, "ok", 0.7);
+  return d;
+}
+
 void describe("TaskEngine: PanDA iteration rule", () => {
   void it("minUnevaluatedPoints 0: samples nPointsPerIteration, then only once every point is evaluated", () => {
     const d = new Driver(spec({ maxPoints: 5, nPointsPerIteration: 2, nParallelEvaluation: 5 }));
@@ -510,16 +523,7 @@ void describe("TaskEngine: task states", () => {
   });
 
   void it("points-requeued re-runs failed and cancelled points as a new job (seq+1, attempt 1), and reopens a finished task", () => {
-    const d = new Driver(
-      spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 1, maxEvaluationJobs: 10 }),
-    );
-    d.sampleAll();
-    const a = d.dispatch()!;
-    d.claim(a);
-    d.finish(a, "failed", null);
-    const b = d.dispatch()!;
-    d.claim(b);
-    d.finish(b, "ok", 0.7);
+    const d = oneFailed({ maxEvaluationJobs: 10 });
     assert.equal(point(d, 0).state, "failed");
     d.state("finished");
     d.requeue([0, 1, 99]);
@@ -565,19 +569,6 @@ void describe("TaskEngine: task states", () => {
 });
 
 void describe("TaskEngine: retry limits", () => {
-  /** Two points, maxAttempts 1: point 0 fails, point 1 succeeds. */
-  function oneFailed(over: Parameters<typeof spec>[0] = {}): Driver {
-    const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 1, ...over }));
-    d.sampleAll();
-    const a = d.dispatch()!;
-    d.claim(a);
-    d.finish(a, "failed", null);
-    const b = d.dispatch()!;
-    d.claim(b);
-    d.finish(b, "ok", 0.7);
-    return d;
-  }
-
   void it("points-requeued on a killed task changes nothing, live or replayed from the log", () => {
     const d = oneFailed({ maxPoints: 3, nPointsPerIteration: 3 });
     d.state("killed");
