@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { agentIdentity, steeringIdentity, userIdentity } from "../protocol/identity.ts";
+import { agentIdentity, steeringApiIdentity, steeringIdentity, userIdentity } from "../protocol/identity.ts";
 import { createLogger, type Logger } from "../protocol/log.ts";
 import { compileSteeringConfig } from "../steering/config.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
@@ -144,6 +144,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   // `gridtune-steering admin --dir` works on, so the admin verbs manage a running embedded stack.
   const store = new IdentityStore(dir);
   const steeringSeed = (await store.ensure(steeringIdentity())).seedFile;
+  const steeringApiSeed = (await store.ensure(steeringApiIdentity())).seedFile;
   const userSeed = (await store.ensure(userIdentity(user))).seedFile;
   const nAgents = o.agents ?? 1;
   for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
@@ -162,6 +163,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const steeringEnv: Record<string, string> = {
     NATS_URL: nats.url,
     GRIDTUNE_SEED_FILE: steeringSeed,
+    GRIDTUNE_API_SEED_FILE: steeringApiSeed,
     GRIDTUNE_CA_FILE: nats.caFile,
     S3_ENDPOINT: s3.endpoint,
     AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,

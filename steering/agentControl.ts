@@ -1,7 +1,8 @@
 // The agent control channel (gt.hb.<site>.<agent>, core request/reply): registration with the
 // protocol-version check, heartbeats that renew leases and name stale attempts, claims (the lease
 // check before a job runs, answered with presigned input URLs) and presigned upload URLs.
-// The site and agent come from the subject, which the server's permissions bind to the identity.
+// The site and agent come from the subject, which the server's permissions bind to the identity;
+// a request is answered, and acted on, only when its reply subject is that agent's inbox.
 // The decisions (which attempts a heartbeat renews or names stale, whether a claim is granted) are
 // pure functions of the engine, below; the class does the I/O around them.
 import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
@@ -23,6 +24,7 @@ import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { JobRec } from "./engine/records.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
+import { replyAllowed } from "./replyGuard.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export function taskIdOfJob(jobId: string): string | null {
@@ -101,7 +103,7 @@ export class AgentControl {
 
   async handle(msg: Msg): Promise<void> {
     const who = parseHeartbeatSubject(msg.subject);
-    if (!who) return;
+    if (!who || !replyAllowed(msg, { role: "agent", ...who }, this.logger)) return;
     let reply: AgentReply;
     try {
       const parsed = AgentRequest.safeParse(msg.json());
@@ -117,7 +119,7 @@ export class AgentControl {
       if (!(e instanceof GridtuneError))
         this.logger.error("agent request failed", { ...who, error: String(e) });
     }
-    if (msg.reply) msg.respond(JSON.stringify(reply));
+    msg.respond(JSON.stringify(reply));
   }
 
   private async dispatch(site: string, agent: string, req: AgentRequest): Promise<AgentReply> {

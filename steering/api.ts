@@ -1,8 +1,9 @@
 // The client API (gt.api.<user>.<verb>, core request/reply). The user is token 2 of the subject,
 // which the server's permissions bind to the caller's identity; the payload never names the user.
 // A user sees and controls only their own tasks: another user's task is reported as not found.
-// Every request is answered, and no reply exceeds the connection's max_payload: replies that grow
-// with a task or a user's tasks (show, download, list) come a page at a time.
+// Every request is answered, in the requester's own inbox only (replyGuard.ts: anything else is
+// dropped unread), and no reply exceeds the connection's max_payload: replies that grow with a
+// task or a user's tasks (show, download, list) come a page at a time.
 import { randomBytes, randomInt } from "node:crypto";
 import type { Msg } from "@nats-io/transport-node";
 import { GridtuneError, toWireError } from "../protocol/errors.ts";
@@ -19,6 +20,7 @@ import { parseTaskSpec } from "../protocol/taskConfig.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
+import { replyAllowed } from "./replyGuard.ts";
 import { keys, type Storage } from "./storage.ts";
 import { checkTrainingData } from "./trainingData.ts";
 import { detail, FRAMING_BYTES, jsonBytes, listPage, PAGE_BYTES, summarize } from "./views.ts";
@@ -36,7 +38,7 @@ export class Api {
 
   async handle(msg: Msg): Promise<void> {
     const who = parseApiSubject(msg.subject);
-    if (!who || !msg.reply) return;
+    if (!who || !replyAllowed(msg, { role: "user", user: who.user }, this.logger)) return;
     let reply: ApiReply;
     let body: unknown;
     let req: ApiRequest | undefined;

@@ -5,7 +5,10 @@ import { describeZodError, ValidationError } from "../protocol/errors.ts";
 
 export const SteeringConfig = z.object({
   natsUrl: z.string().min(1),
+  /** Seed of the `steering` identity: JetStream (streams, event log, jobs, results), stop requests, events. */
   seedFile: z.string().min(1),
+  /** Seed of the `steering-api` identity: serves gt.api and gt.hb, may publish only into inboxes. */
+  apiSeedFile: z.string().min(1),
   caFile: z.string().min(1).optional(),
   certFile: z.string().min(1).optional(),
   keyFile: z.string().min(1).optional(),
@@ -37,6 +40,7 @@ export function compileSteeringConfig(
   const raw = {
     natsUrl: pick("natsUrl", "NATS_URL") ?? "tls://127.0.0.1:4222",
     seedFile: pick("seedFile", "GRIDTUNE_SEED_FILE"),
+    apiSeedFile: pick("apiSeedFile", "GRIDTUNE_API_SEED_FILE"),
     caFile: pick("caFile", "GRIDTUNE_CA_FILE"),
     certFile: pick("certFile", "GRIDTUNE_CERT_FILE"),
     keyFile: pick("keyFile", "GRIDTUNE_KEY_FILE"),
@@ -52,12 +56,23 @@ export function compileSteeringConfig(
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
   };
+  if (raw.seedFile !== undefined && raw.apiSeedFile === undefined) {
+    // A deployment from before the split: name the fix rather than a bare missing field.
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      "steering now connects with two NATS identities: `steering` (--seed-file, JetStream) and " +
+        "`steering-api` (--api-seed-file or GRIDTUNE_API_SEED_FILE, serves requests and may " +
+        "answer only into the requesters' inboxes). Create it with `gridtune-steering admin " +
+        "add-steering --dir <stack dir>` (this reloads nats-server) and pass " +
+        "<stack dir>/seeds/steering-api.nk; the embedded stack does both at its next start.",
+    );
+  }
   const r = SteeringConfig.safeParse(raw);
   if (!r.success) {
     throw new ValidationError(
       "INVALID_CONFIG",
       `steering configuration:\n${describeZodError(r.error)}\n` +
-        `(set flags, or NATS_URL, GRIDTUNE_SEED_FILE, GRIDTUNE_CA_FILE, S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`,
+        `(set flags, or NATS_URL, GRIDTUNE_SEED_FILE, GRIDTUNE_API_SEED_FILE, GRIDTUNE_CA_FILE, S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`,
     );
   }
   if (r.data.heartbeatMs * 2 > r.data.leaseMs) {

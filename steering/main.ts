@@ -19,6 +19,10 @@ export async function main(argv: string[]): Promise<number> {
     .description("run the steering service against NATS and S3 (flags override the environment)")
     .option("--nats-url <url>", "NATS server (env NATS_URL)")
     .option("--seed-file <file>", "nkey seed of the steering identity, mode 0600 (env GRIDTUNE_SEED_FILE)")
+    .option(
+      "--api-seed-file <file>",
+      "nkey seed of the steering-api identity that serves requests, mode 0600 (env GRIDTUNE_API_SEED_FILE)",
+    )
     .option("--ca-file <file>", "CA that signed the NATS server certificate (env GRIDTUNE_CA_FILE)")
     .option("--cert-file <file>", "client certificate for mutual TLS (env GRIDTUNE_CERT_FILE)")
     .option("--key-file <file>", "client key for mutual TLS (env GRIDTUNE_KEY_FILE)")
@@ -36,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       const config = compileSteeringConfig({
         natsUrl: o.natsUrl,
         seedFile: o.seedFile,
+        apiSeedFile: o.apiSeedFile,
         caFile: o.caFile,
         certFile: o.certFile,
         keyFile: o.keyFile,

@@ -1,6 +1,9 @@
 // The steering service: connects as the steering identity, makes sure the streams exist, rebuilds
 // every task from the event log, then serves agents (gt.hb), clients (gt.api) and results
-// (RESULTS), dispatching jobs and expiring leases. Lifecycle: idle → starting → running →
+// (RESULTS), dispatching jobs and expiring leases. Requests are served on a second connection, as
+// `steering-api`, which may publish only into the requesters' inboxes: a reply goes wherever the
+// request says, so the connection that answers must not be able to reach JetStream or the
+// streams' subjects. All JetStream work, stop requests and watch events use the first one. Lifecycle: idle → starting → running →
 // draining → stopped; close() is idempotent.
 import {
   jetstream,
@@ -12,7 +15,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { settleWithin } from "../protocol/async.ts";
-import { steeringIdentity } from "../protocol/identity.ts";
+import { steeringApiIdentity, steeringIdentity } from "../protocol/identity.ts";
 import type { Logger } from "../protocol/log.ts";
 import type { ControlMessage } from "../protocol/messages.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
@@ -42,6 +45,8 @@ export type ServiceState = "idle" | "starting" | "running" | "draining" | "stopp
 export class SteeringService {
   state: ServiceState = "idle";
   private nc: NatsConnection | null = null;
+  /** The steering-api connection: requests in, replies out, nothing else. */
+  private apiNc: NatsConnection | null = null;
   private storage: Storage | null = null;
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -60,18 +65,31 @@ export class SteeringService {
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
     this.state = "starting";
-    const nc = await connectNats({
+    const tls = {
       servers: this.config.natsUrl,
-      seedFile: this.config.seedFile,
       caFile: this.config.caFile,
       certFile: this.config.certFile,
       keyFile: this.config.keyFile,
+      logger: (level: "info" | "warn" | "error", message: string) => this.logger[level](message),
+    };
+    const nc = await connectNats({
+      ...tls,
+      seedFile: this.config.seedFile,
       identity: steeringIdentity(),
-      logger: (level, message) => this.logger[level](message),
       onDisconnect: () => this.dispatcher?.pauseLeases(),
       onReconnect: () => this.dispatcher?.restartLeases(),
     });
     this.nc = nc;
+    // Connected before any work, so a missing or refused steering-api seed fails the start at once.
+    const apiNc = await connectNats({
+      ...tls,
+      seedFile: this.config.apiSeedFile,
+      identity: steeringApiIdentity(),
+    }).catch(async (e: unknown) => {
+      await nc.close().catch(() => undefined);
+      throw e;
+    });
+    this.apiNc = apiNc;
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
     await this.ensureStreams(jsm);
@@ -128,7 +146,7 @@ export class SteeringService {
       (e, reason) => this.stopAttempts(e, reason),
       this.logger.child("api"),
       // the server's limit as it told this connection (1 MiB unless configured otherwise)
-      () => nc.info?.max_payload ?? 1024 * 1024,
+      () => apiNc.info?.max_payload ?? 1024 * 1024,
     );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
@@ -144,7 +162,7 @@ export class SteeringService {
 
     // Callbacks, not the subscriptions' async iterators: a few microtask hops less per message.
     const serve = (subject: string, fn: (m: import("@nats-io/transport-node").Msg) => Promise<void>) => {
-      const sub = nc.subscribe(subject, {
+      const sub = apiNc.subscribe(subject, {
         queue: STEERING_QUEUE,
         callback: (err, m) => {
           if (err) return this.logger.error("subscription failed", { subject, error: String(err) });
@@ -241,6 +259,7 @@ export class SteeringService {
       await settleWithin(drained, graceMs);
       await settleWithin(Promise.allSettled([...this.background, iterations]), graceMs);
       c?.flushNotifications();
+      await this.apiNc?.close().catch(() => undefined);
       await this.nc?.close().catch(() => undefined);
       this.storage?.close();
       this.state = "stopped";

@@ -9,6 +9,7 @@ import {
   type AdminResult,
   addAgent,
   addSite,
+  addSteering,
   addUser,
   listIdentities,
   parseAgentList,
@@ -114,6 +115,10 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
   );
   const rotUserCmd = admin.command("rotate-user <user>").description("new key pair for a user");
   rotUserCmd.action((user: string) => run(rotUserCmd, (dir) => rotateIdentity(dir, userIdentity(user)))());
+  const addSteeringCmd = admin
+    .command("add-steering")
+    .description("make steering's identities: steering (JetStream) and steering-api (serves requests)");
+  addSteeringCmd.action(() => run(addSteeringCmd, (dir) => addSteering(dir))());
   const listCmd = admin.command("list").description("list identities and their public keys");
   listCmd.action(() => run(listCmd, (dir) => listIdentities(dir))());
   return admin;

@@ -10,6 +10,8 @@ import {
   agentIdentity,
   connectionName,
   identityId,
+  steeringApiIdentity,
+  steeringIdentity,
   userIdentity,
   validateIdentityName,
 } from "../../protocol/identity.ts";
@@ -113,6 +115,14 @@ export function addSite(dir: string, site: string, agents: string[] = ["a1"]): P
 
 export const addAgent = (dir: string, site: string, agent: string): Promise<AdminResult> =>
   addIdentities(dir, "add-agent", [agentIdentity(site, agent)]);
+
+/**
+ * Steering's two identities, `steering` (JetStream work) and `steering-api` (serves requests,
+ * publishes only into inboxes); idempotent. A deployment from before the split runs this once and
+ * passes the new seed to steering (--api-seed-file).
+ */
+export const addSteering = (dir: string): Promise<AdminResult> =>
+  addIdentities(dir, "add-steering", [steeringIdentity(), steeringApiIdentity()]);
 
 export const addUser = (dir: string, user: string): Promise<AdminResult> =>
   addIdentities(dir, "add-user", [userIdentity(user)]);

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { z } from "zod";
 import { GridtuneError, UnavailableError, ValidationError, describeZodError } from "../../protocol/errors.ts";
-import { steeringIdentity } from "../../protocol/identity.ts";
+import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./fsutil.ts";
 import type { IdentityStore } from "./identities.ts";
 import { NatsTlsSettings, writeNatsConfig } from "./natsConfig.ts";
@@ -175,8 +175,10 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     );
   }
   const pki = await ensurePki(opts.tls?.pkiDir ?? join(dir, "pki"), { hosts: opts.tls?.hosts ?? [] });
-  // Steering always needs its identity; creating it here keeps the stack's start a single call.
+  // Steering always needs its two identities (JetStream work, and the request server); creating
+  // them here keeps the stack's start a single call and migrates a stack made before the split.
   await opts.store.ensure(steeringIdentity());
+  await opts.store.ensure(steeringApiIdentity());
   const host = opts.host ?? "127.0.0.1";
   const tls = {
     certFile: pki.certFile,

@@ -76,7 +76,7 @@ export async function issueClientCert(dir: string, identity: Identity): Promise<
         ? `/O=gridtune/OU=site-${id.site}/CN=agent-${id.agent}`
         : id.role === "user"
           ? `/O=gridtune/OU=users/CN=user-${id.user}`
-          : `/O=gridtune/CN=steering`;
+          : `/O=gridtune/CN=${identityId(id)}`;
     await issueLeaf(p, "client", subject, certFile, keyFile, []);
   }
   return { caFile: p.caFile, certFile, keyFile };

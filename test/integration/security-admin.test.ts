@@ -111,7 +111,11 @@ describe("admin verbs with a running nats-server", () => {
     assert.ok((await within(nc2.closed(), 10_000, "a2 closed")) instanceof AuthorizationError);
     await nc1.flush();
     await assert.rejects(removeAgent(dir, "alpha", "a2"), /not registered/);
-    assert.deepEqual((await listIdentities(dir)).map((i) => i.name).sort(), ["agent:alpha:a1", "steering"]);
+    assert.deepEqual((await listIdentities(dir)).map((i) => i.name).sort(), [
+      "agent:alpha:a1",
+      "steering",
+      "steering-api",
+    ]);
   });
 
   test("rotate: the old key is refused, a connectNats client picks up the new seed file", async () => {

@@ -74,7 +74,7 @@ function ask(ctl: AgentControl, req: AgentRequest, agent = "a"): Promise<AgentRe
   return new Promise((resolve, reject) => {
     const msg = {
       subject: `gt.hb.s.${agent}`,
-      reply: "_INBOX.x",
+      reply: `_INBOX.site.s.${agent}.x`,
       json: () => req,
       respond: (data: string) => {
         resolve(AgentReply.parse(JSON.parse(data)));

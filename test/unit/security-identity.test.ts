@@ -72,6 +72,8 @@ describe("identity names", () => {
     assert.equal(inboxPrefix(a), "_INBOX.site.alpha.a1");
     assert.equal(inboxPrefix(userIdentity("alice")), "_INBOX.user.alice");
     assert.equal(inboxPrefix({ role: "steering" }), "_INBOX.steering");
+    assert.equal(inboxPrefix({ role: "steering-api" }), "_INBOX.steering-api");
+    assert.equal(identityId({ role: "steering-api" }), "steering-api");
     assert.equal(identityId(userIdentity("alice")), "user-alice");
   });
 });
@@ -101,6 +103,12 @@ describe("permission templates (golden, spec §3)", () => {
     assert.deepEqual(permissionsFor({ role: "steering" }), {
       publish: { allow: [">"] },
       subscribe: { allow: [">"] },
+    });
+  });
+  test("steering-api: serves the request subjects, publishes only into requesters' inboxes", () => {
+    assert.deepEqual(permissionsFor({ role: "steering-api" }), {
+      publish: { allow: ["_INBOX.user.*.>", "_INBOX.site.*.*.>"] },
+      subscribe: { allow: ["gt.api.*.>", "gt.hb.*.*"] },
     });
   });
 });
