@@ -27,6 +27,10 @@ export const NatsConfigInput = z.object({
   identities: z.array(z.object({ identity: Identity, publicKey: z.string().regex(/^U[A-Z2-7]{55}$/) })),
   /** Shown in the server log and monitoring. */
   serverName: z.string().optional(),
+  /** Written by the server itself, so a server restarted by hand can be found for a reload. */
+  pidFile: z.string().min(1).optional(),
+  /** The server's own log file (reload confirmations are read from it). */
+  logFile: z.string().min(1).optional(),
 });
 export type NatsConfigInput = z.infer<typeof NatsConfigInput>;
 
@@ -62,6 +66,8 @@ export function renderNatsConfig(input: NatsConfigInput): string {
     // Monitoring stays on loopback whatever the client host: it shows connection names and subjects.
     ...(cfg.monitorPort ? { http: `127.0.0.1:${cfg.monitorPort}` } : {}),
     jetstream: { store_dir: cfg.storeDir },
+    ...(cfg.pidFile ? { pid_file: cfg.pidFile } : {}),
+    ...(cfg.logFile ? { log_file: cfg.logFile } : {}),
     tls: {
       cert_file: cfg.tls.certFile,
       key_file: cfg.tls.keyFile,

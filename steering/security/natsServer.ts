@@ -3,10 +3,10 @@
 // one directory: nats.conf (0600), nats-settings.json, nats.pid, nats.log, jetstream/, pki/.
 // The admin verbs (admin.ts) rewrite the config and reload the running server through the pid file.
 import { type ChildProcess, spawn } from "node:child_process";
-import { constants, accessSync } from "node:fs";
-import { open, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
-import { delimiter, join } from "node:path";
+import { constants, accessSync, existsSync } from "node:fs";
+import { open, readFile, readdir, readlink, realpath, rm, stat } from "node:fs/promises";
+import { connect as connectTcp, createServer } from "node:net";
+import { basename, delimiter, join, resolve } from "node:path";
 import { z } from "zod";
 import { GridtuneError, UnavailableError, ValidationError, describeZodError } from "../../protocol/errors.ts";
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
@@ -111,45 +111,124 @@ export async function readServerSettings(dir: string): Promise<NatsServerSetting
   return r.data;
 }
 
-/** Renders `<dir>/nats.conf` from the saved settings and the store's identities. */
+/**
+ * Renders `<dir>/nats.conf` from the saved settings and the store's identities. The server writes
+ * its own pid file and log there (`pid_file`, `log_file`), so a nats-server restarted by hand with
+ * `nats-server -c <dir>/nats.conf` can still be found and its reload confirmed by the admin verbs.
+ */
 export async function writeConfigFromStore(dir: string, store: IdentityStore): Promise<string> {
   const settings = await readServerSettings(dir);
   const identities = (await store.list()).map((r) => ({ identity: r.identity, publicKey: r.publicKey }));
-  const { configFile } = natsFiles(dir);
-  await writeNatsConfig(configFile, { ...settings, identities });
+  const { configFile, pidFile, logFile } = natsFiles(dir);
+  await writeNatsConfig(configFile, { ...settings, identities, pidFile, logFile });
   return configFile;
 }
 
-/** Pid of the nats-server recorded in `<dir>/nats.pid` when that process is alive, else undefined. */
+/**
+ * Pid of the nats-server running with `<dir>/nats.conf`, else undefined. The pid file is tried
+ * first; a process only counts when its command line is nats-server with this very config file
+ * (a stale pid file may name a reused pid, even another stack's nats-server on a shared machine).
+ * When the pid file is stale or missing (the server was restarted by hand), the process table is
+ * searched for that command line.
+ */
 export async function runningServerPid(dir: string): Promise<number | undefined> {
-  let pid: number;
-  try {
-    pid = Number.parseInt(await readFile(natsFiles(dir).pidFile, "utf8"), 10);
-  } catch {
-    return undefined;
+  const { pidFile, configFile } = natsFiles(dir);
+  const config = await realpath(configFile).catch(() => resolve(configFile));
+  const recorded = Number.parseInt(await readFile(pidFile, "utf8").catch(() => ""), 10);
+  if (Number.isInteger(recorded) && recorded > 0) {
+    const verdict = await servesConfig(recorded, config);
+    if (verdict === "yes" || verdict === "unknown") return recorded;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const pids = await readdir("/proc").catch(() => [] as string[]);
+  for (const entry of pids) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid !== recorded && (await servesConfig(pid, config)) === "yes") return pid;
+  }
+  return undefined;
+}
+
+/**
+ * Whether process `pid` is a nats-server started with config file `config` (a real path):
+ * "unknown" where /proc cannot tell (another OS), if the process is alive.
+ */
+async function servesConfig(pid: number, config: string): Promise<"yes" | "no" | "unknown"> {
   try {
     process.kill(pid, 0);
-  } catch {
-    return undefined;
+  } catch (err) {
+    // EPERM: alive but someone else's; the command line still tells whether it is ours
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return "no";
   }
-  // A stale pid file may name a reused pid: never signal a process that is not nats-server.
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
-  if (cmdline !== undefined && !cmdline.includes("nats-server")) return undefined;
-  return pid;
+  if (cmdline === undefined) return existsSync("/proc/self") ? "no" : "unknown";
+  const argv = cmdline.split("\0").filter((a) => a !== "");
+  if (!argv[0] || !basename(argv[0]).startsWith("nats-server")) return "no";
+  const arg = configArgument(argv.slice(1));
+  if (arg === undefined) return "no";
+  const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => "/");
+  const file = resolve(cwd, arg);
+  return (await realpath(file).catch(() => file)) === config ? "yes" : "no";
+}
+
+/** The value of nats-server's `-c`/`--config` option (Go flags: one or two dashes, `=` or a space). */
+function configArgument(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--?(?:c|config)(?:=(.*))?$/.exec(args[i]!);
+    if (m) return m[1] ?? args[i + 1];
+  }
+  return undefined;
+}
+
+/** Whether something accepts TCP connections on host:port (a nats-server admin cannot find). */
+function listening(host: string, port: number): Promise<boolean> {
+  const target = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return new Promise((done) => {
+    const socket = connectTcp({ host: target, port });
+    socket.setTimeout(1000);
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      done(ok);
+    };
+    socket.once("connect", () => finish(true));
+    socket.once("error", () => finish(false));
+    socket.once("timeout", () => finish(false));
+  });
 }
 
 /**
  * Sends SIGHUP (what `nats-server --signal reload=<pid>` does) and waits until the log confirms
- * the reload. Returns false when no server is running (the new config applies at its next start).
+ * the reload. Returns false when no server runs (the new config applies at its next start). Throws
+ * when a server answers on the configured port but is not one this directory's config started, or
+ * cannot be signalled: then nothing was reloaded, and the message names the fix.
  */
 export async function reloadRunningServer(dir: string, timeoutMs = 10_000): Promise<boolean> {
+  const { logFile, configFile, pidFile } = natsFiles(dir);
   const pid = await runningServerPid(dir);
-  if (pid === undefined) return false;
-  const { logFile } = natsFiles(dir);
+  if (pid === undefined) {
+    const settings = await readServerSettings(dir);
+    if (!(await listening(settings.host, settings.port))) return false;
+    throw new GridtuneError(
+      "UNAVAILABLE",
+      `the configuration was rewritten (${configFile}) but NOT reloaded: something listens on ` +
+        `${settings.host}:${settings.port}, and no nats-server process started with that file was ` +
+        `found (${pidFile} is stale or missing). Reload it yourself with ` +
+        `\`nats-server --signal reload=<pid>\` (or \`kill -HUP <pid>\`), or restart it with ` +
+        `\`nats-server -c ${configFile}\`.`,
+      { retryable: false },
+    );
+  }
   const from = await fileSize(logFile);
-  process.kill(pid, "SIGHUP");
+  try {
+    process.kill(pid, "SIGHUP");
+  } catch (err) {
+    throw new GridtuneError(
+      "UNAVAILABLE",
+      `the configuration was rewritten (${configFile}) but nats-server (pid ${pid}) could not be ` +
+        `signalled to reload it: ${String(err)}. Run the admin command as the user that runs ` +
+        `nats-server, or run \`nats-server --signal reload=${pid}\` as that user.`,
+      { cause: err, retryable: false },
+    );
+  }
   await waitForLog(
     logFile,
     from,
