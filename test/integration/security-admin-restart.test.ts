@@ -22,6 +22,7 @@ import {
   runningServerPid,
   startNatsServer,
 } from "../../steering/security/natsServer.ts";
+import { runBin } from "../harness/stack.ts";
 
 async function eventually(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -100,10 +101,11 @@ describe("admin reloads a nats-server restarted by hand", { timeout: 120_000 }, 
     await connects("erin");
   });
 
-  test("pid file missing: add-user finds the server by its command line and reloads it", async () => {
+  test("pid file missing: `gridtune-steering admin add-user` finds the server by its command line", async () => {
     await rm(natsFiles(dir).pidFile, { force: true });
-    const r = await addUser(dir, "frank");
-    assert.equal(r.reloaded, true);
+    const r = await runBin("gridtune-steering", ["admin", "--dir", dir, "--json", "add-user", "frank"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { reloaded: boolean }).reloaded, true, r.stdout);
     await connects("frank");
   });
 
