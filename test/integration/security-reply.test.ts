@@ -252,6 +252,8 @@ describe("steering answers only into the requester's inbox", { timeout: 240_000 
       "gt.jobs.x",
       `gt.jobs.${stack.site}`,
       "gt.results.x.y.z",
+      `gt.ctl.${stack.site}.spy`,
+      "gt.events.demo.1",
       "_INBOX.steering.x",
     ];
     const { seen, subs } = watch(admin, targets);
