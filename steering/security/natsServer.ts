@@ -3,16 +3,17 @@
 // one directory: nats.conf (0600), nats-settings.json, nats.pid, nats.log, jetstream/, pki/.
 // The admin verbs (admin.ts) rewrite the config and reload the running server through the pid file.
 import { type ChildProcess, spawn } from "node:child_process";
-import { constants, accessSync, existsSync } from "node:fs";
-import { open, readFile, readdir, readlink, realpath, rm, stat } from "node:fs/promises";
-import { connect as connectTcp, createServer } from "node:net";
-import { basename, delimiter, join, resolve } from "node:path";
+import { constants, accessSync } from "node:fs";
+import { open, readFile, rm, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { delimiter, join } from "node:path";
 import { z } from "zod";
 import { GridtuneError, UnavailableError, ValidationError, describeZodError } from "../../protocol/errors.ts";
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./fsutil.ts";
 import type { IdentityStore } from "./identities.ts";
 import { NatsTlsSettings, writeNatsConfig } from "./natsConfig.ts";
+import { findServerPid, listening } from "./natsProcess.ts";
 import { ensurePki } from "./pki.ts";
 
 export const NatsServerSettings = z.object({
@@ -124,75 +125,10 @@ export async function writeConfigFromStore(dir: string, store: IdentityStore): P
   return configFile;
 }
 
-/**
- * Pid of the nats-server running with `<dir>/nats.conf`, else undefined. The pid file is tried
- * first; a process only counts when its command line is nats-server with this very config file
- * (a stale pid file may name a reused pid, even another stack's nats-server on a shared machine).
- * When the pid file is stale or missing (the server was restarted by hand), the process table is
- * searched for that command line.
- */
-export async function runningServerPid(dir: string): Promise<number | undefined> {
+/** Pid of the nats-server running with `<dir>/nats.conf` (natsProcess.ts), else undefined. */
+export function runningServerPid(dir: string): Promise<number | undefined> {
   const { pidFile, configFile } = natsFiles(dir);
-  const config = await realpath(configFile).catch(() => resolve(configFile));
-  const recorded = Number.parseInt(await readFile(pidFile, "utf8").catch(() => ""), 10);
-  if (Number.isInteger(recorded) && recorded > 0) {
-    const verdict = await servesConfig(recorded, config);
-    if (verdict === "yes" || verdict === "unknown") return recorded;
-  }
-  const pids = await readdir("/proc").catch(() => [] as string[]);
-  for (const entry of pids) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid !== recorded && (await servesConfig(pid, config)) === "yes") return pid;
-  }
-  return undefined;
-}
-
-/**
- * Whether process `pid` is a nats-server started with config file `config` (a real path):
- * "unknown" where /proc cannot tell (another OS), if the process is alive.
- */
-async function servesConfig(pid: number, config: string): Promise<"yes" | "no" | "unknown"> {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: alive but someone else's; the command line still tells whether it is ours
-    if ((err as NodeJS.ErrnoException).code !== "EPERM") return "no";
-  }
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
-  if (cmdline === undefined) return existsSync("/proc/self") ? "no" : "unknown";
-  const argv = cmdline.split("\0").filter((a) => a !== "");
-  if (!argv[0] || !basename(argv[0]).startsWith("nats-server")) return "no";
-  const arg = configArgument(argv.slice(1));
-  if (arg === undefined) return "no";
-  const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => "/");
-  const file = resolve(cwd, arg);
-  return (await realpath(file).catch(() => file)) === config ? "yes" : "no";
-}
-
-/** The value of nats-server's `-c`/`--config` option (Go flags: one or two dashes, `=` or a space). */
-function configArgument(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const m = /^--?(?:c|config)(?:=(.*))?$/.exec(args[i]!);
-    if (m) return m[1] ?? args[i + 1];
-  }
-  return undefined;
-}
-
-/** Whether something accepts TCP connections on host:port (a nats-server admin cannot find). */
-function listening(host: string, port: number): Promise<boolean> {
-  const target = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  return new Promise((done) => {
-    const socket = connectTcp({ host: target, port });
-    socket.setTimeout(1000);
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      done(ok);
-    };
-    socket.once("connect", () => finish(true));
-    socket.once("error", () => finish(false));
-    socket.once("timeout", () => finish(false));
-  });
+  return findServerPid(pidFile, configFile);
 }
 
 /**
