@@ -57,6 +57,8 @@ export class SteeringService {
   private stopResults: (() => Promise<void>) | null = null;
   committer: Committer | null = null;
   archive: TaskArchive | null = null;
+  /** What start-up read: the tasks read from the log in full, the finished ones from the index. */
+  restored: { tasksRead: number; finished: number } | null = null;
   ingest: ResultIngest | null = null;
 
   constructor(
@@ -96,6 +98,7 @@ export class SteeringService {
     const archive = new TaskArchive(c, index, readTask, this.logger.child("archive"));
     this.archive = archive;
     const read = await archive.restore(await loggedTaskIds(jsm));
+    this.restored = { tasksRead: read, finished: state.finished.size };
     this.logger.info("state rebuilt from the event log", {
       tasksRead: read,
       active: state.engines.size,
