@@ -7,8 +7,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { Command } from "commander";
 import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiReply } from "../../protocol/messages.ts";
+import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
 import { DEFAULT_TENANT_LIMITS, LimitsFileReader } from "../../steering/limits.ts";
 import { limitsFilePath, readLimitsFile, setLimits } from "../../steering/security/adminLimits.ts";
@@ -178,6 +180,29 @@ void describe("tenant limits: the admin's limits file", () => {
       await writeFile(limitsFilePath(dir), '{"users": {"alice": {"activeTasks": 1e9, "typo": 1}}}');
       assert.deepEqual(await reader.overrides("alice"), { activeTasks: 2 });
       await assert.rejects(readLimitsFile(dir), /is not a limits file/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it("`gridtune-steering admin set-limits alice --active-tasks 40` as typed, then `admin limits`", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gridtune-limits-"));
+    const cli = async (args: string[]) => {
+      const program = new Command().exitOverride();
+      let out = "";
+      registerAdminCommands(program, { write: (text) => (out += text) });
+      await program.parseAsync(["node", "gridtune-steering", ...args]);
+      return out;
+    };
+    try {
+      const set = await cli(["admin", "--dir", dir, "set-limits", "alice", "--active-tasks", "40"]);
+      assert.match(set, /limits of alice: \{"activeTasks":40\}/);
+      assert.deepEqual(await readLimitsFile(dir), { users: { alice: { activeTasks: 40 } } });
+      assert.match(await cli(["admin", "--dir", dir, "limits"]), /^alice\s+\{"activeTasks":40\}\n$/);
+      await assert.rejects(
+        cli(["admin", "--dir", dir, "set-limits", "alice", "--max-points", "lots"]),
+        /--max-points lots/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
