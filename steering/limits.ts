@@ -22,7 +22,7 @@ export type TenantLimits = z.infer<typeof TenantLimits>;
 
 export const DEFAULT_TENANT_LIMITS: TenantLimits = {
   activeTasks: 20,
-  maxPoints: 10_000,
+  maxPoints: 100_000,
   specBytes: 256 * 1024,
   submitsPerMinute: 30,
 };
