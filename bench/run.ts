@@ -3,6 +3,7 @@
 import { benchAgent } from "./agent.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
+import { benchTenantFlood } from "./tenantFlood.ts";
 import { benchThroughput } from "./throughput.ts";
 
 const benches: Record<string, () => Promise<void>> = {
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<void>> = {
   agent: benchAgent,
   throughput: benchThroughput,
   steering: benchSteeringCapacity,
+  tenants: benchTenantFlood,
 };
 
 const wanted = process.argv.slice(2);

@@ -10,6 +10,8 @@ export const ErrorCode = z.enum([
   "INVALID_NAME",
   "NOT_FOUND",
   "CONFLICT",
+  // a per-user limit (docs/steering.md): retryable only for the submission rate
+  "LIMIT_EXCEEDED",
   // auth
   "FORBIDDEN",
   "UNAUTHENTICATED",

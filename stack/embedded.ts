@@ -11,6 +11,7 @@ import { createInterface } from "node:readline";
 import { agentIdentity, steeringApiIdentity, steeringIdentity, userIdentity } from "../protocol/identity.ts";
 import { createLogger, type Logger } from "../protocol/log.ts";
 import { compileSteeringConfig } from "../steering/config.ts";
+import { limitsFilePath } from "../steering/security/adminLimits.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
 import { startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
 import { SteeringService } from "../steering/service.ts";
@@ -171,6 +172,8 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     GRIDTUNE_BUCKET: DEFAULT_BUCKET,
     GRIDTUNE_LEASE_MS: String(o.leaseMs ?? 30_000),
     GRIDTUNE_HEARTBEAT_MS: String(o.heartbeatMs ?? 5_000),
+    // where `gridtune-steering admin set-limits --dir <stack dir>` writes the per-user limits
+    GRIDTUNE_LIMITS_FILE: limitsFilePath(dir),
     ...o.env,
   };
   const startSteering = async () =>

@@ -14,12 +14,15 @@ import {
   type ApiReply,
   type ArtifactKind,
   type DownloadItem,
+  type TaskSummary,
 } from "../protocol/messages.ts";
 import { parseApiSubject } from "../protocol/subjects.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
+import type { TenantLimiter } from "./limits.ts";
+import type { TaskArchive } from "./taskArchive.ts";
 import { replyAllowed } from "./replyGuard.ts";
 import { keys, type Storage } from "./storage.ts";
 import { checkTrainingData } from "./trainingData.ts";
@@ -34,6 +37,8 @@ export class Api {
     private readonly logger: Logger,
     /** The connection's max_payload (nc.info.max_payload): no reply may be larger. */
     private readonly maxPayload: () => number,
+    private readonly limiter: TenantLimiter,
+    private readonly archive: TaskArchive,
   ) {}
 
   async handle(msg: Msg): Promise<void> {
@@ -43,6 +48,9 @@ export class Api {
     let body: unknown;
     let req: ApiRequest | undefined;
     try {
+      // Before the request is parsed: a flood of huge specs costs steering no parsing.
+      if (who.verb === "submit")
+        this.limiter.checkSpecBytes(who.user, await this.limiter.limitsOf(who.user), msg.data.length);
       try {
         body = msg.json();
       } catch {
@@ -116,7 +124,7 @@ export class Api {
   private refused(user: string, verb: string, body: unknown, e: GridtuneError): void {
     const raw = (body as { taskId?: unknown } | null | undefined)?.taskId;
     const taskId = typeof raw === "string" ? raw : undefined;
-    const owner = taskId === undefined ? undefined : this.c.state.engines.get(taskId)?.user;
+    const owner = taskId === undefined ? undefined : this.c.state.ownerOf(taskId);
     this.logger.warn("api request refused", {
       user,
       verb,
@@ -127,17 +135,28 @@ export class Api {
     });
   }
 
-  private own(user: string, taskId: string): TaskEngine {
+  /** The user's task: its engine when in memory, else the summary of the retired task. */
+  private own(user: string, taskId: string): { engine: TaskEngine } | { retired: TaskSummary } {
     const e = this.c.state.engines.get(taskId);
-    if (!e || e.user !== user)
-      throw new GridtuneError("NOT_FOUND", `task ${taskId} does not exist (or is not yours); see phpo list`);
-    return e;
+    if (e?.user === user) return { engine: e };
+    const retired = this.c.state.finished.get(taskId);
+    if (retired?.user === user) return { retired };
+    throw new GridtuneError("NOT_FOUND", `task ${taskId} does not exist (or is not yours); see phpo list`);
+  }
+
+  /** The user's task's engine, a retired one loaded from its log (cached). */
+  private async engineOf(user: string, taskId: string): Promise<TaskEngine> {
+    const t = this.own(user, taskId);
+    return "engine" in t ? t.engine : this.archive.load(taskId);
   }
 
   private async run(user: string, req: ApiRequest): Promise<unknown> {
     switch (req.verb) {
       case "submit": {
         const spec = parseTaskSpec(req.spec);
+        const limits = await this.limiter.limitsOf(user);
+        this.limiter.checkMaxPoints(user, limits, spec.maxPoints * (spec.segments?.length ?? 1));
+        this.limiter.checkRate(user, limits);
         // One object directly under the user's prefix: no "..", no sub-path (URL clients
         // normalise dot segments, so "uploads/<user>/../<other>/x" would reach another upload).
         const upload = spec.sandboxKey?.startsWith(`uploads/${user}/`)
@@ -153,8 +172,12 @@ export class Api {
         }
         const seed = spec.sampler?.seed ?? randomInt(0, 2 ** 31 - 1);
         const taskId = await this.c.serial(async () => {
+          // Again in the queue: submissions in flight together cannot all take the last place.
+          this.limiter.checkRate(user, limits);
+          this.limiter.checkActive(user, limits, this.c.state.activeTasksOf(user));
           const id = String(this.c.state.maxTaskId + 1);
           await this.c.commit({ type: "task-created", taskId: id, at: Date.now(), user, spec, seed });
+          this.limiter.accepted(user);
           return id;
         });
         this.logger.info("task submitted", { user, taskId, outDS: spec.outDS });
@@ -162,10 +185,15 @@ export class Api {
         return { taskId };
       }
       case "list":
-        return listPage(this.c.state.engines.values(), user, req.from, this.pageBytes());
+        return listPage(
+          [...this.c.state.engines.values(), ...this.c.state.finished.values()],
+          user,
+          req.from,
+          this.pageBytes(),
+        );
       case "show":
         return detail(
-          this.own(user, req.taskId),
+          await this.engineOf(user, req.taskId),
           req.pointsFrom,
           req.pointsLimit,
           RUNG_VALUES_SHOWN,
@@ -174,7 +202,10 @@ export class Api {
       case "kill":
       case "pause":
       case "resume": {
-        const e = this.own(user, req.taskId);
+        const t = this.own(user, req.taskId);
+        // A retired task is killed or finished: a kill changes nothing, pause and resume cannot.
+        if ("retired" in t) return endedOnly(t.retired, req.verb);
+        const e = t.engine;
         const target = req.verb === "kill" ? "killed" : req.verb === "pause" ? "paused" : "running";
         await this.c.serial(async () => {
           if (e.state === "killed" || e.state === "finished") {
@@ -195,7 +226,12 @@ export class Api {
       case "retry": {
         const r = await this.c.serial(async () => {
           // In the commit queue: a kill queued ahead of this retry has been applied by now.
-          const e = this.own(user, req.taskId);
+          const t = this.own(user, req.taskId);
+          const retired = "retired" in t;
+          if (retired && t.retired.state === "killed")
+            throw new GridtuneError("CONFLICT", `task ${req.taskId} was killed; submit it again`);
+          // A retired task is read back from its log; it comes back to memory only if it changes.
+          const e = retired ? await this.archive.fresh(req.taskId) : t.engine;
           if (e.state === "killed")
             throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
           const ids = [...e.points.values()]
@@ -204,6 +240,7 @@ export class Api {
           const short = e.requeueShortfall(ids);
           if (short.length > 0) throw budgetUsedUp(e, short, req.failedOnly);
           if (ids.length === 0) return { engine: e, requeued: 0 };
+          if (retired) await this.archive.reactivate(e);
           const ev = { type: "points-requeued", taskId: e.taskId, at: Date.now(), pointIds: ids } as const;
           return { engine: (await this.c.commit(ev)) ?? e, requeued: ids.length };
         });
@@ -215,7 +252,7 @@ export class Api {
         return { key, url: await this.storage.presignPut(key, req.size) };
       }
       case "download":
-        return this.download(this.own(user, req.taskId), req);
+        return this.download(await this.engineOf(user, req.taskId), req);
     }
   }
 
@@ -292,8 +329,17 @@ function tooLargeHint(req: ApiRequest | undefined): string {
   }
 }
 
+/** kill, pause or resume of a retired (killed or finished) task, as for one in memory. */
+function endedOnly(s: TaskSummary, verb: "kill" | "pause" | "resume"): TaskSummary {
+  if (verb === "kill") return s;
+  throw new GridtuneError(
+    "CONFLICT",
+    `task ${s.taskId} is ${s.state}; it cannot be ${verb}d${cannotHint(s, verb)}`,
+  );
+}
+
 /** The fix named where a finished or killed task cannot be paused or resumed. */
-function cannotHint(e: TaskEngine, verb: string): string {
+function cannotHint(e: Pick<TaskSummary, "state" | "taskId">, verb: string): string {
   if (verb !== "resume") return "";
   return e.state === "finished"
     ? `: phpo retry ${e.taskId} requeues its failed points, or submit the task again`

@@ -2,6 +2,7 @@
 // validated with zod, durations in ms.
 import { z } from "zod";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
+import { DEFAULT_TENANT_LIMITS, TenantLimits } from "./limits.ts";
 
 export const SteeringConfig = z.object({
   natsUrl: z.string().min(1),
@@ -27,6 +28,17 @@ export const SteeringConfig = z.object({
   dispatchTimeoutMs: z.number().int().positive().default(300_000),
   /** Replicas of the JetStream streams (1 on a single server). */
   replicas: z.number().int().min(1).max(5).default(1),
+  /** Every user's limits unless the limits file overrides them (docs/steering.md). */
+  limits: z
+    .object({
+      activeTasks: TenantLimits.shape.activeTasks.default(DEFAULT_TENANT_LIMITS.activeTasks),
+      maxPoints: TenantLimits.shape.maxPoints.default(DEFAULT_TENANT_LIMITS.maxPoints),
+      specBytes: TenantLimits.shape.specBytes.default(DEFAULT_TENANT_LIMITS.specBytes),
+      submitsPerMinute: TenantLimits.shape.submitsPerMinute.default(DEFAULT_TENANT_LIMITS.submitsPerMinute),
+    })
+    .default(DEFAULT_TENANT_LIMITS),
+  /** The admin's per-user overrides (`gridtune-steering admin set-limits`), read when it changes. */
+  limitsFile: z.string().min(1).optional(),
 });
 export type SteeringConfig = z.infer<typeof SteeringConfig>;
 
@@ -55,6 +67,13 @@ export function compileSteeringConfig(
     leaseMs: num(pick("leaseMs", "GRIDTUNE_LEASE_MS")),
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
+    limits: {
+      activeTasks: num(pick("limitActiveTasks", "GRIDTUNE_LIMIT_ACTIVE_TASKS")),
+      maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),
+      specBytes: num(pick("limitSpecBytes", "GRIDTUNE_LIMIT_SPEC_BYTES")),
+      submitsPerMinute: num(pick("limitSubmitsPerMinute", "GRIDTUNE_LIMIT_SUBMITS_PER_MINUTE")),
+    },
+    limitsFile: pick("limitsFile", "GRIDTUNE_LIMITS_FILE"),
   };
   if (raw.seedFile !== undefined && raw.apiSeedFile === undefined) {
     // A deployment from before the split: name the fix rather than a bare missing field.

@@ -5,7 +5,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { UnavailableError } from "../protocol/errors.ts";
 import type { Logger } from "../protocol/log.ts";
-import { MAX_CHANGES_PER_MESSAGE, type TaskChange, type TaskEvents } from "../protocol/messages.ts";
+import {
+  MAX_CHANGES_PER_MESSAGE,
+  type TaskChange,
+  type TaskEvents,
+  type TaskSummary,
+} from "../protocol/messages.ts";
 import { subjects } from "../protocol/subjects.ts";
 import { TaskEngine } from "./engine/taskEngine.ts";
 import type { EventLog } from "./eventLog.ts";
@@ -13,16 +18,18 @@ import type { LogEvent } from "./events.ts";
 import { summarize } from "./views.ts";
 
 export class SteeringState {
+  /** The tasks in memory: the active ones (and finished ones not yet retired, see taskArchive.ts). */
   readonly engines = new Map<string, TaskEngine>();
+  /** Retired tasks: their summary only; `show` and the like load them from the log on demand. */
+  readonly finished = new Map<string, TaskSummary>();
   maxTaskId = 0;
 
   /** Replaces a task's engine by a fold of its logged events (they start with task-created). */
   rebuild(taskId: string, events: readonly LogEvent[]): TaskEngine | undefined {
-    const created = events[0];
-    if (created?.type !== "task-created" || created.taskId !== taskId) return undefined;
-    const e = new TaskEngine(created);
-    for (const ev of events.slice(1)) e.apply(ev);
+    const e = foldTask(taskId, events);
+    if (!e) return undefined;
     this.engines.set(taskId, e);
+    this.noteTaskId(taskId);
     return e;
   }
 
@@ -31,13 +38,48 @@ export class SteeringState {
       if (this.engines.has(ev.taskId)) return this.engines.get(ev.taskId);
       const e = new TaskEngine(ev);
       this.engines.set(ev.taskId, e);
-      this.maxTaskId = Math.max(this.maxTaskId, Number(ev.taskId));
+      this.noteTaskId(ev.taskId);
       return e;
     }
     const e = this.engines.get(ev.taskId);
     e?.apply(ev);
     return e;
   }
+
+  /** Task ids are never reused, retired tasks' included. */
+  noteTaskId(taskId: string): void {
+    const n = Number(taskId);
+    if (Number.isSafeInteger(n)) this.maxTaskId = Math.max(this.maxTaskId, n);
+  }
+
+  /** The task leaves memory; its summary stays (list). */
+  retire(summary: TaskSummary): void {
+    this.engines.delete(summary.taskId);
+    this.finished.set(summary.taskId, summary);
+    this.noteTaskId(summary.taskId);
+  }
+
+  /** The task's owner, in memory or retired. */
+  ownerOf(taskId: string): string | undefined {
+    return this.engines.get(taskId)?.user ?? this.finished.get(taskId)?.user;
+  }
+
+  /** The user's running and paused tasks. */
+  activeTasksOf(user: string): number {
+    let n = 0;
+    for (const e of this.engines.values())
+      if (e.user === user && (e.state === "running" || e.state === "paused")) n++;
+    return n;
+  }
+}
+
+/** A task's engine from its logged events, or undefined if they do not start with its task-created. */
+export function foldTask(taskId: string, events: readonly LogEvent[]): TaskEngine | undefined {
+  const created = events[0];
+  if (created?.type !== "task-created" || created.taskId !== taskId) return undefined;
+  const e = new TaskEngine(created);
+  for (const ev of events.slice(1)) e.apply(ev);
+  return e;
 }
 
 const EVENT_KIND: Partial<Record<LogEvent["type"], TaskChange["kind"]>> = {
@@ -71,6 +113,10 @@ export class Committer {
   /** Watch changes waiting for their task's next flush. */
   private readonly pendingEvents = new Map<string, { engine: TaskEngine; changes: TaskChange[] }>();
   private notifyTimer: NodeJS.Timeout | null = null;
+  /** Appends in flight by task (a task is retired only with none). */
+  private readonly inflightByTask = new Map<string, number>();
+  /** Called with a task's engine each time one of its events is stored (retires finished tasks). */
+  onDurable: ((engine: TaskEngine) => void) | null = null;
 
   constructor(
     readonly state: SteeringState,
@@ -137,14 +183,24 @@ export class Committer {
       throw e;
     }
     this.inflight.add(append);
+    this.inflightByTask.set(ev.taskId, (this.inflightByTask.get(ev.taskId) ?? 0) + 1);
     const engine = this.state.apply(ev);
+    const landed = () => {
+      this.inflight.delete(append);
+      const left = (this.inflightByTask.get(ev.taskId) ?? 1) - 1;
+      if (left > 0) this.inflightByTask.set(ev.taskId, left);
+      else this.inflightByTask.delete(ev.taskId);
+    };
     const durable = append.then(
       () => {
-        this.inflight.delete(append);
-        if (engine) this.notify(engine, ev);
+        landed();
+        if (engine) {
+          this.notify(engine, ev);
+          this.onDurable?.(engine);
+        }
       },
       (e: unknown) => {
-        this.inflight.delete(append);
+        landed();
         this.markDiverged(ev, e);
         throw e;
       },
@@ -171,6 +227,11 @@ export class Committer {
       await this.rebuild(taskId).catch((err: unknown) =>
         this.logger.error("rebuild failed; retried on the next pump", { taskId, error: String(err) }),
       );
+  }
+
+  /** Appends of the task sent and not yet settled. */
+  hasInflight(taskId: string): boolean {
+    return this.inflightByTask.has(taskId);
   }
 
   isDiverged(taskId: string): boolean {

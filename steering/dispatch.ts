@@ -123,6 +123,11 @@ export class Dispatcher {
       );
   }
 
+  /** The task was retired (taskArchive.ts): its cached listing goes. */
+  forget(taskId: string): void {
+    this.datasetFiles.delete(taskId);
+  }
+
   /** Schedules one pump; kicks while one is pending coalesce. */
   kick(): void {
     if (this.kicked) return;

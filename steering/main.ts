@@ -36,6 +36,10 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option("--dispatch-timeout-ms <ms>", "claim deadline of a dispatched attempt (default 300000)"),
     )
+    .option(
+      "--limits-file <file>",
+      "per-user limit overrides written by `admin set-limits` (env GRIDTUNE_LIMITS_FILE)",
+    )
     .action(async (o: Record<string, string | undefined>) => {
       const config = compileSteeringConfig({
         natsUrl: o.natsUrl,
@@ -49,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
         leaseMs: o.leaseMs,
         heartbeatMs: o.heartbeatMs,
         dispatchTimeoutMs: o.dispatchTimeoutMs,
+        limitsFile: o.limitsFile,
       });
       const logger = createLogger("steering");
       const service = new SteeringService(config, logger);

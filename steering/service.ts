@@ -38,7 +38,13 @@ import { ResultIngest } from "./resultIngest.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "./steeringRunner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
+import { LimitsFileReader, TenantLimiter } from "./limits.ts";
+import { TaskArchive } from "./taskArchive.ts";
+import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
+
+/** How often tasks whose retirement failed are tried again. */
+const RETIRE_SWEEP_MS = 10_000;
 
 export type ServiceState = "idle" | "starting" | "running" | "draining" | "stopped";
 
@@ -55,6 +61,9 @@ export class SteeringService {
   private closing: Promise<void> | null = null;
   private stopResults: (() => Promise<void>) | null = null;
   committer: Committer | null = null;
+  archive: TaskArchive | null = null;
+  /** What start-up read: the tasks read from the log in full, the finished ones from the index. */
+  restored: { tasksRead: number; finished: number } | null = null;
   ingest: ResultIngest | null = null;
 
   constructor(
@@ -99,17 +108,28 @@ export class SteeringService {
 
     const log = new EventLog(js, this.logger.child("log"));
     const state = new SteeringState();
-    let events = 0;
-    for await (const ev of log.replay(jsm)) {
-      state.apply(ev);
-      events++;
-    }
-    this.logger.info("state rebuilt from the event log", { events, tasks: state.engines.size });
-
-    const c = new Committer(state, log, nc, this.logger.child("commit"), (taskId) =>
-      readTaskLog(js, jsm, taskId),
-    );
+    const readTask = (taskId: string) => readTaskLog(js, jsm, taskId);
+    const c = new Committer(state, log, nc, this.logger.child("commit"), readTask);
     this.committer = c;
+    // Start-up reads the active tasks' logs only, plus one summary per finished task.
+    const index = await KvFinishedIndex.open(nc, this.config.replicas, this.logger.child("index"));
+    const archive = new TaskArchive(c, index, readTask, this.logger.child("archive"));
+    this.archive = archive;
+    const read = await archive.restore(await loggedTaskIds(jsm));
+    this.restored = { tasksRead: read, finished: state.finished.size };
+    this.logger.info("state rebuilt from the event log", {
+      tasksRead: read,
+      active: state.engines.size,
+      finished: state.finished.size,
+    });
+    c.onDurable = (e) => archive.maybeRetire(e);
+    const limitsFile =
+      this.config.limitsFile === undefined
+        ? null
+        : new LimitsFileReader(this.config.limitsFile, this.logger.child("limits"));
+    const limiter = new TenantLimiter(this.config.limits, (user) =>
+      limitsFile ? limitsFile.overrides(user) : Promise.resolve({}),
+    );
     const registry = new AgentRegistry(this.config.leaseMs);
     const runner = new LocalSteeringRunner(DEFAULT_STEERING_LIMITS, steeringInstance(this.config));
     // Iterations in flight at a crash run again (only the log counts); their containers go.
@@ -130,6 +150,7 @@ export class SteeringService {
       runner,
     );
     this.dispatcher = dispatcher;
+    archive.onRetired = (taskId) => dispatcher.forget(taskId);
     const control = new AgentControl(
       c,
       registry,
@@ -147,6 +168,8 @@ export class SteeringService {
       this.logger.child("api"),
       // the server's limit as it told this connection (1 MiB unless configured otherwise)
       () => apiNc.info?.max_payload ?? 1024 * 1024,
+      limiter,
+      archive,
     );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
@@ -189,6 +212,12 @@ export class SteeringService {
           .expireLeases()
           .catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));
       }, leaseTick),
+      // Retirements that failed (the index was unavailable) are tried again.
+      setInterval(() => {
+        archive
+          .sweep()
+          .catch((e: unknown) => this.logger.error("retiring tasks failed", { error: String(e) }));
+      }, RETIRE_SWEEP_MS),
     );
     this.state = "running";
     dispatcher.kick();

@@ -5,7 +5,7 @@ import {
   type TaskDetail,
   type TaskSummary,
 } from "../protocol/messages.ts";
-import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
+import { TaskEngine, type PointRec } from "./engine/taskEngine.ts";
 
 export function summarize(e: TaskEngine): TaskSummary {
   const counts = { points: 0, done: 0, failed: 0, running: 0, queued: 0, jobs: 0 };
@@ -98,23 +98,27 @@ export function fillPage<V>(
   return { page, next: i < n ? i : null };
 }
 
-/** The user's tasks by id: all of them without `from` (a phpo from before paging), else one page. */
+/** A task in memory is summarized when listed; a retired one is its summary. */
+const summaryOf = (t: TaskEngine | TaskSummary): TaskSummary => (t instanceof TaskEngine ? summarize(t) : t);
+
+/**
+ * The user's tasks by id: all of them without `from` (a phpo from before paging), else one page.
+ * `tasks` holds the tasks in memory and the retired ones' summaries.
+ */
 export function listPage(
-  engines: Iterable<TaskEngine>,
+  tasks: Iterable<TaskEngine | TaskSummary>,
   user: string,
   from: number | undefined,
   pageBytes = PAGE_BYTES,
 ): { tasks: TaskSummary[]; next: number | null } {
-  const mine = [...engines]
-    .filter((e) => e.user === user)
-    .sort((a, b) => Number(a.taskId) - Number(b.taskId));
-  if (from === undefined) return { tasks: mine.map(summarize), next: null };
+  const mine = [...tasks].filter((e) => e.user === user).sort((a, b) => Number(a.taskId) - Number(b.taskId));
+  if (from === undefined) return { tasks: mine.map(summaryOf), next: null };
   const { page, next } = fillPage(
     mine.length,
     from,
     Number.POSITIVE_INFINITY,
     pageBytes - FRAMING_BYTES,
-    (i) => summarize(mine[i]!),
+    (i) => summaryOf(mine[i]!),
   );
   return { tasks: page, next };
 }

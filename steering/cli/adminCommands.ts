@@ -18,6 +18,7 @@ import {
   removeUser,
   rotateIdentity,
 } from "../security/admin.ts";
+import { readLimitsFile, setLimits, limitsFilePath } from "../security/adminLimits.ts";
 
 export function defaultStackDir(): string {
   return process.env.GRIDTUNE_HOME || join(homedir(), ".local", "state", "gridtune", "stack");
@@ -121,5 +122,47 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
   addSteeringCmd.action(() => run(addSteeringCmd, (dir) => addSteering(dir))());
   const listCmd = admin.command("list").description("list identities and their public keys");
   listCmd.action(() => run(listCmd, (dir) => listIdentities(dir))());
+
+  const setLimitsCmd = admin
+    .command("set-limits <user>")
+    .description("override a user's limits (steering reads them at once; see docs/steering.md)")
+    .option("--active-tasks <n>", "tasks running or paused at once")
+    .option("--max-points <n>", "points of one task")
+    .option("--spec-bytes <n>", "bytes of a submitted spec")
+    .option("--submits-per-minute <n>", "submissions in any minute")
+    .option("--clear", "drop the user's overrides first (back to steering's defaults)");
+  setLimitsCmd.action(async (user: string, o: Record<string, string | boolean | undefined>) => {
+    const opts = setLimitsCmd.optsWithGlobals<AdminOpts>();
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const r = await setLimits(
+      opts.dir,
+      user,
+      {
+        activeTasks: str(o.activeTasks),
+        maxPoints: str(o.maxPoints),
+        specBytes: str(o.specBytes),
+        submitsPerMinute: str(o.submitsPerMinute),
+      },
+      o.clear === true,
+    );
+    write(
+      opts.json
+        ? JSON.stringify(r, null, 2) + "\n"
+        : `limits of ${r.user}: ${JSON.stringify(r.overrides)} (others: steering's defaults) in ${r.file}\n`,
+    );
+  });
+  const limitsCmd = admin.command("limits").description("list the users' limit overrides");
+  limitsCmd.action(async () => {
+    const opts = limitsCmd.optsWithGlobals<AdminOpts>();
+    const limits = await readLimitsFile(opts.dir);
+    const users = Object.entries(limits.users);
+    write(
+      opts.json
+        ? JSON.stringify(limits, null, 2) + "\n"
+        : users.length === 0
+          ? `no overrides in ${limitsFilePath(opts.dir)}: every user has steering's defaults\n`
+          : users.map(([u, l]) => `${u.padEnd(32)} ${JSON.stringify(l)}`).join("\n") + "\n",
+    );
+  });
   return admin;
 }
