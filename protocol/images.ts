@@ -14,7 +14,7 @@ export function missingImageAdvice(ref: string): string {
   if (PROJECT_IMAGES.includes(ref))
     return `it is one of gridtune's own images: build it on that host with sudo containers/build-images.sh`;
   return (
-    `agents pull from no registry: use an image the site already has, or have the site's admin load ` +
-    `it on the agent hosts (docker pull ${ref}, or docker load < image.tar)`
+    `use an image the site already has, or have the site's admin load it on the agent hosts ` +
+    `(docker pull ${ref}, or docker load < image.tar)`
   );
 }

@@ -168,7 +168,7 @@ export class DockerRuntime implements Runtime {
       if (statusCode(err) === 404) {
         throw new RuntimeError(
           "IMAGE_MISSING",
-          `image "${ref}" is not on this Docker host: ${missingImageAdvice(ref)}`,
+          `image "${ref}" is not on this Docker host (no registry is used): ${missingImageAdvice(ref)}`,
           { cause: err },
         );
       }
