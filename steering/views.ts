@@ -35,7 +35,11 @@ function bestOf(points: readonly PointRec[], scheduled: boolean): PointRec | nul
 
 function bestOfTask(e: TaskEngine): PointRec | null {
   const bySegment = new Map<number, PointRec[]>();
-  for (const p of e.points.values()) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
+  for (const p of e.points.values()) {
+    const mine = bySegment.get(p.segment);
+    if (mine) mine.push(p);
+    else bySegment.set(p.segment, [p]);
+  }
   let best: PointRec | null = null;
   for (const mine of bySegment.values()) {
     const b = bestOf(mine, e.schedulers !== null);
