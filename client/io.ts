@@ -12,7 +12,20 @@ export interface Io {
   stderr: OutStream;
 }
 
-export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr });
+let pipeWatched = false;
+
+export const processIo = (): Io => {
+  if (!pipeWatched) {
+    pipeWatched = true;
+    // `phpo results --csv | head`: the reader has gone, and what is left has no one to read it.
+    // That is the reader's choice, not an error (Node would throw it from the stream).
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      process.exit(0);
+    });
+  }
+  return { stdout: process.stdout, stderr: process.stderr };
+};
 
 /** Options every verb sees (program-level flags). */
 export interface GlobalOptions {

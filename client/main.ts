@@ -109,10 +109,11 @@ function buildProgram(
     .command("logs")
     .argument("<task>")
     .argument("<point>")
-    .option("--attempt <n>", "attempt number (default: the last)")
+    .option("--job <n>", "job of the point: 1, then one per ASHA promotion (default: the last)")
+    .option("--attempt <n>", "attempt within the job (default: the job's last)")
     .description("print the container log of one evaluation")
-    .action(async (task: string, point: string, o: { attempt?: string }) =>
-      run((ctx) => logsVerb(ctx, task, point, o.attempt)),
+    .action(async (task: string, point: string, o: { job?: string; attempt?: string }) =>
+      run((ctx) => logsVerb(ctx, task, point, o.attempt, o.job)),
     );
   for (const verb of ["kill", "pause", "resume"] as const) {
     program

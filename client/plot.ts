@@ -21,6 +21,16 @@ const COLORS = [
   "#17becf",
 ];
 
+/**
+ * A colour per series, none repeated: the palette while it lasts, else hues spread evenly around
+ * the wheel (alternating two lightnesses so neighbours differ), one per series.
+ */
+export function colorOf(i: number, n: number): string {
+  if (n <= COLORS.length) return COLORS[i] as string;
+  const hue = Math.round((i * 360) / n);
+  return `hsl(${hue},70%,${i % 2 === 0 ? 38 : 55}%)`;
+}
+
 export interface Series {
   label: string;
   points: [number, number][];
@@ -89,7 +99,7 @@ export function panel(
     `<text transform="translate(14,${M.top + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12">${esc(yLabel)}</text>`,
   );
   series.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length] as string;
+    const color = colorOf(i, series.length);
     const pts: string[] = [];
     s.points.forEach(([x, y], k) => {
       const prev = s.points[k - 1];
@@ -132,18 +142,52 @@ export function bestSoFar(points: readonly PointView[]): Series {
   return { label: "best loss so far", points: pts, step: true };
 }
 
+/** Legend entries listed at most (a 100k-point task would have a legend taller than the plot). */
+export const LEGEND_MAX = 96;
+const LEGEND_COLUMNS = 8;
+const LEGEND_ROW = 16;
+
+/** The learning curves' legend under the panels: a colour swatch and the point per series. */
+export function legend(series: readonly Series[], y0: number): { svg: string; height: number } {
+  if (series.length === 0) return { svg: "", height: 0 };
+  const shown = series.slice(0, LEGEND_MAX);
+  const colW = (2 * W) / LEGEND_COLUMNS;
+  const out = [`<g font-size="11">`];
+  shown.forEach((s, i) => {
+    const x = 16 + (i % LEGEND_COLUMNS) * colW;
+    const y = y0 + Math.floor(i / LEGEND_COLUMNS) * LEGEND_ROW;
+    const color = colorOf(i, series.length);
+    out.push(
+      `<line x1="${x}" y1="${y - 4}" x2="${x + 18}" y2="${y - 4}" stroke="${color}" stroke-width="3"/>`,
+      `<text x="${x + 24}" y="${y}">${esc(s.label)}</text>`,
+    );
+  });
+  let rows = Math.ceil(shown.length / LEGEND_COLUMNS);
+  if (series.length > shown.length) {
+    out.push(
+      `<text x="16" y="${y0 + rows * LEGEND_ROW}" fill="#555">… and ${series.length - shown.length} more curves (hover a line to name its point)</text>`,
+    );
+    rows++;
+  }
+  out.push("</g>");
+  return { svg: out.join("\n"), height: rows * LEGEND_ROW + 8 };
+}
+
 export function renderPlotSvg(title: string, points: readonly PointView[], resourceKey: string): string {
   const curves = learningCurves(points);
   const body = [
     panel(curves.length ? "learning curves" : "learning curves (no reports)", resourceKey, "loss", curves, 0),
     panel("best loss so far", "evaluations", "best loss", [bestSoFar(points)], W),
   ];
+  const key = legend(curves, H + 40);
+  const height = H + 24 + key.height;
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 24}" viewBox="0 0 ${2 * W} ${H + 24}" font-family="sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${height}" viewBox="0 0 ${2 * W} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W}" y="${H + 18}" text-anchor="middle" font-size="12" fill="#555">${esc(title)}</text>`,
     ...body,
+    ...(key.svg ? [key.svg] : []),
     "</svg>",
     "",
   ].join("\n");

@@ -196,6 +196,10 @@ export const PointView = z.object({
   values: PointValues,
   state: PointState,
   loss: z.number().nullable(),
+  /**
+   * Attempts of the point's job that had the most: PanDA's count, at most maxAttempts (a
+   * preemption hand-back aside). A promotion is a new job, not an attempt: see `jobs`.
+   */
   attempts: z.number().int(),
   resource: z.number().nullable(),
   reports: z.array(
@@ -232,10 +236,19 @@ export const PointView = z.object({
   metricsKeys: z.array(z.string()),
   logKeys: z.array(z.string()),
   checkpointKey: z.string().nullable(),
-  /** Tasks with a scheduler: the trial name, the resource level its current job trains to, jobs so far. */
+  /** Tasks with a scheduler: the trial name and the resource level its current job trains to. */
   trial: z.string().nullable().optional(),
   target: z.number().nullable().optional(),
+  /** Jobs so far: 1 plus one per promotion. */
   jobs: z.number().int().optional(),
+  /**
+   * The scheduler's stop or pause decision on the point's current job: the resource and loss it
+   * was judged at (the point's loss and resource), while its reports may go further (the payload
+   * keeps training until the stop reaches it).
+   */
+  judged: z.object({ resource: z.number(), loss: z.number().nullable() }).nullable().optional(),
+  /** Attempts dispatched over all the point's jobs (`attempts` counts within one job). */
+  dispatches: z.number().int().optional(),
 });
 export type PointView = z.infer<typeof PointView>;
 
@@ -253,7 +266,21 @@ export const TaskSummary = z.object({
     failed: z.number().int(),
     running: z.number().int(),
     queued: z.number().int(),
+    /** Attempts dispatched, over every job of every point (retries and promotions included). */
     jobs: z.number().int(),
+    // Defaults: a steering from before these counts sends none of them.
+    /** Pruned by the scheduler (ended for good before max_t). */
+    stopped: z.number().int().default(0),
+    /** Paused at a rung by a pausing scheduler (promotion ASHA, PASHA): may be promoted later. */
+    paused: z.number().int().default(0),
+    cancelled: z.number().int().default(0),
+    /**
+     * Points that reached an end: done, failed, stopped, or paused at a rung. A paused trial has
+     * its result at that rung; a promotion takes it back to queued until its next result.
+     */
+    evaluated: z.number().int().default(0),
+    /** Jobs: one per point plus one per promotion (a retry is a new attempt of the same job). */
+    pointJobs: z.number().int().default(0),
   }),
   best: z.object({ pointId: z.number().int(), loss: z.number(), values: PointValues }).nullable(),
 });
@@ -339,6 +366,8 @@ export type ApiVerb = ApiRequest["verb"];
 
 export const DownloadItem = z.object({
   pointId: z.number().int(),
+  /** The job of the point (1, then one per ASHA promotion); absent from an older steering. */
+  job: z.number().int().positive().optional(),
   attempt: z.number().int(),
   kind: ArtifactKind,
   name: z.string(),

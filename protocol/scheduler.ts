@@ -3,6 +3,7 @@
 // scheduler core (steering/scheduler) builds a scheduler from the parsed value.
 import { z } from "zod";
 import { describeZodError, ValidationError } from "./errors.ts";
+import { closest } from "./searchSpace.ts";
 
 const posInt = z.number().int().positive();
 const positive = z.number().positive();
@@ -270,6 +271,31 @@ export const SCHEDULER_TYPES: readonly SchedulerType[] = [
 ];
 
 /**
+ * Whether the scheduler pauses trials at a rung and promotes them later as a new job: without
+ * checkPointToSave such a job cannot resume, and each promotion trains again from scratch.
+ */
+export function promotesTrials(s: SchedulerConfig): boolean {
+  switch (s.type) {
+    case "asha-promotion":
+    case "pasha":
+    case "sha":
+    case "sockeye":
+      return true;
+    case "hyperband":
+      return s.variant === "promotion";
+    case "fifo":
+    case "asha-stopping":
+    case "adaptive-asha":
+    case "moasha":
+      return false;
+    default: {
+      const never: never = s;
+      throw new Error(`unknown scheduler ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/**
  * Parses a scheduler config; a bad one throws ValidationError(INVALID_CONFIG) naming the field,
  * prefixed with `where` (for example "scheduler" inside a task config; "" for a bare config).
  */
@@ -288,6 +314,37 @@ export function parseSchedulerConfig(input: unknown, where = "scheduler"): Sched
     );
   }
   const parsed = SchedulerConfig.safeParse(input);
-  if (!parsed.success) throw new ValidationError("INVALID_CONFIG", describeZodError(parsed.error, where));
+  if (!parsed.success)
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      describeSchedulerError(parsed.error, type as SchedulerType, where),
+    );
   return parsed.data;
+}
+
+/** The keys each scheduler type takes (its schema's fields). */
+const KEYS: ReadonlyMap<string, readonly string[]> = new Map(
+  SchedulerConfig.options.map((o) => [o.shape.type.value, Object.keys(o.shape)]),
+);
+
+/** Zod's messages, with a misspelt key named with the closest key of that type and the keys it takes. */
+function describeSchedulerError(err: z.ZodError, type: SchedulerType, where: string): string {
+  const known = (KEYS.get(type) ?? []).filter((k) => k !== "type");
+  const lines: string[] = [];
+  const rest: z.core.$ZodIssue[] = [];
+  for (const issue of err.issues) {
+    if (issue.code !== "unrecognized_keys" || issue.path.length > 0) {
+      rest.push(issue);
+      continue;
+    }
+    for (const key of issue.keys) {
+      const hint = closest(key, known);
+      lines.push(
+        `${where ? `${where}.` : ""}${key}: type "${type}" has no key "${key}"` +
+          `${hint ? ` (did you mean "${hint}"?)` : ""}; its keys are ${known.join(", ")}`,
+      );
+    }
+  }
+  if (rest.length) lines.push(describeZodError(new z.ZodError(rest), where));
+  return lines.join("\n");
 }

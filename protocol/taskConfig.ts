@@ -5,7 +5,7 @@ import { z } from "zod";
 import { describeZodError, ValidationError } from "./errors.ts";
 import { tokenizeExec } from "./execString.ts";
 import { SearchSpace, strict } from "./searchSpace.ts";
-import { SchedulerConfig } from "./scheduler.ts";
+import { parseSchedulerConfig, SchedulerConfig } from "./scheduler.ts";
 import { SamplerConfig } from "./sampler.ts";
 import { NAME_RE } from "./names.ts";
 
@@ -115,6 +115,9 @@ export type TaskSpecInput = z.input<typeof TaskSpec>;
 
 /** Parses and cross-checks a task spec at a boundary (phpo before submit, steering on receipt). */
 export function parseTaskSpec(input: unknown): TaskSpec {
+  // the scheduler first: its own messages name a misspelt key's closest match
+  const scheduler = (input as { scheduler?: unknown } | null)?.scheduler;
+  if (scheduler !== undefined) parseSchedulerConfig(scheduler, "scheduler");
   const r = TaskSpec.safeParse(input);
   if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error));
   const spec = r.data;
@@ -134,6 +137,7 @@ export function parseTaskSpec(input: unknown): TaskSpec {
         "PanDA-style task, a scheduler drives the built-in sampler; remove one of them",
     );
   }
+  if (spec.sampler?.type === "grid") checkGridDimensions(spec);
   const nSeg = spec.segments?.length ?? 0;
   if (spec.segmentSearchSpaces && spec.segmentSearchSpaces.length !== nSeg) {
     throw new ValidationError(
@@ -157,6 +161,27 @@ export function parseTaskSpec(input: unknown): TaskSpec {
     }
   }
   return spec;
+}
+
+/**
+ * The grid sampler walks the dimensions flagged grid_search: a space with none would be accepted,
+ * then never sample a point (the task would sit at 0 points), so it is refused here.
+ */
+function checkGridDimensions(spec: TaskSpec): void {
+  const spaces = spec.segmentSearchSpaces?.length ? spec.segmentSearchSpaces : [spec.searchSpace];
+  spaces.forEach((space, i) => {
+    const flagged = Object.values(space).some(
+      (p) => p.dimension.grid_search === 1 || p.dimension.grid_search === true,
+    );
+    if (flagged) return;
+    const where = spec.segmentSearchSpaces?.length ? `segmentSearchSpaces[${i}]` : "the search space";
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `sampler type "grid" needs at least one parameter with "grid_search": 1 in its dimension, and ` +
+        `${where} has none: flag one (categorical, uniformint, quniform or qloguniform), for example ` +
+        `"dimension": {"categories": [8, 16], "grid_search": 1}, or use --sampler random`,
+    );
+  });
 }
 
 /** maxEvaluationJobs with PanDA's default (2 × maxPoints), per segment. */

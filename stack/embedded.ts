@@ -4,7 +4,8 @@
 // scripts (as on a real deployment), or in this process ("inline", for fast tests).
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -36,6 +37,11 @@ export interface StackOptions {
   leaseMs?: number;
   heartbeatMs?: number;
   natsPort?: number;
+  /**
+   * Start on the ports of the previous start in `dir` when they are free (kept in ports.json), so
+   * that the URLs printed, and any agent or phpo configured by hand, stay valid across restarts.
+   */
+  stablePorts?: boolean;
   logger?: Logger;
   /** Extra environment for the service processes. */
   env?: Record<string, string>;
@@ -135,6 +141,32 @@ async function startService(
   };
 }
 
+const portsFile = (dir: string) => join(dir, "ports.json");
+
+/** The client ports of the previous start in `dir` (none when it never started or the file is bad). */
+async function lastPorts(dir: string): Promise<{ nats?: number; s3?: number }> {
+  try {
+    const v = JSON.parse(await readFile(portsFile(dir), "utf8")) as { nats?: unknown; s3?: unknown };
+    const port = (x: unknown) =>
+      Number.isInteger(x) && (x as number) > 0 && (x as number) < 65536 ? (x as number) : undefined;
+    const nats = port(v.nats);
+    const s3 = port(v.s3);
+    return { ...(nats ? { nats } : {}), ...(s3 ? { s3 } : {}) };
+  } catch {
+    return {};
+  }
+}
+
+/** `port` when nothing listens on it now, else 0 (any free port). */
+function reusable(port: number | undefined): Promise<number> {
+  if (!port) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(0));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(port)));
+  });
+}
+
 export async function startEmbeddedStack(o: StackOptions = {}): Promise<EmbeddedStack> {
   const dir = o.dir ?? DEFAULT_STACK_DIR;
   const site = o.site ?? DEFAULT_SITE;
@@ -150,13 +182,19 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const nAgents = o.agents ?? 1;
   for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
 
-  const nats = await startNatsServer({ dir, store, port: o.natsPort ?? 0 });
-  const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: [DEFAULT_BUCKET] }).catch(
-    async (e: unknown) => {
-      await nats.stop();
-      throw e;
-    },
-  );
+  const last = o.stablePorts ? await lastPorts(dir) : {};
+  const natsPort = o.natsPort || (await reusable(last.nats));
+  const nats = await startNatsServer({ dir, store, port: natsPort });
+  const s3Port = await reusable(last.s3);
+  const s3 = await startS3Server({
+    dir: join(dir, "s3", "data"),
+    buckets: [DEFAULT_BUCKET],
+    ...(s3Port ? { port: s3Port } : {}),
+  }).catch(async (e: unknown) => {
+    await nats.stop();
+    throw e;
+  });
+  if (o.stablePorts) await writeFile(portsFile(dir), JSON.stringify({ nats: nats.port, s3: s3.port }) + "\n");
   const client: ClientProfile = { natsUrl: nats.url, user, seedFile: userSeed, caFile: nats.caFile };
   const clientFile = join(dir, "client.json");
   await writeFile(clientFile, JSON.stringify(client, null, 2) + "\n", { mode: 0o600 });

@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--slots <n>", "slots per agent", "2")
     .option("--runtime <kind>", "auto | docker | process", "auto")
     .option("--user <name>", "the phpo user identity to create", "demo")
-    .option("--nats-port <port>", "NATS client port (0: any free port)", "0")
+    .option("--nats-port <port>", "NATS client port (0: the previous start's port when free, else any)", "0")
     .option("--json", "print the endpoints as JSON")
     .action(
       async (o: {
@@ -44,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
           runtime,
           user: o.user,
           natsPort: Number(o.natsPort),
+          stablePorts: true,
           allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
           logger,
         });

@@ -300,6 +300,7 @@ export class Api {
         const attempt = Number(att ?? 0);
         items.push({
           pointId: p.pointId,
+          job: Number(job ?? 1),
           attempt,
           kind,
           name: downloadName(e, p.pointId, p.segment, Number(job ?? 1), attempt, kind),

@@ -7,20 +7,85 @@ import {
 } from "../protocol/messages.ts";
 import { TaskEngine, type PointRec } from "./engine/taskEngine.ts";
 
+/** The resource level a point's loss belongs to: the judged report's when the scheduler stopped it. */
+function lossResource(p: PointRec): number | null {
+  if (p.job.stop !== null && p.job.stopResource !== null && p.state !== "done") return p.job.stopResource;
+  return p.resource ?? p.job.target;
+}
+
+/**
+ * The best point of one segment. Without a scheduler, the done point with the smallest loss. With
+ * one, the best at the highest resource level any trial reached with a result (done, or paused at
+ * a rung): losses at different levels do not compare, and a pausing scheduler (PASHA, promotion
+ * ASHA) may end with no trial trained to max_t, its answer being the best at its final top rung.
+ */
+function bestOf(points: readonly PointRec[], scheduled: boolean): PointRec | null {
+  const withResult = points.filter(
+    (p) => (p.state === "done" || (scheduled && p.state === "paused")) && p.loss !== null,
+  );
+  let top = Number.NEGATIVE_INFINITY;
+  if (scheduled) for (const p of withResult) top = Math.max(top, lossResource(p) ?? 0);
+  let best: PointRec | null = null;
+  for (const p of withResult) {
+    if (scheduled && (lossResource(p) ?? 0) !== top) continue;
+    if (best === null || (p.loss as number) < (best.loss as number)) best = p;
+  }
+  return best;
+}
+
+function bestOfTask(e: TaskEngine): PointRec | null {
+  const bySegment = new Map<number, PointRec[]>();
+  for (const p of e.points.values()) {
+    const mine = bySegment.get(p.segment);
+    if (mine) mine.push(p);
+    else bySegment.set(p.segment, [p]);
+  }
+  let best: PointRec | null = null;
+  for (const mine of bySegment.values()) {
+    const b = bestOf(mine, e.schedulers !== null);
+    if (b && (best === null || (b.loss as number) < (best.loss as number))) best = b;
+  }
+  return best;
+}
+
 export function summarize(e: TaskEngine): TaskSummary {
-  const counts = { points: 0, done: 0, failed: 0, running: 0, queued: 0, jobs: 0 };
-  let best: TaskSummary["best"] = null;
+  const counts = {
+    points: 0,
+    done: 0,
+    failed: 0,
+    running: 0,
+    queued: 0,
+    jobs: 0,
+    stopped: 0,
+    paused: 0,
+    cancelled: 0,
+    evaluated: 0,
+    pointJobs: 0,
+  };
   for (const p of e.points.values()) {
     counts.points++;
     counts.jobs += p.attempts;
-    if (p.state === "done") counts.done++;
-    else if (p.state === "failed") counts.failed++;
-    else if (p.state === "running") counts.running++;
-    else if (p.state === "queued") counts.queued++;
-    if (p.state === "done" && p.loss !== null && (best === null || p.loss < best.loss)) {
-      best = { pointId: p.pointId, loss: p.loss, values: p.values };
+    counts.pointJobs += p.jobs;
+    switch (p.state) {
+      case "done":
+      case "failed":
+      case "stopped":
+      case "paused":
+        counts[p.state]++;
+        counts.evaluated++;
+        break;
+      case "running":
+      case "queued":
+      case "cancelled":
+        counts[p.state]++;
+        break;
+      default: {
+        const never: never = p.state;
+        throw new Error(`unknown point state ${String(never)}`);
+      }
     }
   }
+  const b = bestOfTask(e);
   return {
     taskId: e.taskId,
     user: e.user,
@@ -30,8 +95,15 @@ export function summarize(e: TaskEngine): TaskSummary {
     finishedAt: e.finishedAt,
     maxPoints: e.spec.maxPoints * (e.spec.segments?.length ?? 1),
     counts,
-    best,
+    best: b === null ? null : { pointId: b.pointId, loss: b.loss as number, values: b.values },
   };
+}
+
+/** Attempts of the point's job that had the most (a promotion starts a new job at attempt 1). */
+function mostAttempts(p: PointRec): number {
+  let most = p.job.state === "queued" || p.job.state === "cancelled" ? p.job.attempt - 1 : p.job.attempt;
+  for (const h of p.history) most = Math.max(most, h.attempt);
+  return most;
 }
 
 function pointView(e: TaskEngine, p: PointRec): PointView {
@@ -41,8 +113,9 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
     values: p.values,
     state: p.state,
     loss: p.loss,
-    attempts: p.attempts,
-    resource: p.resource,
+    attempts: mostAttempts(p),
+    dispatches: p.attempts,
+    resource: lossResource(p),
     reports: p.reports.map(({ resource, loss, metrics, job, attempt, at, site }) => ({
       resource,
       loss,
@@ -59,7 +132,12 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
     metricsKeys: p.metricsKeys,
     logKeys: p.logKeys,
     checkpointKey: p.checkpointKey,
-    ...(p.trial === null ? {} : { trial: p.trial, target: p.job.target, jobs: p.jobs }),
+    jobs: p.jobs,
+    judged:
+      p.job.stop !== null && p.job.stopResource !== null
+        ? { resource: p.job.stopResource, loss: p.job.stopLoss }
+        : null,
+    ...(p.trial === null ? {} : { trial: p.trial, target: p.job.target }),
   };
 }
 
@@ -138,8 +216,7 @@ export function detail(
   const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
   const segments = e.segmentNames.map((name, i) => {
     const mine = points.filter((p) => p.segment === i);
-    const losses = mine.filter((p) => p.state === "done" && p.loss !== null).map((p) => p.loss as number);
-    return { name, points: mine.length, best: losses.length ? Math.min(...losses) : null };
+    return { name, points: mine.length, best: bestOf(mine, e.schedulers !== null)?.loss ?? null };
   });
   const summary = summarize(e);
   const head = { ...summary, spec: e.spec, pointsFrom: from, segments };

@@ -4,6 +4,7 @@ import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { TASK_ID_RE } from "../../protocol/names.ts";
 import { showAll } from "../../protocol/paging.ts";
 import { formatNumber, formatValues } from "../format.ts";
+import { countsLine } from "../render.ts";
 import type { VerbContext } from "../context.ts";
 
 /** Checks a TASK argument before any request: a typo is a usage error (exit 2), not a remote one. */
@@ -43,14 +44,10 @@ export async function fetchDetail(
 
 /** One line: `task 12 finished: 10/10 points (9 done, 1 failed, 0 running, 0 queued), 12 jobs; best loss 0.1 at point 3 (lr=0.01)`. */
 export function summaryLine(s: TaskSummary): string {
-  const c = s.counts;
   const best = s.best
     ? `best loss ${formatNumber(s.best.loss)} at point ${s.best.pointId} (${formatValues(s.best.values)})`
     : "no loss yet";
-  return (
-    `task ${s.taskId} ${s.state}: ${c.points}/${s.maxPoints} points (${c.done} done, ${c.failed} failed, ` +
-    `${c.running} running, ${c.queued} queued), ${c.jobs} jobs; ${best}`
-  );
+  return `task ${s.taskId} ${s.state}: ${countsLine(s)}; ${best}`;
 }
 
 export const isFinal = (s: TaskSummary) => s.state === "finished" || s.state === "killed";

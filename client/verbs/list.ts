@@ -23,14 +23,14 @@ export async function listVerb(ctx: VerbContext): Promise<number> {
     t.taskId,
     t.state,
     t.outDS,
-    `${t.counts.done}/${t.maxPoints}`,
+    `${Math.max(t.counts.evaluated, t.counts.done + t.counts.failed)}/${t.maxPoints}`,
     t.counts.failed,
     t.counts.running,
     t.best ? formatNumber(t.best.loss) : null,
     formatTime(t.createdAt),
   ]);
   ctx.io.stdout.write(
-    renderTable(["task", "state", "outDS", "done", "failed", "running", "best loss", "created"], rows, {
+    renderTable(["task", "state", "outDS", "evaluated", "failed", "running", "best loss", "created"], rows, {
       align: ["r", "l", "l", "r", "r", "r", "r", "l"],
     }),
   );

@@ -1,5 +1,6 @@
-// phpo logs TASK POINT [--attempt N]: the container log of one evaluation, from S3 via a presigned
-// GET of the download verb. A gzipped tarball log (PanDA's .log.tgz) is unpacked and printed.
+// phpo logs TASK POINT [--job J] [--attempt N]: the container log of one evaluation, from S3 via a
+// presigned GET of the download verb. A point has one job, plus one per ASHA promotion, and each
+// job its attempts (retries). A gzipped tarball log (PanDA's .log.tgz) is unpacked and printed.
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ValidationError } from "../../protocol/errors.ts";
@@ -28,14 +29,23 @@ async function tarText(data: Buffer): Promise<string> {
   return parts.join("\n");
 }
 
+/** The job of a log: from the reply, else from its name (`…_j2_a1…`; no `_j` is job 1). */
+function jobOf(i: DownloadItem): number {
+  return i.job ?? Number(/_j([0-9]+)_a[0-9]+/.exec(i.name)?.[1] ?? 1);
+}
+
+const label = (i: DownloadItem) => `job ${jobOf(i)} attempt ${i.attempt}`;
+
 export async function logsVerb(
   ctx: VerbContext,
   task: string,
   point: string,
   attempt?: string,
+  job?: string,
 ): Promise<number> {
   const taskId = parseTaskArg(task);
   const pointId = parseIntArg(point, "POINT");
+  const wantedJob = job === undefined ? undefined : parseIntArg(job, "--job", 1);
   const wanted = attempt === undefined ? undefined : parseIntArg(attempt, "--attempt", 1);
   const api = await ctx.api();
   const found: DownloadItem[] = [];
@@ -44,18 +54,28 @@ export async function logsVerb(
     // pages go by point id: once past the point, the rest holds none of its logs
     if (page.items.some((i) => i.pointId > pointId)) break;
   }
-  const mine = found.sort((a, b) => a.attempt - b.attempt);
+  const mine = found.sort((a, b) => jobOf(a) - jobOf(b) || a.attempt - b.attempt);
   if (mine.length === 0) {
     throw new ValidationError(
       "NOT_FOUND",
       `task ${taskId} has no log for point ${pointId} (yet): see phpo show ${taskId} for its points`,
     );
   }
-  const item = wanted === undefined ? mine[mine.length - 1] : mine.find((i) => i.attempt === wanted);
+  const lastJob = jobOf(mine[mine.length - 1]!);
+  const j = wantedJob ?? lastJob;
+  const ofJob = mine.filter((i) => jobOf(i) === j);
+  if (ofJob.length === 0) {
+    const jobs = [...new Set(mine.map(jobOf))].join(", ");
+    throw new ValidationError(
+      "NOT_FOUND",
+      `point ${pointId} of task ${taskId} has no log of job ${j}; jobs with logs: ${jobs} (--job)`,
+    );
+  }
+  const item = wanted === undefined ? ofJob[ofJob.length - 1] : ofJob.find((i) => i.attempt === wanted);
   if (!item) {
     throw new ValidationError(
       "NOT_FOUND",
-      `point ${pointId} of task ${taskId} has no log of attempt ${wanted}; attempts with logs: ${mine.map((i) => i.attempt).join(", ")}`,
+      `point ${pointId} of task ${taskId} has no log of attempt ${wanted} in job ${j}; logs: ${mine.map(label).join(", ")}`,
     );
   }
   const data = await fetchBytes(item.url, `the log ${item.name}`);
@@ -63,9 +83,17 @@ export async function logsVerb(
   if (/\.(tgz|tar\.gz)$/.test(item.name)) text = await tarText(data);
   else if (item.name.endsWith(".gz")) text = gunzipSync(data).toString("utf8");
   else text = data.toString("utf8");
-  if (ctx.json) printJson(ctx.io, { taskId, pointId, attempt: item.attempt, name: item.name, log: text });
+  if (ctx.json)
+    printJson(ctx.io, {
+      taskId,
+      pointId,
+      job: jobOf(item),
+      attempt: item.attempt,
+      name: item.name,
+      log: text,
+    });
   else {
-    ctx.io.stderr.write(`==> ${item.name} (point ${pointId}, attempt ${item.attempt}) <==\n`);
+    ctx.io.stderr.write(`==> ${item.name} (point ${pointId}, ${label(item)}) <==\n`);
     ctx.io.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
   }
   return 0;

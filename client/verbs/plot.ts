@@ -1,9 +1,8 @@
 // phpo plot TASK --out FILE.svg
-import { writeFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { ValidationError } from "../../protocol/errors.ts";
 import type { VerbContext } from "../context.ts";
 import { printJson } from "../io.ts";
+import { checkWritable, writeUserFile } from "../localFile.ts";
 import { renderPlotSvg } from "../plot.ts";
 import { fetchDetail, parseTaskArg } from "./common.ts";
 
@@ -15,9 +14,14 @@ export async function plotVerb(ctx: VerbContext, task: string, out: string): Pro
     );
   }
   const taskId = parseTaskArg(task);
+  // before the request: an unwritable --out is the user's to fix, not an unexpected error
+  const path = checkWritable(out, "--out");
   const d = await fetchDetail(ctx, taskId);
-  const path = resolve(out);
-  writeFileSync(path, renderPlotSvg(`task ${taskId} (${d.outDS}): ${d.state}`, d.points, d.spec.resourceKey));
+  writeUserFile(
+    path,
+    renderPlotSvg(`task ${taskId} (${d.outDS}): ${d.state}`, d.points, d.spec.resourceKey),
+    "--out",
+  );
   if (ctx.json) printJson(ctx.io, { taskId, file: path });
   else ctx.io.stdout.write(`wrote ${path}\n`);
   return 0;

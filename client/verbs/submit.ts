@@ -1,13 +1,13 @@
 // phpo [submit] --loadJson cfg.json [options]: PanDA-style submission. Everything is read and
 // validated (options, files, TaskSpec, sandbox) before the first network call, so bad input
 // never half-submits a task. Then: upload verb → presigned PUT of the sandbox → submit verb.
-import { writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { promotesTrials } from "../../protocol/scheduler.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
 import { compileTask, resolveInputFile } from "../compile.ts";
 import type { VerbContext } from "../context.ts";
 import { exitCodeOf } from "../errors.ts";
 import { printJson } from "../io.ts";
+import { checkWritable, writeUserFile } from "../localFile.ts";
 import {
   PHPO_OPTIONS,
   formatHelpGroup,
@@ -44,6 +44,13 @@ export async function prepareTask(
   }
   const files = { cwd, ...(loaded ? { jsonDir: loaded.dir } : {}) };
   const spec = compileTask(values, files);
+  if (spec.scheduler && promotesTrials(spec.scheduler) && (spec.checkPointToSave?.length ?? 0) === 0) {
+    ctx.warn(
+      `scheduler ${spec.scheduler.type} pauses trials and promotes the best ones as new jobs, but the task ` +
+        `has no checkPointToSave: every promotion trains again from scratch. Save the training state ` +
+        `(e.g. --checkPointToSave checkpoint) and resume from it in the payload`,
+    );
+  }
   // Like the other file options: under cwd first, then next to the --loadJson file.
   const dir = values.sandboxDir as string;
   const sandboxDir = dir === "." ? cwd : resolveInputFile(dir, files, "sandboxDir");
@@ -60,7 +67,7 @@ function dumpJson(
   const all = Object.fromEntries(
     PHPO_OPTIONS.filter((o) => o.name !== "helpGroup").map((o) => [o.name, values[o.name] ?? null]),
   );
-  writeFileSync(file, JSON.stringify({ ...all, dumpJson: file, ...result }, null, 2) + "\n");
+  writeUserFile(file, JSON.stringify({ ...all, dumpJson: file, ...result }, null, 2) + "\n", "--dumpJson");
 }
 
 export async function submitVerb(ctx: VerbContext, cli: Record<string, unknown>): Promise<number> {
@@ -70,7 +77,9 @@ export async function submitVerb(ctx: VerbContext, cli: Record<string, unknown>)
   }
   const task = await prepareTask(ctx, cli);
   const { values, spec, sandbox } = task;
-  const dumpFile = typeof values.dumpJson === "string" ? resolve(values.dumpJson) : undefined;
+  // checked before anything is submitted: a task must not be submitted and its id then lost
+  const dumpFile =
+    typeof values.dumpJson === "string" ? checkWritable(values.dumpJson, "--dumpJson") : undefined;
 
   if (values.noSubmit === true) {
     const sandboxInfo = {

@@ -15,9 +15,11 @@ const POLL_MS = 15_000;
 
 export function progressLine(s: TaskSummary): string {
   const c = s.counts;
-  const finished = c.done + c.failed;
+  // stopped (pruned) and paused trials have reached an end too: an ASHA task is not at "1/27"
+  const finished = Math.max(c.evaluated, c.done + c.failed);
   const best = s.best ? `best ${formatNumber(s.best.loss)} (p${s.best.pointId})` : "best -";
-  return `task ${s.taskId} ${s.state.padEnd(8)} ${progressBar(finished, s.maxPoints)} ${finished}/${s.maxPoints} evaluated, ${c.running} running, ${c.failed} failed, ${best}`;
+  const pruned = c.stopped || c.paused ? `, ${c.stopped} stopped, ${c.paused} paused` : "";
+  return `task ${s.taskId} ${s.state.padEnd(8)} ${progressBar(finished, s.maxPoints)} ${finished}/${s.maxPoints} evaluated, ${c.running} running, ${c.failed} failed${pruned}, ${best}`;
 }
 
 /** Follows the task to its end; returns the final summary. */
@@ -88,7 +90,8 @@ export async function followTask(ctx: VerbContext, taskId: string): Promise<Task
 /** Exit status of a followed task: killed, or ended without a single good point, is a failure. */
 export function checkOutcome(s: TaskSummary): void {
   if (s.state === "killed") throw new TaskFailedError(`task ${s.taskId} was killed`);
-  if (s.counts.done === 0)
+  // a pausing scheduler (PASHA) may end with no trial done: its answer is the best at its top rung
+  if (s.best === null)
     throw new TaskFailedError(
       `task ${s.taskId} finished without a successful evaluation; see phpo show ${s.taskId} and phpo logs`,
     );

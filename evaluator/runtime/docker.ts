@@ -7,6 +7,7 @@ import { lchown, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { GridtuneError, RuntimeError } from "../../protocol/errors.ts";
+import { missingImageAdvice } from "../../protocol/images.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
 import {
   buildContainerConfig,
@@ -167,7 +168,7 @@ export class DockerRuntime implements Runtime {
       if (statusCode(err) === 404) {
         throw new RuntimeError(
           "IMAGE_MISSING",
-          `image "${ref}" is not on this Docker host (no registry is used): build it with sudo containers/build-images.sh`,
+          `image "${ref}" is not on this Docker host (no registry is used): ${missingImageAdvice(ref)}`,
           { cause: err },
         );
       }

@@ -26,6 +26,8 @@ export interface JobRec {
   stop: StopRequest | null;
   /** The loss reported with the decision that stopped it (the point's final loss if pruned). */
   stopLoss: number | null;
+  /** The resource level of the report that decision judged (the pruned point's level). */
+  stopResource: number | null;
   /** The scheduler's last decision on a report of this job. */
   decision: Decision | null;
 }
@@ -106,6 +108,7 @@ export function newPoint(
       target,
       stop: null,
       stopLoss: null,
+      stopResource: null,
       decision: null,
     },
   };

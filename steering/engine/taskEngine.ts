@@ -258,7 +258,7 @@ export class TaskEngine {
       return;
     }
     this.requeue(p, p.job.seq + 1, 1);
-    Object.assign(p.job, { target, stop: null, stopLoss: null, decision: null });
+    Object.assign(p.job, { target, stop: null, stopLoss: null, stopResource: null, decision: null });
     Object.assign(p, { state: "queued", failures: 0, error: null, errorCode: null });
     p.jobs++;
   }
@@ -277,6 +277,7 @@ export class TaskEngine {
     if (d !== "continue" && resource < (p.job.target ?? Number.POSITIVE_INFINITY)) {
       p.job.stop = d === "stop" ? "pruned" : "paused";
       p.job.stopLoss = metrics.loss ?? null;
+      p.job.stopResource = resource;
     }
   }
 
@@ -381,7 +382,7 @@ export class TaskEngine {
   private requeue(p: PointRec, seq: number, attempt: number): void {
     if (seq !== p.job.seq) {
       // a decision belongs to the job: a retry (same seq) resumes under it, a new job starts afresh
-      Object.assign(p.job, { stop: null, stopLoss: null, decision: null });
+      Object.assign(p.job, { stop: null, stopLoss: null, stopResource: null, decision: null });
       this.jobs.delete(p.job.jobId);
       p.job.jobId = jobIdOf(this.taskId, p.pointId, seq);
       p.job.seq = seq;

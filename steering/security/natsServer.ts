@@ -49,7 +49,7 @@ export interface NatsServerOptions {
 }
 
 export interface NatsServerHandle {
-  /** Client URL (nats://host:port; the server requires TLS, clients pass the CA file). */
+  /** Client URL (tls://host:port: the server requires TLS, clients pass the CA file). */
   url: string;
   port: number;
   monitorUrl: string | undefined;
@@ -273,7 +273,7 @@ async function launch(
   let stopping: Promise<void> | undefined;
   const connectHost = settings.host === "0.0.0.0" || settings.host === "::" ? "127.0.0.1" : settings.host;
   return {
-    url: `nats://${connectHost}:${settings.port}`,
+    url: `tls://${connectHost}:${settings.port}`,
     port: settings.port,
     monitorUrl,
     pid: pid!,

@@ -129,7 +129,19 @@ export function sampleSummary(taskId = "7", state: TaskSummary["state"] = "finis
     createdAt: Date.UTC(2025, 0, 2, 3, 4, 5),
     finishedAt: state === "finished" ? Date.UTC(2025, 0, 2, 3, 9, 5) : null,
     maxPoints: 4,
-    counts: { points: 4, done: 2, failed: 1, running: 0, queued: 0, jobs: 7 },
+    counts: {
+      points: 4,
+      done: 2,
+      failed: 1,
+      running: 0,
+      queued: 0,
+      jobs: 7,
+      stopped: 1,
+      paused: 0,
+      cancelled: 0,
+      evaluated: 4,
+      pointJobs: 4,
+    },
     best: { pointId: 2, loss: 0.25, values: { lr: 0.05, act: "relu" } },
   };
 }
@@ -151,6 +163,11 @@ export function sampleDetail(taskId = "7"): TaskDetail {
     spec,
     points: samplePoints(),
     segments: [{ name: null, points: 4, best: 0.25 }],
+    // asha-stopping with max_t 9, η 3: rungs at 1 and 3 (max_t is no rung)
+    rungs: [
+      { segment: null, level: 1, values: [0.8, 0.9, 1.2], count: 3 },
+      { segment: null, level: 3, values: [0.4, 0.7], count: 2 },
+    ],
   });
 }
 

@@ -50,7 +50,7 @@ describe("phpo end to end on the embedded stack", { timeout: 300_000 }, () => {
     assert.equal(sub.code, 0, sub.stderr + sub.stdout);
     const taskId = /jediTaskID=(\d+)/.exec(sub.stdout)?.[1];
     assert.ok(taskId, sub.stdout);
-    assert.match(sub.stdout, /task \d+ finished: 3\/3 points \(3 done, 0 failed/);
+    assert.match(sub.stdout, /task \d+ finished: 3\/3 points: 3 done, 0 failed/);
 
     const show = await phpo(["show", taskId], env, work);
     assert.equal(show.code, 0, show.stderr);

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import type { SchedulerConfigInput } from "../../protocol/scheduler.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, runBin, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const CURVE = join(FIXTURES, "payloads", "curve.py");
 const LADDER = { max_t: 9, grace_period: 1, reduction_factor: 3 };
@@ -48,6 +48,24 @@ async function logsOf(api: ApiClient, taskId: string, pointId: number): Promise<
   return out;
 }
 
+/** Every point is in exactly one state of the counts, and every trial that ended is evaluated. */
+function addsUp(s: TaskSummary, what: string): void {
+  const c = s.counts;
+  const states = c.done + c.failed + c.stopped + c.paused + c.running + c.queued + c.cancelled;
+  assert.equal(states, c.points, `${what}: counts add up: ${JSON.stringify(c)}`);
+  assert.equal(c.evaluated, c.done + c.failed + c.stopped + c.paused, what);
+  if (s.state === "finished") assert.equal(c.evaluated + c.cancelled, c.points, `${what}: all evaluated`);
+}
+
+/** The best trial at the highest resource level any trial reached with a result. */
+function bestAtTop(d: TaskDetail) {
+  const withResult = d.points.filter((p) => (p.state === "done" || p.state === "paused") && p.loss !== null);
+  const top = Math.max(...withResult.map((p) => p.resource ?? 0));
+  return withResult
+    .filter((p) => p.resource === top)
+    .sort((a, b) => (a.loss as number) - (b.loss as number))[0];
+}
+
 /** The decisions of a run: which trial each point is, where it ended and with which loss. */
 const decisions = (d: TaskDetail) =>
   d.points.map((p) => ({
@@ -68,6 +86,12 @@ describe("steering with the ASHA family", { timeout: 600_000 }, () => {
     api = await stack.connect();
   });
   after(() => stack?.cleanup());
+  // phpo as the user runs it, against this stack (the user "demo" of the stack's client profile)
+  const phpo = async (...args: string[]) => {
+    const r = await runBin("phpo", args, { env: { HOME: stack.dir, GRIDTUNE_HOME: stack.dir } });
+    assert.equal(r.code, 0, `phpo ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
 
   it("asha-promotion pauses trials at their rung and resumes promoted ones from the checkpoint", async () => {
     const taskId = await api.submit(curveTask({ type: "asha-promotion", ...LADDER }));
@@ -82,7 +106,9 @@ describe("steering with the ASHA family", { timeout: 600_000 }, () => {
     const promoted = d.points.filter((p) => (p.jobs ?? 1) > 1);
     assert.ok(promoted.length > 0, "some trial was promoted");
     for (const p of promoted) {
-      assert.equal(p.attempts, p.jobs, "one attempt per job");
+      // a promotion is a new job, not an attempt: attempts count within a job (PanDA's ≤ 3)
+      assert.equal(p.attempts, 1, `point ${p.pointId}: one attempt in each job`);
+      assert.equal(p.dispatches, p.jobs, "one attempt per job");
       // the second job resumed from the checkpoint: every epoch reported once, in order
       const levels = p.reports.map((r) => r.resource);
       assert.deepEqual(
@@ -107,6 +133,32 @@ describe("steering with the ASHA family", { timeout: 600_000 }, () => {
       [1, 3],
     );
     assert.equal(d.rungs?.[0]?.values.length, 6);
+
+    // the summaries: every trial that ended (done, or paused at its rung) is evaluated
+    addsUp(d, "asha-promotion");
+    assert.equal(d.counts.evaluated, 6);
+    assert.equal(d.counts.pointJobs, 6 + promoted.reduce((n, p) => n + (p.jobs ?? 1) - 1, 0));
+    assert.equal(d.best?.pointId, bestAtTop(d)?.pointId);
+    const list = await phpo("list");
+    assert.match(list, new RegExp(`^ *${taskId} +finished +user\\.test\\.curve/ +6/6 `, "m"));
+    const show = await phpo("show", taskId);
+    assert.match(show, /^id +state +loss +resource +last report +attempts +jobs +site +values$/m);
+    const p = promoted[0]!;
+    assert.match(show, new RegExp(`^ *${p.pointId} +\\w+ .* +1 +${p.jobs} +\\S+ +x=`, "m"));
+    // one table per rung of the scheduler (1 and 3), not one per epoch reported
+    assert.match(show, /^rung 0: epochs = 1, 6 trials$/m);
+    assert.match(show, /^rung 1: epochs = 3, \d trials?$/m);
+    assert.doesNotMatch(show, /^rung 2:/m);
+    assert.match(show, /^trained \d+ epochs in all, against 54 to train all 6 trials to 9: \d+% saved$/m);
+    // phpo logs --job: the promotion job's log, and the first job's
+    const first = await runBin("phpo", ["logs", taskId, String(p.pointId), "--job", "1"], {
+      env: { HOME: stack.dir, GRIDTUNE_HOME: stack.dir },
+    });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^starting$/m);
+    assert.match(first.stderr, /job 1 attempt 1/);
+    const second = await phpo("logs", taskId, String(p.pointId), "--job", "2");
+    assert.match(second, /resuming at step \d/);
   });
 
   it("asha-stopping stops bad trials mid-run through the agent", async () => {
@@ -122,6 +174,51 @@ describe("steering with the ASHA family", { timeout: 600_000 }, () => {
       assert.ok(p.loss !== null && p.loss < 1e29);
     }
     for (const p of d.points.filter((q) => q.state === "done")) assert.equal(p.resource, 9);
+
+    // each pruned row against its reports: the loss and resource it was judged at (a rung level
+    // of the ladder), and its last report beside them, however far the payload got meanwhile
+    addsUp(d, "asha-stopping");
+    assert.equal(d.counts.evaluated, 6);
+    assert.equal(d.counts.stopped, stopped.length);
+    const show = await phpo("show", taskId);
+    for (const p of stopped) {
+      const judged = p.judged;
+      assert.ok(judged, `point ${p.pointId}: the decision's report`);
+      assert.ok([1, 3].includes(judged.resource), `judged at a rung, not at ${judged.resource}`);
+      const report = p.reports.find((r) => r.resource === judged.resource);
+      assert.ok(report, `point ${p.pointId} reported at ${judged.resource}`);
+      assert.equal(p.loss, report.loss);
+      assert.equal(p.resource, judged.resource);
+      const last = p.reports.at(-1)!;
+      assert.ok(last.resource >= judged.resource);
+      const num = (x: number) => String(Number(x.toPrecision(6))).replace(".", "\\.");
+      assert.match(
+        show,
+        new RegExp(
+          `^ *${p.pointId} +stopped +${num(report.loss)} +${judged.resource} +${num(last.loss)} @ ${last.resource} +1 +1 `,
+          "m",
+        ),
+      );
+    }
+    assert.equal(d.best?.pointId, bestAtTop(d)?.pointId);
+    assert.match(show, /^rung 1: epochs = 3, /m);
+    assert.doesNotMatch(show, /^rung 2:/m);
+  });
+
+  it("FIFO (no scheduler): counts add up, no rung table", async () => {
+    const { scheduler: _none, checkPointToSave: _ck, ...plain } = curveTask({ type: "fifo", max_t: 1 });
+    const taskId = await api.submit({ ...plain, maxPoints: 3, nPointsPerIteration: 3 });
+    const d = await api.waitFinished(taskId, 120_000);
+    addsUp(d, "fifo");
+    assert.equal(d.counts.done, 3);
+    assert.equal(d.rungs, undefined);
+    const show = await phpo("show", taskId);
+    assert.doesNotMatch(show, /rung/);
+    assert.match(show, /^id +state +loss +resource +attempts +site +values$/m);
+    assert.match(
+      await phpo("status", taskId),
+      /3\/3 points: 3 done, 0 failed, 0 running, 0 queued; 3 attempts/,
+    );
   });
 
   const others: Array<[string, SchedulerConfigInput]> = [
@@ -156,6 +253,10 @@ describe("steering with the ASHA family", { timeout: 600_000 }, () => {
       const went = d.points.some((p) => p.state === "done" || (p.jobs ?? 1) > 1);
       assert.ok(went, `${name}: no trial went past its first milestone`);
       assert.ok((d.rungs?.length ?? 0) > 0, `${name}: no rungs`);
+      addsUp(d, name);
+      // PASHA's answer (and any scheduler's): the best trial at the top level reached
+      assert.ok(d.best, `${name}: a best trial`);
+      assert.equal(d.best.pointId, bestAtTop(d)?.pointId, name);
     });
   });
 });
@@ -196,8 +297,11 @@ describe("steering SIGKILL mid-ASHA-task", { timeout: 600_000 }, () => {
       // A result the killed steering had pulled but not acked comes back only after the consumer's
       // ack wait, so its lease may expire first and the job run once more (resuming from its
       // checkpoint, within maxAttempts); the decisions above are the same either way.
-      for (const p of d.points)
-        assert.ok(p.attempts <= (p.jobs ?? 1) + 1, `point ${p.pointId} ran ${p.attempts} attempts`);
+      for (const p of d.points) {
+        const ran = p.dispatches ?? p.attempts;
+        assert.ok(ran <= (p.jobs ?? 1) + 1, `point ${p.pointId} ran ${ran} attempts`);
+        assert.ok(p.attempts <= 2, `point ${p.pointId}: ${p.attempts} attempts of one job`);
+      }
     } finally {
       await stack.cleanup();
     }

@@ -203,7 +203,7 @@ describe("steering container (PanDA steeringExec)", { timeout: 600_000 }, () => 
     const taskId = /jediTaskID=(\d+)/.exec(sub.stdout)?.[1];
     assert.ok(taskId, sub.stdout);
     // PanDA defaults: maxPoints 10, nPointsPerIteration 2, minUnevaluatedPoints 0 → 5 iterations
-    assert.match(sub.stdout, /finished: 10\/10 points \(10 done, 0 failed/);
+    assert.match(sub.stdout, /finished: 10\/10 points: 10 done, 0 failed/);
     assert.equal(steeringLines(taskId, "steering iteration committed").length, 5);
     const d = await api.show(taskId);
     for (const p of d.points) {

@@ -86,7 +86,8 @@ describe("phpo against a fake steering on a real nats-server", () => {
     const lines = r.stdout.trim().split("\n");
     assert.match(lines[0] ?? "", /^task +state +outDS/);
     assert.match(lines[2] ?? "", /^ *8 +running/);
-    assert.match(lines[3] ?? "", /^ *7 +finished +user\.alice\.test\/ +2\/4 +1 +0 +0\.25/);
+    // evaluated: done, failed and stopped (pruned) points have all reached their end
+    assert.match(lines[3] ?? "", /^ *7 +finished +user\.alice\.test\/ +4\/4 +1 +0 +0\.25/);
     const j = await phpo("list", "--json");
     assert.deepEqual(
       (JSON.parse(j.stdout) as { tasks: { taskId: string }[] }).tasks.map((t) => t.taskId),
@@ -99,9 +100,16 @@ describe("phpo against a fake steering on a real nats-server", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(last(), { verb: "show", taskId: "7", pointsFrom: 0, pointsLimit: 100_000 });
     assert.match(r.stdout, /task 7 {2}finished {2}outDS user\.alice\.test\//);
-    assert.match(r.stdout, /best loss 0\.25 at point 2: lr=0\.05 act="relu"/);
+    assert.match(r.stdout, /best loss 0\.25 at point 2 \(epochs 9\): lr=0\.05 act="relu"/);
+    assert.match(
+      r.stdout,
+      /4\/4 points: 2 done, 1 failed, 1 stopped, 0 running, 0 queued; 7 attempts dispatched/,
+    );
+    assert.match(r.stdout, /trained 19 epochs in all, against 36 to train all 4 trials to 9: 47% saved/);
     assert.match(r.stdout, /scheduler asha-stopping/);
-    assert.match(r.stdout, /^ *3 +failed +1e\+30 +3 +- +- +lr=0\.3/m);
+    assert.match(r.stdout, /^id +state +loss +resource +last report +attempts +jobs +site +values$/m);
+    assert.match(r.stdout, /^ *1 +stopped +1\.2 +1 +1\.2 @ 1 +1 +1 +local +lr=0\.01/m);
+    assert.match(r.stdout, /^ *3 +failed +1e\+30 +- +3 +1 +- +lr=0\.3/m);
     assert.match(r.stdout, /p3: exit code 1: CUDA out of memory/);
     // rung 0 (epochs = 1): p2 0.8, p0 0.9, p1 1.2 — best first; p1 was not continued.
     const rung0 = r.stdout.slice(r.stdout.indexOf("rung 0:"), r.stdout.indexOf("rung 1:"));
@@ -111,7 +119,9 @@ describe("phpo against a fake steering on a real nats-server", () => {
       ["2", "0", "1"],
     );
     assert.match(rung0, /3 +p1 +1\.2\s*$/m);
-    assert.match(r.stdout, /rung 2: epochs = 9, 2 trials/);
+    // the scheduler's rungs only: 1 and 3, no table for max_t (9)
+    assert.match(r.stdout, /rung 1: epochs = 3, 2 trials/);
+    assert.doesNotMatch(r.stdout, /rung 2:/);
   });
 
   test("status: one line; a task that does not exist is a remote error, exit 1; a bad id exit 2", async () => {
@@ -119,7 +129,7 @@ describe("phpo against a fake steering on a real nats-server", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /^task 7 finished: 4\/4 points \(2 done, 1 failed, 0 running, 0 queued\), 7 jobs; best loss 0\.25 at point 2/,
+      /^task 7 finished: 4\/4 points: 2 done, 1 failed, 1 stopped, 0 running, 0 queued; 7 attempts dispatched; best loss 0\.25 at point 2/,
     );
     const missing = await phpo("status", "99");
     assert.equal(missing.code, 1);
@@ -172,6 +182,59 @@ describe("phpo against a fake steering on a real nats-server", () => {
     const none = await phpo("logs", "7", "0");
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no log for point 0/);
+  });
+
+  test("logs --job: a promotion job's logs are reachable; --attempt counts within the job", async () => {
+    const url = (name: string) => `${fake.httpUrl}/get/${encodeURIComponent(name)}`;
+    const logs = [
+      { job: undefined, attempt: 1, name: "user.alice.test.7.000005_a1.log.txt", text: "j1 a1\n" },
+      { job: undefined, attempt: 2, name: "user.alice.test.7.000005_a2.log.txt", text: "j1 a2\n" },
+      // named by an older steering (no job field): the job comes from the name
+      { job: undefined, attempt: 1, name: "user.alice.test.7.000005_j2_a1.log.txt", text: "j2 a1\n" },
+      { job: 3, attempt: 1, name: "user.alice.test.7.000005_j3_a1.log.txt", text: "j3 a1\n" },
+    ];
+    for (const l of logs) fake.files.set(l.name, Buffer.from(l.text));
+    const previous = fake.handler("download");
+    fake.on("download", () => ({
+      ok: true,
+      data: {
+        items: logs.map((l) => ({
+          pointId: 5,
+          ...(l.job === undefined ? {} : { job: l.job }),
+          attempt: l.attempt,
+          kind: "log",
+          name: l.name,
+          url: url(l.name),
+        })),
+        next: null,
+      },
+    }));
+    try {
+      assert.equal((await phpo("logs", "7", "5")).stdout, "j3 a1\n", "default: the last job's last attempt");
+      assert.equal((await phpo("logs", "7", "5", "--job", "2")).stdout, "j2 a1\n");
+      assert.equal((await phpo("logs", "7", "5", "--job", "1")).stdout, "j1 a2\n");
+      assert.equal((await phpo("logs", "7", "5", "--job", "1", "--attempt", "1")).stdout, "j1 a1\n");
+      const json = await phpo("--json", "logs", "7", "5", "--job", "2");
+      assert.deepEqual(JSON.parse(json.stdout), {
+        taskId: "7",
+        pointId: 5,
+        job: 2,
+        attempt: 1,
+        name: "user.alice.test.7.000005_j2_a1.log.txt",
+        log: "j2 a1\n",
+      });
+      const noJob = await phpo("logs", "7", "5", "--job", "4");
+      assert.equal(noJob.code, 2);
+      assert.match(noJob.stderr, /no log of job 4; jobs with logs: 1, 2, 3 \(--job\)/);
+      const noAttempt = await phpo("logs", "7", "5", "--job", "2", "--attempt", "2");
+      assert.equal(noAttempt.code, 2);
+      assert.match(noAttempt.stderr, /no log of attempt 2 in job 2; logs: job 1 attempt 1, job 1 attempt 2/);
+      const bad = await phpo("logs", "7", "5", "--job", "0");
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--job/);
+    } finally {
+      fake.on("download", previous);
+    }
   });
 
   test("download, logs and list follow steering's pages to the last one; the output is as from one reply", async () => {
@@ -256,7 +319,17 @@ describe("phpo against a fake steering on a real nats-server", () => {
     async () => {
       const running = {
         ...sampleSummary("7", "running"),
-        counts: { points: 2, done: 1, failed: 0, running: 1, queued: 0, jobs: 2 },
+        counts: {
+          ...sampleSummary().counts,
+          points: 2,
+          done: 1,
+          failed: 0,
+          running: 1,
+          stopped: 0,
+          evaluated: 1,
+          jobs: 2,
+          pointJobs: 2,
+        },
       };
       fake.on("show", () => ({ ok: true, data: detailWith(running) }));
       const before = fake.requests.length;
@@ -271,12 +344,18 @@ describe("phpo against a fake steering on a real nats-server", () => {
         loss: 0.3,
         summary,
       });
-      fake.publishEvent(ev({ ...running, counts: { ...running.counts, done: 2, running: 0 } }, "point-done"));
+      fake.publishEvent(
+        ev({ ...running, counts: { ...running.counts, done: 2, evaluated: 2, running: 0 } }, "point-done"),
+      );
       fake.publishEvent(ev(sampleSummary("7", "finished"), "state"));
       const r = await p;
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /task 7 running +\[#+\.+\] 1\/4 evaluated/);
-      assert.match(r.stdout, /task 7 finished .*3\/4 evaluated, 0 running, 1 failed, best 0\.25 \(p2\)/);
+      // the stopped (pruned) point counts as evaluated: it reached its end
+      assert.match(
+        r.stdout,
+        /task 7 finished .*4\/4 evaluated, 0 running, 1 failed, 1 stopped, 0 paused, best 0\.25 \(p2\)/,
+      );
       assert.match(r.stdout, /^task 7 finished: 4\/4 points/m);
     },
   );

@@ -37,24 +37,36 @@ describe("phpo rendering", () => {
     assert.equal(formatNumber(12345678.9), "1.23457e+7");
   });
 
-  test("rungs from reports: one per resource level, best first, continued trials marked", () => {
-    const rungs = rungsOf(samplePoints());
+  test("rung tables: the scheduler's levels only, each trial at its first report at or past the level", () => {
+    const points = samplePoints();
+    // the scheduler's rungs are 1 and 3 (max_t 9 is no rung): no table for a level only the reports have
+    const rungs = rungsOf({
+      points,
+      rungs: [
+        { segment: null, level: 1, values: [0.8, 0.9, 1.2], count: 3 },
+        { segment: null, level: 3, values: [0.4, 0.7], count: 2 },
+      ],
+    });
     assert.deepEqual(
       rungs.map((r) => r.resource),
-      [1, 3, 9],
+      [1, 3],
     );
     assert.deepEqual(rungs[0]?.entries, [
-      { pointId: 2, loss: 0.8, promoted: true },
-      { pointId: 0, loss: 0.9, promoted: true },
-      { pointId: 1, loss: 1.2, promoted: false },
+      { pointId: 2, loss: 0.8, resource: 1, promoted: true },
+      { pointId: 0, loss: 0.9, resource: 1, promoted: true },
+      { pointId: 1, loss: 1.2, resource: 1, promoted: false },
     ]);
     assert.deepEqual(
-      rungs[2]?.entries.map((e) => [e.pointId, e.promoted]),
+      rungs[1]?.entries.map((e) => [e.pointId, e.promoted]),
       [
-        [2, false],
-        [0, false],
+        [2, true],
+        [0, true],
       ],
     );
+    assert.equal(rungs[1]?.recorded, 2);
+    // no scheduler (FIFO, PanDA's default): no rung table at all, whatever the reports
+    assert.deepEqual(rungsOf({ points }), []);
+    assert.deepEqual(rungsOf({ points, rungs: [] }), []);
   });
 
   test("the SVG plot: well-formed, failed losses left out, best-so-far is monotone", () => {

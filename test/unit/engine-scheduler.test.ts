@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { Job, RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/messages.ts";
-import type { SchedulerConfigInput } from "../../protocol/scheduler.ts";
-import { effectiveMaxEvaluationJobs, type TaskSpecInput } from "../../protocol/taskConfig.ts";
+import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
 import { buildJob } from "../../steering/engine/jobBuilder.ts";
 import { TaskEngine } from "../../steering/engine/taskEngine.ts";
@@ -14,94 +13,7 @@ import type { LogEvent, LogEventOf } from "../../steering/events.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { detail, jsonBytes } from "../../steering/views.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
-
-type Ref = { jobId: string; attempt: number };
-const curve = (x: number, step: number) => (x - 0.5) ** 2 + 1 / step;
-
-function schedSpec(scheduler: SchedulerConfigInput, over: Partial<TaskSpecInput> = {}) {
-  return spec({ maxPoints: 12, nParallelEvaluation: 3, scheduler: scheduler as never, ...over });
-}
-
-/** A simulated agent: runs the engine's jobs one step at a time, round robin, as the service would. */
-class Sim {
-  readonly running: Array<{ ref: Ref; step: number }> = [];
-  private turn = 0;
-  constructor(
-    readonly d: Driver,
-    readonly opts: {
-      failAt?: (ref: Ref, step: number) => boolean;
-      metrics?: (x: number, step: number) => Record<string, number>;
-    } = {},
-  ) {}
-
-  ev<T extends LogEvent["type"]>(type: T, ref: Ref, extra: object): LogEventOf<T> {
-    return { type, taskId: this.d.taskId, at: this.d.tick(), ...ref, ...extra } as LogEventOf<T>;
-  }
-
-  /** What the dispatcher's pump does: dispatch queued jobs, else ask the scheduler while slots are free. */
-  pump(): void {
-    for (let guard = 0; guard < 1000; guard++) {
-      const ref = this.d.dispatch();
-      if (ref) {
-        this.d.claim(ref);
-        const job = buildJob(this.d.engine, ref.jobId, []);
-        this.running.push({ ref, step: job.hasCheckpoint ? (job.resource?.from ?? 0) : 0 });
-        continue;
-      }
-      const s = this.d.engine.proposeTrial(this.d.tick());
-      if (!s) return;
-      this.d.apply(s);
-    }
-    throw new Error("pump never settled");
-  }
-
-  finish(ref: Ref, status: "ok" | "failed" | "stopped", loss: number | null, resource: number | null): void {
-    const base = this.d.finishEvent(ref, status, loss);
-    this.d.apply({ ...base, resource, metrics: loss === null ? {} : { loss } });
-  }
-
-  /** Advances one running job by one step; returns false when nothing runs. */
-  step(): boolean {
-    if (this.running.length === 0) return false;
-    const k = this.turn++ % this.running.length;
-    const r = this.running[k]!;
-    const p = this.d.engine.pointOfJob(r.ref.jobId)!;
-    const job = p.job;
-    const x = Number(p.values.x);
-    const done = (status: "ok" | "failed" | "stopped", loss: number | null) => {
-      this.running.splice(k, 1);
-      this.d.apply(
-        this.ev("job-checkpoint", r.ref, {
-          artifact: {
-            kind: "checkpoint",
-            key: `ck/${r.ref.jobId}/${r.ref.attempt}/${r.step}`,
-            size: 1,
-            etag: "",
-          },
-          resource: r.step,
-        }),
-      );
-      this.finish(r.ref, status, loss, r.step);
-    };
-    if (job.stop) return (done("stopped", null), true);
-    if (r.step >= (job.target ?? 0)) return (done("ok", curve(x, r.step)), true);
-    r.step++;
-    if (this.opts.failAt?.(r.ref, r.step)) return (done("failed", null), true);
-    const metrics = this.opts.metrics?.(x, r.step) ?? { loss: curve(x, r.step) };
-    this.d.apply(this.ev("job-progress", r.ref, { resource: r.step, metrics }));
-    return true;
-  }
-
-  run(maxSteps = 20_000): void {
-    for (let i = 0; i < maxSteps; i++) {
-      this.pump();
-      assert.ok(this.d.engine.inFlight() <= this.d.spec.nParallelEvaluation, "nParallelEvaluation");
-      if (this.d.engine.isComplete()) return this.d.state("finished");
-      if (!this.step()) throw new Error(`stuck after ${i} steps: nothing runs, task not complete`);
-    }
-    throw new Error("did not finish");
-  }
-}
+import { ALL, curve, LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
 
 function replay(log: readonly LogEvent[]): TaskEngine {
   const e = new TaskEngine(log[0] as LogEventOf<"task-created">);
@@ -111,22 +23,6 @@ function replay(log: readonly LogEvent[]): TaskEngine {
 
 const suggestions = (d: Driver) =>
   d.log.filter((e): e is LogEventOf<"trial-suggested"> => e.type === "trial-suggested");
-
-const LADDER = { max_t: 9, grace_period: 1, reduction_factor: 3 };
-const ALL: Array<[string, SchedulerConfigInput]> = [
-  ["fifo", { type: "fifo", max_t: 4 }],
-  ["sha", { type: "sha", ...LADDER }],
-  ["asha-stopping", { type: "asha-stopping", ...LADDER }],
-  ["asha-stopping determined", { type: "asha-stopping", rule: "determined", ...LADDER }],
-  ["asha-promotion", { type: "asha-promotion", ...LADDER }],
-  ["asha-promotion determined", { type: "asha-promotion", rule: "determined", ...LADDER }],
-  ["hyperband", { type: "hyperband", ...LADDER, brackets: 3 }],
-  ["hyperband promotion", { type: "hyperband", variant: "promotion", ...LADDER, brackets: 2 }],
-  ["adaptive-asha", { type: "adaptive-asha", max_trials: 12, max_time: 9, divisor: 3, max_rungs: 3 }],
-  ["pasha", { type: "pasha", ...LADDER }],
-  ["moasha", { type: "moasha", metrics: ["loss", "size"], max_t: 9, grace_period: 1, reduction_factor: 3 }],
-  ["sockeye", { type: "sockeye", max_trials: 9, r: 1, u: 2, R: 7, p: 3, metric: "loss", mode: "min" }],
-];
 
 void describe("TaskEngine with a scheduler: every type end to end, replayed exactly", () => {
   for (const [name, cfg] of ALL) {

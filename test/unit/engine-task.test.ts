@@ -840,7 +840,19 @@ void describe("views: summarize and detail", () => {
     // refs[3]: dispatched, not claimed → the point is still "queued"
     const s = summarize(d.engine);
     TaskSummary.parse(s);
-    assert.deepEqual(s.counts, { points: 5, done: 2, failed: 1, running: 0, queued: 2, jobs: 4 });
+    assert.deepEqual(s.counts, {
+      points: 5,
+      done: 2,
+      failed: 1,
+      running: 0,
+      queued: 2,
+      jobs: 4,
+      stopped: 0,
+      paused: 0,
+      cancelled: 0,
+      evaluated: 3,
+      pointJobs: 5,
+    });
     assert.deepEqual(s.best, { pointId: 1, loss: 0.2, values: point(d, 1).values });
     assert.equal(s.taskId, "42");
     assert.equal(s.user, "alice");

@@ -129,6 +129,7 @@ void describe("tenant limits", () => {
   void it("defaults come from steering's configuration, each settable by the environment", () => {
     const base = {
       GRIDTUNE_SEED_FILE: "/x/seed",
+      GRIDTUNE_API_SEED_FILE: "/x/api-seed",
       S3_ENDPOINT: "http://127.0.0.1:9",
       AWS_ACCESS_KEY_ID: "a",
       AWS_SECRET_ACCESS_KEY: "b",
