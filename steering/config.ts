@@ -1,6 +1,7 @@
 // Steering's configuration, compiled once before any I/O: flags > environment > defaults,
 // validated with zod, durations in ms.
 import { z } from "zod";
+import { Backoff } from "../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
 
 export const SteeringConfig = z.object({
@@ -24,6 +25,18 @@ export const SteeringConfig = z.object({
   dispatchTimeoutMs: z.number().int().positive().default(300_000),
   /** Replicas of the JetStream streams (1 on a single server). */
   replicas: z.number().int().min(1).max(5).default(1),
+  /**
+   * The wait before a failed or lost attempt is dispatched again: baseMs·2^(failures−1), capped at
+   * maxMs, less up to `jitter` of it (docs/steering.md, "Retries").
+   */
+  retry: z
+    .object({
+      baseMs: Backoff.shape.baseMs.default(20_000),
+      maxMs: Backoff.shape.maxMs.default(600_000),
+      jitter: Backoff.shape.jitter.default(0.5),
+    })
+    .prefault({})
+    .refine((b) => b.maxMs >= b.baseMs, "retry.maxMs must be at least retry.baseMs"),
 });
 export type SteeringConfig = z.infer<typeof SteeringConfig>;
 
@@ -51,6 +64,11 @@ export function compileSteeringConfig(
     leaseMs: num(pick("leaseMs", "GRIDTUNE_LEASE_MS")),
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
+    retry: {
+      baseMs: num(pick("retryBaseMs", "GRIDTUNE_RETRY_BASE_MS")),
+      maxMs: num(pick("retryMaxMs", "GRIDTUNE_RETRY_MAX_MS")),
+      jitter: num(pick("retryJitter", "GRIDTUNE_RETRY_JITTER")),
+    },
   };
   const r = SteeringConfig.safeParse(raw);
   if (!r.success) {

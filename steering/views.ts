@@ -34,7 +34,7 @@ export function summarize(e: TaskEngine): TaskSummary {
   };
 }
 
-function pointView(e: TaskEngine, p: PointRec): PointView {
+export function pointView(e: TaskEngine, p: PointRec): PointView {
   return {
     pointId: p.pointId,
     segment: e.segmentName(p.segment),
@@ -58,6 +58,17 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
     error: p.error,
     metricsKeys: p.metricsKeys,
     logKeys: p.logKeys,
+    ...(p.missing.length === 0
+      ? {}
+      : {
+          missing: p.missing.map(({ job, attempt, kind, reason, pending }) => ({
+            job,
+            attempt,
+            kind,
+            reason,
+            pending,
+          })),
+        }),
     checkpointKey: p.checkpointKey,
     ...(p.trial === null ? {} : { trial: p.trial, target: p.job.target, jobs: p.jobs }),
   };

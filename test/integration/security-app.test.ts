@@ -256,6 +256,7 @@ describe("artifacts that do not match the upload", { timeout: 120_000 }, () => {
         // A real object with its true size and ETag, but not this attempt's metrics key.
         { ...checkpoint, kind: "metrics" },
       ],
+      missing: [],
       startedAt: Date.now() - 1000,
       finishedAt: Date.now(),
       exitCode: 0,
