@@ -213,6 +213,11 @@ export function renderShow(d: TaskDetail): string {
     out.push("", "errors:");
     for (const p of failed) out.push(`  p${p.pointId}: ${p.error}`);
   }
+  const missing = d.points.flatMap((p) => (p.missing ?? []).map((m) => ({ pointId: p.pointId, ...m })));
+  if (missing.length) {
+    out.push("", "missing artifacts (the loss counts without them):");
+    for (const m of missing) out.push(`  ${describeMissing(m)}`);
+  }
   const rungs = rungsOf(d);
   if (rungs.length > 0) {
     out.push(
@@ -222,4 +227,16 @@ export function renderShow(d: TaskDetail): string {
     out.push(renderRungs(rungs, d.spec.resourceKey).trimEnd());
   }
   return out.join("\n") + "\n";
+}
+
+/** One missing artifact as `phpo show` and `phpo download` print it. */
+export function describeMissing(m: {
+  pointId: number;
+  attempt: number;
+  kind: string;
+  reason: string;
+  pending: boolean;
+}): string {
+  const state = m.pending ? "missing, the agent is still uploading it" : "missing for good";
+  return `p${m.pointId} attempt ${m.attempt} ${m.kind}: ${state} (${m.reason})`;
 }

@@ -28,6 +28,7 @@ import { connectNats } from "../protocol/natsConnect.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
 import { runJob, type SitePolicy } from "./jobRunner.ts";
+import { LateUploads, type LatePolicy } from "./lateUploads.ts";
 import type { SteeringLink, StopReason } from "./link.ts";
 import type { Runtime } from "./runtime/types.ts";
 
@@ -47,9 +48,14 @@ export interface AgentOptions {
   logger: Logger;
   /** How long to keep retrying registration while steering does not answer (default: forever). */
   registerTimeoutMs?: number;
+  /** Late uploads of artifacts S3 did not take when their attempt ended (DEFAULT_LATE if absent). */
+  latePolicy?: LatePolicy;
 }
 
 export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped";
+
+/** How often an agent puts back the retry of a job it already failed (Job.avoidAgents). */
+const MAX_DEFERRALS = 3;
 
 interface Running {
   job: Job;
@@ -76,9 +82,12 @@ export class Agent implements SteeringLink {
   private readonly claiming = new Set<string>();
   private closing: Promise<void> | null = null;
   completed = 0;
+  /** Artifacts of ended attempts still to be uploaded (they hold no slot). */
+  readonly late: LateUploads;
 
   constructor(private readonly o: AgentOptions) {
     this.freeSlots = o.slots.map((_, i) => i);
+    this.late = new LateUploads(o.workRoot, this, o.logger, o.latePolicy);
   }
 
   async start(): Promise<void> {
@@ -273,6 +282,16 @@ export class Agent implements SteeringLink {
       );
       return this.releaseSlot(slot);
     }
+    // A retry of a job this agent already failed: put back a few times for another agent of the
+    // site (steering names this agent only while another one has room), then run it after all.
+    if (job.avoidAgents.includes(this.o.agent) && m.info.deliveryCount <= MAX_DEFERRALS) {
+      m.nak(1000);
+      this.o.logger.info("retry of a job that failed here; left for another agent", {
+        jobId: job.jobId,
+        attempt: job.attempt,
+      });
+      return this.releaseSlot(slot);
+    }
     let grant: ClaimGrant;
     this.claiming.add(key);
     try {
@@ -312,6 +331,7 @@ export class Agent implements SteeringLink {
         policy: this.o.policy,
         logger: this.o.logger,
         signal: controller.signal,
+        late: this.late,
       })
         .catch((e: unknown) =>
           this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }),
@@ -379,6 +399,8 @@ export class Agent implements SteeringLink {
       await settleWithin(all, graceMs);
       await settleWithin(this.pullLoop ?? Promise.resolve(), 3000);
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      // what S3 has not taken yet is given up and reported so (while NATS is still connected)
+      await settleWithin(this.late.close(), 15_000);
       if (wasRunning) {
         const left = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));
         await this.request({ type: "bye", running: left }, 3000).catch(() => undefined);

@@ -23,12 +23,14 @@ import type {
   ClaimGrant,
   Job,
   UploadedArtifact,
+  UploadGrant,
 } from "../protocol/messages.ts";
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
 import type { StopReason, SteeringLink } from "./link.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
-import { download, upload } from "./transfer.ts";
+import type { LateUploads } from "./lateUploads.ts";
+import { DEFAULT_INPUT_RETRY, download, upload, type RetryPolicy } from "./transfer.ts";
 import {
   freshDir,
   LazyDir,
@@ -63,6 +65,12 @@ export interface JobContext {
   logger: Logger;
   /** Aborted with a StopReason as its reason. */
   signal: AbortSignal;
+  /** Takes the artifacts S3 did not accept when the attempt ended (absent: they are dropped). */
+  late?: LateUploads;
+  /** Retries of each input download (DEFAULT_INPUT_RETRY when absent: it waits out an S3 outage). */
+  inputRetry?: RetryPolicy;
+  /** Retries of each upload when the attempt ends (what still fails is uploaded later by `late`). */
+  uploadRetry?: RetryPolicy;
 }
 
 export async function runJob(ctx: JobContext): Promise<void> {
@@ -139,30 +147,22 @@ export async function runJob(ctx: JobContext): Promise<void> {
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
   if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
-  let uploadError: WireError | null = null;
-  const artifacts = await uploadOutputs(ctx, workDir, scratch, verdict.output !== null).catch(
-    (e: unknown) => {
-      uploadError = toWireError(e);
-      ctx.logger.error("uploading outputs failed", { jobId: job.jobId, error: uploadError.message });
-      return [] as UploadedArtifact[];
-    },
+  // A computed loss is never thrown away: what S3 does not take now is listed as missing in the
+  // result (which commits with the loss) and uploaded later on its own (lateUploads.ts).
+  const { uploaded: artifacts, missing } = await uploadOutputs(
+    ctx,
+    workDir,
+    scratch,
+    verdict.output !== null,
   );
-  let status: "ok" | "failed" | "stopped" | "preempted" =
-    reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status;
-  let loss = verdict.loss;
-  let resultError = verdict.error;
-  if (uploadError !== null && status === "ok") {
-    // S3 stayed unreachable through every retry: without its output and log the attempt is a
-    // failure with that reason (and is retried), not a loss nobody can check.
-    const cause: WireError = uploadError;
-    status = "failed";
-    resultError = {
-      code: "STORAGE_FAILED",
-      message: `could not store the outputs on S3: ${cause.message}; the loss ${loss} is not counted`,
-      retryable: true,
-    };
-    loss = null;
-  }
+  for (const m of missing)
+    ctx.logger.error(`${m.kind} not uploaded; the result is reported without it`, {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      error: m.reason,
+    });
+  const status = reason === "drain" || reason === "shutdown" ? "preempted" : verdict.status;
+  const { loss, error: resultError } = verdict;
   await ctx.link.report({
     type: "result",
     jobId: job.jobId,
@@ -173,11 +173,18 @@ export async function runJob(ctx: JobContext): Promise<void> {
     resource: lastResource,
     error: resultError,
     artifacts,
+    missing: missing.map(({ kind, reason }) => ({
+      kind,
+      reason: ctx.late ? `${reason} (the agent keeps trying)` : reason,
+    })),
     output: verdict.output,
     startedAt,
     finishedAt: Date.now(),
     exitCode: outcome?.exitCode ?? null,
   });
+  // handed over before the attempt's folders are removed (the files move out of them)
+  for (const m of missing)
+    await ctx.late?.add({ jobId: job.jobId, attempt: job.attempt, kind: m.kind, file: m.path });
   await cleanup(workDir, scratch);
 }
 
@@ -217,16 +224,19 @@ function insideDir(dir: string, name: string, field: string): string {
 async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Promise<void> {
   const { job, grant, signal } = ctx;
   const maxBytes = ctx.policy.maxInputBytes;
+  // An input S3 cannot serve now is waited for (the claim is held by heartbeats): an attempt that
+  // failed for an outage would be retried elsewhere into the same outage.
+  const retry = ctx.inputRetry ?? DEFAULT_INPUT_RETRY;
   if (grant.sandbox) {
     const f = join(await scratch.ensure(), "sandbox.tgz");
-    await download(grant.sandbox, f, { maxBytes, signal });
+    await download(grant.sandbox, f, { maxBytes, signal, retry });
     await safeExtract(f, workDir);
   }
   for (const d of grant.trainingData) {
     const dest = insideDir(workDir, d.name, "training file");
     // a file of a constituent dataset (segments' `datasets`) keeps its folder: <dataset>/<file>
     if (d.name.includes("/")) mkdirSync(dirname(dest), { recursive: true });
-    await download(d.url, dest, { maxBytes, signal });
+    await download(d.url, dest, { maxBytes, signal, retry });
   }
   writeSmallFile(
     insideDir(workDir, job.evaluation.trainingDataFile, "evaluationTrainingData"),
@@ -234,7 +244,7 @@ async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Prom
   );
   if (grant.checkpoint) {
     const f = join(await scratch.ensure(), "restore.tgz");
-    await download(grant.checkpoint, f, { maxBytes: job.evaluation.checkPointLimitBytes, signal });
+    await download(grant.checkpoint, f, { maxBytes: job.evaluation.checkPointLimitBytes, signal, retry });
     if (job.evaluation.checkPointToLoad)
       await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
     else
@@ -310,16 +320,24 @@ async function readVerdict(
   return { status: "ok", loss: r.data.loss, error: null, output };
 }
 
+/** An artifact that S3 did not take when the attempt ended, with why. */
+interface NotUploaded {
+  kind: ArtifactKind;
+  path: string;
+  reason: string;
+}
+
 /**
- * Uploads the attempt's files through presigned URLs. Nothing that is empty or travels inline is
- * uploaded: a quiet evaluation with a small output.json needs no S3 round trip at all.
+ * Uploads the attempt's files through presigned URLs, each on its own: one that fails is returned
+ * as missing (with the reason), the others still count. Nothing that is empty or travels inline
+ * is uploaded: a quiet evaluation with a small output.json needs no S3 round trip at all.
  */
 async function uploadOutputs(
   ctx: JobContext,
   workDir: string,
   scratch: LazyDir,
   outputInline: boolean,
-): Promise<UploadedArtifact[]> {
+): Promise<{ uploaded: UploadedArtifact[]; missing: NotUploaded[] }> {
   const ev = ctx.job.evaluation;
   const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
   const add = (kind: ArtifactKind, file: PayloadFile | null, max: number) => {
@@ -353,27 +371,39 @@ async function uploadOutputs(
     add("output", fromPayload(ev.outputFile, "evaluationOutput"), MAX_OUTPUT_BYTES);
   if (ev.metaFile) add("meta", fromPayload(ev.metaFile, "evaluationMeta"), MAX_META_BYTES);
   if (ev.metricsFile) add("metrics", fromPayload(ev.metricsFile, "evaluationMetrics"), 5 * 1024 ** 3);
-  if (present.length === 0) return [];
-  const reply = await requestSteering(ctx, {
-    type: "presign",
-    jobId: ctx.job.jobId,
-    attempt: ctx.job.attempt,
-    artifacts: present.map(({ kind, size }) => ({ kind, size })),
-  });
-  if (reply.type !== "presigned")
-    throw GridtuneError.fromWire(
-      reply.type === "error"
-        ? reply.error
-        : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false },
-    );
-  const out: UploadedArtifact[] = [];
-  for (const g of reply.uploads) {
-    const f = present.find((p) => p.kind === g.kind);
-    if (!f) continue;
-    const r = await upload(g.url, f.path);
-    out.push({ kind: g.kind, key: g.key, size: r.size, etag: r.etag });
+  const uploaded: UploadedArtifact[] = [];
+  const missing: NotUploaded[] = [];
+  if (present.length === 0) return { uploaded, missing };
+  let grants: UploadGrant[];
+  try {
+    const reply = await requestSteering(ctx, {
+      type: "presign",
+      jobId: ctx.job.jobId,
+      attempt: ctx.job.attempt,
+      artifacts: present.map(({ kind, size }) => ({ kind, size })),
+    });
+    if (reply.type !== "presigned")
+      throw GridtuneError.fromWire(
+        reply.type === "error"
+          ? reply.error
+          : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false },
+      );
+    grants = reply.uploads;
+  } catch (e) {
+    const reason = `no upload URL from steering: ${toWireError(e).message}`;
+    return { uploaded, missing: present.map(({ kind, path }) => ({ kind, path, reason })) };
   }
-  return out;
+  for (const f of present) {
+    const g = grants.find((x) => x.kind === f.kind);
+    try {
+      if (!g) throw new GridtuneError("INTERNAL", `steering sent no upload URL for the ${f.kind}`);
+      const r = await upload(g.url, f.path, { retry: ctx.uploadRetry });
+      uploaded.push({ kind: g.kind, key: g.key, size: r.size, etag: r.etag });
+    } catch (e) {
+      missing.push({ kind: f.kind, path: f.path, reason: toWireError(e).message });
+    }
+  }
+  return { uploaded, missing };
 }
 
 /** Periodic checkpoints: tar the checkPointToSave paths when they changed, upload, report. */

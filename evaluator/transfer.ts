@@ -21,6 +21,14 @@ export const DEFAULT_RETRY: RetryPolicy = {
   requestTimeoutMs: 120_000,
 };
 
+/** Inputs of a claimed attempt: about 7.5 minutes of tries, so an S3 outage of minutes is waited out. */
+export const DEFAULT_INPUT_RETRY: RetryPolicy = {
+  attempts: 20,
+  baseDelayMs: 1000,
+  maxDelayMs: 30_000,
+  requestTimeoutMs: 120_000,
+};
+
 /** The object path of a presigned URL, without its query (the signature). */
 export function describeUrl(url: string): string {
   try {

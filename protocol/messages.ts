@@ -63,6 +63,11 @@ export const Job = z.object({
   hasCheckpoint: z.boolean(),
   /** Stopping-type ASHA: the agent forwards intermediate reports. */
   reportProgress: z.boolean(),
+  /**
+   * Agents of the site that already failed this job: such an agent puts the retry back a few
+   * times, for another agent of the site to take it (steering lists them only while one has room).
+   */
+  avoidAgents: z.array(z.string()).max(64).default([]),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -130,6 +135,19 @@ export const UploadedArtifact = z.object({
 });
 export type UploadedArtifact = z.infer<typeof UploadedArtifact>;
 
+/** Longest reason kept for a missing artifact (it is shown by phpo show and download). */
+export const MAX_MISSING_REASON = 1024;
+const MissingReason = z
+  .string()
+  .transform((m) => (m.length > MAX_MISSING_REASON ? `${m.slice(0, MAX_MISSING_REASON)}…` : m));
+
+/**
+ * An artifact of an attempt that could not be uploaded when the attempt ended (S3 unreachable):
+ * the result commits without it and the agent uploads it later on its own (an `artifact` report).
+ */
+export const MissingArtifact = z.object({ kind: ArtifactKind, reason: MissingReason });
+export type MissingArtifact = z.infer<typeof MissingArtifact>;
+
 /** What an attempt ended with: the agent's result report and steering's job-finished event share it. */
 export const ResultOutcome = z.object({
   /** preempted: the agent was drained and handed the attempt back (not counted as a failure). */
@@ -140,6 +158,8 @@ export const ResultOutcome = z.object({
   resource: z.number().nullable(),
   error: WireError.nullable(),
   artifacts: z.array(UploadedArtifact).max(8),
+  /** Artifacts not uploaded yet (the loss counts without them); absent in older reports and events. */
+  missing: z.array(MissingArtifact).max(8).default([]),
   /** output.json as written, when it is small enough to travel inline (else it is an artifact). */
   output: z.string().max(INLINE_OUTPUT_BYTES).nullable().default(null),
   startedAt: z.number(),
@@ -168,6 +188,18 @@ export const AgentReport = z.discriminatedUnion("type", [
     jobId: JobId,
     attempt: Attempt,
     ...ResultOutcome.shape,
+  }),
+  /**
+   * A missing artifact of an ended attempt: uploaded at last (`artifact`), or given up (`artifact`
+   * null and the `reason`).
+   */
+  z.object({
+    type: z.literal("artifact"),
+    jobId: JobId,
+    attempt: Attempt,
+    kind: ArtifactKind,
+    artifact: UploadedArtifact.nullable(),
+    reason: MissingReason.nullable(),
   }),
 ]);
 export type AgentReport = z.infer<typeof AgentReport>;
@@ -235,6 +267,21 @@ export const PointView = z.object({
   error: z.string().nullable(),
   metricsKeys: z.array(z.string()),
   logKeys: z.array(z.string()),
+  /**
+   * Artifacts of ended attempts that S3 has not got: `pending` while the agent still tries to
+   * upload them, else given up with `reason`. An artifact that arrives leaves the list.
+   */
+  missing: z
+    .array(
+      z.object({
+        job: z.number().int(),
+        attempt: z.number().int(),
+        kind: ArtifactKind,
+        reason: z.string(),
+        pending: z.boolean(),
+      }),
+    )
+    .optional(),
   checkpointKey: z.string().nullable(),
   /** Tasks with a scheduler: the trial name and the resource level its current job trains to. */
   trial: z.string().nullable().optional(),
@@ -375,6 +422,16 @@ export const DownloadItem = z.object({
 });
 export type DownloadItem = z.infer<typeof DownloadItem>;
 
+/** An artifact of the kinds asked for that S3 does not hold (see PointView.missing). */
+export const MissingItem = z.object({
+  pointId: z.number().int(),
+  attempt: z.number().int(),
+  kind: ArtifactKind,
+  reason: z.string(),
+  pending: z.boolean(),
+});
+export type MissingItem = z.infer<typeof MissingItem>;
+
 /** Reply payloads per verb; the client validates the one it expects. */
 export const ApiReplies = {
   submit: z.object({ taskId: TaskId }),
@@ -385,7 +442,12 @@ export const ApiReplies = {
   resume: TaskSummary,
   retry: z.object({ task: TaskSummary, requeued: z.number().int() }),
   upload: z.object({ key: z.string(), url: z.string() }),
-  download: z.object({ items: z.array(DownloadItem), next: PageNext }),
+  download: z.object({
+    items: z.array(DownloadItem),
+    /** Artifacts of the page's points that S3 has not got (older steering: absent). */
+    missing: z.array(MissingItem).default([]),
+    next: PageNext,
+  }),
 } as const;
 
 export const ApiReply = z.union([

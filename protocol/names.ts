@@ -8,5 +8,11 @@ export function jobIdOf(taskId: string, pointId: number, jobSeq: number): string
   return `t${taskId}-p${pointId}-j${jobSeq}`;
 }
 
+/** The point id a job id names (`t12-p3-j1` → 3), or null for anything else. */
+export function pointIdOfJob(jobId: string): number | null {
+  const m = /^t[0-9]{1,12}-p([0-9]{1,9})-j[0-9]{1,4}$/.exec(jobId);
+  return m ? Number(m[1]) : null;
+}
+
 /** The Docker label on every container gridtune makes: "true" for jobs, "steering" for steering programs. */
 export const LABEL_MANAGED = "org.gridtune.managed";

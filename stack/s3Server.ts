@@ -1,33 +1,92 @@
-// The embedded S3-compatible server: s3rver 3.7 in its own process, filesystem-backed under the
-// stack's state directory. It runs with --openssl-legacy-provider because its listing continuation
-// tokens use DES (paginated ListObjectsV2 fails with ERR_OSSL_EVP_UNSUPPORTED otherwise).
+// The embedded S3-compatible server: @20minutes/s3rver 4.0 (a maintained fork of s3rver) in its own
+// process, filesystem-backed under the stack's state directory. Unlike s3rver 3.x it recomputes
+// SigV4 for Authorization headers and presigned query strings, so an edited or expired presigned
+// URL is refused (403). Two things it does not do on its own are added by the boot script below:
+//   - it serves unsigned (anonymous) requests: a guard in front of its routes refuses them, so the
+//     bucket is neither readable nor writable without a signature;
+//   - its only key pair is the well-known S3RVER/S3RVER: it is revoked and replaced by a random
+//     pair kept in `credentials.json` beside the data directory (0600; the same pair after a
+//     restart on the same directory).
+// It runs with --openssl-legacy-provider because its listing continuation tokens use DES
+// (paginated ListObjectsV2 fails with ERR_OSSL_EVP_UNSUPPORTED otherwise).
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { UnavailableError } from "../protocol/errors.ts";
+import { z } from "zod";
+import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
+import { writeFileAtomic } from "../steering/security/fsutil.ts";
+
+export const S3Credentials = z.object({
+  accessKeyId: z.string().regex(/^[A-Z0-9]{16,128}$/),
+  secretAccessKey: z.string().min(32).max(128),
+});
+export type S3Credentials = z.infer<typeof S3Credentials>;
 
 export interface S3ServerHandle {
   endpoint: string;
   port: number;
   pid: number;
-  /** s3rver accepts any well-formed signature with this key pair (it does not verify SigV4). */
-  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** The server's only key pair: every request must be signed with it (SigV4 is verified). */
+  credentials: S3Credentials;
   stop(): Promise<void>;
 }
 
+// The guard goes first in the Koa middleware chain: a request with no Authorization header and no
+// presigned query (X-Amz-Algorithm for SigV4, Signature for SigV2) never reaches the routes. Each
+// refusal is written to s3.log ("refused anonymous GET /path"; tests check gridtune causes none).
 const BOOT = `
 const S3rver = require(process.argv[1]);
+const AWSAccount = require(require("path").join(require("path").dirname(process.argv[1]), "models", "account.js"));
 const [dir, address, port, buckets] = process.argv.slice(2);
-new S3rver({ directory: dir, address, port: Number(port), silent: true, allowMismatchedSignatures: true,
-  configureBuckets: buckets.split(",").filter(Boolean).map((name) => ({ name, configs: [] })) })
-  .run()
+AWSAccount.DUMMY_ACCOUNT.revokeAccessKey("S3RVER");
+AWSAccount.DUMMY_ACCOUNT.createKeyPair(process.env.GT_S3_ACCESS_KEY_ID, process.env.GT_S3_SECRET_ACCESS_KEY);
+const server = new S3rver({ directory: dir, address, port: Number(port), silent: true,
+  allowMismatchedSignatures: false, vhostBuckets: false,
+  configureBuckets: buckets.split(",").filter(Boolean).map((name) => ({ name, configs: [] })) });
+server.middleware.unshift(async function refuseAnonymous(ctx, next) {
+  const q = ctx.query;
+  if (ctx.get("authorization") || "X-Amz-Algorithm" in q || "Signature" in q) return next();
+  process.stderr.write("refused anonymous " + ctx.method + " " + ctx.path + "\\n");
+  ctx.status = 403;
+  ctx.type = "application/xml";
+  ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\\n<Error><Code>AccessDenied</Code>' +
+    "<Message>Anonymous requests are not allowed: sign the request or use a presigned URL</Message></Error>";
+});
+server.run()
   .then((info) => process.stdout.write(JSON.stringify({ port: info.port }) + "\\n"))
   .catch((e) => { process.stderr.write(String(e && e.stack || e) + "\\n"); process.exit(1); });
 process.on("SIGTERM", () => process.exit(0));
 `;
+
+/** The server's key pair: read from `file`, or made (random) and written there on first start. */
+export async function serverCredentials(file: string): Promise<S3Credentials> {
+  let text: string | null = null;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  if (text !== null) {
+    const r = S3Credentials.safeParse(JSON.parse(text));
+    if (!r.success)
+      throw new GridtuneError(
+        "INVALID_CONFIG",
+        `${file}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? ""}; ` +
+          `delete the file to have a new key pair made`,
+      );
+    return r.data;
+  }
+  const made: S3Credentials = {
+    accessKeyId: `GT${randomBytes(10).toString("hex").toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString("base64url"),
+  };
+  await writeFileAtomic(file, JSON.stringify(made, null, 2) + "\n", 0o600);
+  return made;
+}
 
 export async function startS3Server(opts: {
   dir: string;
@@ -38,7 +97,8 @@ export async function startS3Server(opts: {
 }): Promise<S3ServerHandle> {
   const host = opts.host ?? "127.0.0.1";
   await mkdir(opts.dir, { recursive: true });
-  const entry = createRequire(import.meta.url).resolve("s3rver");
+  const credentials = await serverCredentials(join(dirname(opts.dir), "credentials.json"));
+  const entry = createRequire(import.meta.url).resolve("@20minutes/s3rver");
   const log = createWriteStream(join(opts.dir, "..", "s3.log"), { flags: "a" });
   const child: ChildProcess = spawn(
     process.execPath,
@@ -52,7 +112,15 @@ export async function startS3Server(opts: {
       String(opts.port ?? 0),
       (opts.buckets ?? []).join(","),
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      // the key pair travels in the environment, which other users cannot read (argv they can)
+      env: {
+        ...process.env,
+        GT_S3_ACCESS_KEY_ID: credentials.accessKeyId,
+        GT_S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      },
+    },
   );
   child.stderr?.pipe(log);
   const port = await new Promise<number>((resolve, reject) => {
@@ -81,7 +149,7 @@ export async function startS3Server(opts: {
     endpoint: `http://${host}:${port}`,
     port,
     pid: child.pid!,
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    credentials,
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

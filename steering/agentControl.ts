@@ -212,8 +212,17 @@ export class AgentControl {
       case "presign": {
         const e = this.engineOf(req.jobId);
         const f = e?.fence(req.jobId, req.attempt, site, agent);
-        if (!e || !f?.ok || f.job.state !== "running") {
-          throw new GridtuneError("STALE_ATTEMPT", f && !f.ok ? f.reason : `${req.jobId} is not running`);
+        const running = f?.ok === true && f.job.state === "running";
+        // Or an ended attempt's missing artifacts: uploaded late by the agent that ran it.
+        const late = running
+          ? []
+          : req.artifacts.map((a) => e?.lateFence(req.jobId, req.attempt, a.kind, site, agent));
+        const refused = late.find((l) => !l?.ok);
+        const pointId = running && f?.ok ? f.job.pointId : late[0]?.ok ? late[0].point.pointId : null;
+        if (!e || refused !== undefined || pointId === null) {
+          const why =
+            refused && !refused.ok ? refused.reason : f && !f.ok ? f.reason : `${req.jobId} is not running`;
+          throw new GridtuneError("STALE_ATTEMPT", why);
         }
         const uploads: UploadGrant[] = [];
         for (const a of req.artifacts) {
@@ -223,7 +232,7 @@ export class AgentControl {
               "TOO_LARGE",
               `${a.kind} of ${a.size} bytes exceeds the limit of ${limit}`,
             );
-          const key = keys.artifact(e.taskId, f.job.pointId, req.jobId, req.attempt, a.kind);
+          const key = keys.artifact(e.taskId, pointId, req.jobId, req.attempt, a.kind);
           uploads.push({ kind: a.kind, key, url: await this.storage.presignPut(key, a.size) });
         }
         return { type: "presigned", uploads };

@@ -80,12 +80,20 @@ export class AgentRegistry {
   }
 }
 
-/** The allowed site with the most free capacity (slots minus outstanding attempts), or null. */
+/**
+ * The allowed site with the most free capacity (slots minus outstanding attempts), or null. Sites
+ * in `avoid` (where the job already failed) are taken only when no other allowed site has room.
+ */
 export function pickSite(
   capacity: Map<string, number>,
   outstanding: Map<string, number>,
   allowed: readonly string[] | undefined,
+  avoid: ReadonlySet<string> = new Set(),
 ): string | null {
+  if (avoid.size > 0) {
+    const other = pickSite(new Map([...capacity].filter(([site]) => !avoid.has(site))), outstanding, allowed);
+    if (other !== null) return other;
+  }
   let best: string | null = null;
   let bestFree = 0;
   for (const [site, slots] of capacity) {

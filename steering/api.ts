@@ -15,6 +15,7 @@ import {
   type ArtifactKind,
   type DownloadItem,
   type TaskSummary,
+  type MissingItem,
 } from "../protocol/messages.ts";
 import { parseApiSubject } from "../protocol/subjects.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
@@ -263,8 +264,9 @@ export class Api {
   private async download(
     e: TaskEngine,
     req: Extract<ApiRequest, { verb: "download" }>,
-  ): Promise<{ items: DownloadItem[]; next: number | null }> {
+  ): Promise<{ items: DownloadItem[]; missing: MissingItem[]; next: number | null }> {
     const points = [...e.points.values()].sort((a, b) => a.pointId - b.pointId);
+    const missing: MissingItem[] = [];
     const paged = req.from !== undefined || req.limit !== undefined;
     const budget = paged ? this.pageBytes() - FRAMING_BYTES : Number.POSITIVE_INFINITY;
     const limit = req.limit ?? Number.POSITIVE_INFINITY;
@@ -273,14 +275,25 @@ export class Api {
     let taken = 0;
     let i = req.from ?? 0;
     for (; i < points.length && taken < limit; i++) {
-      const mine = await this.downloadItems(e, points[i]!, req.kinds);
-      bytes += jsonBytes(mine);
+      const p = points[i]!;
+      const mine = await this.downloadItems(e, p, req.kinds);
+      const gaps = p.missing
+        .filter((m) => req.kinds.includes(m.kind))
+        .map(({ attempt, kind, reason, pending }) => ({
+          pointId: p.pointId,
+          attempt,
+          kind,
+          reason,
+          pending,
+        }));
+      bytes += jsonBytes(mine) + jsonBytes(gaps);
       // at least one point per page, so a page always moves on
       if (bytes > budget && taken > 0) break;
       items.push(...mine);
+      missing.push(...gaps);
       taken++;
     }
-    return { items, next: i < points.length ? i : null };
+    return { items, missing, next: i < points.length ? i : null };
   }
 
   private async downloadItems(

@@ -1,6 +1,7 @@
 // Steering's configuration, compiled once before any I/O: flags > environment > defaults,
 // validated with zod, durations in ms.
 import { z } from "zod";
+import { Backoff } from "../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
 import { DEFAULT_TENANT_LIMITS, TenantLimits } from "./limits.ts";
 
@@ -39,6 +40,18 @@ export const SteeringConfig = z.object({
     .default(DEFAULT_TENANT_LIMITS),
   /** The admin's per-user overrides (`gridtune-steering admin set-limits`), read when it changes. */
   limitsFile: z.string().min(1).optional(),
+  /**
+   * The wait before a failed or lost attempt is dispatched again: baseMs·2^(failures−1), capped at
+   * maxMs, less up to `jitter` of it (docs/steering.md, "Retries").
+   */
+  retry: z
+    .object({
+      baseMs: Backoff.shape.baseMs.default(20_000),
+      maxMs: Backoff.shape.maxMs.default(600_000),
+      jitter: Backoff.shape.jitter.default(0.5),
+    })
+    .prefault({})
+    .refine((b) => b.maxMs >= b.baseMs, "retry.maxMs must be at least retry.baseMs"),
 });
 export type SteeringConfig = z.infer<typeof SteeringConfig>;
 
@@ -74,6 +87,11 @@ export function compileSteeringConfig(
       submitsPerMinute: num(pick("limitSubmitsPerMinute", "GRIDTUNE_LIMIT_SUBMITS_PER_MINUTE")),
     },
     limitsFile: pick("limitsFile", "GRIDTUNE_LIMITS_FILE"),
+    retry: {
+      baseMs: num(pick("retryBaseMs", "GRIDTUNE_RETRY_BASE_MS")),
+      maxMs: num(pick("retryMaxMs", "GRIDTUNE_RETRY_MAX_MS")),
+      jitter: num(pick("retryJitter", "GRIDTUNE_RETRY_JITTER")),
+    },
   };
   if (raw.seedFile !== undefined && raw.apiSeedFile === undefined) {
     // A deployment from before the split: name the fix rather than a bare missing field.

@@ -17,6 +17,7 @@ import { SteeringProgram } from "./externalSteering.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
+import { agentsToAvoid, failedSites, retryReadyAt } from "./retryPolicy.ts";
 
 export class Dispatcher {
   private kicked = false;
@@ -26,6 +27,9 @@ export class Dispatcher {
   /** Steering iterations running now, by "taskId/segment". */
   private readonly steeringRuns = new Map<string, Promise<void>>();
   private readonly steeringAbort = new AbortController();
+  /** A pump at the end of the earliest retry back-off still running (see wakeAt). */
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeTime = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly c: Committer,
@@ -45,6 +49,7 @@ export class Dispatcher {
    */
   async close(): Promise<void> {
     this.steeringAbort.abort();
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await Promise.allSettled([...this.steeringRuns.values()]);
   }
 
@@ -200,8 +205,12 @@ export class Dispatcher {
       sampled.add(e);
       moved = true;
     }
-    let job = e.nextDispatchable();
-    const site = pickSite(capacity, outstanding, e.spec.site);
+    // a retry waits out its back-off (a pump is due when the earliest one ends), and prefers a
+    // site where the job has not failed
+    const ready = e.nextReady(Date.now(), (p) => retryReadyAt(this.config.retry, p));
+    this.wakeAt(ready.wakeAt);
+    let job = ready.job;
+    const site = pickSite(capacity, outstanding, e.spec.site, job ? failedSites(job) : undefined);
     // A scheduler is asked only when a slot is really free (a site has room and nothing of the
     // task is queued): a later suggest() knows more (it may promote instead of starting anew).
     if (!job && site && e.schedulers) {
@@ -233,13 +242,32 @@ export class Dispatcher {
     return moved;
   }
 
+  /** Schedules a pump at `t` (the end of a retry back-off), unless one is due sooner. */
+  private wakeAt(t: number | null): void {
+    if (t === null || t >= this.wakeTime || this.steeringAbort.signal.aborted) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTime = t;
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = null;
+        this.wakeTime = Number.POSITIVE_INFINITY;
+        this.kick();
+      },
+      Math.max(0, t - Date.now()),
+    );
+    this.wakeTimer.unref();
+  }
+
   /** Publishes the job of this attempt if it is still the current one; duplicates are dropped by the msgID. */
   async publish(taskId: string, jobId: string, attempt: number): Promise<void> {
     const e = this.c.state.engines.get(taskId);
     const rec = e?.job(jobId);
     if (!e || !rec?.site || rec.attempt !== attempt || rec.state !== "dispatched") return;
     try {
-      const job = buildJob(e, jobId, await this.trainingFiles(e, rec.pointId));
+      const job = {
+        ...buildJob(e, jobId, await this.trainingFiles(e, rec.pointId)),
+        avoidAgents: agentsToAvoid(rec, rec.site, this.registry.list(), Date.now(), this.config.leaseMs),
+      };
       await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), {
         msgID: `${jobId}.${attempt}`,
       });

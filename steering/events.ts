@@ -2,7 +2,7 @@
 // change is appended here, and acknowledged by the server, before it is acted on; the in-memory
 // state of every task is a fold of these events, so a restarted service rebuilds it exactly.
 import { z } from "zod";
-import { PointValues, ResultOutcome, UploadedArtifact } from "../protocol/messages.ts";
+import { ArtifactKind, PointValues, ResultOutcome, UploadedArtifact } from "../protocol/messages.ts";
 import { TaskSpec } from "../protocol/taskConfig.ts";
 
 const Suggestion = z.discriminatedUnion("action", [
@@ -62,6 +62,18 @@ export const LogEvent = z.discriminatedUnion("type", [
     ...ResultOutcome.shape,
   }),
   z.object({ type: z.literal("job-lost"), ...base, ...attemptRef, reason: z.string() }),
+  /**
+   * An artifact its attempt's result listed as missing: uploaded later by the agent (`artifact`),
+   * or given up (`artifact` null, with the agent's `reason`).
+   */
+  z.object({
+    type: z.literal("job-artifact"),
+    ...base,
+    ...attemptRef,
+    kind: ArtifactKind,
+    artifact: UploadedArtifact.nullable(),
+    reason: z.string().nullable(),
+  }),
   z.object({
     type: z.literal("task-state"),
     ...base,

@@ -125,14 +125,22 @@ export class ResultIngest {
     }
     const taskId = taskIdOfJob(r.jobId);
     const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
-    const point = e?.pointOfJob(r.jobId);
+    // a late artifact may belong to a job a promotion has since replaced
+    const point = r.type === "artifact" ? e?.pointOfAnyJob(r.jobId) : e?.pointOfJob(r.jobId);
     if (!e || !point) {
       this.ignore("unknown job", { site: who.site, agent: who.agent, jobId: r.jobId, type: r.type });
       return null;
     }
     // An artifact counts only at this attempt's own key: an agent cannot attach another object.
     const ownKey = (kind: ArtifactKind) => keys.artifact(e.taskId, point.pointId, r.jobId, r.attempt, kind);
-    const claimed = r.type === "result" ? r.artifacts : r.type === "checkpoint" ? [r.artifact] : [];
+    const claimed =
+      r.type === "result"
+        ? r.artifacts
+        : r.type === "checkpoint"
+          ? [r.artifact]
+          : r.type === "artifact" && r.artifact && r.artifact.kind === r.kind
+            ? [r.artifact]
+            : [];
     const ok = await Promise.all(claimed.map((a) => this.verified(a, ownKey(a.kind))));
     return { who, report: r, artifacts: claimed.filter((_, i) => ok[i]) };
   }
@@ -141,6 +149,7 @@ export class ResultIngest {
   private record({ who, report: r, artifacts }: Checked): { durable: Promise<void> } | null {
     const taskId = taskIdOfJob(r.jobId);
     const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
+    if (r.type === "artifact") return this.recordLate(who, r, artifacts);
     const f = e?.fence(r.jobId, r.attempt, who.site, who.agent);
     if (!e || !f?.ok) {
       this.ignore(f && !f.ok ? f.reason : "unknown task", {
@@ -185,6 +194,40 @@ export class ResultIngest {
         return s;
       }
     }
+  }
+
+  /**
+   * A missing artifact of an ended attempt, uploaded late or given up: it counts only from the
+   * attempt's own site and agent, while its result still awaits it. An upload that does not match
+   * what the agent declares is recorded as given up, with that reason.
+   */
+  private recordLate(
+    who: Who,
+    r: Extract<AgentReport, { type: "artifact" }>,
+    verified: UploadedArtifact[],
+  ): { durable: Promise<void> } | null {
+    const taskId = taskIdOfJob(r.jobId);
+    const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
+    const f = e?.lateFence(r.jobId, r.attempt, r.kind, who.site, who.agent);
+    if (!e || !f?.ok) {
+      this.ignore(f && !f.ok ? f.reason : "unknown task", { ...who, attempt: r.attempt, type: r.type });
+      return null;
+    }
+    const artifact = verified[0] ?? null;
+    const reason =
+      r.artifact !== null && artifact === null
+        ? `the late ${r.kind} upload does not match what the agent declared`
+        : r.reason;
+    return this.c.stage({
+      type: "job-artifact",
+      taskId: e.taskId,
+      at: Date.now(),
+      jobId: r.jobId,
+      attempt: r.attempt,
+      kind: r.kind,
+      artifact,
+      reason: artifact === null ? (reason ?? "given up by the agent") : null,
+    });
   }
 
   /**

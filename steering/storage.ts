@@ -59,6 +59,17 @@ export class Storage {
       credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
       maxAttempts: 4,
     });
+    // Bucket-level requests (ListObjectsV2) go to "/<bucket>/"; S3 treats that path and
+    // "/<bucket>" alike, but some S3 servers (the embedded s3rver fork) verify the signature over
+    // "/<bucket>" only. Signing the path without the slash works on both.
+    this.s3.middlewareStack.add(
+      (next) => (args) => {
+        const req = args.request as { path?: unknown };
+        if (typeof req.path === "string" && req.path === `/${config.bucket}/`) req.path = `/${config.bucket}`;
+        return next(args);
+      },
+      { step: "build", name: "gridtuneBucketPath" },
+    );
   }
 
   async ensureBucket(): Promise<void> {

@@ -106,7 +106,7 @@ function mostAttempts(p: PointRec): number {
   return most;
 }
 
-function pointView(e: TaskEngine, p: PointRec): PointView {
+export function pointView(e: TaskEngine, p: PointRec): PointView {
   return {
     pointId: p.pointId,
     segment: e.segmentName(p.segment),
@@ -131,6 +131,17 @@ function pointView(e: TaskEngine, p: PointRec): PointView {
     error: p.error,
     metricsKeys: p.metricsKeys,
     logKeys: p.logKeys,
+    ...(p.missing.length === 0
+      ? {}
+      : {
+          missing: p.missing.map(({ job, attempt, kind, reason, pending }) => ({
+            job,
+            attempt,
+            kind,
+            reason,
+            pending,
+          })),
+        }),
     checkpointKey: p.checkpointKey,
     jobs: p.jobs,
     judged:

@@ -4,13 +4,14 @@
 // reported and fails the command.
 import { mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import type { ArtifactKind } from "../../protocol/messages.ts";
+import type { ArtifactKind, MissingItem } from "../../protocol/messages.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { pages } from "../../protocol/paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchToFile } from "../fetchFile.ts";
 import { renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
+import { describeMissing } from "../render.ts";
 import { listTarGz } from "../sandbox.ts";
 import { parseTaskArg } from "./common.ts";
 
@@ -40,10 +41,12 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
     entries: number | null;
   }[] = [];
   const bad: string[] = [];
+  const missing: MissingItem[] = [];
   // A page of presigned URLs at a time, each page's files fetched before the next is asked for:
   // a large task's list would not fit in one reply, and its URLs expire.
   for await (const page of pages((from) => api.call("download", { taskId, kinds, from }))) {
     mkdirSync(dest, { recursive: true });
+    missing.push(...page.missing);
     for (const item of page.items) {
       // The name comes from the server: it must stay a plain file name inside dest.
       if (item.name !== basename(item.name) || item.name.startsWith(".")) {
@@ -73,7 +76,7 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
       });
     }
   }
-  if (ctx.json) printJson(ctx.io, { taskId, dest, files: done, invalid: bad });
+  if (ctx.json) printJson(ctx.io, { taskId, dest, files: done, invalid: bad, missing });
   else if (done.length === 0)
     ctx.io.stdout.write(`task ${taskId} has no ${kinds.join(" or ")} files (yet)\n`);
   else {
@@ -84,6 +87,10 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
       ),
     );
     ctx.io.stdout.write(`${done.length} file${done.length === 1 ? "" : "s"} in ${dest}\n`);
+  }
+  if (!ctx.json && missing.length > 0) {
+    ctx.io.stdout.write(`not in S3 (${missing.length}):\n`);
+    for (const m of missing) ctx.io.stdout.write(`  ${describeMissing(m)}\n`);
   }
   if (bad.length > 0)
     throw new GridtuneError(

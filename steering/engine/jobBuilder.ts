@@ -51,5 +51,7 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
     hasCheckpoint: p.checkpointKey !== null,
     // every scheduler decides on intermediate reports (rungs), so the agent forwards them
     reportProgress: spec.scheduler !== undefined,
+    // the dispatcher fills these in from the live agents (steering/retryPolicy.ts)
+    avoidAgents: [],
   };
 }

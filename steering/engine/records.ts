@@ -1,7 +1,7 @@
 // The engine's records of points and of their current jobs (one job per point at a time; a retry
 // is a new attempt of the same job, an ASHA promotion a new job of the same point).
 import type { ErrorCode } from "../../protocol/errors.ts";
-import type { PointState, PointValues } from "../../protocol/messages.ts";
+import type { ArtifactKind, PointState, PointValues } from "../../protocol/messages.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import type { Decision } from "../scheduler/index.ts";
 
@@ -30,6 +30,23 @@ export interface JobRec {
   stopResource: number | null;
   /** The scheduler's last decision on a report of this job. */
   decision: Decision | null;
+  /** When the last failed or lost attempt of this job ended (its retry waits a back-off from there). */
+  failedAt: number | null;
+  /** Where the failed or lost attempts of this job ran: a retry prefers another agent and site. */
+  failedOn: Array<{ site: string | null; agent: string | null }>;
+}
+
+/** An artifact an ended attempt could not upload: awaited from its agent, or given up. */
+export interface MissingRec {
+  jobId: string;
+  job: number;
+  attempt: number;
+  kind: ArtifactKind;
+  site: string;
+  agent: string;
+  reason: string;
+  /** The agent still tries to upload it; false once it gave up. */
+  pending: boolean;
 }
 
 export interface PointRec {
@@ -51,6 +68,8 @@ export interface PointRec {
   errorCode: ErrorCode | null;
   metricsKeys: string[];
   logKeys: string[];
+  /** Artifacts of ended attempts that S3 has not got (uploaded late, or given up). */
+  missing: MissingRec[];
   checkpointKey: string | null;
   checkpointResource: number | null;
   /** The scheduler's trial name (tasks with a scheduler). */
@@ -89,6 +108,7 @@ export function newPoint(
     errorCode: null,
     metricsKeys: [],
     logKeys: [],
+    missing: [],
     checkpointKey: null,
     checkpointResource: null,
     trial,
@@ -110,6 +130,8 @@ export function newPoint(
       stopLoss: null,
       stopResource: null,
       decision: null,
+      failedAt: null,
+      failedOn: [],
     },
   };
 }

@@ -4,7 +4,8 @@
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import type { Point } from "../../protocol/searchSpace.ts";
-import { jobIdOf } from "../../protocol/names.ts";
+import type { ArtifactKind } from "../../protocol/messages.ts";
+import { jobIdOf, pointIdOfJob } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskConfig.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
 import type { Metrics } from "../scheduler/index.ts";
@@ -28,6 +29,10 @@ export type TaskRunState = "running" | "paused" | "killed" | "finished";
 
 /** Why a result or claim is refused: the attempt is not the one currently leased to this agent. */
 export type Fence = { ok: true; job: JobRec } | { ok: false; reason: string };
+/** Whether an agent may still upload (or give up) an artifact its attempt's result listed as missing. */
+export type LateFence = { ok: true; point: PointRec } | { ok: false; reason: string };
+/** When a queued job may be dispatched (the retry back-off); 0 for at once. */
+export type ReadyAt = (p: PointRec) => number;
 
 function pausing(p: PointRec): boolean {
   return p.job.stop === "paused" || (p.job.stop === null && p.job.decision === "pause");
@@ -165,6 +170,8 @@ export class TaskEngine {
       }
       case "job-finished":
         return this.onFinished(ev);
+      case "job-artifact":
+        return this.onLateArtifact(ev);
       case "job-lost": {
         const p = this.current(ev.jobId, ev.attempt);
         if (!p || (p.job.state !== "dispatched" && p.job.state !== "running")) return;
@@ -179,7 +186,7 @@ export class TaskEngine {
           finishedAt: ev.at,
           error: ev.reason,
         });
-        this.failAttempt(p, ev.reason, "UNAVAILABLE");
+        this.failAttempt(p, ev.reason, "UNAVAILABLE", ev.at);
         return;
       }
       case "task-state":
@@ -328,6 +335,23 @@ export class TaskEngine {
       if (a.kind === "log") p.logKeys.push(a.key);
       if (a.kind === "checkpoint") p.checkpointKey = a.key;
     }
+    // Awaited later from the agent: outputs only (a checkpoint is the point's to resume from and is
+    // never replaced after its attempt), once per kind, and none that arrived with the result.
+    const awaited = new Set<ArtifactKind>(["checkpoint", ...ev.artifacts.map((a) => a.kind)]);
+    for (const m of ev.missing) {
+      if (awaited.has(m.kind)) continue;
+      awaited.add(m.kind);
+      const { site, agent } = ev;
+      p.missing.push({
+        jobId: ev.jobId,
+        job: p.job.seq,
+        attempt: ev.attempt,
+        site,
+        agent,
+        ...m,
+        pending: true,
+      });
+    }
     if (ev.resource !== null) p.resource = ev.resource;
     if (p.job.stop && ev.status !== "ok") return this.endStopped(p);
     if (ev.status === "ok" && ev.loss !== null && p.trial !== null)
@@ -358,15 +382,39 @@ export class TaskEngine {
       }
       return;
     }
-    this.failAttempt(p, ev.error?.message ?? "the evaluation failed", ev.error?.code ?? "EVALUATION_FAILED");
+    this.failAttempt(
+      p,
+      ev.error?.message ?? "the evaluation failed",
+      ev.error?.code ?? "EVALUATION_FAILED",
+      ev.at,
+    );
+  }
+
+  /** A missing artifact arrived (its key is recorded) or was given up (its reason is kept). */
+  private onLateArtifact(ev: LogEventOf<"job-artifact">): void {
+    const p = this.pointOfAnyJob(ev.jobId);
+    const i =
+      p?.missing.findIndex(
+        (m) => m.jobId === ev.jobId && m.attempt === ev.attempt && m.kind === ev.kind && m.pending,
+      ) ?? -1;
+    if (!p || i < 0) return;
+    if (ev.artifact === null) {
+      Object.assign(p.missing[i]!, { pending: false, reason: ev.reason ?? p.missing[i]!.reason });
+      return;
+    }
+    p.missing.splice(i, 1);
+    if (ev.kind === "metrics") p.metricsKeys.push(ev.artifact.key);
+    if (ev.kind === "log") p.logKeys.push(ev.artifact.key);
   }
 
   /** A failed or lost attempt: retry while attempts remain, else the point gets PanDA's huge loss. */
-  private failAttempt(p: PointRec, reason: string, code: ErrorCode): void {
+  private failAttempt(p: PointRec, reason: string, code: ErrorCode, at: number): void {
     if (p.job.stop) return this.endStopped(p);
     p.error = reason;
     p.errorCode = code;
     p.failures++;
+    p.job.failedAt = at;
+    p.job.failedOn.push({ site: p.job.site, agent: p.job.agent });
     if (p.failures < this.spec.maxAttempts && this.state !== "killed") {
       this.requeue(p, p.job.seq, p.job.attempt + 1);
       p.state = "queued";
@@ -382,7 +430,14 @@ export class TaskEngine {
   private requeue(p: PointRec, seq: number, attempt: number): void {
     if (seq !== p.job.seq) {
       // a decision belongs to the job: a retry (same seq) resumes under it, a new job starts afresh
-      Object.assign(p.job, { stop: null, stopLoss: null, stopResource: null, decision: null });
+      Object.assign(p.job, {
+        stop: null,
+        stopLoss: null,
+        stopResource: null,
+        decision: null,
+        failedAt: null,
+        failedOn: [],
+      });
       this.jobs.delete(p.job.jobId);
       p.job.jobId = jobIdOf(this.taskId, p.pointId, seq);
       p.job.seq = seq;
@@ -422,6 +477,29 @@ export class TaskEngine {
       return { ok: false, reason: `${jobId} attempt ${attempt} is run by agent ${j.agent}, not ${agent}` };
     }
     return { ok: true, job: j };
+  }
+
+  /**
+   * A late upload of `kind` for an ended attempt counts only if that attempt's result listed it as
+   * missing, it is still awaited, and the same site and agent send it.
+   */
+  lateFence(jobId: string, attempt: number, kind: ArtifactKind, site: string, agent: string): LateFence {
+    const p = this.pointOfAnyJob(jobId);
+    const m = p?.missing.find((x) => x.jobId === jobId && x.attempt === attempt && x.kind === kind);
+    if (!p || !m) return { ok: false, reason: `${jobId} attempt ${attempt} has no missing ${kind}` };
+    if (!m.pending) return { ok: false, reason: `the ${kind} of ${jobId} attempt ${attempt} was given up` };
+    if (m.site !== site || m.agent !== agent)
+      return {
+        ok: false,
+        reason: `${jobId} attempt ${attempt} ran on ${m.site}/${m.agent}, not ${site}/${agent}`,
+      };
+    return { ok: true, point: p };
+  }
+
+  /** The point of any job of this task, current or past (a promotion renames the current job). */
+  pointOfAnyJob(jobId: string): PointRec | undefined {
+    const id = pointIdOfJob(jobId);
+    return jobId.startsWith(`t${this.taskId}-`) && id !== null ? this.points.get(id) : undefined;
   }
 
   job(jobId: string): JobRec | undefined {
@@ -546,15 +624,27 @@ export class TaskEngine {
 
   /** The next job to dispatch, respecting nParallelEvaluation and maxEvaluationJobs; FIFO by point. */
   nextDispatchable(): JobRec | null {
-    if (this.state !== "running" || this.inFlight() >= this.spec.nParallelEvaluation) return null;
+    return this.nextReady(0, () => 0).job;
+  }
+
+  /**
+   * The next job to dispatch at `now` (as nextDispatchable), skipping retries whose back-off
+   * (`readyAt`) has not passed; `wakeAt` is the earliest time one of those becomes ready.
+   */
+  nextReady(now: number, readyAt: ReadyAt): { job: JobRec | null; wakeAt: number | null } {
+    if (this.state !== "running" || this.inFlight() >= this.spec.nParallelEvaluation)
+      return { job: null, wakeAt: null };
     const budget = effectiveMaxEvaluationJobs(this.spec);
-    // FIFO by point: the lowest point id among the queued jobs with budget left
+    // FIFO by point: the lowest point id among the ready queued jobs with budget left
     let first: PointRec | null = null;
+    let wakeAt: number | null = null;
     for (const p of this.index.queued) {
-      if ((this.attemptsUsed[p.segment] ?? 0) < budget && (first === null || p.pointId < first.pointId))
-        first = p;
+      if ((this.attemptsUsed[p.segment] ?? 0) >= budget) continue;
+      const at = readyAt(p);
+      if (at > now) wakeAt = Math.min(wakeAt ?? at, at);
+      else if (first === null || p.pointId < first.pointId) first = p;
     }
-    return first?.job ?? null;
+    return { job: first?.job ?? null, wakeAt };
   }
 
   /** True when nothing more will happen: all sampling over and no job queued or in flight. */

@@ -104,6 +104,8 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
       heartbeatMs: 1000,
       logger: quiet,
       ...o,
+      // retries after a short back-off, so tests of failures stay quick (a test may set its own)
+      env: { GRIDTUNE_RETRY_BASE_MS: "200", GRIDTUNE_RETRY_MAX_MS: "2000", ...o.env },
     });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });

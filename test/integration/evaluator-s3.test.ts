@@ -1,7 +1,8 @@
 // S3 unreachable on real servers: the s3rver process is stopped mid-job and started again on the
 // same port and directory. A short outage: the agent's uploads (checkpoints, outputs, log) are
-// retried with backoff and succeed, the attempt counts once. An outage longer than the retries: a
-// failed attempt whose reason names the upload, and the agent keeps serving once S3 is back.
+// retried with backoff and succeed, the attempt counts once. An outage longer than the retries: the
+// attempt's loss counts at once with its log listed as missing (the reason names the upload), the
+// log is uploaded once S3 is back, and the agent keeps serving.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -61,7 +62,7 @@ describe("S3 unreachable while jobs run", { timeout: 240_000 }, () => {
     assert.ok((await ckpt.arrayBuffer()).byteLength > 0);
   });
 
-  it("an outage longer than the retries: a failed attempt naming the upload; the agent keeps serving", async () => {
+  it("an outage longer than the upload retries: the loss counts, the log follows once S3 is back", async () => {
     const api = await stack.connect();
     await stopS3();
     const taskId = await api.submit(
@@ -69,11 +70,18 @@ describe("S3 unreachable while jobs run", { timeout: 240_000 }, () => {
     );
     const d = await api.waitFinished(taskId, 90_000);
     const p = d.points[0]!;
-    assert.equal(p.state, "failed");
-    assert.match(p.error ?? "", /could not store the outputs on S3: upload to .* failed after \d+ tries/);
-    assert.doesNotMatch(p.error ?? "", /X-Amz-Signature/, "presigned URLs never appear in errors");
+    assert.equal(p.state, "done", p.error ?? "");
+    assert.ok(Math.abs(p.loss! - ((Number(p.values.x) - 3) ** 2 + 0.5)) < 1e-9, "the computed loss counts");
+    assert.equal(p.logKeys.length, 0);
+    const gap = p.missing?.[0];
+    assert.equal(gap?.kind, "log");
+    assert.equal(gap.pending, true);
+    assert.match(gap.reason, /upload to .* failed after \d+ tries.*the agent keeps trying/);
+    assert.doesNotMatch(gap.reason, /X-Amz-Signature/, "presigned URLs never appear in reasons");
 
     await startS3();
+    const later = await api.waitFor(taskId, (x) => (x.points[0]?.logKeys.length ?? 0) === 1, 120_000);
+    assert.equal(later.points[0]!.missing, undefined, "the log arrived: nothing is missing");
     const ok = await api.waitFinished(
       await api.submit(stepsTask({ maxPoints: 2, nParallelEvaluation: 1 }, { steps: 2, delay: 0 })),
       60_000,

@@ -97,6 +97,7 @@ describe("results from attempts that are not current", { timeout: 120_000 }, () 
       resource: null,
       error: null,
       artifacts: [],
+      missing: [],
       output: null,
       startedAt: 0,
       finishedAt: 0,

@@ -283,6 +283,7 @@ void describe("api: retry", () => {
         resource: null,
         error: { code: "EVALUATION_FAILED", message: "exit code 1", retryable: false },
         artifacts: [],
+        missing: [],
         output: null,
         startedAt: 4,
         finishedAt: 5,
