@@ -420,6 +420,7 @@ class CheckpointSaver {
     for (const why of skipped) {
       if (this.noted.has(why)) continue;
       this.noted.add(why);
+      await this.scratch.ensure(); // a quiet payload has no log (nor its directory) yet
       await appendLog(log, `[gridtune] checkpoint: ${why}\n`);
     }
   }
