@@ -61,8 +61,6 @@ for (const runtime of ["process", "docker"] as const) {
         });
         const d = await api.waitFinished(taskId, 120_000);
         const p = d.points[0]!;
-        assert.equal(p.state, "done", p.error ?? "");
-        assert.equal(p.attempts, 2);
 
         const items = (await api.call("download", { taskId, kinds: ["log", "checkpoint"] })).items;
         const ckpt = items.find((i) => i.kind === "checkpoint");
@@ -75,6 +73,8 @@ for (const runtime of ["process", "docker"] as const) {
           "the payload's own file",
         );
         assert.ok(!tarText.includes(SECRET), "the checkpoint on S3 holds the host's file");
+        assert.equal(p.state, "done", p.error ?? "");
+        assert.equal(p.attempts, 2);
 
         const logs = new Map<number, string>();
         for (const i of items.filter((x) => x.kind === "log"))
