@@ -201,7 +201,7 @@ export class PayloadTree {
         return;
       }
       for (const name of readdirSync(at(dirFd, ".")).sort()) {
-        const r = `${rel}/${name}`;
+        const r = rel ? `${rel}/${name}` : name; // rel "": the working directory itself
         const st = lstatAt(dirFd, name);
         if (st === null) continue; // removed meanwhile
         if (st.isFile()) add({ rel: r, kind: "file", size: st.size, mtimeMs: st.mtimeMs });
@@ -234,10 +234,10 @@ export class PayloadTree {
       }
       if (e === null) continue;
       try {
-        out.present.push(rel);
+        out.present.push(rel || ".");
         if (e.kind === "file") add({ rel, kind: "file", size: e.stat.size, mtimeMs: e.stat.mtimeMs });
         else {
-          add({ rel, kind: "dir", size: 0, mtimeMs: e.stat.mtimeMs });
+          if (rel) add({ rel, kind: "dir", size: 0, mtimeMs: e.stat.mtimeMs });
           walk(e.fd, rel, 1);
         }
       } finally {

@@ -133,6 +133,17 @@ void describe("checkpoints never pack what lies outside the working directory", 
     assert.deepEqual([...(await contents(file)).entries()], [["latest/w.bin", "weights"]]);
   });
 
+  void it("'.' packs the whole working directory under relative names", async () => {
+    const c = await fresh();
+    await mkdir(join(c.work, "ckpt"));
+    await writeFile(join(c.work, "ckpt", "w.bin"), "w");
+    await writeFile(join(c.work, "top.json"), "{}");
+    const file = join(c.dir, "ckpt.tgz");
+    assert.deepEqual(await createTarball(c.work, ["."], file), { present: ["."], skipped: [] });
+    assert.deepEqual([...(await contents(file)).keys()], ["ckpt/", "ckpt/w.bin", "top.json"]);
+    assert.deepEqual(await safeExtract(file, join(c.dir, "restored")), ["ckpt/w.bin", "top.json"]);
+  });
+
   void it("a FIFO, named or inside a directory, is left out without blocking", async () => {
     const c = await fresh();
     await mkdir(join(c.work, "ckpt"));
