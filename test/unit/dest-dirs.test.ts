@@ -1,7 +1,8 @@
 // Issue 14, item 9a: `phpo download --dest /proc/x` spun at 90 % CPU for 10 minutes: Node's
 // recursive mkdir loops forever where mkdir answers ENOENT under an existing parent (/proc). The
 // directory is now made one level at a time (protocol/dirs.ts), before connecting, and a --dest
-// that cannot be made or written fails at once with exit code 2, naming --dest and the fix.
+// that cannot be made or written fails at once with exit code 2, naming --dest and the fix. The
+// same for the agent's --work-dir (made at start, before any job could hang in the thread pool).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -12,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DirectoryError, makeDirs } from "../../protocol/dirs.ts";
 
-const PHPO = fileURLToPath(new URL("../../bin/phpo", import.meta.url));
+const bin = (name: string) => fileURLToPath(new URL(`../../bin/${name}`, import.meta.url));
 
 let dir = "";
 before(async () => {
@@ -24,9 +25,9 @@ after(() => rm(dir, { recursive: true, force: true }));
  * Runs phpo with no configuration (no server to reach). A command that hangs is killed after a
  * minute: a hang is what this test looks for, so it must end as a failure, not block the run.
  */
-function phpo(args: string[]): Promise<{ code: number | null; stderr: string }> {
+function run(name: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PHPO, ...args], {
+    const child = spawn(process.execPath, [bin(name), ...args], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? "", HOME: dir, NATS_URL: "tls://127.0.0.1:1" },
       stdio: ["ignore", "ignore", "pipe"],
@@ -44,7 +45,7 @@ function phpo(args: string[]): Promise<{ code: number | null; stderr: string }> 
 
 void describe("phpo download --dest", () => {
   void it("under /proc: exit code 2 at once, naming --dest and the fix (it used to spin forever)", async () => {
-    const r = await phpo(["download", "1", "--dest", "/proc/gridtune-test/x"]);
+    const r = await run("phpo", ["download", "1", "--dest", "/proc/gridtune-test/x"]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(
       r.stderr,
@@ -54,9 +55,20 @@ void describe("phpo download --dest", () => {
 
   void it("a file in the way: exit code 2 naming it, before any connection is tried", async () => {
     await writeFile(join(dir, "plain"), "x");
-    const r = await phpo(["download", "1", "--dest", "plain/sub"]);
+    const r = await run("phpo", ["download", "1", "--dest", "plain/sub"]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--dest plain\/sub: .*plain exists and is not a directory/);
+  });
+});
+
+void describe("gridtune-evaluator --work-dir", () => {
+  void it("under /proc: exit code 2 at start, naming --work-dir", async () => {
+    const r = await run("gridtune-evaluator", [
+      ...["--site", "s", "--name", "a", "--runtime", "process"],
+      ...["--seed-file", join(dir, "none.nk"), "--work-dir", "/proc/gridtune-test/w"],
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--work-dir \/proc\/gridtune-test\/w: cannot create \/proc\/gridtune-test: /);
   });
 });
 
