@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
+import { benchPayloadFiles } from "./payloadFiles.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
 import { benchTenantFlood } from "./tenantFlood.ts";
@@ -12,6 +13,7 @@ const benches: Record<string, () => Promise<void>> = {
   throughput: benchThroughput,
   steering: benchSteeringCapacity,
   tenants: benchTenantFlood,
+  "payload-files": benchPayloadFiles,
 };
 
 const wanted = process.argv.slice(2);

@@ -2,12 +2,16 @@
 // a fresh temporary directory, only regular files and directories are kept (no links, devices or
 // FIFOs), setuid/setgid bits and owners are dropped, absolute and `..` paths are refused, and the
 // total size and entry count are capped before any byte is written.
-import { lstat, mkdtemp, readdir, rename, rm, stat, mkdir } from "node:fs/promises";
-import { createReadStream } from "node:fs";
+import { lstat, mkdtemp, readdir, rename, rm, mkdir } from "node:fs/promises";
+import { closeSync, createReadStream, createWriteStream, read } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
+import { createGzip } from "node:zlib";
 import * as tar from "tar";
 import { GridtuneError } from "../protocol/errors.ts";
+import { PathRefusedError, PayloadTree, withTree, type OpenEntry, type TreeEntry } from "./payloadFs.ts";
 
 export interface ExtractLimits {
   maxBytes: number;
@@ -140,47 +144,146 @@ async function mergeInto(src: string, dest: string): Promise<string[]> {
   return out;
 }
 
-/** Creates a gzipped tarball of `paths` (relative to cwd); missing paths are skipped. */
-export async function createTarball(cwd: string, paths: string[], file: string): Promise<string[]> {
-  const present: string[] = [];
-  for (const p of paths) {
-    const abs = resolve(cwd, p);
-    if (!abs.startsWith(resolve(cwd) + sep))
-      throw new GridtuneError("INVALID_ARGUMENT", `path ${p} is outside the working directory`);
-    if (
-      await stat(abs).then(
-        () => true,
-        () => false,
-      )
-    )
-      present.push(relative(cwd, abs));
+/** What createTarball packed, and what it left out (and why), for the job's log. */
+export interface TarballResult {
+  /** The named paths that exist, normalized; [] means no tarball was written. */
+  present: string[];
+  skipped: string[];
+}
+
+export interface TarballLimits {
+  /** Most bytes of file data packed (before compression). */
+  maxBytes: number;
+  maxEntries: number;
+}
+
+/** Refuses a named path that is outside cwd before anything is read. */
+function assertInside(cwd: string, p: string): void {
+  const abs = resolve(cwd, p);
+  if (abs !== resolve(cwd) && !abs.startsWith(resolve(cwd) + sep))
+    throw new GridtuneError("INVALID_ARGUMENT", `path ${p} is outside the working directory`);
+}
+
+/**
+ * Creates a gzipped tarball of `paths` (files or directories relative to cwd, a payload's working
+ * directory); missing paths are skipped. The tar is written here, not by a tar that opens paths:
+ * every file is found and opened through PayloadTree (no link followed by the kernel, nothing
+ * outside cwd), its header comes from fstat on that descriptor and its bytes are read through it.
+ * Links and special files inside the trees are left out (restoring refuses them anyway), and so
+ * is a named path that leads outside; `skipped` says which and why. Only regular files and
+ * directories are stored, without owners (like tar's portable mode).
+ */
+export async function createTarball(
+  cwd: string,
+  paths: string[],
+  file: string,
+  limits: TarballLimits = { maxBytes: DEFAULT_EXTRACT_LIMITS.maxBytes, maxEntries: 100_000 },
+): Promise<TarballResult> {
+  for (const p of paths) assertInside(cwd, p);
+  const tree = PayloadTree.open(cwd);
+  try {
+    const listing = tree.list(paths, limits);
+    if (listing.present.length === 0) return { present: [], skipped: listing.skipped };
+    const total = listing.entries.reduce((n, e) => n + e.size, 0);
+    if (total > limits.maxBytes)
+      throw new GridtuneError(
+        "TOO_LARGE",
+        `${total} bytes of files to pack exceed the limit of ${limits.maxBytes} (uncompressed)`,
+      );
+    await pipeline(Readable.from(tarStream(tree, listing.entries)), createGzip(), createWriteStream(file));
+    return { present: listing.present, skipped: listing.skipped };
+  } catch (e) {
+    await rm(file, { force: true });
+    throw e;
+  } finally {
+    tree.close();
   }
-  if (present.length === 0) return [];
-  // portable: no uid/gid/mtime noise; follow: false keeps symlinks as links (refused on restore).
-  await tar.c({ gzip: true, file, cwd, portable: true }, present);
-  return present;
+}
+
+const BLOCK = 512;
+const CHUNK = 256 * 1024;
+const readAt = promisify(read);
+
+/** The tar stream of entries, each file read through the descriptor that was checked. */
+async function* tarStream(tree: PayloadTree, entries: TreeEntry[]): AsyncGenerator<Buffer> {
+  for (const e of entries) {
+    if (e.kind === "dir") {
+      yield* header({
+        path: `${e.rel}/`,
+        type: "Directory",
+        mode: 0o755,
+        size: 0,
+        mtime: new Date(e.mtimeMs),
+      });
+      continue;
+    }
+    // listed as a file: anything else now (gone, a link out, a FIFO) is a change under the walk
+    let f: OpenEntry | null;
+    try {
+      f = tree.open(e.rel);
+    } catch (err) {
+      if (err instanceof PathRefusedError) throw changed(e.rel);
+      throw err;
+    }
+    if (f?.kind !== "file") {
+      if (f) closeSync(f.fd);
+      throw changed(e.rel);
+    }
+    try {
+      const size = f.stat.size;
+      yield* header({ path: e.rel, type: "File", mode: f.stat.mode & 0o755, size, mtime: f.stat.mtime });
+      // exactly the size in the header: a file that grows is cut there, one that shrinks fails
+      for (let pos = 0; pos < size;) {
+        const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+        const { bytesRead } = await readAt(f.fd, buf, 0, buf.length, pos);
+        if (bytesRead === 0) throw changed(e.rel);
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+      if (size % BLOCK) yield Buffer.alloc(BLOCK - (size % BLOCK));
+    } finally {
+      closeSync(f.fd);
+    }
+  }
+  yield Buffer.alloc(2 * BLOCK); // end of archive
+}
+
+function* header(h: tar.HeaderData): Generator<Buffer> {
+  const hd = new tar.Header(h);
+  // a path over the ustar fields' 100+155 bytes needs a PAX header before it
+  if (hd.encode()) yield new tar.Pax({ path: h.path, size: h.size, mtime: h.mtime }).encode();
+  if (!hd.block) throw new GridtuneError("INTERNAL", `cannot encode a tar header for ${h.path}`);
+  yield hd.block;
+}
+
+function changed(rel: string): GridtuneError {
+  return new GridtuneError(
+    "CONFLICT",
+    `${rel} changed while the checkpoint was written (removed, shrunk or replaced); it is taken again next time`,
+    { retryable: true },
+  );
+}
+
+export interface Fingerprint {
+  /** "" when no file is there. */
+  value: string;
+  /** What a tarball of the paths would leave out, and why (as TarballResult.skipped). */
+  skipped: string[];
 }
 
 /**
  * A cheap change fingerprint of a set of paths: names, sizes and mtimes of every regular file
- * under them. Symlinks (which a payload could point anywhere) are not followed, and paths outside
- * cwd are refused.
+ * under them, from the same walk as createTarball (no link followed out of cwd; links and special
+ * files inside are not part of a checkpoint, so not of its fingerprint either).
  */
-export async function fingerprint(cwd: string, paths: string[]): Promise<string> {
-  const root = resolve(cwd);
-  const parts: string[] = [];
-  const walk = async (abs: string): Promise<void> => {
-    const st = await lstat(abs).catch(() => null);
-    if (!st || st.isSymbolicLink()) return;
-    if (st.isDirectory()) {
-      for (const n of (await readdir(abs)).sort()) await walk(join(abs, n));
-    } else if (st.isFile()) parts.push(`${relative(root, abs)}:${st.size}:${st.mtimeMs}`);
+export function fingerprint(cwd: string, paths: string[]): Fingerprint {
+  for (const p of paths) assertInside(cwd, p);
+  const listing = withTree(cwd, (t) => t.list(paths));
+  return {
+    value: listing.entries
+      .filter((e) => e.kind === "file")
+      .map((e) => `${e.rel}:${e.size}:${e.mtimeMs}`)
+      .join("|"),
+    skipped: listing.skipped,
   };
-  for (const p of paths) {
-    const abs = resolve(root, p);
-    if (abs !== root && !abs.startsWith(root + sep))
-      throw new GridtuneError("INVALID_ARGUMENT", `path ${p} is outside the working directory`);
-    await walk(abs);
-  }
-  return parts.join("|");
 }

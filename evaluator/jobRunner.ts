@@ -2,9 +2,10 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { mkdirSync, statSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, read, statSync } from "node:fs";
 import { open, stat, copyFile } from "node:fs/promises";
-import { dirname, join, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { promisify } from "node:util";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
 import {
@@ -26,22 +27,20 @@ import type {
   UploadGrant,
 } from "../protocol/messages.ts";
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
+import { openPayloadFile, readPayloadFile, type OpenedFile } from "./payloadFs.ts";
 import type { StopReason, SteeringLink } from "./link.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
 import type { LateUploads } from "./lateUploads.ts";
 import { DEFAULT_INPUT_RETRY, download, upload, type RetryPolicy } from "./transfer.ts";
-import {
-  freshDir,
-  LazyDir,
-  payloadFile,
-  readPayloadFile,
-  realPathOf,
-  removeLeftover,
-  removeTree,
-  writeSmallFile,
-  type PayloadFile,
-} from "./workDirs.ts";
+import { freshDir, LazyDir, removeLeftover, removeTree, writeSmallFile } from "./workDirs.ts";
+
+const readAt = promisify(read);
+
+/** A checkpoint is restored with at most this many times its size limit in bytes... */
+const CHECKPOINT_EXPANSION = 20;
+/** ...and at most this many entries; a bigger one is not saved, as it could never be restored. */
+const CHECKPOINT_ENTRIES = 100_000;
 
 export interface SitePolicy {
   allowNetwork: boolean;
@@ -88,7 +87,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
     await freshDir(workDir);
     await removeLeftover(scratch.path); // of a crashed attempt
     await prepare(ctx, workDir, scratch);
-    const progress = new ProgressForwarder(ctx, join(workDir, PROGRESS_FILE), (r) => (lastResource = r));
+    const progress = new ProgressForwarder(ctx, workDir, (r) => (lastResource = r));
     const timer = job.evaluation.checkPointToSave.length
       ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
       : null;
@@ -142,7 +141,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
   }
   const verdict =
     outcome && !error
-      ? await readVerdict(ctx, workDir, outcome, reason)
+      ? readVerdict(ctx, workDir, outcome, reason)
       : { status: "failed" as const, loss: null, error, output: null };
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
@@ -221,6 +220,11 @@ function insideDir(dir: string, name: string, field: string): string {
   return p;
 }
 
+/** name relative to dir, refused if it is outside (lexically; links are PayloadTree's business). */
+function relativeInside(dir: string, name: string, field: string): string {
+  return relative(resolve(dir), insideDir(dir, name, field));
+}
+
 async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Promise<void> {
   const { job, grant, signal } = ctx;
   const maxBytes = ctx.policy.maxInputBytes;
@@ -249,25 +253,25 @@ async function prepare(ctx: JobContext, workDir: string, scratch: LazyDir): Prom
       await copyFile(f, insideDir(workDir, job.evaluation.checkPointToLoad, "checkPointToLoad"));
     else
       await safeExtract(f, workDir, {
-        maxBytes: job.evaluation.checkPointLimitBytes * 20,
-        maxEntries: 100_000,
+        maxBytes: job.evaluation.checkPointLimitBytes * CHECKPOINT_EXPANSION,
+        maxEntries: CHECKPOINT_ENTRIES,
       });
   }
   writeSmallFile(insideDir(workDir, job.evaluation.inputFile, "evaluationInput"), JSON.stringify(job.point));
 }
 
-async function readVerdict(
+function readVerdict(
   ctx: JobContext,
   workDir: string,
   o: RunOutcome,
   reason: StopReason | null,
-): Promise<{
+): {
   status: "ok" | "failed" | "stopped";
   loss: number | null;
   error: WireError | null;
   /** output.json's text when it is small enough to travel inline. */
   output: string | null;
-}> {
+} {
   let output: string | null = null;
   const fail = (code: WireError["code"], message: string) => ({
     status: "failed" as const,
@@ -292,8 +296,7 @@ async function readVerdict(
   const name = ctx.job.evaluation.outputFile;
   let raw: Buffer | null;
   try {
-    const path = insideDir(workDir, name, "evaluationOutput");
-    raw = readPayloadFile(await realPathOf(workDir), path, MAX_OUTPUT_BYTES);
+    raw = readPayloadFile(workDir, relativeInside(workDir, name, "evaluationOutput"), MAX_OUTPUT_BYTES);
   } catch (e) {
     return fail("OUTPUT_INVALID", toWireError(e).message);
   }
@@ -339,76 +342,121 @@ async function uploadOutputs(
   outputInline: boolean,
 ): Promise<{ uploaded: UploadedArtifact[]; missing: NotUploaded[] }> {
   const ev = ctx.job.evaluation;
-  const present: Array<{ kind: ArtifactKind; path: string; size: number }> = [];
-  const add = (kind: ArtifactKind, file: PayloadFile | null, max: number) => {
+  // The payload's files are opened here (no link followed out of the working directory) and
+  // uploaded through these descriptors, so what is sent is what was checked.
+  const present: Array<{ kind: ArtifactKind; source: string | OpenedFile; size: number }> = [];
+  const opened: OpenedFile[] = [];
+  const add = (kind: ArtifactKind, source: string | OpenedFile, size: number, max: number) => {
     // nothing to keep in an empty file (a quiet run's log)
-    if (!file || file.size === 0) return;
-    if (file.size > max) {
-      ctx.logger.warn(`${kind} file too large; not uploaded`, {
-        jobId: ctx.job.jobId,
-        size: file.size,
-        limit: max,
-      });
+    if (size === 0) return;
+    if (size > max) {
+      ctx.logger.warn(`${kind} file too large; not uploaded`, { jobId: ctx.job.jobId, size, limit: max });
       return;
     }
-    present.push({ kind, ...file });
+    present.push({ kind, source, size });
   };
-  const root = await realPathOf(workDir);
-  /** The payload's file, resolved inside the working directory; one that points outside is skipped. */
-  const fromPayload = (name: string, field: string) => {
-    const path = insideDir(workDir, name, field);
+  /** The payload's file, opened inside the working directory; one that leads outside is skipped. */
+  const fromPayload = (kind: ArtifactKind, name: string, field: string, max: number) => {
+    let f: OpenedFile | null;
     try {
-      return payloadFile(root, path);
+      f = openPayloadFile(workDir, relativeInside(workDir, name, field));
     } catch (e) {
       ctx.logger.warn(`${field} not uploaded: ${toWireError(e).message}`, { jobId: ctx.job.jobId });
-      return null;
+      return;
     }
+    if (f === null) return;
+    opened.push(f);
+    add(kind, f, f.size, max);
   };
-  const log = join(scratch.path, "log.txt");
-  const logStat = statSync(log, { throwIfNoEntry: false }); // the agent's own file
-  add("log", logStat?.isFile() ? { path: log, size: logStat.size } : null, Number.POSITIVE_INFINITY);
-  if (!outputInline && ev.outputFile)
-    add("output", fromPayload(ev.outputFile, "evaluationOutput"), MAX_OUTPUT_BYTES);
-  if (ev.metaFile) add("meta", fromPayload(ev.metaFile, "evaluationMeta"), MAX_META_BYTES);
-  if (ev.metricsFile) add("metrics", fromPayload(ev.metricsFile, "evaluationMetrics"), 5 * 1024 ** 3);
   const uploaded: UploadedArtifact[] = [];
   const missing: NotUploaded[] = [];
-  if (present.length === 0) return { uploaded, missing };
-  let grants: UploadGrant[];
-  try {
-    const reply = await requestSteering(ctx, {
-      type: "presign",
-      jobId: ctx.job.jobId,
-      attempt: ctx.job.attempt,
-      artifacts: present.map(({ kind, size }) => ({ kind, size })),
-    });
-    if (reply.type !== "presigned")
-      throw GridtuneError.fromWire(
-        reply.type === "error"
-          ? reply.error
-          : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false },
-      );
-    grants = reply.uploads;
-  } catch (e) {
-    const reason = `no upload URL from steering: ${toWireError(e).message}`;
-    return { uploaded, missing: present.map(({ kind, path }) => ({ kind, path, reason })) };
-  }
-  for (const f of present) {
-    const g = grants.find((x) => x.kind === f.kind);
-    try {
-      if (!g) throw new GridtuneError("INTERNAL", `steering sent no upload URL for the ${f.kind}`);
-      const r = await upload(g.url, f.path, { retry: ctx.uploadRetry });
-      uploaded.push({ kind: g.kind, key: g.key, size: r.size, etag: r.etag });
-    } catch (e) {
-      missing.push({ kind: f.kind, path: f.path, reason: toWireError(e).message });
+  /**
+   * A file S3 did not take waits for a later upload as a file of the agent's own (the scratch
+   * folder, outside the payload's reach): a payload file is copied there from its checked
+   * descriptor, never moved by a path the payload could have swapped for a link.
+   */
+  const notUploaded = async (
+    f: { kind: ArtifactKind; source: string | OpenedFile },
+    reason: string,
+  ): Promise<void> => {
+    if (typeof f.source === "string") {
+      missing.push({ kind: f.kind, path: f.source, reason });
+      return;
     }
+    const copy = join(await scratch.ensure(), `late-${f.kind}`);
+    try {
+      await copyFromDescriptor(f.source, copy);
+      missing.push({ kind: f.kind, path: copy, reason });
+    } catch (e) {
+      missing.push({ kind: f.kind, path: copy, reason: `${reason}; not kept: ${toWireError(e).message}` });
+    }
+  };
+  try {
+    const log = join(scratch.path, "log.txt");
+    const logStat = statSync(log, { throwIfNoEntry: false }); // the agent's own file
+    if (logStat?.isFile()) add("log", log, logStat.size, Number.POSITIVE_INFINITY);
+    if (!outputInline && ev.outputFile)
+      fromPayload("output", ev.outputFile, "evaluationOutput", MAX_OUTPUT_BYTES);
+    if (ev.metaFile) fromPayload("meta", ev.metaFile, "evaluationMeta", MAX_META_BYTES);
+    if (ev.metricsFile) fromPayload("metrics", ev.metricsFile, "evaluationMetrics", 5 * 1024 ** 3);
+    if (present.length === 0) return { uploaded, missing };
+    let grants: UploadGrant[];
+    try {
+      const reply = await requestSteering(ctx, {
+        type: "presign",
+        jobId: ctx.job.jobId,
+        attempt: ctx.job.attempt,
+        artifacts: present.map(({ kind, size }) => ({ kind, size })),
+      });
+      if (reply.type !== "presigned")
+        throw GridtuneError.fromWire(
+          reply.type === "error"
+            ? reply.error
+            : { code: "INTERNAL", message: `unexpected ${reply.type}`, retryable: false },
+        );
+      grants = reply.uploads;
+    } catch (e) {
+      const reason = `no upload URL from steering: ${toWireError(e).message}`;
+      for (const f of present) await notUploaded(f, reason);
+      return { uploaded, missing };
+    }
+    for (const f of present) {
+      const g = grants.find((x) => x.kind === f.kind);
+      try {
+        if (!g) throw new GridtuneError("INTERNAL", `steering sent no upload URL for the ${f.kind}`);
+        const r = await upload(g.url, f.source, { retry: ctx.uploadRetry });
+        uploaded.push({ kind: g.kind, key: g.key, size: r.size, etag: r.etag });
+      } catch (e) {
+        await notUploaded(f, toWireError(e).message);
+      }
+    }
+    return { uploaded, missing };
+  } finally {
+    for (const f of opened) closeSync(f.fd);
   }
-  return { uploaded, missing };
+}
+
+/** Copies an opened payload file, through its descriptor, into a new file of the agent's own. */
+async function copyFromDescriptor(f: OpenedFile, dest: string): Promise<void> {
+  const out = await open(dest, "wx", 0o600);
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; pos < f.size;) {
+      const { bytesRead } = await readAt(f.fd, buf, 0, Math.min(buf.length, f.size - pos), pos);
+      if (bytesRead === 0) break;
+      await out.write(buf, 0, bytesRead);
+      pos += bytesRead;
+    }
+  } finally {
+    await out.close();
+  }
 }
 
 /** Periodic checkpoints: tar the checkPointToSave paths when they changed, upload, report. */
 class CheckpointSaver {
   private last = "";
+  /** Reasons for left-out paths already written to the job's log. */
+  private readonly noted = new Set<string>();
   private running: Promise<void> = Promise.resolve();
   constructor(
     private readonly ctx: JobContext,
@@ -432,17 +480,43 @@ class CheckpointSaver {
     return this.running;
   }
 
+  /**
+   * Links and special files are never packed (a link could name a host file): the payload goes
+   * on, and its log says what its checkpoint lacks, once per reason and attempt.
+   */
+  private async note(log: string, skipped: string[]): Promise<void> {
+    for (const why of skipped) {
+      if (this.noted.has(why)) continue;
+      this.noted.add(why);
+      await this.scratch.ensure(); // a quiet payload has no log (nor its directory) yet
+      await appendLog(log, `[gridtune] checkpoint: ${why}\n`);
+    }
+  }
+
   private async saveNow(resource: number | null, final: boolean): Promise<void> {
     const { job } = this.ctx;
     const paths = job.evaluation.checkPointToSave;
-    const fp = await fingerprint(this.workDir, paths);
-    if (fp === "" || fp === this.last) return;
+    const limit = job.evaluation.checkPointLimitBytes;
+    const log = join(this.scratch.path, "log.txt");
+    const fp = fingerprint(this.workDir, paths);
+    await this.note(log, fp.skipped);
+    if (fp.value === "" || fp.value === this.last) return;
     const file = join(await this.scratch.ensure(), "checkpoint.tgz");
-    if ((await createTarball(this.workDir, paths, file)).length === 0) return;
+    // what is restored is extracted under 20x the limit: a bigger checkpoint could never be used
+    const packed = await createTarball(this.workDir, paths, file, {
+      maxBytes: limit * CHECKPOINT_EXPANSION,
+      maxEntries: CHECKPOINT_ENTRIES,
+    }).catch(async (e: unknown) => {
+      const msg = `checkpoint not saved: ${toWireError(e).message}; the previous checkpoint is kept`;
+      await appendLog(log, `[gridtune] ${msg}\n`);
+      throw e;
+    });
+    await this.note(log, packed.skipped);
+    if (packed.present.length === 0) return;
     const size = (await stat(file)).size;
-    if (size > job.evaluation.checkPointLimitBytes) {
-      const msg = `checkpoint of ${size} bytes exceeds the limit of ${job.evaluation.checkPointLimitBytes}; the previous checkpoint is kept`;
-      await appendLog(join(this.scratch.path, "log.txt"), `[gridtune] ${msg}\n`);
+    if (size > limit) {
+      const msg = `checkpoint of ${size} bytes exceeds the limit of ${limit}; the previous checkpoint is kept`;
+      await appendLog(log, `[gridtune] ${msg}\n`);
       throw new GridtuneError("TOO_LARGE", msg);
     }
     const reply = await requestSteering(this.ctx, {
@@ -465,7 +539,7 @@ class CheckpointSaver {
       artifact: { kind: "checkpoint", key: g.key, size: r.size, etag: r.etag },
       resource,
     });
-    this.last = fp;
+    this.last = fp.value;
     this.ctx.logger.info(final ? "final checkpoint saved" : "checkpoint saved", {
       jobId: job.jobId,
       attempt: job.attempt,
@@ -488,9 +562,11 @@ class ProgressForwarder {
   private chain: Promise<void> = Promise.resolve();
   private count = 0;
   private lastReported = Number.NEGATIVE_INFINITY;
+  /** Set when the progress file was refused (a link out, a FIFO): it is not read again. */
+  private refused = false;
   constructor(
     private readonly ctx: JobContext,
-    private readonly file: string,
+    private readonly workDir: string,
     private readonly onResource: (r: number) => void,
   ) {}
 
@@ -499,22 +575,37 @@ class ProgressForwarder {
       this.forward(line.slice(PROGRESS_STDOUT_MARKER.length), "stdout");
   }
 
+  /** Reads what was appended to the progress file; never rejects (it runs from a timer). */
   async poll(): Promise<void> {
-    // usually absent: a check that raises no error when it is
-    const st = statSync(this.file, { throwIfNoEntry: false });
-    if (!st || st.size <= this.offset) return;
-    const f = await open(this.file, "r");
+    // usually absent: a check that raises no error when it is (lstat: a link is PayloadTree's)
+    if (this.refused || !lstatSync(join(this.workDir, PROGRESS_FILE), { throwIfNoEntry: false })) return;
+    let f: OpenedFile | null;
     try {
-      const len = Math.min(st.size - this.offset, 1024 * 1024);
+      f = openPayloadFile(this.workDir, PROGRESS_FILE);
+    } catch (e) {
+      this.refused = true;
+      this.ctx.logger.warn(`${PROGRESS_FILE} is not read: ${toWireError(e).message}`, {
+        jobId: this.ctx.job.jobId,
+      });
+      return;
+    }
+    if (f === null) return;
+    try {
+      if (f.size <= this.offset) return;
+      const len = Math.min(f.size - this.offset, 1024 * 1024);
       const buf = Buffer.alloc(len);
-      await f.read(buf, 0, len, this.offset);
-      this.offset += len;
-      const text = this.partial + buf.toString("utf8");
+      const { bytesRead } = await readAt(f.fd, buf, 0, len, this.offset);
+      this.offset += bytesRead;
+      const text = this.partial + buf.subarray(0, bytesRead).toString("utf8");
       const lines = text.split("\n");
       this.partial = lines.pop() ?? "";
       for (const l of lines) if (l.trim()) this.forward(l, "file");
+    } catch (e) {
+      this.ctx.logger.warn(`${PROGRESS_FILE} could not be read: ${toWireError(e).message}`, {
+        jobId: this.ctx.job.jobId,
+      });
     } finally {
-      await f.close();
+      closeSync(f.fd);
     }
   }
 

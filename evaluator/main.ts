@@ -1,6 +1,7 @@
 // gridtune-evaluator: an agent on a site node.
 import { Command } from "commander";
 import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
+import { DirectoryError, makeDirs } from "../protocol/dirs.ts";
 import { RuntimeError } from "../protocol/errors.ts";
 import { createLogger, type Logger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
@@ -9,6 +10,22 @@ import { compileAgentConfig, type AgentConfig, type AgentFlags } from "./config.
 import { DockerRuntime } from "./runtime/docker.ts";
 import { ProcessRuntime } from "./runtime/process.ts";
 import type { Runtime } from "./runtime/types.ts";
+
+/**
+ * Makes the work directory once, at start (protocol/dirs.ts): made lazily by the first job with
+ * Node's recursive mkdir, a --work-dir under /proc would hang every job in the thread pool.
+ */
+function makeWorkRoot(dir: string): void {
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    if (!(e instanceof DirectoryError)) throw e;
+    throw new DirectoryError(
+      `--work-dir ${dir}: ${e.message}; choose a directory on a local disk the agent can write (see docs/evaluator.md)`,
+      { cause: e },
+    );
+  }
+}
 
 async function makeRuntime(c: AgentConfig, logger: Logger): Promise<Runtime> {
   if (c.runtime === "process") return new ProcessRuntime();
@@ -57,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--max-wall-clock-minutes <m>", "per-job wall clock cap (default 7 days)")
     .action(async (f: AgentFlags) => {
       const config = compileAgentConfig(f);
+      makeWorkRoot(config.workRoot);
       const logger = createLogger(`agent:${config.site}/${config.agent}`);
       const runtime = await makeRuntime(config, logger);
       const agent = new Agent({ ...config, runtime, logger });

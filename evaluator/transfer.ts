@@ -119,14 +119,28 @@ export async function download(
   });
 }
 
+/**
+ * What to upload: the agent's own file by path, or a payload's file already opened and checked
+ * (payloadFs.ts): its first `size` bytes are sent, read through the descriptor, never reopened by
+ * path. The caller closes the descriptor.
+ */
+export type UploadSource = string | { fd: number; size: number };
+
+function bodyOf(source: UploadSource, size: number): Readable {
+  if (typeof source === "string") return createReadStream(source);
+  if (size === 0) return Readable.from([]);
+  // start: positional reads, so each retry sends the file from its first byte again
+  return createReadStream("", { fd: source.fd, start: 0, end: size - 1, autoClose: false });
+}
+
 /** Uploads a file with a presigned PUT; returns its size and the ETag S3 answered. */
 export async function upload(
   url: string,
-  file: string,
+  source: UploadSource,
   opts: { signal?: AbortSignal; retry?: RetryPolicy; contentType?: string } = {},
 ): Promise<{ size: number; etag: string }> {
   const what = `upload to ${describeUrl(url)}`;
-  const size = (await stat(file)).size;
+  const size = typeof source === "string" ? (await stat(source)).size : source.size;
   return withRetry(what, opts.retry ?? DEFAULT_RETRY, opts.signal, async (signal) => {
     const res = await fetch(url, {
       method: "PUT",
@@ -135,7 +149,7 @@ export async function upload(
         "content-length": String(size),
         "content-type": opts.contentType ?? "application/octet-stream",
       },
-      body: Readable.toWeb(createReadStream(file)),
+      body: Readable.toWeb(bodyOf(source, size)),
       duplex: "half",
     });
     if (!res.ok) throw httpError(res.status, what, await res.text().catch(() => ""));

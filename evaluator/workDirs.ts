@@ -11,28 +11,11 @@
 // loop, heartbeats included: its leases lapse and steering gives its jobs to other agents, which
 // is what should happen to a node that cannot write its work directory.
 //
-// Safety: a payload's file is resolved once (realpath) and must lie inside the working directory.
-// The payload wrote it, possibly in a container, but the agent reads it on the host: a symlink
-// output.json → /etc/shadow (or a symlinked directory on the way) must not make the agent read,
-// inline or upload a host file.
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  readdirSync,
-  realpathSync,
-  rmdirSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  type Dirent,
-} from "node:fs";
-import { mkdir, realpath, rm } from "node:fs/promises";
-import { basename, dirname, join, sep } from "node:path";
-import { GridtuneError } from "../protocol/errors.ts";
+// The payload's own files (output.json, meta, metrics, progress, checkpoints) are read through
+// payloadFs.ts, which never follows a link out of the working directory.
+import { mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Dirent } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 
 /** Trees with more entries than this (a payload's many outputs) are removed asynchronously. */
 const SYNC_REMOVE_ENTRIES = 256;
@@ -92,83 +75,5 @@ export class LazyDir {
   ensure(): Promise<string> {
     this.made ??= mkdir(this.path, { recursive: true }).then(() => this.path);
     return this.made;
-  }
-}
-
-const realRoots = new Map<string, Promise<string>>();
-
-/**
- * The real path of an attempt's working directory: its parent (the agent's work root) is resolved
- * once per process, the directory itself is ours (made by freshDir, never a symlink).
- */
-export function realPathOf(dir: string): Promise<string> {
-  const parent = dirname(dir);
-  let p = realRoots.get(parent);
-  if (!p) {
-    p = realpath(parent);
-    realRoots.set(parent, p);
-    p.catch(() => realRoots.delete(parent));
-  }
-  return p.then((r) => join(r, basename(dir)));
-}
-
-/** A payload's file: its real path (inside the working directory) and size. */
-export interface PayloadFile {
-  path: string;
-  size: number;
-}
-
-/** path with every symlink resolved, if it exists and lies inside realRoot; refused if outside. */
-function resolveInside(realRoot: string, path: string): string | null {
-  let real: string;
-  try {
-    real = realpathSync.native(path);
-  } catch (e) {
-    if (["ENOENT", "ENOTDIR", "ELOOP"].includes(errno(e) ?? "")) return null;
-    throw e;
-  }
-  if (!real.startsWith(realRoot + sep))
-    throw new GridtuneError(
-      "OUTPUT_INVALID",
-      `${basename(path)} resolves outside the working directory (a symlink?); it is not read`,
-    );
-  return real;
-}
-
-/**
- * The regular file at path if, with every symlink resolved, it lies inside the working directory
- * whose real path is realRoot; null if there is none (or it is not a regular file). A file that
- * resolves outside is refused with OUTPUT_INVALID.
- */
-export function payloadFile(realRoot: string, path: string): PayloadFile | null {
-  const real = resolveInside(realRoot, path);
-  if (real === null) return null;
-  const st = statSync(real);
-  return st.isFile() ? { path: real, size: st.size } : null;
-}
-
-/**
- * Reads a payload's file of at most max bytes: one realpath and one open. O_NOFOLLOW keeps a
- * symlink swapped in after the realpath from being followed, O_NONBLOCK keeps a FIFO from
- * blocking the open.
- */
-export function readPayloadFile(realRoot: string, path: string, max: number): Buffer | null {
-  const real = resolveInside(realRoot, path);
-  if (real === null) return null;
-  const fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return null;
-    if (st.size > max)
-      throw new GridtuneError("OUTPUT_INVALID", `${basename(path)} is ${st.size} bytes; the limit is ${max}`);
-    // one read of the size fstat gave (plus one byte, to see a file that grew meanwhile)
-    const buf = Buffer.allocUnsafe(st.size + 1);
-    let n = 0;
-    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
-    if (n > max)
-      throw new GridtuneError("OUTPUT_INVALID", `${basename(path)} is over the limit of ${max} bytes`);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
   }
 }

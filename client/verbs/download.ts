@@ -2,9 +2,9 @@
 // artifacts, written under the names PanDA gives them (DownloadItem.name), a page of points at a
 // time. Each metrics tarball is listed with tar afterwards: a file that is not a readable tar.gz is
 // reported and fails the command.
-import { mkdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { ArtifactKind, MissingItem } from "../../protocol/messages.ts";
+import { DirectoryError, makeDirs } from "../../protocol/dirs.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { pages } from "../../protocol/paging.ts";
 import type { VerbContext } from "../context.ts";
@@ -30,6 +30,16 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
   if (flags.logs) kinds.push("log");
   if (kinds.length === 0) kinds.push("metrics");
   const dest = resolve(flags.dest);
+  // before connecting: a --dest that cannot be written fails at once, not after the first page
+  try {
+    makeDirs(dest);
+  } catch (e) {
+    if (!(e instanceof DirectoryError)) throw e;
+    throw new DirectoryError(
+      `--dest ${flags.dest}: ${e.message}; choose a directory you can write, e.g. --dest ./downloads`,
+      { cause: e },
+    );
+  }
   const api = await ctx.api();
   const done: {
     pointId: number;
@@ -45,7 +55,6 @@ export async function downloadVerb(ctx: VerbContext, task: string, flags: Downlo
   // A page of presigned URLs at a time, each page's files fetched before the next is asked for:
   // a large task's list would not fit in one reply, and its URLs expire.
   for await (const page of pages((from) => api.call("download", { taskId, kinds, from }))) {
-    mkdirSync(dest, { recursive: true });
     missing.push(...page.missing);
     for (const item of page.items) {
       // The name comes from the server: it must stay a plain file name inside dest.

@@ -80,7 +80,9 @@ export class LogCapture {
   private stream(): WriteStream {
     if (this.out) return this.out;
     mkdirSync(dirname(this.file), { recursive: true });
-    const out = createWriteStream(this.file, { flags: "w", mode: 0o644 });
+    // Appending: the agent's own notes (a checkpoint left out or too large) are appended to the
+    // same file from another descriptor while the run writes; "w" would write over them.
+    const out = createWriteStream(this.file, { flags: "a", mode: 0o644 });
     // A full disk must not crash the agent: the run goes on, close() reports the error.
     out.on("error", (err) => {
       this.failure ??= err;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
+import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -309,6 +310,31 @@ void describe("upload", () => {
     );
     noSecret(e.message);
     assert.equal(seen.length, 1);
+  });
+
+  void it("an opened payload file: its bytes are sent through the descriptor (every retry), even after the path is replaced by a link to a host file", async () => {
+    const file = join(dir, "u6");
+    await writeFile(file, "payload output");
+    const secret = join(dir, "u6-host-secret");
+    await writeFile(secret, "HOST SECRET");
+    const fd = openSync(file, "r");
+    try {
+      // the payload swaps its file for a link after the agent checked and opened it
+      await rm(file);
+      await symlink(secret, file);
+      failThen(1, 500, (_q, res) => {
+        res.setHeader("etag", '"f"');
+        res.end();
+      });
+      assert.deepEqual(await upload(url("fd"), { fd, size: 14 }, { retry: FAST }), { size: 14, etag: "f" });
+      assert.equal(seen.length, 2);
+      for (const s of seen) {
+        assert.equal(s.headers["content-length"], "14");
+        assert.equal(s.body.toString(), "payload output");
+      }
+    } finally {
+      closeSync(fd);
+    }
   });
 
   void it("a missing file fails before any request", async () => {

@@ -333,7 +333,7 @@ function ask(ctl: AgentControl, req: AgentRequest, agent: string): Promise<Agent
   return new Promise((resolve, reject) => {
     const msg = {
       subject: `gt.hb.s.${agent}`,
-      reply: "_INBOX.x",
+      reply: `_INBOX.site.s.${agent}.x`,
       json: () => req,
       respond: (data: string) => {
         resolve(AgentReply.parse(JSON.parse(data)));

@@ -156,6 +156,7 @@ void describe("steering config: retry", () => {
   const env = {
     NATS_URL: "nats://x",
     GRIDTUNE_SEED_FILE: "/s",
+    GRIDTUNE_API_SEED_FILE: "/a",
     S3_ENDPOINT: "http://127.0.0.1:9",
     AWS_ACCESS_KEY_ID: "k",
     AWS_SECRET_ACCESS_KEY: "s",
