@@ -27,9 +27,11 @@ import {
 import { connectNats } from "../protocol/natsConnect.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
+import { agentInstance } from "./config.ts";
 import { runJob, type SitePolicy } from "./jobRunner.ts";
 import type { SteeringLink, StopReason } from "./link.ts";
 import type { Runtime } from "./runtime/types.ts";
+import { removeOwnWorkDirs } from "./workDirs.ts";
 
 export interface AgentOptions {
   site: string;
@@ -47,6 +49,8 @@ export interface AgentOptions {
   logger: Logger;
   /** How long to keep retrying registration while steering does not answer (default: forever). */
   registerTimeoutMs?: number;
+  /** Users whose jobs the process runtime runs (others' jobs fail with FORBIDDEN). */
+  trustedUsers: readonly string[];
 }
 
 export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped";
@@ -76,15 +80,41 @@ export class Agent implements SteeringLink {
   private readonly claiming = new Set<string>();
   private closing: Promise<void> | null = null;
   completed = 0;
+  /** This agent's name on its host (agentInstance): in its run keys, containers and work dirs. */
+  readonly instance: string;
 
   constructor(private readonly o: AgentOptions) {
     this.freeSlots = o.slots.map((_, i) => i);
+    this.instance = agentInstance(o);
+  }
+
+  /**
+   * Removes what a previous run of this same agent left (it was killed mid-attempt): its
+   * containers, by its instance label, and its working directories, by its instance prefix. No
+   * attempt of this process runs yet, so none of them is in use; steering retries those attempts.
+   */
+  private async removeLeftovers(): Promise<void> {
+    const log = this.o.logger;
+    const containers = await this.o.runtime.removeLeftovers?.().catch((e: unknown) => {
+      log.warn("could not remove leftover containers", { error: String(e) });
+      return 0;
+    });
+    const dirs = await removeOwnWorkDirs(this.o.workRoot, this.instance).catch((e: unknown) => {
+      log.warn("could not remove leftover working directories", { error: String(e) });
+      return 0;
+    });
+    if (containers || dirs)
+      log.info("removed what a previous run of this agent left", {
+        containers: containers ?? 0,
+        workDirs: dirs,
+      });
   }
 
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
     this.state = "starting";
     const log = this.o.logger;
+    await this.removeLeftovers();
     this.nc = await connectNats({
       servers: this.o.natsUrl,
       seedFile: this.o.seedFile,
@@ -312,6 +342,8 @@ export class Agent implements SteeringLink {
         policy: this.o.policy,
         logger: this.o.logger,
         signal: controller.signal,
+        instance: this.instance,
+        trustedUsers: this.o.trustedUsers,
       })
         .catch((e: unknown) =>
           this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }),

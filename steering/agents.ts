@@ -80,16 +80,21 @@ export class AgentRegistry {
   }
 }
 
-/** The allowed site with the most free capacity (slots minus outstanding attempts), or null. */
+/**
+ * The allowed site with the most free capacity (slots minus outstanding attempts), or null. A site
+ * must be in the task's list (when it has one) and accept the task's user (`accepts`).
+ */
 export function pickSite(
   capacity: Map<string, number>,
   outstanding: Map<string, number>,
   allowed: readonly string[] | undefined,
+  accepts: (site: string) => boolean,
 ): string | null {
   let best: string | null = null;
   let bestFree = 0;
   for (const [site, slots] of capacity) {
     if (allowed && allowed.length > 0 && !allowed.includes(site)) continue;
+    if (!accepts(site)) continue;
     const free = slots - (outstanding.get(site) ?? 0);
     if (free > bestFree || (free === bestFree && free > 0 && best !== null && site < best)) {
       best = site;

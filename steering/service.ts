@@ -32,6 +32,7 @@ import { Dispatcher } from "./dispatch.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./resultIngest.ts";
+import { SitePolicyFile } from "./security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "./steeringRunner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
@@ -88,6 +89,15 @@ export class SteeringService {
     }
     this.logger.info("state rebuilt from the event log", { events, tasks: state.engines.size });
 
+    const sites = new SitePolicyFile(this.config.sitesFile, (e) =>
+      this.logger.error("the site policy is invalid; the previous one stays in force", { error: e.message }),
+    );
+    const policy = await sites.load();
+    if (Object.keys(policy.sites).length === 0)
+      this.logger.warn(
+        "no site policy: no site accepts work until one is set (gridtune-steering admin add-site/set-site)",
+        { file: this.config.sitesFile },
+      );
     const c = new Committer(state, log, nc, this.logger.child("commit"), (taskId) =>
       readTaskLog(js, jsm, taskId),
     );
@@ -105,6 +115,7 @@ export class SteeringService {
       c,
       js,
       registry,
+      () => sites.current(),
       storage,
       this.config,
       this.logger.child("dispatch"),
@@ -120,6 +131,7 @@ export class SteeringService {
       jsm,
       this.config,
       this.logger.child("agents"),
+      sites,
     );
     const api = new Api(
       c,
@@ -129,6 +141,8 @@ export class SteeringService {
       this.logger.child("api"),
       // the server's limit as it told this connection (1 MiB unless configured otherwise)
       () => nc.info?.max_payload ?? 1024 * 1024,
+      registry,
+      sites,
     );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
@@ -167,6 +181,8 @@ export class SteeringService {
     const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
     this.timers.push(
       setInterval(() => {
+        // a policy change (admin set-site) reaches the dispatcher within a tick
+        sites.refresh().catch(() => undefined);
         dispatcher
           .expireLeases()
           .catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));

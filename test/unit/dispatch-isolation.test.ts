@@ -11,6 +11,7 @@ import type { SteeringConfig } from "../../steering/config.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
 import { Dispatcher } from "../../steering/dispatch.ts";
 import type { LogEvent } from "../../steering/events.ts";
+import type { SitePolicy } from "../../steering/security/sitePolicy.ts";
 import type { Storage } from "../../steering/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
@@ -48,7 +49,21 @@ function setup(refuse: (ev: LogEvent) => boolean) {
   const registry = new AgentRegistry(60_000);
   registry.register({ site: "s", agent: "a", slots: 8, gpus: [], runtime: "process" }, Date.now());
   const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
-  const d = new Dispatcher(c, js as unknown as JetStreamClient, registry, {} as Storage, config, logger, 0);
+  const policy: SitePolicy = {
+    version: 1,
+    sites: { s: { users: [], groups: [], all: true, runtimes: ["docker"] } },
+    users: {},
+  };
+  const d = new Dispatcher(
+    c,
+    js as unknown as JetStreamClient,
+    registry,
+    () => policy,
+    {} as Storage,
+    config,
+    logger,
+    0,
+  );
   const ackAll = () => {
     release = () => {};
     for (const ok of held.splice(0)) ok();
