@@ -125,7 +125,15 @@ export class Agent implements SteeringLink {
       logger: (level, message) => log[level](message),
     });
     this.js = jetstream(this.nc);
-    await this.register(this.o.registerTimeoutMs ?? Number.POSITIVE_INFINITY);
+    try {
+      await this.register(this.o.registerTimeoutMs ?? Number.POSITIVE_INFINITY);
+    } catch (e) {
+      // refused (a runtime its site does not offer, another protocol): the process must be able
+      // to exit with the error, so the connection does not stay open
+      this.state = "stopped";
+      await this.nc.close().catch(() => undefined);
+      throw e;
+    }
     for (const subject of [subjects.control(this.o.site, this.o.agent), subjects.controlSite(this.o.site)]) {
       const sub = this.nc.subscribe(subject);
       void (async () => {

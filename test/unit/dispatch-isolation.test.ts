@@ -21,7 +21,7 @@ const until = async (cond: () => boolean, what: string) => {
   assert.ok(cond(), what);
 };
 
-function setup(refuse: (ev: LogEvent) => boolean) {
+function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = "all") {
   const state = new SteeringState();
   for (const id of ["1", "2"])
     for (const ev of new Driver(spec({ maxPoints: 2, nParallelEvaluation: 2 }), id).log) state.apply(ev);
@@ -51,7 +51,14 @@ function setup(refuse: (ev: LogEvent) => boolean) {
   const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
   const policy: SitePolicy = {
     version: 1,
-    sites: { s: { users: [], groups: [], all: true, runtimes: ["docker"] } },
+    sites: {
+      s: {
+        users: siteUsers === "all" ? [] : siteUsers,
+        groups: [],
+        all: siteUsers === "all",
+        runtimes: ["docker"],
+      },
+    },
     users: {},
   };
   const d = new Dispatcher(
@@ -68,7 +75,7 @@ function setup(refuse: (ev: LogEvent) => boolean) {
     release = () => {};
     for (const ok of held.splice(0)) ok();
   };
-  return { d, stored, published, ackAll };
+  return { d, c, stored, published, ackAll };
 }
 
 void describe("dispatcher pump", () => {
@@ -97,5 +104,15 @@ void describe("dispatcher pump", () => {
       published.every((p) => p.includes("t2-")),
       published.join(", "),
     );
+  });
+
+  void it("never sends a job to a site that does not accept the task's user", async () => {
+    const { d, c, stored, published, ackAll } = setup(() => false, ["someone-else"]);
+    ackAll();
+    d.kick();
+    await c.serial(() => Promise.resolve()); // the pump ran (it is queued ahead of this)
+    await new Promise((r) => setTimeout(r, 50)); // and anything it staged would be published by now
+    assert.deepEqual(published, [], "site s has room but does not accept the tasks' user");
+    assert.equal(stored.filter((e) => e.type === "job-dispatched").length, 0);
   });
 });
