@@ -39,6 +39,8 @@ export function superviseAgent(p: ServiceProcess, o: SuperviseOptions): void {
     );
     o.restart().then(
       (next) => {
+        // the stack began to stop while this one started: it must not outlive the stack
+        if (o.stopping()) return void next.stop();
         o.replace(next);
         o.logger.warn(`${p.name} restarted (pid ${next.child.pid ?? "?"})`);
       },
