@@ -132,7 +132,13 @@ export class SitePolicyStore {
     const run = this.queue.then(async () => {
       const p = structuredClone(await this.read());
       const value = change(p);
-      const policy = parsePolicy(p, this.file);
+      const r = SitePolicy.safeParse(p);
+      if (!r.success)
+        throw new ValidationError(
+          "INVALID_CONFIG",
+          `refused, nothing was written (${this.file} keeps its policy):\n${describeZodError(r.error)}`,
+        );
+      const policy = r.data;
       await ensurePrivateDir(this.dir);
       await writeFileAtomic(this.file, JSON.stringify(policy, null, 2) + "\n", 0o600);
       return { policy, value };
