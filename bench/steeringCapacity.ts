@@ -68,6 +68,7 @@ export async function benchSteeringCapacity(): Promise<void> {
         caFile: stack.nats.caFile,
         slots: Array.from({ length: slots }, () => []),
         runtime: new NullRuntime(),
+        trustedUsers: [stack.client.user],
         workRoot: join(dir, "work", `null${i}`),
         policy: {
           allowNetwork: false,

@@ -27,10 +27,12 @@ import {
 import { connectNats } from "../protocol/natsConnect.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
+import { agentInstance } from "./config.ts";
 import { runJob, type SitePolicy } from "./jobRunner.ts";
 import { LateUploads, type LatePolicy } from "./lateUploads.ts";
 import type { SteeringLink, StopReason } from "./link.ts";
 import type { Runtime } from "./runtime/types.ts";
+import { removeOwnWorkDirs } from "./workDirs.ts";
 
 export interface AgentOptions {
   site: string;
@@ -50,6 +52,8 @@ export interface AgentOptions {
   registerTimeoutMs?: number;
   /** Late uploads of artifacts S3 did not take when their attempt ended (DEFAULT_LATE if absent). */
   latePolicy?: LatePolicy;
+  /** Users whose jobs the process runtime runs (others' jobs fail with FORBIDDEN). */
+  trustedUsers: readonly string[];
 }
 
 export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped";
@@ -82,18 +86,44 @@ export class Agent implements SteeringLink {
   private readonly claiming = new Set<string>();
   private closing: Promise<void> | null = null;
   completed = 0;
+  /** This agent's name on its host (agentInstance): in its run keys, containers and work dirs. */
+  readonly instance: string;
   /** Artifacts of ended attempts still to be uploaded (they hold no slot). */
   readonly late: LateUploads;
 
   constructor(private readonly o: AgentOptions) {
     this.freeSlots = o.slots.map((_, i) => i);
+    this.instance = agentInstance(o);
     this.late = new LateUploads(o.workRoot, this, o.logger, o.latePolicy);
+  }
+
+  /**
+   * Removes what a previous run of this same agent left (it was killed mid-attempt): its
+   * containers, by its instance label, and its working directories, by its instance prefix. No
+   * attempt of this process runs yet, so none of them is in use; steering retries those attempts.
+   */
+  private async removeLeftovers(): Promise<void> {
+    const log = this.o.logger;
+    const containers = await this.o.runtime.removeLeftovers?.().catch((e: unknown) => {
+      log.warn("could not remove leftover containers", { error: String(e) });
+      return 0;
+    });
+    const dirs = await removeOwnWorkDirs(this.o.workRoot, this.instance).catch((e: unknown) => {
+      log.warn("could not remove leftover working directories", { error: String(e) });
+      return 0;
+    });
+    if (containers || dirs)
+      log.info("removed what a previous run of this agent left", {
+        containers: containers ?? 0,
+        workDirs: dirs,
+      });
   }
 
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
     this.state = "starting";
     const log = this.o.logger;
+    await this.removeLeftovers();
     this.nc = await connectNats({
       servers: this.o.natsUrl,
       seedFile: this.o.seedFile,
@@ -104,7 +134,15 @@ export class Agent implements SteeringLink {
       logger: (level, message) => log[level](message),
     });
     this.js = jetstream(this.nc);
-    await this.register(this.o.registerTimeoutMs ?? Number.POSITIVE_INFINITY);
+    try {
+      await this.register(this.o.registerTimeoutMs ?? Number.POSITIVE_INFINITY);
+    } catch (e) {
+      // refused (a runtime its site does not offer, another protocol): the process must be able
+      // to exit with the error, so the connection does not stay open
+      this.state = "stopped";
+      await this.nc.close().catch(() => undefined);
+      throw e;
+    }
     for (const subject of [subjects.control(this.o.site, this.o.agent), subjects.controlSite(this.o.site)]) {
       const sub = this.nc.subscribe(subject);
       void (async () => {
@@ -332,6 +370,8 @@ export class Agent implements SteeringLink {
         logger: this.o.logger,
         signal: controller.signal,
         late: this.late,
+        instance: this.instance,
+        trustedUsers: this.o.trustedUsers,
       })
         .catch((e: unknown) =>
           this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }),

@@ -1,9 +1,23 @@
 // The agent's configuration, compiled once before any I/O: flags > environment > defaults.
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
-import { validateIdentityName } from "../protocol/identity.ts";
+import { IdentityName, validateIdentityName } from "../protocol/identity.ts";
+
+/**
+ * The agent's name on its host: the same across restarts of one agent of one deployment (its NATS
+ * server, site and agent name), different for two deployments or agents sharing a Docker host or
+ * work root. It is in every container name, label and working-directory name the agent makes, so
+ * the agent only ever removes what is its own (12 hex digits, like the steering instance).
+ */
+export function agentInstance(c: { natsUrl: string; site: string; agent: string }): string {
+  return createHash("sha256").update(`${c.natsUrl} ${c.site} ${c.agent}`).digest("hex").slice(0, 12);
+}
+
+const PROCESS_TRUST =
+  "the process runtime runs payloads unconfined, as this agent's own user on the host: name the users it trusts with --trusted-users u1,u2 (env GRIDTUNE_TRUSTED_USERS); others' jobs are refused";
 
 export const AgentConfig = z.object({
   site: z.string(),
@@ -19,6 +33,8 @@ export const AgentConfig = z.object({
   workRoot: z.string().min(1),
   allowedImages: z.array(z.string().min(1)).optional(),
   allowAnyImage: z.boolean(),
+  /** Users whose jobs the process runtime runs (it refuses everyone else's); docker ignores it. */
+  trustedUsers: z.array(IdentityName),
   policy: z.object({
     allowNetwork: z.boolean(),
     maxMemoryBytes: z.number().int().positive(),
@@ -47,6 +63,7 @@ export interface AgentFlags {
   workDir?: string;
   allowedImages?: string;
   allowAnyImage?: boolean;
+  trustedUsers?: string;
   allowNetwork?: boolean;
   maxMemoryMb?: string;
   maxCpus?: string;
@@ -108,6 +125,7 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
     return v;
   };
   const images = f.allowedImages ?? env.GRIDTUNE_ALLOWED_IMAGES;
+  const trusted = f.trustedUsers ?? env.GRIDTUNE_TRUSTED_USERS ?? "";
   const raw = {
     site,
     agent,
@@ -126,6 +144,14 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
           .filter(Boolean)
       : undefined,
     allowAnyImage: f.allowAnyImage ?? env.GRIDTUNE_ALLOW_ANY_IMAGE === "1",
+    trustedUsers: [
+      ...new Set(
+        trusted
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ],
     policy: {
       allowNetwork: f.allowNetwork ?? env.GRIDTUNE_ALLOW_NETWORK === "1",
       maxMemoryBytes: Math.round(num(f.maxMemoryMb, 16384, "--max-memory-mb") * 1024 * 1024),
@@ -148,5 +174,10 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
       "the docker runtime runs only allow-listed images: pass --allowed-images img1,img2 (or GRIDTUNE_ALLOWED_IMAGES), or --allow-any-image to opt out",
     );
   }
+  if (r.data.runtime === "process" && r.data.trustedUsers.length === 0)
+    throw new ValidationError("INVALID_CONFIG", PROCESS_TRUST);
   return r.data;
 }
+
+/** The error when `--runtime auto` falls back to the process runtime with no trusted users. */
+export const processTrustError = (): ValidationError => new ValidationError("INVALID_CONFIG", PROCESS_TRUST);

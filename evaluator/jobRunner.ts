@@ -70,11 +70,33 @@ export interface JobContext {
   inputRetry?: RetryPolicy;
   /** Retries of each upload when the attempt ends (what still fails is uploaded later by `late`). */
   uploadRetry?: RetryPolicy;
+  /** The agent instance (agentInstance()): the first part of every run key and working dir. */
+  instance: string;
+  /** Users whose jobs the process runtime runs; any other user's job fails with FORBIDDEN. */
+  trustedUsers: readonly string[];
+}
+
+/** The run key of an attempt: the container name and working-directory name derive from it. */
+export const runKey = (instance: string, jobId: string, attempt: number): string =>
+  `${instance}-${jobId}-a${attempt}`;
+
+/**
+ * Defence in depth behind steering's site policy: the process runtime runs the payload as the
+ * agent's own user, unconfined, so it runs only the jobs of users this agent trusts, whatever
+ * steering (or anyone able to publish to the site's queue) sent.
+ */
+function checkTrusted(ctx: JobContext): void {
+  if (ctx.runtime.kind !== "process" || ctx.trustedUsers.includes(ctx.job.user)) return;
+  throw new GridtuneError(
+    "FORBIDDEN",
+    `this agent's process runtime does not run jobs of user ${ctx.job.user}: it trusts only ` +
+      `${ctx.trustedUsers.join(", ") || "nobody"} (--trusted-users); the job was not run`,
+  );
 }
 
 export async function runJob(ctx: JobContext): Promise<void> {
   const { job } = ctx;
-  const key = `${job.jobId}-a${job.attempt}`;
+  const key = runKey(ctx.instance, job.jobId, job.attempt);
   const workDir = join(ctx.workRoot, key);
   // log, tarballs: beside the working directory (the payload never sees it), made on first use
   const scratch = new LazyDir(join(ctx.workRoot, `.${key}`));
@@ -84,6 +106,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
   let error: WireError | null = null;
   let lastResource: number | null = null;
   try {
+    checkTrusted(ctx);
     await freshDir(workDir);
     await removeLeftover(scratch.path); // of a crashed attempt
     await prepare(ctx, workDir, scratch);

@@ -6,7 +6,13 @@ import { RuntimeError } from "../protocol/errors.ts";
 import { createLogger, type Logger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
 import { Agent } from "./agent.ts";
-import { compileAgentConfig, type AgentConfig, type AgentFlags } from "./config.ts";
+import {
+  agentInstance,
+  compileAgentConfig,
+  processTrustError,
+  type AgentConfig,
+  type AgentFlags,
+} from "./config.ts";
 import { DockerRuntime } from "./runtime/docker.ts";
 import { ProcessRuntime } from "./runtime/process.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -32,14 +38,16 @@ async function makeRuntime(c: AgentConfig, logger: Logger): Promise<Runtime> {
   const docker = new DockerRuntime({
     allowedImages: c.allowAnyImage ? undefined : c.allowedImages,
     labels: { "org.gridtune.agent": `${c.site}.${c.agent}` },
+    instance: agentInstance(c),
   });
   try {
     await docker.init();
     return docker;
   } catch (e) {
     if (c.runtime === "docker" || !(e instanceof RuntimeError) || e.code !== "RUNTIME_UNAVAILABLE") throw e;
-    logger.warn("no Docker daemon answers; using the process runtime", { error: e.message });
     await docker.close();
+    if (c.trustedUsers.length === 0) throw processTrustError();
+    logger.warn("no Docker daemon answers; using the process runtime", { error: e.message });
     return new ProcessRuntime();
   }
 }
@@ -66,6 +74,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--work-dir <dir>", "where job working directories are made")
     .option("--allowed-images <list>", "comma-separated image allow-list, enforced by image ID")
     .option("--allow-any-image", "run any image (not recommended)")
+    .option(
+      "--trusted-users <list>",
+      "users whose jobs the process runtime may run, e.g. alice,bob (env GRIDTUNE_TRUSTED_USERS; required with it)",
+    )
     .option("--allow-network", "let jobs that ask for it use the bridge network")
     .option("--max-memory-mb <mb>", "per-job memory cap (default 16384)")
     .option("--max-cpus <n>", "per-job CPU cap (default 64)")

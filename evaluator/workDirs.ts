@@ -68,6 +68,28 @@ export async function removeLeftover(dir: string): Promise<void> {
   if (statSync(dir, { throwIfNoEntry: false })) await removeTree(dir);
 }
 
+/**
+ * Removes the working and scratch directories (`<instance>-…`, `.<instance>-…`) that an earlier run
+ * of this agent instance left under workRoot; another instance's entries are left alone. Returns
+ * how many were removed.
+ */
+export async function removeOwnWorkDirs(workRoot: string, instance: string): Promise<number> {
+  let names: string[];
+  try {
+    names = readdirSync(workRoot);
+  } catch (e) {
+    if (errno(e) === "ENOENT") return 0;
+    throw e;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!name.startsWith(`${instance}-`) && !name.startsWith(`.${instance}-`)) continue;
+    await removeTree(join(workRoot, name));
+    removed++;
+  }
+  return removed;
+}
+
 /** A directory made on first use; ensure() is idempotent and cheap after the first call. */
 export class LazyDir {
   private made: Promise<string> | null = null;

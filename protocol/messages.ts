@@ -434,7 +434,8 @@ export type MissingItem = z.infer<typeof MissingItem>;
 
 /** Reply payloads per verb; the client validates the one it expects. */
 export const ApiReplies = {
-  submit: z.object({ taskId: TaskId }),
+  /** warnings: accepted, but e.g. no agent of the task's sites is registered now (it waits). */
+  submit: z.object({ taskId: TaskId, warnings: z.array(z.string()).optional() }),
   list: z.object({ tasks: z.array(TaskSummary), next: PageNext }),
   show: TaskDetail,
   kill: TaskSummary,

@@ -15,8 +15,11 @@ import { compileSteeringConfig } from "../steering/config.ts";
 import { limitsFilePath } from "../steering/security/adminLimits.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
 import { startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
+import { SitePolicyStore, type SiteAccess, type SitePolicy } from "../steering/security/sitePolicy.ts";
 import { SteeringService } from "../steering/service.ts";
+import { dockerAnswers } from "./images.ts";
 import { startS3Server, type S3ServerHandle } from "./s3Server.ts";
+import { superviseAgent } from "./supervise.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const DEFAULT_STACK_DIR =
@@ -31,6 +34,11 @@ export interface StackOptions {
   site?: string;
   user?: string;
   runtime?: "auto" | "docker" | "process";
+  /**
+   * Who may use the site when it runs the process runtime (payloads unconfined on this host):
+   * default only the stack's own user. A docker site is open to every user of the stack.
+   */
+  trustedUsers?: string[];
   allowedImages?: string[];
   /** "process": each service is a child process (default); "inline": steering runs in this process. */
   mode?: "process" | "inline";
@@ -57,6 +65,8 @@ export interface ClientProfile {
 export interface ServiceProcess {
   name: string;
   child: ChildProcess;
+  /** True once stop() or kill() was called: the exit was asked for, not a crash. */
+  readonly stopping: boolean;
   /** SIGTERM (drain), then SIGKILL after graceMs. */
   stop(graceMs?: number): Promise<number | null>;
   /** SIGKILL at once: a crash. */
@@ -71,6 +81,8 @@ export interface EmbeddedStack {
   client: ClientProfile;
   clientFile: string;
   site: string;
+  /** The runtime the agents use ("auto" resolved at start). */
+  runtime: "docker" | "process";
   steeringEnv: Record<string, string>;
   steering: ServiceProcess | SteeringService;
   agents: ServiceProcess[];
@@ -102,6 +114,7 @@ async function startService(
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  let stopping = false;
   await new Promise<void>((resolve, reject) => {
     const rl = createInterface({ input: child.stderr });
     const timer = setTimeout(
@@ -125,7 +138,11 @@ async function startService(
   return {
     name,
     child,
+    get stopping() {
+      return stopping;
+    },
     async stop(graceMs = 15_000) {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
@@ -134,6 +151,7 @@ async function startService(
       return code;
     },
     async kill() {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGKILL");
       await exited;
@@ -181,6 +199,9 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const userSeed = (await store.ensure(userIdentity(user))).seedFile;
   const nAgents = o.agents ?? 1;
   for (let i = 1; i <= nAgents; i++) await store.ensure(agentIdentity(site, `a${i}`));
+  const runtime = o.runtime === "docker" || o.runtime === "process" ? o.runtime : await resolveRuntime();
+  const policy = await stackSitePolicy(dir, site, runtime, o.trustedUsers ?? [user]);
+  const trusted = trustedUsersOf(policy, site);
 
   const last = o.stablePorts ? await lastPorts(dir) : {};
   const natsPort = o.natsPort || (await reusable(last.nats));
@@ -232,7 +253,10 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   }
 
   const agents: ServiceProcess[] = [];
-  const startAgent = async (name: string, extraArgs: string[] = []) => {
+  let stopping: Promise<void> | null = null;
+  const restarts = new Map<string, number[]>();
+  /** Starts an agent process and watches it; a crashed one is replaced in `agents` in place. */
+  const launchAgent = async (name: string, extraArgs: string[]): Promise<ServiceProcess> => {
     const created = await store.ensure(agentIdentity(site, name));
     if (created.created) await nats.reload();
     const args = [
@@ -243,9 +267,10 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
       "--slots",
       String(o.slotsPerAgent ?? 2),
       "--runtime",
-      o.runtime ?? "auto",
+      runtime,
       "--work-dir",
       join(dir, "work", name),
+      ...(runtime === "process" ? ["--trusted-users", trusted.join(",")] : []),
       ...extraArgs,
     ];
     if (o.allowedImages?.length) args.push("--allowed-images", o.allowedImages.join(","));
@@ -264,12 +289,29 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
       join(dir, "logs", `agent-${name}.log`),
       /agent running/,
     );
+    // A crashed agent (exit or kill -9) is noticed, reported and started again, at a bounded rate.
+    const history = restarts.get(name) ?? [];
+    restarts.set(name, history);
+    superviseAgent(p, {
+      logger,
+      history,
+      restart: () => launchAgent(name, extraArgs),
+      replace: (next) => {
+        const i = agents.indexOf(p);
+        if (i >= 0) agents.splice(i, 1, next);
+        else agents.push(next);
+      },
+      stopping: () => stopping !== null,
+    });
+    return p;
+  };
+  const startAgent = async (name: string, extraArgs: string[] = []) => {
+    const p = await launchAgent(name, extraArgs);
     agents.push(p);
     return p;
   };
   for (let i = 1; i <= nAgents; i++) await startAgent(`a${i}`);
 
-  let stopping: Promise<void> | null = null;
   const stack: EmbeddedStack = {
     dir,
     nats,
@@ -278,6 +320,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     client,
     clientFile,
     site,
+    runtime,
     steeringEnv,
     get steering() {
       return steering;
@@ -300,4 +343,41 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     },
   };
   return stack;
+}
+
+/** "auto": docker when a daemon answers, else the process runtime (as gridtune-stack decides). */
+async function resolveRuntime(): Promise<"docker" | "process"> {
+  return (await dockerAnswers()) ? "docker" : "process";
+}
+
+/**
+ * The stack's site in sites.json: a docker site is open to every user of the stack; a process
+ * site (payloads unconfined on this host) accepts only `trusted`, set at each start. A docker
+ * entry the operator changed (admin set-site) is kept as long as it offers docker.
+ */
+async function stackSitePolicy(
+  dir: string,
+  site: string,
+  runtime: "docker" | "process",
+  trusted: string[],
+): Promise<SitePolicy> {
+  const wanted: SiteAccess =
+    runtime === "docker"
+      ? { users: [], groups: [], all: true, runtimes: ["docker"] }
+      : { users: [...trusted], groups: [], all: false, runtimes: ["process"] };
+  const { policy } = await new SitePolicyStore(dir).update((p) => {
+    const now = Object.hasOwn(p.sites, site) ? p.sites[site] : undefined;
+    if (!(runtime === "docker" && now?.runtimes.includes("docker"))) p.sites[site] = wanted;
+  });
+  return policy;
+}
+
+/** The users a site accepts (its users and its groups' members): the agents' --trusted-users. */
+function trustedUsersOf(p: SitePolicy, site: string): string[] {
+  const a = p.sites[site];
+  if (!a) return [];
+  const members = Object.entries(p.users)
+    .filter(([, u]) => u.groups.some((g) => a.groups.includes(g)))
+    .map(([name]) => name);
+  return [...new Set([...a.users, ...members])];
 }

@@ -25,6 +25,7 @@ import type { Dispatcher } from "./dispatch.ts";
 import type { JobRec } from "./engine/records.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { replyAllowed } from "./replyGuard.ts";
+import type { SitePolicy } from "./security/sitePolicy.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export function taskIdOfJob(jobId: string): string | null {
@@ -99,6 +100,8 @@ export class AgentControl {
     private readonly jsm: JetStreamManager,
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
+    /** The site policy (sites.json): which runtimes a site's agents may register with. */
+    private readonly sites: { refresh(): Promise<SitePolicy> },
   ) {}
 
   async handle(msg: Msg): Promise<void> {
@@ -122,6 +125,35 @@ export class AgentControl {
     msg.respond(JSON.stringify(reply));
   }
 
+  /**
+   * An agent registers only with a runtime its site offers: the process runtime runs payloads
+   * unconfined on the host, so only a site whose policy offers it (and so names its trusted users)
+   * may have process agents.
+   */
+  private async checkRuntime(site: string, agent: string, runtime: "docker" | "process"): Promise<void> {
+    const p = await this.sites.refresh();
+    const a = Object.hasOwn(p.sites, site) ? p.sites[site] : undefined;
+    if (!a) {
+      this.logger.warn("agent registered for a site without a policy: no user's work goes there", {
+        site,
+        agent,
+      });
+      if (runtime === "process")
+        throw new GridtuneError(
+          "FORBIDDEN",
+          `agent ${site}/${agent} uses the process runtime, but site ${site} has no policy; the operator sets one with ` +
+            `gridtune-steering admin set-site ${site} --runtimes process --users <trusted users>`,
+        );
+      return;
+    }
+    if (!a.runtimes.includes(runtime))
+      throw new GridtuneError(
+        "FORBIDDEN",
+        `agent ${site}/${agent} uses the ${runtime} runtime, which site ${site} does not offer (runtimes: ${a.runtimes.join(", ")}); ` +
+          `run the agent with --runtime ${a.runtimes[0]}, or the operator allows it with gridtune-steering admin set-site ${site} --runtimes …`,
+      );
+  }
+
   private async dispatch(site: string, agent: string, req: AgentRequest): Promise<AgentReply> {
     const now = Date.now();
     switch (req.type) {
@@ -132,6 +164,7 @@ export class AgentControl {
             `agent ${site}/${agent} speaks protocol ${req.v}, steering speaks ${PROTOCOL_VERSION}; install matching gridtune versions`,
           );
         }
+        await this.checkRuntime(site, agent, req.runtime);
         await this.ensureSiteConsumer(site);
         this.registry.register({ site, agent, slots: req.slots, gpus: req.gpus, runtime: req.runtime }, now);
         this.logger.info("agent registered", {

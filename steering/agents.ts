@@ -81,23 +81,31 @@ export class AgentRegistry {
 }
 
 /**
- * The allowed site with the most free capacity (slots minus outstanding attempts), or null. Sites
- * in `avoid` (where the job already failed) are taken only when no other allowed site has room.
+ * The allowed site with the most free capacity (slots minus outstanding attempts), or null. A site
+ * must be in the task's list (when it has one) and accept the task's user (`accepts`). Sites in
+ * `avoid` (where the job already failed) are taken only when no other such site has room.
  */
 export function pickSite(
   capacity: Map<string, number>,
   outstanding: Map<string, number>,
   allowed: readonly string[] | undefined,
+  accepts: (site: string) => boolean,
   avoid: ReadonlySet<string> = new Set(),
 ): string | null {
   if (avoid.size > 0) {
-    const other = pickSite(new Map([...capacity].filter(([site]) => !avoid.has(site))), outstanding, allowed);
+    const other = pickSite(
+      new Map([...capacity].filter(([site]) => !avoid.has(site))),
+      outstanding,
+      allowed,
+      accepts,
+    );
     if (other !== null) return other;
   }
   let best: string | null = null;
   let bestFree = 0;
   for (const [site, slots] of capacity) {
     if (allowed && allowed.length > 0 && !allowed.includes(site)) continue;
+    if (!accepts(site)) continue;
     const free = slots - (outstanding.get(site) ?? 0);
     if (free > bestFree || (free === bestFree && free > 0 && best !== null && site < best)) {
       best = site;

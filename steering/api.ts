@@ -19,12 +19,14 @@ import {
 } from "../protocol/messages.ts";
 import { parseApiSubject } from "../protocol/subjects.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
+import type { AgentRegistry } from "./agents.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
 import type { TenantLimiter } from "./limits.ts";
 import type { TaskArchive } from "./taskArchive.ts";
 import { replyAllowed } from "./replyGuard.ts";
+import { checkSubmitSites, type SitePolicy } from "./security/sitePolicy.ts";
 import { keys, type Storage } from "./storage.ts";
 import { checkTrainingData } from "./trainingData.ts";
 import { detail, FRAMING_BYTES, jsonBytes, listPage, PAGE_BYTES, summarize } from "./views.ts";
@@ -40,6 +42,10 @@ export class Api {
     private readonly maxPayload: () => number,
     private readonly limiter: TenantLimiter,
     private readonly archive: TaskArchive,
+    /** Live agents, for the submit reply's warning about a site nobody serves now. */
+    private readonly registry: Pick<AgentRegistry, "capacityBySite">,
+    /** The site policy (sites.json), re-read when it changed. */
+    private readonly sites: { refresh(): Promise<SitePolicy> },
   ) {}
 
   async handle(msg: Msg): Promise<void> {
@@ -166,6 +172,9 @@ export class Api {
         if (spec.sandboxKey !== undefined && !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(upload ?? "")) {
           throw new GridtuneError("FORBIDDEN", `sandboxKey must be an upload of yours (uploads/${user}/…)`);
         }
+        // Only sites that accept the user (sites.json); the dispatcher checks again at each pump.
+        const live = new Set(this.registry.capacityBySite(Date.now()).keys());
+        const warnings = checkSubmitSites(await this.sites.refresh(), user, spec.site, live);
         if (spec.trainingDS !== undefined) {
           const prefix = keys.dataset(spec.trainingDS);
           const files = (await this.storage.list(prefix)).map((o) => o.key.slice(prefix.length));
@@ -183,7 +192,7 @@ export class Api {
         });
         this.logger.info("task submitted", { user, taskId, outDS: spec.outDS });
         this.dispatcher.kick();
-        return { taskId };
+        return warnings.length > 0 ? { taskId, warnings } : { taskId };
       }
       case "list":
         return listPage(

@@ -1,5 +1,6 @@
 // Steering's configuration, compiled once before any I/O: flags > environment > defaults,
 // validated with zod, durations in ms.
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Backoff } from "../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
@@ -14,6 +15,11 @@ export const SteeringConfig = z.object({
   caFile: z.string().min(1).optional(),
   certFile: z.string().min(1).optional(),
   keyFile: z.string().min(1).optional(),
+  /**
+   * The site policy (sites.json, written by `gridtune-steering admin`): who may send work to which
+   * site. Default: in the admin directory that holds the seed file (`<dir>/seeds/steering.nk`).
+   */
+  sitesFile: z.string().min(1),
   s3: z.object({
     endpoint: z.url(),
     region: z.string().default("us-east-1"),
@@ -62,10 +68,14 @@ export function compileSteeringConfig(
   const pick = (flag: string, ...vars: string[]) =>
     flags[flag] ?? vars.map((v) => env[v]).find((x) => x !== undefined);
   const num = (s: string | undefined) => (s === undefined ? undefined : Number(s));
+  const seedFile = pick("seedFile", "GRIDTUNE_SEED_FILE");
   const raw = {
     natsUrl: pick("natsUrl", "NATS_URL") ?? "tls://127.0.0.1:4222",
-    seedFile: pick("seedFile", "GRIDTUNE_SEED_FILE"),
+    seedFile,
     apiSeedFile: pick("apiSeedFile", "GRIDTUNE_API_SEED_FILE"),
+    sitesFile:
+      pick("sitesFile", "GRIDTUNE_SITES_FILE") ??
+      (seedFile ? join(dirname(dirname(seedFile)), "sites.json") : undefined),
     caFile: pick("caFile", "GRIDTUNE_CA_FILE"),
     certFile: pick("certFile", "GRIDTUNE_CERT_FILE"),
     keyFile: pick("keyFile", "GRIDTUNE_KEY_FILE"),

@@ -14,6 +14,7 @@ import type { Committer } from "./core.ts";
 import { buildJob } from "./engine/jobBuilder.ts";
 import type { SteeringDue, TaskEngine } from "./engine/taskEngine.ts";
 import { SteeringProgram } from "./externalSteering.ts";
+import { siteAccepts, type SitePolicy } from "./security/sitePolicy.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
@@ -35,6 +36,8 @@ export class Dispatcher {
     private readonly c: Committer,
     private readonly js: JetStreamClient,
     private readonly registry: AgentRegistry,
+    /** The site policy now: a job goes only to a site that accepts its task's user. */
+    private readonly policy: () => SitePolicy,
     private readonly storage: Storage,
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
@@ -206,11 +209,18 @@ export class Dispatcher {
       moved = true;
     }
     // a retry waits out its back-off (a pump is due when the earliest one ends), and prefers a
-    // site where the job has not failed
+    // site where the job has not failed; only sites that accept the task's user are candidates
     const ready = e.nextReady(Date.now(), (p) => retryReadyAt(this.config.retry, p));
     this.wakeAt(ready.wakeAt);
     let job = ready.job;
-    const site = pickSite(capacity, outstanding, e.spec.site, job ? failedSites(job) : undefined);
+    const policy = this.policy();
+    const site = pickSite(
+      capacity,
+      outstanding,
+      e.spec.site,
+      (s) => siteAccepts(policy, s, e.user),
+      job ? failedSites(job) : undefined,
+    );
     // A scheduler is asked only when a slot is really free (a site has room and nothing of the
     // task is queued): a later suggest() knows more (it may promote instead of starting anew).
     if (!job && site && e.schedulers) {

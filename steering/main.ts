@@ -30,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
       "--s3-endpoint <url>",
       "S3 endpoint (env S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
     )
+    .option(
+      "--sites-file <file>",
+      "site policy written by admin (env GRIDTUNE_SITES_FILE; default: sites.json beside the seeds directory)",
+    )
     .option("--s3-bucket <name>", "bucket (env GRIDTUNE_BUCKET, default gridtune)")
     .option("--lease-ms <ms>", "lease of a running attempt (default 30000)")
     .option("--heartbeat-ms <ms>", "agent heartbeat interval (default 5000)")
@@ -48,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
         caFile: o.caFile,
         certFile: o.certFile,
         keyFile: o.keyFile,
+        sitesFile: o.sitesFile,
         s3Endpoint: o.s3Endpoint,
         s3Bucket: o.s3Bucket,
         leaseMs: o.leaseMs,

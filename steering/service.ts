@@ -35,6 +35,7 @@ import { Dispatcher } from "./dispatch.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./resultIngest.ts";
+import { SitePolicyFile } from "./security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "./steeringRunner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
@@ -108,6 +109,15 @@ export class SteeringService {
 
     const log = new EventLog(js, this.logger.child("log"));
     const state = new SteeringState();
+    const sites = new SitePolicyFile(this.config.sitesFile, (e) =>
+      this.logger.error("the site policy is invalid; the previous one stays in force", { error: e.message }),
+    );
+    const policy = await sites.load();
+    if (Object.keys(policy.sites).length === 0)
+      this.logger.warn(
+        "no site policy: no site accepts work until one is set (gridtune-steering admin add-site/set-site)",
+        { file: this.config.sitesFile },
+      );
     const readTask = (taskId: string) => readTaskLog(js, jsm, taskId);
     const c = new Committer(state, log, nc, this.logger.child("commit"), readTask);
     this.committer = c;
@@ -143,6 +153,7 @@ export class SteeringService {
       c,
       js,
       registry,
+      () => sites.current(),
       storage,
       this.config,
       this.logger.child("dispatch"),
@@ -159,6 +170,7 @@ export class SteeringService {
       jsm,
       this.config,
       this.logger.child("agents"),
+      sites,
     );
     const api = new Api(
       c,
@@ -170,6 +182,8 @@ export class SteeringService {
       () => apiNc.info?.max_payload ?? 1024 * 1024,
       limiter,
       archive,
+      registry,
+      sites,
     );
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
@@ -208,6 +222,8 @@ export class SteeringService {
     const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
     this.timers.push(
       setInterval(() => {
+        // a policy change (admin set-site) reaches the dispatcher within a tick
+        sites.refresh().catch(() => undefined);
         dispatcher
           .expireLeases()
           .catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));

@@ -114,7 +114,9 @@ export async function submitVerb(ctx: VerbContext, cli: Record<string, unknown>)
       await uploadSandbox(grant.url, sandbox.data);
       spec.sandboxKey = grant.key;
     }
-    taskId = (await api.call("submit", { spec })).taskId;
+    const reply = await api.call("submit", { spec });
+    taskId = reply.taskId;
+    for (const w of reply.warnings ?? []) ctx.io.stderr.write(`warning: ${w}\n`);
   } catch (err) {
     if (dumpFile) {
       const msg = err instanceof Error ? err.message : String(err);

@@ -13,6 +13,8 @@ import type { RunSpec } from "./types.ts";
 export const CONTAINER_WORKDIR = "/srv/workDir";
 export { LABEL_MANAGED };
 export const LABEL_KEY = "org.gridtune.key";
+/** The agent instance (evaluator/config.ts agentInstance) that made the container: its owner. */
+export const LABEL_AGENT_INSTANCE = "org.gridtune.agent-instance";
 
 export interface ContainerConfigOptions {
   /** Image ID (sha256:…) resolved by the runtime: the container is created from the ID, never a name. */

@@ -15,6 +15,7 @@ import {
   containerName,
   DEFAULT_REMAP_USER,
   isUsernsRemapped,
+  LABEL_AGENT_INSTANCE,
   LABEL_MANAGED,
   remappedOwner,
   type ContainerConfigOptions,
@@ -42,6 +43,12 @@ export interface DockerRuntimeOptions {
   defaultMemoryBytes?: number;
   /** Extra labels on every container (e.g. {"org.gridtune.agent": id}). */
   labels?: Record<string, string>;
+  /**
+   * The owning agent's instance (agentInstance()): labelled on every container. Only a container
+   * with this label is ever removed by name (a leftover on a name conflict) or by removeLeftovers;
+   * without it neither removes anything.
+   */
+  instance?: string;
   /** Deadline for each short daemon call (inspect, create, start, kill, remove); default 30 s. */
   apiTimeoutMs?: number;
   /** How long to wait for the output stream to end after the container exits (default 2 s). */
@@ -83,6 +90,7 @@ export class DockerRuntime implements Runtime {
   private owner: Promise<{ uid: number; gid: number }> | undefined;
   private readonly active = new Set<ActiveRun>();
   private closing: Promise<void> | undefined;
+  private readonly instance: string | undefined;
 
   constructor(options: DockerRuntimeOptions = {}) {
     const fromEnv = process.env.DOCKER_HOST?.startsWith("unix://")
@@ -106,8 +114,16 @@ export class DockerRuntime implements Runtime {
       nofile: options.nofile ?? 4096,
       defaultPidsLimit: options.defaultPidsLimit ?? 1024,
       ...(options.defaultMemoryBytes !== undefined ? { defaultMemoryBytes: options.defaultMemoryBytes } : {}),
-      ...(options.labels ? { labels: options.labels } : {}),
+      ...(options.labels || options.instance
+        ? {
+            labels: {
+              ...options.labels,
+              ...(options.instance ? { [LABEL_AGENT_INSTANCE]: options.instance } : {}),
+            },
+          }
+        : {}),
     };
+    this.instance = options.instance;
     this.apiTimeoutMs = options.apiTimeoutMs ?? 30_000;
     this.drainMs = options.drainMs ?? 2000;
     this.watchdogMs = options.watchdogMs ?? 5000;
@@ -263,6 +279,21 @@ export class DockerRuntime implements Runtime {
     };
   }
 
+  /** Whether a container's labels say this runtime (its agent instance) made it. */
+  private isOwn(labels: Record<string, string> | undefined): boolean {
+    return (
+      this.instance !== undefined &&
+      labels?.[LABEL_MANAGED] === "true" &&
+      labels[LABEL_AGENT_INSTANCE] === this.instance
+    );
+  }
+
+  /**
+   * Creates the container. A name conflict is a leftover of this same run key only if the
+   * existing container carries this agent instance's labels: then it is removed and the create
+   * tried once more. Anything else of that name (another deployment's or agent's job, a user's
+   * container) is left alone and the run fails with CONFLICT naming it.
+   */
   private async create(options: Docker.ContainerCreateOptions): Promise<Docker.Container> {
     try {
       return await this.api("create container", (s) =>
@@ -270,12 +301,28 @@ export class DockerRuntime implements Runtime {
       );
     } catch (err) {
       if (statusCode(err) !== 409 || !options.name) throw err;
-      // A leftover of this same key (the agent crashed mid-run): remove it, then retry once.
-      await this.api("remove leftover", (s) =>
-        this.docker
-          .getContainer(options.name!)
-          .remove({ force: true, abortSignal: s } as Docker.ContainerRemoveOptions),
-      );
+      const name = options.name;
+      const existing = await this.api("inspect conflicting container", (s) =>
+        this.docker.getContainer(name).inspect({ abortSignal: s }),
+      ).catch((e: unknown) => {
+        if (statusCode(e) === 404) return null; // gone meanwhile: just try again
+        throw e;
+      });
+      if (existing && !this.isOwn(existing.Config.Labels)) {
+        throw new RuntimeError(
+          "CONFLICT",
+          `a container named ${name} already exists and is not this agent's (its labels do not say ` +
+            `${LABEL_AGENT_INSTANCE}=${this.instance ?? "?"}); it was left alone. Another deployment or ` +
+            `agent on this Docker host uses the same names: give each agent its own name and NATS server, or remove that container if it is stale`,
+          { cause: err },
+        );
+      }
+      if (existing)
+        await this.api("remove leftover", (s) =>
+          this.docker
+            .getContainer(existing.Id)
+            .remove({ force: true, abortSignal: s } as Docker.ContainerRemoveOptions),
+        );
       return await this.api("create container", (s) =>
         this.docker.createContainer({ ...options, abortSignal: s }),
       );
@@ -462,23 +509,27 @@ export class DockerRuntime implements Runtime {
     );
   }
 
-  /** Removes containers of this runtime's labels that no run owns (after an agent crash). */
+  /**
+   * Removes this agent instance's containers that no run owns (after an agent crash): only those
+   * labelled with its instance, each checked again by its labels before removal. Without an
+   * instance nothing is removed (ownership could not be told).
+   */
   async removeLeftovers(): Promise<number> {
-    const labels = [
-      `${LABEL_MANAGED}=true`,
-      ...Object.entries(this.config.labels ?? {}).map(([k, v]) => `${k}=${v}`),
-    ];
-    if (this.active.size > 0) return 0; // only safe while no run owns a container
+    if (this.instance === undefined || this.active.size > 0) return 0; // only while no run owns one
+    const labels = [`${LABEL_MANAGED}=true`, `${LABEL_AGENT_INSTANCE}=${this.instance}`];
     const list = await this.api("list containers", (s) =>
       this.docker.listContainers({ all: true, filters: { label: labels }, abortSignal: s }),
     );
     let removed = 0;
     for (const c of list) {
+      if (!this.isOwn(c.Labels)) continue;
       await this.api("remove leftover", (s) =>
         this.docker
           .getContainer(c.Id)
           .remove({ force: true, abortSignal: s } as Docker.ContainerRemoveOptions),
-      );
+      ).catch((err: unknown) => {
+        if (statusCode(err) !== 404) throw err;
+      });
       removed++;
     }
     return removed;

@@ -57,5 +57,10 @@ export interface Runtime {
   readonly kind: RuntimeKind;
   /** Throws RuntimeError (code IMAGE_NOT_ALLOWED, IMAGE_MISSING, RUNTIME_UNAVAILABLE, …) when it cannot start. */
   run(spec: RunSpec, hooks: RunHooks): Promise<RunOutcome>;
+  /**
+   * Removes what runs of this runtime's owner left behind (an agent killed mid-run): called by the
+   * agent at start, before it takes a job. Returns how many it removed.
+   */
+  removeLeftovers?(): Promise<number>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { ValidationError } from "../../protocol/errors.ts";
 import { agentIdentity, userIdentity } from "../../protocol/identity.ts";
 import {
   type AdminIdentity,
@@ -15,10 +16,15 @@ import {
   parseAgentList,
   removeAgent,
   removeSite,
+  readSitePolicy,
   removeUser,
   rotateIdentity,
+  setSite,
+  setUser,
+  type SiteAccessChange,
 } from "../security/admin.ts";
 import { readLimitsFile, setLimits, limitsFilePath } from "../security/adminLimits.ts";
+import { parseNameList, parseRuntimes, type SitePolicy } from "../security/sitePolicy.ts";
 
 export function defaultStackDir(): string {
   return process.env.GRIDTUNE_HOME || join(homedir(), ".local", "state", "gridtune", "stack");
@@ -42,6 +48,13 @@ function formatResult(r: AdminResult): string {
     }
   }
   for (const i of r.removed) lines.push(`removed ${i.name} (${i.publicKey})`);
+  for (const [site, a] of Object.entries(r.sites ?? {})) lines.push(describeSite(site, a));
+  for (const [user, u] of Object.entries(r.users ?? {}))
+    lines.push(`user ${user}: groups ${u.groups.join(", ") || "(none)"}`);
+  if (r.action === "set-site" || r.action === "set-user") {
+    lines.push("sites.json written: steering applies it at its next check (within seconds)");
+    return lines.join("\n");
+  }
   lines.push(
     r.reloaded
       ? `nats-server reloaded ${r.configFile ?? ""}: changes are in force, removed identities are disconnected`
@@ -50,6 +63,50 @@ function formatResult(r: AdminResult): string {
         : "no stack set up in this directory yet: the configuration is written at its first start",
   );
   return lines.join("\n");
+}
+
+function describeSite(site: string, a: SitePolicy["sites"][string]): string {
+  const who = a.all
+    ? "all users"
+    : [...a.users.map((u) => `user ${u}`), ...a.groups.map((g) => `group ${g}`)].join(", ") || "nobody";
+  return `site ${site}: accepts ${who}; runtimes ${a.runtimes.join(", ")}`;
+}
+
+function formatPolicy(p: SitePolicy): string {
+  const lines = Object.entries(p.sites).map(([s, a]) => describeSite(s, a));
+  for (const [user, u] of Object.entries(p.users)) lines.push(`user ${user}: groups ${u.groups.join(", ")}`);
+  return lines.length > 0 ? lines.join("\n") : "no site policy yet (no site accepts any work)";
+}
+
+interface AccessFlags {
+  users?: string;
+  groups?: string;
+  all?: boolean;
+  runtimes?: string;
+}
+
+/** --users/--groups/--all/--runtimes as a policy change; --all with a list is contradictory. */
+function accessChange(o: AccessFlags): SiteAccessChange {
+  if (o.all === true && (o.users !== undefined || o.groups !== undefined))
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      "--all accepts every user: pass it without --users/--groups (or drop it to name them)",
+    );
+  return {
+    ...(o.users !== undefined ? { users: parseNameList(o.users, "--users") } : {}),
+    ...(o.groups !== undefined ? { groups: parseNameList(o.groups, "--groups") } : {}),
+    ...(o.all !== undefined ? { all: o.all } : {}),
+    ...(o.runtimes !== undefined ? { runtimes: parseRuntimes(o.runtimes) } : {}),
+  };
+}
+
+function accessOptions(cmd: Command): Command {
+  return cmd
+    .option("--users <list>", "users who may send the site work, e.g. alice,bob (replaces the list)")
+    .option("--groups <list>", "groups whose users may send the site work (replaces the list)")
+    .option("--all", "every user may send the site work (refused with the process runtime)")
+    .option("--no-all", "only the named users and groups")
+    .option("--runtimes <list>", "runtimes the site's agents may use: docker, process (default docker)");
 }
 
 function formatList(ids: AdminIdentity[]): string {
@@ -72,26 +129,39 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
     .option("--dir <dir>", "stack state directory (env GRIDTUNE_HOME)", defaultStackDir())
     .option("--json", "print JSON");
 
-  const run = (cmd: Command, fn: (dir: string) => Promise<AdminResult | AdminIdentity[]>) => async () => {
-    const opts = cmd.optsWithGlobals<AdminOpts>();
-    const result = await fn(opts.dir);
-    const text = opts.json
-      ? JSON.stringify(result, null, 2)
-      : Array.isArray(result)
-        ? formatList(result)
-        : formatResult(result);
-    write(text + "\n");
-  };
+  const run =
+    (cmd: Command, fn: (dir: string) => Promise<AdminResult | AdminIdentity[] | SitePolicy>) => async () => {
+      const opts = cmd.optsWithGlobals<AdminOpts>();
+      const result = await fn(opts.dir);
+      const text = opts.json
+        ? JSON.stringify(result, null, 2)
+        : Array.isArray(result)
+          ? formatList(result)
+          : "version" in result
+            ? formatPolicy(result)
+            : formatResult(result);
+      write(text + "\n");
+    };
 
-  const addSiteCmd = admin
-    .command("add-site <site>")
-    .description("add a site with its agents (default one agent: a1)")
-    .option("--agents <list>", "comma-separated agent names, e.g. a1,a2");
-  addSiteCmd.action((site: string, o: { agents?: string }) =>
+  const addSiteCmd = accessOptions(
+    admin
+      .command("add-site <site>")
+      .description("add a site with its agents (default one agent: a1) and who may send it work")
+      .option("--agents <list>", "comma-separated agent names, e.g. a1,a2"),
+  );
+  addSiteCmd.action((site: string, o: AccessFlags & { agents?: string }) =>
     run(addSiteCmd, (dir) =>
-      addSite(dir, site, o.agents === undefined ? undefined : parseAgentList(o.agents)),
+      addSite(dir, site, o.agents === undefined ? undefined : parseAgentList(o.agents), accessChange(o)),
     )(),
   );
+  const setSiteCmd = accessOptions(
+    admin.command("set-site <site>").description("change who may send a site work and its runtimes"),
+  );
+  setSiteCmd.action((site: string, o: AccessFlags) =>
+    run(setSiteCmd, (dir) => setSite(dir, site, accessChange(o)))(),
+  );
+  const sitesCmd = admin.command("sites").description("show the site policy: who may use each site");
+  sitesCmd.action(() => run(sitesCmd, (dir) => readSitePolicy(dir))());
   const addAgentCmd = admin.command("add-agent <site> <agent>").description("add an agent to a site");
   addAgentCmd.action((site: string, agent: string) =>
     run(addAgentCmd, (dir) => addAgent(dir, site, agent))(),
@@ -104,8 +174,22 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
   );
   const rmSiteCmd = admin.command("remove-site <site>").description("remove every agent of a site");
   rmSiteCmd.action((site: string) => run(rmSiteCmd, (dir) => removeSite(dir, site))());
-  const addUserCmd = admin.command("add-user <user>").description("add a phpo user");
-  addUserCmd.action((user: string) => run(addUserCmd, (dir) => addUser(dir, user))());
+  const addUserCmd = admin
+    .command("add-user <user>")
+    .description("add a phpo user")
+    .option("--groups <list>", "the user's groups, e.g. atlas,hpo");
+  addUserCmd.action((user: string, o: { groups?: string }) =>
+    run(addUserCmd, (dir) =>
+      addUser(dir, user, o.groups === undefined ? undefined : parseNameList(o.groups, "--groups")),
+    )(),
+  );
+  const setUserCmd = admin
+    .command("set-user <user>")
+    .description("replace a user's groups")
+    .requiredOption("--groups <list>", "the user's groups (empty string: none)");
+  setUserCmd.action((user: string, o: { groups: string }) =>
+    run(setUserCmd, (dir) => setUser(dir, user, parseNameList(o.groups, "--groups")))(),
+  );
   const rmUserCmd = admin
     .command("remove-user <user>")
     .description("remove a user; their connections are closed");

@@ -91,6 +91,12 @@ export function connectAsSteering(stack: EmbeddedStack): Promise<NatsConnection>
   });
 }
 
+/**
+ * The users the tests connect as. With the process runtime (the harness default) a site accepts
+ * only the users it trusts, so the test stack's site trusts exactly these.
+ */
+export const TEST_USERS = ["demo", "alice", "bob"];
+
 export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
   const dir = await mkdtemp(join(tmpdir(), "gridtune-test-"));
   const quiet = createLogger("test-stack", { level: (process.env.GRIDTUNE_TEST_LOG as never) ?? "warn" });
@@ -103,6 +109,7 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
       leaseMs: 4000,
       heartbeatMs: 1000,
       logger: quiet,
+      trustedUsers: TEST_USERS,
       ...o,
       // retries after a short back-off, so tests of failures stay quick (a test may set its own)
       env: { GRIDTUNE_RETRY_BASE_MS: "200", GRIDTUNE_RETRY_MAX_MS: "2000", ...o.env },

@@ -56,6 +56,7 @@ void describe("agent: the retry of a job it already failed", () => {
       agent: "a",
       natsUrl: "nats://unused",
       seedFile: "unused",
+      trustedUsers: [],
       slots: [[]],
       runtime,
       workRoot,

@@ -10,6 +10,7 @@ import type { Msg } from "@nats-io/transport-node";
 import { createLogger } from "../../protocol/log.ts";
 import { AgentReply, type AgentRequest } from "../../protocol/messages.ts";
 import { AgentControl } from "../../steering/agentControl.ts";
+import { EMPTY_POLICY } from "../../steering/security/sitePolicy.ts";
 import { AgentRegistry } from "../../steering/agents.ts";
 import type { SteeringConfig } from "../../steering/config.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
@@ -63,6 +64,7 @@ function setup(opts: { failClaim?: number } = {}) {
       {} as JetStreamManager,
       config,
       logger,
+      { refresh: () => Promise.resolve(EMPTY_POLICY) }, // registration is not exercised here
     );
   const register = (agent = "a") =>
     registry.register({ site: "s", agent, slots: 2, gpus: [], runtime: "process" }, Date.now());

@@ -100,6 +100,7 @@ async function setup() {
     workRoot,
     policy,
     logger: createLogger("test", { level: "error" }),
+    trustedUsers: [job.user],
   });
   const claims: AgentRequest[] = [];
   let answer: () => Promise<AgentReply> = () =>
@@ -148,7 +149,11 @@ void describe("agent: duplicate job messages", () => {
     assert.equal(agent.runningJobs().length, 1);
     for (let i = 0; i < 100 && runtime.started.length === 0; i++) await pause();
     for (let i = 0; i < 10; i++) await pause(); // time for a second run to start, were there one
-    assert.deepEqual(runtime.started, [`${job.jobId}-a${job.attempt}`], "the attempt runs once");
+    assert.deepEqual(
+      runtime.started,
+      [`${agent.instance}-${job.jobId}-a${job.attempt}`],
+      "the attempt runs once",
+    );
   });
 
   void it("a second message that arrives while the attempt is claimed goes back to the queue", async (t) => {

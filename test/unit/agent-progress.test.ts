@@ -125,6 +125,7 @@ void describe("compileAgentConfig", () => {
     name: "agent-1",
     seedFile: "/etc/gridtune/agent.nk",
     runtime: "process",
+    trustedUsers: "alice",
     ...over,
   });
 
@@ -166,7 +167,13 @@ void describe("compileAgentConfig", () => {
     assert.deepEqual(c.slots, [["0"], ["1"]]);
     assert.equal(c.policy.allowNetwork, true);
     const f = compileAgentConfig(
-      { site: "site-flag", natsUrl: "nats://x:1", runtime: "process", allowNetwork: false },
+      {
+        site: "site-flag",
+        natsUrl: "nats://x:1",
+        runtime: "process",
+        allowNetwork: false,
+        trustedUsers: "alice",
+      },
       env,
     );
     assert.equal(f.site, "site-flag");
@@ -236,6 +243,30 @@ void describe("compileAgentConfig", () => {
       "--max-wall-clock-minutes",
     );
     assert.equal(compileAgentConfig(flags({ maxCpus: "0.5" }), {}).policy.maxNanoCpus, 5e8);
+  });
+
+  void it("the process runtime needs --trusted-users, names checked and deduplicated", () => {
+    throwsCode(
+      () => compileAgentConfig(flags({ trustedUsers: undefined }), {}),
+      "INVALID_CONFIG",
+      "--trusted-users u1,u2",
+    );
+    assert.deepEqual(
+      compileAgentConfig(flags({ trustedUsers: undefined }), { GRIDTUNE_TRUSTED_USERS: "bob, alice,bob" })
+        .trustedUsers,
+      ["bob", "alice"],
+    );
+    throwsCode(
+      () => compileAgentConfig(flags({ trustedUsers: "Alice" }), {}),
+      "INVALID_CONFIG",
+      "trustedUsers",
+    );
+    // docker confines payloads: no trusted list needed
+    assert.deepEqual(
+      compileAgentConfig(flags({ runtime: "docker", allowAnyImage: true, trustedUsers: undefined }), {})
+        .trustedUsers,
+      [],
+    );
   });
 
   void it("passes --gpus/--gpus-per-job errors through", () => {

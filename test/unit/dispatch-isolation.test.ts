@@ -11,6 +11,7 @@ import type { SteeringConfig } from "../../steering/config.ts";
 import { Committer, SteeringState } from "../../steering/core.ts";
 import { Dispatcher } from "../../steering/dispatch.ts";
 import type { LogEvent } from "../../steering/events.ts";
+import type { SitePolicy } from "../../steering/security/sitePolicy.ts";
 import type { Storage } from "../../steering/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
@@ -20,7 +21,7 @@ const until = async (cond: () => boolean, what: string) => {
   assert.ok(cond(), what);
 };
 
-function setup(refuse: (ev: LogEvent) => boolean) {
+function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = "all") {
   const state = new SteeringState();
   for (const id of ["1", "2"])
     for (const ev of new Driver(spec({ maxPoints: 2, nParallelEvaluation: 2 }), id).log) state.apply(ev);
@@ -48,12 +49,33 @@ function setup(refuse: (ev: LogEvent) => boolean) {
   const registry = new AgentRegistry(60_000);
   registry.register({ site: "s", agent: "a", slots: 8, gpus: [], runtime: "process" }, Date.now());
   const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
-  const d = new Dispatcher(c, js as unknown as JetStreamClient, registry, {} as Storage, config, logger, 0);
+  const policy: SitePolicy = {
+    version: 1,
+    sites: {
+      s: {
+        users: siteUsers === "all" ? [] : siteUsers,
+        groups: [],
+        all: siteUsers === "all",
+        runtimes: ["docker"],
+      },
+    },
+    users: {},
+  };
+  const d = new Dispatcher(
+    c,
+    js as unknown as JetStreamClient,
+    registry,
+    () => policy,
+    {} as Storage,
+    config,
+    logger,
+    0,
+  );
   const ackAll = () => {
     release = () => {};
     for (const ok of held.splice(0)) ok();
   };
-  return { d, stored, published, ackAll };
+  return { d, c, stored, published, ackAll };
 }
 
 void describe("dispatcher pump", () => {
@@ -82,5 +104,15 @@ void describe("dispatcher pump", () => {
       published.every((p) => p.includes("t2-")),
       published.join(", "),
     );
+  });
+
+  void it("never sends a job to a site that does not accept the task's user", async () => {
+    const { d, c, stored, published, ackAll } = setup(() => false, ["someone-else"]);
+    ackAll();
+    d.kick();
+    await c.serial(() => Promise.resolve()); // the pump ran (it is queued ahead of this)
+    await new Promise((r) => setTimeout(r, 50)); // and anything it staged would be published by now
+    assert.deepEqual(published, [], "site s has room but does not accept the tasks' user");
+    assert.equal(stored.filter((e) => e.type === "job-dispatched").length, 0);
   });
 });

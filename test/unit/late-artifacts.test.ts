@@ -30,6 +30,7 @@ import type { LogEvent } from "../../steering/events.ts";
 import type { Storage } from "../../steering/storage.ts";
 import { pointView } from "../../steering/views.ts";
 import { sampleDetail } from "../harness/fakeSteering.ts";
+import { openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -130,6 +131,8 @@ void describe("agent: an attempt whose log S3 does not take", () => {
       signal: new AbortController().signal,
       late,
       uploadRetry: quick,
+      instance: "test",
+      trustedUsers: [job.user],
     });
     return { reports, presigns, late, workRoot };
   }
@@ -308,6 +311,7 @@ void describe("steering: a result with a missing artifact", () => {
       {} as JetStreamManager,
       config,
       logger,
+      { refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])) },
     );
     const presign = (kind: "log" | "metrics" | "checkpoint", agent = "a") =>
       ask(ctl, { type: "presign", ...ref, artifacts: [{ kind, size: 5 }] }, agent);

@@ -19,7 +19,7 @@ import { Committer, SteeringState } from "../../steering/core.ts";
 import type { Dispatcher } from "../../steering/dispatch.ts";
 import type { LogEvent } from "../../steering/events.ts";
 import type { Storage } from "../../steering/storage.ts";
-import { apiKit, call, createTask } from "./fixtures/apiKit.ts";
+import { apiKit, call, createTask, openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec, specInput } from "./fixtures/engineKit.ts";
 
 /** Reply subjects a hostile requester sets: each would be a publish by steering. */
@@ -148,6 +148,7 @@ void describe("replies only into the requester's inbox", () => {
       jsm,
       { leaseMs: 30_000, heartbeatMs: 5000, dispatchTimeoutMs: 300_000 } as SteeringConfig,
       logger,
+      { refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])) },
     );
     const requests: AgentRequest[] = [
       { type: "register", v: PROTOCOL_VERSION, slots: 2, gpus: [], runtime: "process", software: "t" },

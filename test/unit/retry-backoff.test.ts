@@ -15,6 +15,7 @@ import { TaskEngine } from "../../steering/engine/taskEngine.ts";
 import type { LogEvent, LogEventOf } from "../../steering/events.ts";
 import { agentsToAvoid, failedSites, retryReadyAt } from "../../steering/retryPolicy.ts";
 import type { Storage } from "../../steering/storage.ts";
+import { openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
 const NO_JITTER: Backoff = { baseMs: 1000, maxMs: 8000, jitter: 0 };
@@ -107,10 +108,24 @@ void describe("where a retry goes", () => {
       ["alpha", 4],
       ["beta", 2],
     ]);
-    assert.equal(pickSite(capacity, new Map(), undefined), "alpha", "the roomiest site without a failure");
-    assert.equal(pickSite(capacity, new Map(), undefined, new Set(["alpha"])), "beta");
-    assert.equal(pickSite(capacity, new Map([["beta", 2]]), undefined, new Set(["alpha"])), "alpha");
-    assert.equal(pickSite(capacity, new Map(), ["alpha"], new Set(["alpha"])), "alpha", "only allowed sites");
+    assert.equal(
+      pickSite(capacity, new Map(), undefined, () => true),
+      "alpha",
+      "the roomiest site without a failure",
+    );
+    assert.equal(
+      pickSite(capacity, new Map(), undefined, () => true, new Set(["alpha"])),
+      "beta",
+    );
+    assert.equal(
+      pickSite(capacity, new Map([["beta", 2]]), undefined, () => true, new Set(["alpha"])),
+      "alpha",
+    );
+    assert.equal(
+      pickSite(capacity, new Map(), ["alpha"], () => true, new Set(["alpha"])),
+      "alpha",
+      "only allowed sites",
+    );
   });
 
   void it("the job remembers the sites and agents it failed on, until a new job of the point", () => {
@@ -212,6 +227,7 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
       c,
       js as unknown as JetStreamClient,
       registry,
+      () => openPolicy("s", ["process"]),
       {} as Storage,
       config,
       logger,
