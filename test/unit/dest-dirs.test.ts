@@ -64,7 +64,7 @@ void describe("phpo download --dest", () => {
 void describe("gridtune-evaluator --work-dir", () => {
   void it("under /proc: exit code 2 at start, naming --work-dir", async () => {
     const r = await run("gridtune-evaluator", [
-      ...["--site", "s", "--name", "a", "--runtime", "process"],
+      ...["--site", "s", "--name", "a", "--runtime", "process", "--trusted-users", "demo"],
       ...["--seed-file", join(dir, "none.nk"), "--work-dir", "/proc/gridtune-test/w"],
     ]);
     assert.equal(r.code, 2, r.stderr);
