@@ -2,7 +2,7 @@
 // the bar, its final best value; every other method samples until its best full-fidelity value
 // reaches that bar, and its worker-seconds and wall time are divided by random search's own.
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
-import type { CurveSource } from "./curves.ts";
+import { valueAt, type CurveSource } from "./curves.ts";
 import { methodScheduler, simSpec, type Method, type MethodDefaults } from "./methods.ts";
 import { simulate, type SimResult } from "./simulator.ts";
 
@@ -34,11 +34,11 @@ export interface Stat {
 }
 
 export interface MethodSummary {
-  method: Method;
+  method: string;
   workers: number;
   seeds: number;
-  /** Seeds on which the method reached random search's final value. */
-  reached: number;
+  /** Seeds on which the method reached random search's final value (null: no comparison ran). */
+  reached: number | null;
   /** Worker-seconds until the bar was reached ÷ random search's total (reached seeds only). */
   computeRatio: Stat | null;
   wallRatio: Stat | null;
@@ -46,12 +46,14 @@ export interface MethodSummary {
   computeHours: Stat;
   wallHours: Stat;
   utilisation: Stat;
+  /** The best full-fidelity value found (over the seeds that trained one to the end). */
+  best: Stat;
   /** Final regret: best full-fidelity value − the best of all curves (null where none finished). */
   regret: Stat | null;
 }
 
 export interface SeedRun {
-  method: Method;
+  method: string;
   seed: number;
   result: SimResult;
 }
@@ -70,6 +72,83 @@ export function stat(xs: readonly number[]): Stat {
   const median =
     n === 0 ? Number.NaN : n % 2 ? (s[(n - 1) / 2] ?? 0) : ((s[n / 2 - 1] ?? 0) + (s[n / 2] ?? 0)) / 2;
   return { median, min: s[0] ?? Number.NaN, max: s[n - 1] ?? Number.NaN };
+}
+
+/** Medians over seeds of one method's runs; ratios against random search's run of the same seed. */
+export function summarise(
+  method: string,
+  workers: number,
+  mine: readonly SeedRun[],
+  randomOf: ((seed: number) => SimResult | undefined) | null,
+  bestPossible: number,
+): MethodSummary {
+  const ratios = (pick: (r: SimResult) => number, reachedPick: (r: SimResult) => number | null) =>
+    mine.flatMap(({ seed, result }) => {
+      const base = randomOf?.(seed);
+      const got = method === "random" ? pick(result) : reachedPick(result);
+      return base && got !== null && pick(base) > 0 ? [got / pick(base)] : [];
+    });
+  const compute = ratios(
+    (r) => r.compute,
+    (r) => r.reached?.compute ?? null,
+  );
+  const wall = ratios(
+    (r) => r.wall,
+    (r) => r.reached?.wall ?? null,
+  );
+  const regrets = mine.flatMap(({ result }) => (result.best === null ? [] : [result.best - bestPossible]));
+  return {
+    method,
+    workers,
+    seeds: mine.length,
+    reached:
+      randomOf === null
+        ? null
+        : method === "random"
+          ? mine.length
+          : mine.filter((r) => r.result.reached !== null).length,
+    computeRatio: compute.length > 0 ? stat(compute) : null,
+    wallRatio: wall.length > 0 ? stat(wall) : null,
+    computeHours: stat(mine.map((r) => r.result.compute / 3600)),
+    wallHours: stat(mine.map((r) => r.result.wall / 3600)),
+    utilisation: stat(mine.map((r) => r.result.utilisation)),
+    best: stat(mine.flatMap((r) => (r.result.best === null ? [] : [r.result.best]))),
+    regret: regrets.length > 0 ? stat(regrets) : null,
+  };
+}
+
+/** The best full-fidelity value of all curves (the zero of regret). */
+export function bestPossibleValue(source: CurveSource, maxT: number): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (const c of source.curves)
+    if ((c.resources[c.resources.length - 1] ?? 0) >= maxT) best = Math.min(best, valueAt(c, maxT));
+  return best;
+}
+
+/** A task as configured (its own scheduler, or none), over seeds: what it would cost. */
+export function runConfigured(o: {
+  spec: TaskSpec;
+  source: CurveSource;
+  workers: number;
+  seeds: number;
+  firstSeed?: number;
+  overhead?: number;
+  failureRate?: number;
+  label?: string;
+}): { summary: MethodSummary; runs: SeedRun[] } {
+  const sched = o.spec.scheduler;
+  const label = o.label ?? sched?.type ?? "fifo (no scheduler)";
+  const maxT = sched && "max_t" in sched ? sched.max_t : o.source.maxResource;
+  const runs: SeedRun[] = [];
+  for (let k = 0; k < o.seeds; k++) {
+    const seed = (o.firstSeed ?? 0) + k;
+    const result = simulate({ ...o, spec: o.spec, seed });
+    runs.push({ method: label, seed, result });
+  }
+  return {
+    summary: summarise(label, o.workers, runs, null, bestPossibleValue(o.source, maxT)),
+    runs,
+  };
 }
 
 export function runComparison(o: CompareOptions): Comparison {
@@ -109,35 +188,14 @@ export function runComparison(o: CompareOptions): Comparison {
       if (m !== "random")
         runs.push({ method: m, seed, result: run(m, seed, m === "sha" ? randomTrials : maxTrials, bars[k]) });
   }
-  const methods = o.methods.map((method): MethodSummary => {
-    const mine = runs.filter((r) => r.method === method);
-    const ratios = (pick: (r: SimResult) => number, reachedPick: (r: SimResult) => number | null) =>
-      mine.flatMap(({ seed, result }) => {
-        const base = randoms[seed - first];
-        const got = method === "random" ? pick(result) : reachedPick(result);
-        return base && got !== null && pick(base) > 0 ? [got / pick(base)] : [];
-      });
-    const compute = ratios(
-      (r) => r.compute,
-      (r) => r.reached?.compute ?? null,
-    );
-    const wall = ratios(
-      (r) => r.wall,
-      (r) => r.reached?.wall ?? null,
-    );
-    const regrets = mine.flatMap(({ result }) => (result.best === null ? [] : [result.best - bestPossible]));
-    return {
+  const methods = o.methods.map((method) =>
+    summarise(
       method,
-      workers: o.workers,
-      seeds: mine.length,
-      reached: method === "random" ? mine.length : mine.filter((r) => r.result.reached !== null).length,
-      computeRatio: compute.length > 0 ? stat(compute) : null,
-      wallRatio: wall.length > 0 ? stat(wall) : null,
-      computeHours: stat(mine.map((r) => r.result.compute / 3600)),
-      wallHours: stat(mine.map((r) => r.result.wall / 3600)),
-      utilisation: stat(mine.map((r) => r.result.utilisation)),
-      regret: regrets.length > 0 ? stat(regrets) : null,
-    };
-  });
+      o.workers,
+      runs.filter((r) => r.method === method),
+      (seed) => randoms[seed - first],
+      bestPossible,
+    ),
+  );
   return { methods, runs, bars, bestPossible };
 }
