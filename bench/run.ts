@@ -2,6 +2,7 @@
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchSearch } from "./search.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
 import { benchThroughput } from "./throughput.ts";
 
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<void>> = {
   agent: benchAgent,
   throughput: benchThroughput,
   steering: benchSteeringCapacity,
+  search: benchSearch,
 };
 
 const wanted = process.argv.slice(2);
