@@ -84,20 +84,40 @@ export function bestTable(curves: readonly BestCurve[], rows = 6): string {
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-/** Best-so-far (median line, min..max band over seeds) against worker-hours, one colour per method. */
-export function bestSvg(title: string, curves: readonly BestCurve[], yLabel: string): string {
+/** The smallest regret a log-scale plot shows (0 cannot be drawn on it). */
+const FLOOR = 1e-3;
+
+/**
+ * Best-so-far (median line, min..max band over seeds) against worker-hours, one colour per method.
+ * With `regretOf` (the best value of all curves), the y axis is the regret on a log scale, where
+ * the differences late in a search stay visible next to the large early ones.
+ */
+export function bestSvg(
+  title: string,
+  curves: readonly BestCurve[],
+  yLabel: string,
+  regretOf?: number,
+): string {
   const W = 640;
   const H = 400;
   const M = { left: 64, right: 150, top: 36, bottom: 48 };
+  const log = regretOf !== undefined && Number.isFinite(regretOf);
+  const ty = (v: number) => (log ? Math.log10(Math.max(FLOOR, v - (regretOf ?? 0))) : v);
   const ys = curves.flatMap((c) => [...c.min, ...c.max]).filter((v): v is number => v !== null);
   const xs = curves.flatMap((c) => c.compute);
   const [x0, x1] = [0, Math.max(1e-9, ...xs)];
-  let [y0, y1] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
+  let [y0, y1] = ys.length ? [Math.min(...ys.map(ty)), Math.max(...ys.map(ty))] : [0, 1];
+  if (log) [y0, y1] = [Math.floor(y0), Math.ceil(y1)];
   if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
   const sx = (x: number) => (M.left + ((x - x0) / (x1 - x0)) * pw).toFixed(1);
-  const sy = (y: number) => (M.top + ph - ((y - y0) / (y1 - y0)) * ph).toFixed(1);
+  const sy = (v: number) => (M.top + ph - ((ty(v) - y0) / (y1 - y0)) * ph).toFixed(1);
+  // tick positions in data units (a log axis ticks at the powers of ten)
+  const yTicks = log
+    ? Array.from({ length: y1 - y0 + 1 }, (_, i) => 10 ** (y0 + i) + (regretOf ?? 0))
+    : ticks(y0, y1);
+  const yText = (t: number) => formatNumber(log ? Number((t - (regretOf ?? 0)).toPrecision(1)) : t);
   const out = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
@@ -109,10 +129,10 @@ export function bestSvg(title: string, curves: readonly BestCurve[], yLabel: str
     out.push(
       `<text x="${sx(t)}" y="${M.top + ph + 16}" text-anchor="middle" font-size="10">${formatNumber(t)}</text>`,
     );
-  for (const t of ticks(y0, y1))
+  for (const t of yTicks)
     out.push(
       `<line x1="${M.left}" y1="${sy(t)}" x2="${M.left + pw}" y2="${sy(t)}" stroke="#eee"/>`,
-      `<text x="${M.left - 6}" y="${Number(sy(t)) + 3}" text-anchor="end" font-size="10">${formatNumber(t)}</text>`,
+      `<text x="${M.left - 6}" y="${Number(sy(t)) + 3}" text-anchor="end" font-size="10">${yText(t)}</text>`,
     );
   out.push(
     `<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle" font-size="12">worker-hours</text>`,

@@ -13,7 +13,13 @@ import { fetchDetail, parseIntArg, parseTaskArg } from "../client/verbs/common.t
 import { ValidationError } from "../protocol/errors.ts";
 import type { SearchSpace } from "../protocol/searchSpace.ts";
 import { parseTaskSpec, type TaskSpec } from "../protocol/taskConfig.ts";
-import { runComparison, runConfigured, type MethodSummary, type SeedRun } from "../steering/sim/compare.ts";
+import {
+  bestPossibleValue,
+  runComparison,
+  runConfigured,
+  type MethodSummary,
+  type SeedRun,
+} from "../steering/sim/compare.ts";
 import type { CurveSource } from "../steering/sim/curves.ts";
 import {
   LCBENCH_ENV,
@@ -123,7 +129,8 @@ interface Outcome {
   header: string;
   methods: MethodSummary[];
   runs: SeedRun[];
-  bestPossible: number | null;
+  /** The best full-fidelity value of all curves (regret 0). */
+  bestPossible: number;
 }
 
 /** The configured task over seeds, beside the same task without early stopping (FIFO to max_t). */
@@ -162,7 +169,9 @@ async function run(
   const compare = o.compare ?? (spec === undefined ? DEFAULT_COMPARE : undefined);
   if (compare === undefined && spec) {
     const r = configured(spec, source, workers, seeds, o);
-    return { header, ...r, bestPossible: null };
+    const sched0 = spec.scheduler;
+    const maxT = sched0 && "max_t" in sched0 ? sched0.max_t : source.maxResource;
+    return { header, ...r, bestPossible: bestPossibleValue(source, maxT) };
   }
   const sched = spec?.scheduler;
   const c = runComparison({
@@ -193,7 +202,7 @@ export async function simulateVerb(
   const r = await run(ctx, config, o, 10);
   const curves = bestCurves(r.runs);
   if (o.plot !== undefined)
-    writeFileSync(o.plot, bestSvg(r.header, curves, "best value so far (lower is better)"));
+    writeFileSync(o.plot, bestSvg(r.header, curves, "regret of the best so far (log scale)", r.bestPossible));
   if (ctx.json) {
     printJson(ctx.io, { methods: r.methods, bestPossible: r.bestPossible, bestSoFar: curves });
     return 0;
