@@ -133,63 +133,67 @@ interface Outcome {
   bestPossible: number;
 }
 
-/** The configured task over seeds, beside the same task without early stopping (FIFO to max_t). */
-function configured(spec: TaskSpec, source: CurveSource, workers: number, seeds: number, o: SimulateOptions) {
-  const common = {
-    source,
-    workers,
-    seeds,
+/** The run settings, every flag checked before any curve is loaded (a typo costs nothing). */
+interface Settings {
+  workers: number;
+  seeds: number;
+  firstSeed: number;
+  overhead: number;
+  failureRate: number;
+}
+
+function settings(o: SimulateOptions, defaultWorkers: number, defaultSeeds: number): Settings {
+  return {
+    workers: positive(o.workers, "--workers", defaultWorkers),
+    seeds: positive(o.seeds, "--seeds", defaultSeeds),
     firstSeed: positive(o.firstSeed, "--first-seed", 0, 0),
     overhead: fraction(o.overhead, "--overhead", 1e9),
     failureRate: fraction(o.failureRate, "--failure-rate", 1),
   };
-  const task = simTask(spec, source, workers);
-  const own = runConfigured({ ...common, spec: task });
+}
+
+/** The scheduler's full fidelity (max_t), else the curves' last level. */
+function maxTOf(spec: TaskSpec | undefined, source: CurveSource): number {
+  const sched = spec?.scheduler;
+  return sched && "max_t" in sched ? sched.max_t : source.maxResource;
+}
+
+/** The configured task over seeds, beside the same task without early stopping (FIFO to max_t). */
+function configured(spec: TaskSpec, source: CurveSource, s: Settings) {
+  const own = runConfigured({ ...s, source, spec: simTask(spec, source, s.workers) });
   const out = [own];
-  const sched = spec.scheduler;
-  if (sched && sched.type !== "fifo") {
-    const maxT = "max_t" in sched ? sched.max_t : source.maxResource;
-    const fifo = simTask({ ...spec, scheduler: methodScheduler("random", { maxT }) }, source, workers);
-    out.push(runConfigured({ ...common, spec: fifo, label: "without early stopping" }));
+  if (spec.scheduler && spec.scheduler.type !== "fifo") {
+    const scheduler = methodScheduler("random", { maxT: maxTOf(spec, source) });
+    const fifo = simTask({ ...spec, scheduler }, source, s.workers);
+    out.push(runConfigured({ ...s, source, spec: fifo, label: "without early stopping" }));
   }
   return { methods: out.map((x) => x.summary), runs: out.flatMap((x) => x.runs) };
 }
 
-async function run(
-  ctx: VerbContext,
-  config: string | undefined,
-  o: SimulateOptions,
-  defaultSeeds: number,
-): Promise<Outcome> {
+async function run(ctx: VerbContext, config: string | undefined, o: SimulateOptions): Promise<Outcome> {
   const spec = config === undefined ? undefined : compile(ctx, config);
-  const workers = positive(o.workers, "--workers", spec?.nParallelEvaluation ?? 4);
-  const seeds = positive(o.seeds, "--seeds", defaultSeeds);
-  const { source, note } = await loadSource(ctx, o, o.fromTask === undefined ? spec?.searchSpace : undefined);
-  const header = `simulated on ${note}; ${workers} workers, ${seeds} seeds`;
+  const s = settings(o, spec?.nParallelEvaluation ?? 4, 10);
   const compare = o.compare ?? (spec === undefined ? DEFAULT_COMPARE : undefined);
-  if (compare === undefined && spec) {
-    const r = configured(spec, source, workers, seeds, o);
-    const sched0 = spec.scheduler;
-    const maxT = sched0 && "max_t" in sched0 ? sched0.max_t : source.maxResource;
-    return { header, ...r, bestPossible: bestPossibleValue(source, maxT) };
+  const methods = compare === undefined ? null : parseMethods(compare);
+  const { source, note } = await loadSource(ctx, o, o.fromTask === undefined ? spec?.searchSpace : undefined);
+  const header = `simulated on ${note}; ${s.workers} workers, ${s.seeds} seeds`;
+  if (methods === null && spec) {
+    const r = configured(spec, source, s);
+    return { header, ...r, bestPossible: bestPossibleValue(source, maxTOf(spec, source)) };
   }
   const sched = spec?.scheduler;
   const c = runComparison({
+    ...s,
     source,
-    methods: parseMethods(compare ?? DEFAULT_COMPARE),
-    workers,
-    seeds,
-    firstSeed: positive(o.firstSeed, "--first-seed", 0, 0),
-    overhead: fraction(o.overhead, "--overhead", 1e9),
-    failureRate: fraction(o.failureRate, "--failure-rate", 1),
+    methods: methods ?? parseMethods(DEFAULT_COMPARE),
     defaults: {
-      maxT: sched && "max_t" in sched ? sched.max_t : source.maxResource,
+      maxT: maxTOf(spec, source),
       ...(sched && "reduction_factor" in sched && sched.reduction_factor !== undefined
         ? { reductionFactor: sched.reduction_factor }
         : {}),
       ...(sched && "grace_period" in sched ? { gracePeriod: sched.grace_period } : {}),
     },
-    base: spec ? simTask(spec, source, workers) : undefined,
+    base: spec ? simTask(spec, source, s.workers) : undefined,
   });
   return { header, methods: c.methods, runs: c.runs, bestPossible: c.bestPossible };
 }
@@ -199,7 +203,7 @@ export async function simulateVerb(
   config: string | undefined,
   o: SimulateOptions,
 ): Promise<number> {
-  const r = await run(ctx, config, o, 10);
+  const r = await run(ctx, config, o);
   const curves = bestCurves(r.runs);
   if (o.plot !== undefined)
     writeFileSync(o.plot, bestSvg(r.header, curves, "regret of the best so far (log scale)", r.bestPossible));
@@ -226,14 +230,13 @@ export async function previewSimulation(
   spec: TaskSpec,
   flags: SimulateFlags,
 ): Promise<{ text: string; json: unknown }> {
-  const workers = positive(flags.workers, "--workers", spec.nParallelEvaluation);
-  const seeds = positive(flags.seeds, "--seeds", 5);
-  const { source, note } = await loadSource(
-    ctx,
-    flags,
-    flags.fromTask === undefined ? spec.searchSpace : undefined,
-  );
-  const r = configured(spec, source, workers, seeds, {});
-  const header = `simulated cost on ${note}; ${workers} workers, ${seeds} seeds (medians):`;
-  return { text: `${header}\n${summaryTable(r.methods)}`, json: { workers, seeds, methods: r.methods } };
+  const s = settings(flags, spec.nParallelEvaluation, 5);
+  const space = flags.fromTask === undefined ? spec.searchSpace : undefined;
+  const { source, note } = await loadSource(ctx, flags, space);
+  const r = configured(spec, source, s);
+  const header = `simulated cost on ${note}; ${s.workers} workers, ${s.seeds} seeds (medians):`;
+  return {
+    text: `${header}\n${summaryTable(r.methods)}`,
+    json: { workers: s.workers, seeds: s.seeds, methods: r.methods },
+  };
 }

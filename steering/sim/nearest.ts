@@ -51,6 +51,10 @@ export function quantileOf(p: Parameter, v: PointValues[string] | undefined): nu
       return phi((v - p.dimension.mu) / p.dimension.sigma);
     case "lognormal":
       return v > 0 ? phi((Math.log(v) - p.dimension.mu) / p.dimension.sigma) : 0;
+    default: {
+      const never: never = p;
+      throw new Error(`quantileOf: unknown method ${JSON.stringify(never)}`);
+    }
   }
 }
 
