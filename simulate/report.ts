@@ -1,4 +1,4 @@
-// What `phpo simulate` prints: the per-method table, best-so-far against compute (medians over
+// What `phpo simulate` prints: the per-method table, best-so-far against compute and wall time (medians over
 // seeds), and the SVG plot of best-so-far with a band (min..max over seeds) per method.
 import { formatNumber, renderTable } from "../client/format.ts";
 import { ticks } from "../client/plot.ts";
@@ -31,18 +31,21 @@ export function summaryTable(methods: readonly MethodSummary[]): string {
   return renderTable(headers, rows, { align: headers.map((_, i) => (i === 0 ? "l" : "r")) });
 }
 
+/** What best-so-far is plotted against: worker-hours (compute) or hours of simulated wall time. */
+export type BestAxis = "compute" | "wall";
+
 export interface BestCurve {
   method: string;
-  /** Worker-hours at which best-so-far is sampled. */
-  compute: number[];
+  /** Hours (worker-hours or wall hours) at which best-so-far is sampled. */
+  x: number[];
   median: Array<number | null>;
   min: Array<number | null>;
   max: Array<number | null>;
 }
 
-/** Best-so-far of each method at `points` compute levels up to the largest run, over its seeds. */
-export function bestCurves(runs: readonly SeedRun[], points = 60): BestCurve[] {
-  const top = Math.max(0, ...runs.map((r) => r.result.compute)) / 3600;
+/** Best-so-far of each method at `points` levels up to the largest run, over its seeds. */
+export function bestCurves(runs: readonly SeedRun[], axis: BestAxis = "compute", points = 60): BestCurve[] {
+  const top = Math.max(0, ...runs.map((r) => r.result[axis])) / 3600;
   const grid = Array.from({ length: points }, (_, i) => (top * (i + 1)) / points);
   const methods = [...new Set(runs.map((r) => r.method))];
   return methods.map((method) => {
@@ -50,7 +53,7 @@ export function bestCurves(runs: readonly SeedRun[], points = 60): BestCurve[] {
     const at = grid.map((x) =>
       mine.flatMap((r) => {
         let best: number | null = null;
-        for (const t of r.result.trace) if (t.compute / 3600 <= x) best = t.best;
+        for (const t of r.result.trace) if (t[axis] / 3600 <= x) best = t.best;
         return best === null ? [] : [best];
       }),
     );
@@ -58,7 +61,7 @@ export function bestCurves(runs: readonly SeedRun[], points = 60): BestCurve[] {
     const full = at.map((v) => (v.length > 0 && 2 * v.length >= mine.length ? stat(v) : null));
     return {
       method,
-      compute: grid,
+      x: grid,
       median: full.map((s) => s?.median ?? null),
       min: full.map((s) => s?.min ?? null),
       max: full.map((s) => s?.max ?? null),
@@ -66,13 +69,13 @@ export function bestCurves(runs: readonly SeedRun[], points = 60): BestCurve[] {
   });
 }
 
-export function bestTable(curves: readonly BestCurve[], rows = 6): string {
-  const n = curves[0]?.compute.length ?? 0;
+export function bestTable(curves: readonly BestCurve[], axis: BestAxis, rows = 6): string {
+  const n = curves[0]?.x.length ?? 0;
   const picks = Array.from({ length: rows }, (_, i) => Math.round(((i + 1) * n) / rows) - 1);
   return renderTable(
-    ["worker-hours", ...curves.map((c) => c.method)],
+    [axis === "compute" ? "worker-hours" : "wall hours", ...curves.map((c) => c.method)],
     picks.map((i) => [
-      fmt(curves[0]?.compute[i] ?? 0),
+      fmt(curves[0]?.x[i] ?? 0),
       ...curves.map((c) => {
         const v = c.median[i];
         return v === null || v === undefined ? "-" : fmt(v);
@@ -104,7 +107,7 @@ export function bestSvg(
   const log = regretOf !== undefined && Number.isFinite(regretOf);
   const ty = (v: number) => (log ? Math.log10(Math.max(FLOOR, v - (regretOf ?? 0))) : v);
   const ys = curves.flatMap((c) => [...c.min, ...c.max]).filter((v): v is number => v !== null);
-  const xs = curves.flatMap((c) => c.compute);
+  const xs = curves.flatMap((c) => c.x);
   const [x0, x1] = [0, Math.max(1e-9, ...xs)];
   let [y0, y1] = ys.length ? [Math.min(...ys.map(ty)), Math.max(...ys.map(ty))] : [0, 1];
   if (log) [y0, y1] = [Math.floor(y0), Math.ceil(y1)];
@@ -140,14 +143,14 @@ export function bestSvg(
   );
   curves.forEach((c, k) => {
     const color = COLORS[k % COLORS.length] as string;
-    const idx = c.compute.map((_, i) => i).filter((i) => c.median[i] !== null);
+    const idx = c.x.map((_, i) => i).filter((i) => c.median[i] !== null);
     if (idx.length > 0) {
-      const upper = idx.map((i) => `${sx(c.compute[i] ?? 0)},${sy(c.max[i] ?? 0)}`);
-      const lower = [...idx].reverse().map((i) => `${sx(c.compute[i] ?? 0)},${sy(c.min[i] ?? 0)}`);
+      const upper = idx.map((i) => `${sx(c.x[i] ?? 0)},${sy(c.max[i] ?? 0)}`);
+      const lower = [...idx].reverse().map((i) => `${sx(c.x[i] ?? 0)},${sy(c.min[i] ?? 0)}`);
       out.push(
         `<polygon fill="${color}" fill-opacity="0.15" stroke="none" points="${[...upper, ...lower].join(" ")}"/>`,
       );
-      const line = idx.map((i) => `${sx(c.compute[i] ?? 0)},${sy(c.median[i] ?? 0)}`);
+      const line = idx.map((i) => `${sx(c.x[i] ?? 0)},${sy(c.median[i] ?? 0)}`);
       out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.8" points="${line.join(" ")}"/>`);
     }
     const ly = M.top + 14 + k * 18;
