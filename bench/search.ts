@@ -80,7 +80,11 @@ export function benchSearch(): Promise<void> {
   /** (a)'s W = 32 utilisation until the bar was reached, per folder and method. */
   const untilBar = new Map<string, MethodSummary>();
   for (const folder of folders) {
+    const t0 = performance.now();
     const data = loadLcbench(join(root, folder));
+    timing.push(
+      `${folder}: loading configs.csv and curves.csv: ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+    );
     const source = lcbenchSource(data);
     for (const workers of [4, 32]) {
       const cmp = runComparison({ source, methods: METHODS, workers, seeds });
@@ -120,7 +124,7 @@ export function benchSearch(): Promise<void> {
       );
     }
     if (folder === folders[0]) {
-      const t0 = performance.now();
+      const t1 = performance.now();
       runComparison({
         source,
         methods: ["random", "asha-promotion", "hyperband", "pasha"],
@@ -128,7 +132,7 @@ export function benchSearch(): Promise<void> {
         seeds: 20,
       });
       timing.push(
-        `${folder}: 20 seeds × 4 methods (random, asha-promotion, hyperband, pasha), W 4: ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        `${folder}: 20 seeds × 4 methods (random, asha-promotion, hyperband, pasha), W 4: ${((performance.now() - t1) / 1000).toFixed(1)} s`,
       );
     }
   }

@@ -9,14 +9,17 @@ import { parseTaskSpec, type TaskSpec } from "../../protocol/taskConfig.ts";
 export const METHODS = ["random", "sha", "asha-stopping", "asha-promotion", "hyperband", "pasha"] as const;
 export type Method = (typeof METHODS)[number];
 
+/** Short names: "asha" is promotion ASHA (the family's usual meaning), "fifo" is random search. */
+const ALIASES: Readonly<Record<string, Method>> = { asha: "asha-promotion", fifo: "random" };
+
 export function parseMethods(list: string): Method[] {
   const out: Method[] = [];
   for (const raw of list.split(",")) {
-    const m = raw.trim();
+    const m = ALIASES[raw.trim()] ?? raw.trim();
     if (!(METHODS as readonly string[]).includes(m))
       throw new ValidationError(
         "INVALID_ARGUMENT",
-        `--compare: unknown method "${m}"; choose from ${METHODS.join(", ")} (comma-separated)`,
+        `--compare: unknown method "${m}"; choose from ${METHODS.join(", ")} (comma-separated; "asha" means asha-promotion)`,
       );
     if (!out.includes(m as Method)) out.push(m as Method);
   }

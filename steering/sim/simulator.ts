@@ -7,6 +7,7 @@
 import type { PointRec } from "../engine/records.ts";
 import { TaskEngine } from "../engine/taskEngine.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
+import { ValidationError } from "../../protocol/errors.ts";
 import { Rng } from "../../protocol/rng.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
 import { reportLevels, timeAt, valueAt, type Curve, type CurveSource } from "./curves.ts";
@@ -76,6 +77,13 @@ export function simulate(o: SimOptions): SimResult {
   const taskId = "sim";
   const full =
     o.spec.scheduler && "max_t" in o.spec.scheduler ? o.spec.scheduler.max_t : o.source.maxResource;
+  if (full > o.source.maxResource)
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `scheduler.max_t: ${full} is beyond the last level of the curves of ${o.source.name} ` +
+        `(${o.source.maxResource}); the simulator cannot charge training the curves do not have: ` +
+        `set max_t ≤ ${o.source.maxResource}`,
+    );
   const overhead = o.overhead ?? 0;
   const rng = new Rng((o.seed ^ 0x5f3759df) >>> 0);
   const engine = new TaskEngine({
@@ -176,6 +184,16 @@ export function simulate(o: SimOptions): SimResult {
     }
   };
 
+  const checkpoint = (w: Running, level: number) =>
+    apply({
+      type: "job-checkpoint",
+      taskId,
+      at: now,
+      ...w.ref,
+      artifact: { kind: "checkpoint", key: `sim/${w.point.pointId}/${level}`, size: 0, etag: "" },
+      resource: level,
+    });
+
   const report = (i: number, w: Running) => {
     const level = w.levels[w.next] as number;
     const value = valueAt(w.curve, level);
@@ -195,19 +213,14 @@ export function simulate(o: SimOptions): SimResult {
     }
     if (level < w.target) {
       apply({ type: "job-progress", taskId, at: now, ...w.ref, resource: level, metrics: { loss: value } });
-      // steering asked the agent to stop (pruned or paused before the target): it stops here
+      // steering asked the agent to stop (pruned or paused before the target): it stops here, and
+      // a paused trial leaves its checkpoint behind, as an agent does, to be resumed from
       if (w.point.job.stop === null) return;
+      if (w.point.job.stop === "paused") checkpoint(w, level);
       finished(w, "stopped", value, level);
       return release(i, w);
     }
-    apply({
-      type: "job-checkpoint",
-      taskId,
-      at: now,
-      ...w.ref,
-      artifact: { kind: "checkpoint", key: `sim/${w.point.pointId}/${level}`, size: 0, etag: "" },
-      resource: level,
-    });
+    checkpoint(w, level);
     finished(w, "ok", value, level);
     release(i, w);
   };

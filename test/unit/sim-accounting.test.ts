@@ -10,6 +10,7 @@ import type { SearchSpace } from "../../protocol/searchSpace.ts";
 import { timeAt, valueAt, type Curve, type CurveSource } from "../../steering/sim/curves.ts";
 import { simSpec } from "../../steering/sim/methods.ts";
 import { simulate } from "../../steering/sim/simulator.ts";
+import { throwsCode } from "./fixtures/engineKit.ts";
 
 const SPACE = { x: { method: "uniform", dimension: { low: 0, high: 1 } } } as SearchSpace;
 
@@ -118,6 +119,12 @@ describe("simulator accounting", () => {
     // A reaches 0.3 at t = 30; B has run 30 s by then
     assert.deepEqual(r.reached, { wall: 30, compute: 60 });
     assert.equal(r.compute, 60);
+  });
+});
+
+describe("simulator limits", () => {
+  it("a max_t past the curves' last level is refused, not charged as free training", () => {
+    throwsCode(() => run({ ...ASHA, max_t: 9 }), "INVALID_CONFIG", "scheduler.max_t: 9", "max_t ≤ 3");
   });
 });
 

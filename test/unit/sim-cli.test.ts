@@ -41,7 +41,7 @@ describe("phpo simulate on LCBench", { skip: SKIP }, () => {
       "--seeds",
       "2",
       "--compare",
-      "random,asha-promotion",
+      "fifo,asha", // the short names of random and asha-promotion
     ];
     const r = await phpo(args);
     assert.equal(r.code, 0, r.stderr);
@@ -126,9 +126,9 @@ describe("phpo simulate on LCBench", { skip: SKIP }, () => {
 
 describe("phpo simulate: bad input is a usage error naming the flag", () => {
   it("an unknown --compare method", async () => {
-    const r = await phpo(["simulate", "--curves", DATA, "--compare", "random,asha"]);
+    const r = await phpo(["simulate", "--curves", DATA, "--compare", "random,ashb"]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--compare: unknown method "asha"; choose from/);
+    assert.match(r.stderr, /--compare: unknown method "ashb"; choose from/);
   });
 
   it("no curves, or a folder without LCBench's files, says where LCBench comes from", async () => {
