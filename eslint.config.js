@@ -1,6 +1,6 @@
 // Typed lint for the whole repository. The import-boundary rules keep the three services
 // independent: steering/, evaluator/ and client/ may import protocol/ but never each other; stack/
-// and simulate/ are compositions (they may import every part, and nothing imports them).
+// and simulate/ are compositions (they may import every part; no service or protocol/ imports them).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
