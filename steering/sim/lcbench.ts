@@ -54,7 +54,7 @@ function bad(file: string, line: number, what: string): ValidationError {
   return new ValidationError("INVALID_ARGUMENT", `${file} line ${line}: ${what}`);
 }
 
-/** Parses one data set folder. curves.csv is read once and split by hand (about 0.1 s for 5 MB). */
+/** Parses one data set folder. curves.csv is read once and split by hand (timed in bench/search.ts). */
 export function loadLcbench(dir: string, objective: LcbenchObjective = "error"): LcbenchData {
   const curvesPath = need(dir, "curves.csv");
   const configsPath = need(dir, "configs.csv");
