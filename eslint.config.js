@@ -1,5 +1,6 @@
 // Typed lint for the whole repository. The import-boundary rules keep the three services
-// independent: steering/, evaluator/ and client/ may import protocol/ but never each other.
+// independent: steering/, evaluator/ and client/ may import protocol/ but never each other; stack/
+// and simulate/ are compositions (they may import every part; no service or protocol/ imports them).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -43,10 +44,10 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ["steering/**/*.ts"], rules: boundary(["evaluator", "client", "stack"]) },
-  { files: ["evaluator/**/*.ts"], rules: boundary(["steering", "client", "stack"]) },
-  { files: ["client/**/*.ts"], rules: boundary(["steering", "evaluator", "stack"]) },
-  { files: ["protocol/**/*.ts"], rules: boundary(["steering", "evaluator", "client", "stack"]) },
+  { files: ["steering/**/*.ts"], rules: boundary(["evaluator", "client", "stack", "simulate"]) },
+  { files: ["evaluator/**/*.ts"], rules: boundary(["steering", "client", "stack", "simulate"]) },
+  { files: ["client/**/*.ts"], rules: boundary(["steering", "evaluator", "stack", "simulate"]) },
+  { files: ["protocol/**/*.ts"], rules: boundary(["steering", "evaluator", "client", "stack", "simulate"]) },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
   // The spawn helper is plain CommonJS on purpose (it runs without the TypeScript loader).
   {

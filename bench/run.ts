@@ -3,6 +3,7 @@
 import { benchAgent } from "./agent.ts";
 import { benchPayloadFiles } from "./payloadFiles.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchSearch } from "./search.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
 import { benchTenantFlood } from "./tenantFlood.ts";
 import { benchThroughput } from "./throughput.ts";
@@ -14,6 +15,7 @@ const benches: Record<string, () => Promise<void>> = {
   steering: benchSteeringCapacity,
   tenants: benchTenantFlood,
   "payload-files": benchPayloadFiles,
+  search: benchSearch,
 };
 
 const wanted = process.argv.slice(2);

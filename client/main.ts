@@ -5,6 +5,7 @@ import { GRIDTUNE_VERSION } from "../protocol/version.ts";
 import { VerbContext } from "./context.ts";
 import { handleError } from "./errors.ts";
 import type { Env } from "./connection.ts";
+import type { PhpoExtension, SimulateFlags } from "./extensions.ts";
 import { type GlobalOptions, type Io, processIo } from "./io.ts";
 import { registerPhpoOptions } from "./options.ts";
 import { controlVerb, retryVerb } from "./verbs/control.ts";
@@ -55,6 +56,7 @@ function buildProgram(
   io: Io,
   env: Env,
   run: (fn: (ctx: VerbContext) => Promise<number>) => Promise<void>,
+  extensions: readonly PhpoExtension[],
 ): Command {
   const program = new Command("phpo")
     .description(
@@ -153,8 +155,19 @@ function buildProgram(
   program
     .command("preview")
     .argument("<config>", "a --loadJson file")
+    .option("--simulate", "add the simulated cost (worker-hours, wall time) on recorded learning curves")
+    .option(
+      "--curves <dir>",
+      "with --simulate: a tabular benchmark folder (LCBench: configs.csv, curves.csv)",
+    )
+    .option("--from-task <task>", "with --simulate: the learning curves of a finished task of yours")
+    .option("--workers <n>", "with --simulate: simulated workers (default: nParallelEvaluation)")
+    .option("--seeds <n>", "with --simulate: simulated runs (default 5)")
     .description("the plan of the configured scheduler, without submitting")
-    .action(async (config: string) => run(async (ctx) => Promise.resolve(previewVerb(ctx, config))));
+    .action(async (config: string, o: SimulateFlags & { simulate?: boolean }) =>
+      run(async (ctx) => previewVerb(ctx, config, o, extensions)),
+    );
+  for (const e of extensions) e.register(program, run);
   program
     .command("plot")
     .argument("<task>")
@@ -169,14 +182,20 @@ export async function main(
   argv: readonly string[],
   io: Io = processIo(),
   env: Env = process.env,
+  extensions: readonly PhpoExtension[] = [],
 ): Promise<number> {
   const args = withDefaultVerb(argv.slice(2));
   let code = 0;
   let ctx: VerbContext | undefined;
-  const program = buildProgram(io, env, async (fn) => {
-    ctx = new VerbContext(io, program.opts<GlobalOptions>(), env);
-    code = await fn(ctx);
-  });
+  const program = buildProgram(
+    io,
+    env,
+    async (fn) => {
+      ctx = new VerbContext(io, program.opts<GlobalOptions>(), env);
+      code = await fn(ctx);
+    },
+    extensions,
+  );
   try {
     if (args.length === 0) {
       program.outputHelp();

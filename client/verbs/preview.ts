@@ -1,6 +1,9 @@
 // phpo preview config.json: validates the config as submit would (no sandbox, no network) and
-// prints the scheduler's plan.
+// prints the scheduler's plan; with --simulate, also its simulated cost on recorded curves (the
+// simulator is an extension composed in by bin/phpo: see client/extensions.ts).
+import { ValidationError } from "../../protocol/errors.ts";
 import { compileTask } from "../compile.ts";
+import type { PhpoExtension, SimulateFlags } from "../extensions.ts";
 import type { VerbContext } from "../context.ts";
 import { formatNumber, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
@@ -35,11 +38,31 @@ export function renderPlan(p: Plan, resourceKey: string): string {
   return out.join("\n") + "\n";
 }
 
-export function previewVerb(ctx: VerbContext, config: string): number {
+export async function previewVerb(
+  ctx: VerbContext,
+  config: string,
+  flags: SimulateFlags & { simulate?: boolean } = {},
+  extensions: readonly PhpoExtension[] = [],
+): Promise<number> {
+  const simulateFlags = ["curves", "fromTask", "workers", "seeds"] as const;
+  const given = simulateFlags.filter((f) => flags[f] !== undefined);
+  if (!flags.simulate && given.length > 0)
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `--${given[0]?.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} belongs to --simulate: add --simulate`,
+    );
+  const simulator = extensions.find((e) => e.previewSimulate !== undefined);
+  if (flags.simulate && !simulator?.previewSimulate)
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      "--simulate: this phpo was started without the simulator; run bin/phpo from a gridtune checkout or install",
+    );
   const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
   const spec = compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
   const plan = previewPlan(spec);
-  if (ctx.json) printJson(ctx.io, plan);
-  else ctx.io.stdout.write(renderPlan(plan, spec.resourceKey));
+  const sim =
+    flags.simulate && simulator?.previewSimulate ? await simulator.previewSimulate(ctx, spec, flags) : null;
+  if (ctx.json) printJson(ctx.io, sim ? { ...plan, simulation: sim.json } : plan);
+  else ctx.io.stdout.write(renderPlan(plan, spec.resourceKey) + (sim ? `\n${sim.text}` : ""));
   return 0;
 }
