@@ -143,6 +143,7 @@ export function simulate(o: SimOptions): SimResult {
           ? { code: "EVALUATION_FAILED", message: "simulated failure", retryable: false }
           : null,
       artifacts: [],
+      missing: [],
       output: null,
       startedAt: w.start,
       finishedAt: now,
