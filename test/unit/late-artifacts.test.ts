@@ -60,6 +60,7 @@ class OkRuntime implements Runtime {
     await mkdir(dirname(s.logFile), { recursive: true });
     await writeFile(s.logFile, "payload says hello\n");
     await writeFile(join(s.workDir, "output.json"), JSON.stringify({ status: 0, loss: 0.25 }));
+    await writeFile(join(s.workDir, "metrics.tgz"), "the payload's metrics");
     const o = { exitCode: 0, timedOut: false, oomKilled: false, stopped: false, durationMs: 1 };
     return { ...o, logBytes: 19, logTruncated: false };
   }
@@ -97,8 +98,11 @@ void describe("agent: an attempt whose log S3 does not take", () => {
   before(() => s3.start());
   after(() => s3.stop());
 
-  async function run(lateAttempts: number) {
-    const d = new Driver(spec({ maxPoints: 1 }), "7");
+  async function run(lateAttempts: number, metrics = false) {
+    const d = new Driver(
+      spec({ maxPoints: 1, ...(metrics ? { evaluationMetrics: "metrics.tgz" } : {}) }),
+      "7",
+    );
     d.sampleAll();
     const ref = d.dispatch("s")!;
     const job = buildJob(d.engine, ref.jobId, []);
@@ -171,6 +175,22 @@ void describe("agent: an attempt whose log S3 does not take", () => {
     assert.equal(s3.objects.get("/gridtune/k/log"), "payload says hello\n");
     assert.ok(presigns.length >= 2, "a fresh URL for the late upload");
     assert.deepEqual(await readdir(join(workRoot, ".late-uploads")), [], "the held file is removed");
+  });
+
+  void it("keeps a payload file (metrics) as a copy of the agent's own and uploads its bytes later", async (t) => {
+    s3.up = false;
+    s3.objects.clear();
+    const { reports, late, workRoot } = await run(50, true);
+    t.after(() => rm(workRoot, { recursive: true, force: true }));
+    const result = reports.find((r) => r.type === "result");
+    assert.ok(result?.type === "result");
+    assert.equal(result.loss, 0.25);
+    assert.deepEqual(result.missing.map((m) => m.kind).sort(), ["log", "metrics"]);
+    s3.up = true;
+    await late.idle();
+    const metrics = reports.find((r) => r.type === "artifact" && r.kind === "metrics");
+    assert.ok(metrics?.type === "artifact" && metrics.artifact !== null, JSON.stringify(metrics));
+    assert.equal(s3.objects.get("/gridtune/k/metrics"), "the payload's metrics");
   });
 
   void it("gives the log up with its reason when S3 stays away through every try", async (t) => {
