@@ -31,7 +31,10 @@ export const LOADED_TASKS_CACHED = 8;
 
 /** A task that no event can change any more (until a retry): it may leave memory. */
 export function retirable(e: TaskEngine): boolean {
-  return (e.state === "killed" || e.state === "finished") && e.activeJobs().length === 0;
+  // an artifact still awaited (its upload after an S3 outage) must find its task in memory
+  return (
+    (e.state === "killed" || e.state === "finished") && e.activeJobs().length === 0 && !e.awaitsArtifacts()
+  );
 }
 
 export class TaskArchive {

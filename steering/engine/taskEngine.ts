@@ -514,6 +514,12 @@ export class TaskEngine {
     return this.index.active.size;
   }
 
+  /** Whether an agent may still upload an artifact a result listed as missing (S3 was down). */
+  awaitsArtifacts(): boolean {
+    for (const p of this.points.values()) if (p.missing.some((m) => m.pending)) return true;
+    return false;
+  }
+
   activeJobs(): JobRec[] {
     return [...this.index.active].sort((a, b) => a.pointId - b.pointId).map((p) => p.job);
   }

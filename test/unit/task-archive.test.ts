@@ -88,6 +88,49 @@ void describe("task archive: finished tasks leave memory", () => {
     assert.equal(kit.state.finished.get("1")?.state, "killed");
   });
 
+  void it("a finished task stays in memory while an artifact of it is awaited (after an S3 outage)", async () => {
+    const kit = apiKit();
+    const e = createTask(kit, "1", "alice", { maxPoints: 1, nPointsPerIteration: 1, nParallelEvaluation: 1 });
+    record(kit, e.proposeSampling(2)!);
+    const job = e.nextDispatchable()!;
+    const ref = { taskId: "1", jobId: job.jobId, attempt: job.attempt };
+    record(
+      kit,
+      { type: "job-dispatched", ...ref, at: 3, site: "s" },
+      { type: "job-claimed", ...ref, at: 4, site: "s", agent: "a" },
+    );
+    await kit.c.serial(() =>
+      kit.c.commit({
+        type: "job-finished",
+        ...ref,
+        at: 5,
+        site: "s",
+        agent: "a",
+        status: "ok",
+        loss: 0.5,
+        metrics: {},
+        resource: null,
+        error: null,
+        artifacts: [],
+        missing: [{ kind: "log", reason: "HTTP 503 (the agent keeps trying)" }],
+        output: null,
+        startedAt: 4,
+        finishedAt: 5,
+        exitCode: 0,
+      }),
+    );
+    await kit.c.serial(() => kit.c.commit({ type: "task-state", taskId: "1", at: 6, state: "finished" }));
+    await settled(kit);
+    assert.equal(kit.state.engines.has("1"), true, "the late log must still find its task");
+    const log = { kind: "log" as const, key: "tasks/1/log.txt", size: 3, etag: "e" };
+    await kit.c.serial(() =>
+      kit.c.commit({ type: "job-artifact", ...ref, at: 7, kind: "log", artifact: log, reason: null }),
+    );
+    await settled(kit);
+    assert.equal(kit.state.engines.has("1"), false, "it leaves once nothing is awaited");
+    assert.equal(kit.state.finished.get("1")?.state, "finished");
+  });
+
   void it("loaded tasks are cached, at most LOADED_TASKS_CACHED of them", async () => {
     const kit = apiKit();
     const n = LOADED_TASKS_CACHED + 2;
