@@ -83,6 +83,14 @@ export interface PointRec {
   job: JobRec;
 }
 
+/** A job's decision and failure fields as a new job starts them (shared by new points and new jobs). */
+export function undecided(): Pick<
+  JobRec,
+  "stop" | "stopLoss" | "stopResource" | "decision" | "failedAt" | "failedOn"
+> {
+  return { stop: null, stopLoss: null, stopResource: null, decision: null, failedAt: null, failedOn: [] };
+}
+
 export function newPoint(
   taskId: string,
   pointId: number,
@@ -126,12 +134,7 @@ export function newPoint(
       dispatchedAt: null,
       claimedAt: null,
       target,
-      stop: null,
-      stopLoss: null,
-      stopResource: null,
-      decision: null,
-      failedAt: null,
-      failedOn: [],
+      ...undecided(),
     },
   };
 }

@@ -10,7 +10,7 @@ import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../protocol/taskCo
 import type { LogEvent, LogEventOf } from "../events.ts";
 import type { Metrics } from "../scheduler/index.ts";
 import { PointIndex } from "./pointIndex.ts";
-import { newPoint, type JobRec, type PointRec } from "./records.ts";
+import { newPoint, undecided, type JobRec, type PointRec } from "./records.ts";
 import { SegmentScheduler } from "./segmentScheduler.ts";
 import {
   proposeSampling,
@@ -430,14 +430,7 @@ export class TaskEngine {
   private requeue(p: PointRec, seq: number, attempt: number): void {
     if (seq !== p.job.seq) {
       // a decision belongs to the job: a retry (same seq) resumes under it, a new job starts afresh
-      Object.assign(p.job, {
-        stop: null,
-        stopLoss: null,
-        stopResource: null,
-        decision: null,
-        failedAt: null,
-        failedOn: [],
-      });
+      Object.assign(p.job, undecided());
       this.jobs.delete(p.job.jobId);
       p.job.jobId = jobIdOf(this.taskId, p.pointId, seq);
       p.job.seq = seq;

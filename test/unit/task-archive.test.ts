@@ -32,6 +32,25 @@ async function finish(
   await kit.c.serial(() => kit.c.commit({ type: "task-state", taskId, at: 1e6, state: "finished" }));
 }
 
+/** Task "1" of alice with its first job dispatched to site s and claimed by agent a (at 3 and 4). */
+function claimedTask(points: number) {
+  const kit = apiKit();
+  const e = createTask(kit, "1", "alice", {
+    maxPoints: points,
+    nPointsPerIteration: points,
+    nParallelEvaluation: points,
+  });
+  record(kit, e.proposeSampling(2)!);
+  const job = e.nextDispatchable()!;
+  const ref = { taskId: "1", jobId: job.jobId, attempt: job.attempt };
+  record(
+    kit,
+    { type: "job-dispatched", ...ref, at: 3, site: "s" },
+    { type: "job-claimed", ...ref, at: 4, site: "s", agent: "a" },
+  );
+  return { kit, ref };
+}
+
 /** Waits until the retirements queued so far have run (they go through the commit queue). */
 const settled = (kit: ApiKit) => kit.c.serial(() => Promise.resolve());
 
@@ -69,16 +88,7 @@ void describe("task archive: finished tasks leave memory", () => {
   });
 
   void it("a killed task stays in memory while an attempt is in flight, and leaves when it ends", async () => {
-    const kit = apiKit();
-    const e = createTask(kit, "1", "alice", { maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2 });
-    record(kit, e.proposeSampling(2)!);
-    const job = e.nextDispatchable()!;
-    const ref = { taskId: "1", jobId: job.jobId, attempt: job.attempt };
-    record(
-      kit,
-      { type: "job-dispatched", ...ref, at: 3, site: "s" },
-      { type: "job-claimed", ...ref, at: 4, site: "s", agent: "a" },
-    );
+    const { kit, ref } = claimedTask(2);
     assert.ok(data("kill", await call(kit, "alice", { verb: "kill", taskId: "1" })));
     await settled(kit);
     assert.equal(kit.state.engines.has("1"), true, "its attempt's report must still find it");
@@ -89,16 +99,7 @@ void describe("task archive: finished tasks leave memory", () => {
   });
 
   void it("a finished task stays in memory while an artifact of it is awaited (after an S3 outage)", async () => {
-    const kit = apiKit();
-    const e = createTask(kit, "1", "alice", { maxPoints: 1, nPointsPerIteration: 1, nParallelEvaluation: 1 });
-    record(kit, e.proposeSampling(2)!);
-    const job = e.nextDispatchable()!;
-    const ref = { taskId: "1", jobId: job.jobId, attempt: job.attempt };
-    record(
-      kit,
-      { type: "job-dispatched", ...ref, at: 3, site: "s" },
-      { type: "job-claimed", ...ref, at: 4, site: "s", agent: "a" },
-    );
+    const { kit, ref } = claimedTask(1);
     await kit.c.serial(() =>
       kit.c.commit({
         type: "job-finished",
