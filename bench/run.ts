@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
+import { benchMonitor } from "./monitor.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
 import { benchThroughput } from "./throughput.ts";
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<void>> = {
   agent: benchAgent,
   throughput: benchThroughput,
   steering: benchSteeringCapacity,
+  monitor: benchMonitor,
 };
 
 const wanted = process.argv.slice(2);
