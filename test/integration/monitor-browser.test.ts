@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
 import type { TaskDetail } from "../../protocol/messages.ts";
+import { userIdentity } from "../../protocol/identity.ts";
 import { ROOT } from "../../stack/embedded.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../harness/browser.ts";
 import { FIXTURES, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
@@ -210,6 +211,30 @@ describe("phpo monitor in a browser", { timeout: 300_000 }, () => {
     await page.locator('#log[data-loaded="1"]').waitFor();
     assert.match(await page.locator("#log").innerText(), /starting/);
     await page.screenshot({ path: join(shots, "monitor-point.png") });
+  });
+
+  it("shows another user only that user's tasks", async () => {
+    const mine = (await api.call("list", {})).tasks;
+    assert.ok(mine.length > 0);
+    await stack.connect("eve"); // creates eve's identity (and reloads the server)
+    const eve = await startMonitorProcess({
+      HOME: stack.dir,
+      NATS_URL: stack.nats.url,
+      GRIDTUNE_USER: "eve",
+      GRIDTUNE_SEED_FILE: stack.store.seedFile(userIdentity("eve")),
+      GRIDTUNE_CA_FILE: stack.nats.caFile,
+    });
+    try {
+      const token = new URL(eve.url).searchParams.get("token") ?? "";
+      const get = (path: string) => fetch(new URL(path, eve.url), { headers: { "x-monitor-token": token } });
+      const list = (await (await get("/api/tasks")).json()) as { user: string; tasks: unknown[] };
+      assert.deepEqual(list, { user: "eve", tasks: [] });
+      // demo's task, asked for by eve: steering answers eve's API subject, where it does not exist
+      const other = await get(`/api/tasks/${mine[0]?.taskId}`);
+      assert.equal(other.status, 404);
+    } finally {
+      eve.child.kill("SIGTERM");
+    }
   });
 
   it("kills a task through the page, after a confirmation", async () => {
