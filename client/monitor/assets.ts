@@ -35,6 +35,7 @@ function sources(): Record<string, [string, string]> {
     "app.js": [join(PAGE_DIR, "app.js"), JS],
     "charts.js": [join(PAGE_DIR, "charts.js"), JS],
     "views.js": [join(PAGE_DIR, "views.js"), JS],
+    "detail.js": [join(PAGE_DIR, "detail.js"), JS],
     "app.css": [join(PAGE_DIR, "app.css"), CSS],
     "uPlot.iife.min.js": [join(u, "uPlot.iife.min.js"), JS],
     "uPlot.min.css": [join(u, "uPlot.min.css"), CSS],
