@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
+import { benchMonitor } from "./monitor.ts";
 import { benchPayloadFiles } from "./payloadFiles.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSearch } from "./search.ts";
@@ -16,6 +17,7 @@ const benches: Record<string, () => Promise<void>> = {
   tenants: benchTenantFlood,
   "payload-files": benchPayloadFiles,
   search: benchSearch,
+  monitor: benchMonitor,
 };
 
 const wanted = process.argv.slice(2);

@@ -137,6 +137,7 @@ export async function openConnection(
   flags: GlobalOptions,
   io: Io,
   env: Env = process.env,
+  o: { persistent?: boolean } = {},
 ): Promise<Connection> {
   const config = resolveClientConfig(flags, env);
   const nc = await connectNats({
@@ -146,8 +147,9 @@ export async function openConnection(
     identity: userIdentity(config.user),
     timeoutMs: 5000,
     nameSuffix: "phpo",
-    // A CLI command must fail, not wait forever, when NATS goes away mid-request.
-    maxReconnectAttempts: 1,
+    // A CLI command must fail, not wait forever, when NATS goes away mid-request; a long-lived
+    // one (phpo monitor) keeps reconnecting, and its requests fail meanwhile.
+    maxReconnectAttempts: o.persistent ? -1 : 1,
     logger: (level, message) => {
       if (level !== "info" || flags.verbose) io.stderr.write(`phpo: nats ${level}: ${message}\n`);
     },

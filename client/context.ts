@@ -23,8 +23,9 @@ export class VerbContext {
     this.io.stderr.write(`phpo: warning: ${message}\n`);
   }
 
-  async connection(): Promise<Connection> {
-    this.conn ??= await openConnection(this.opts, this.io, this.env);
+  /** `persistent`: reconnect to NATS for as long as it takes (a verb that keeps running). */
+  async connection(o: { persistent?: boolean } = {}): Promise<Connection> {
+    this.conn ??= await openConnection(this.opts, this.io, this.env, o);
     return this.conn;
   }
 

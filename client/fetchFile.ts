@@ -6,7 +6,8 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 
-async function get(url: string, what: string): Promise<Response> {
+/** A presigned GET's response, checked: errors name the artifact, never the signed URL. */
+export async function fetchResponse(url: string, what: string): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(url);
@@ -27,12 +28,12 @@ async function get(url: string, what: string): Promise<Response> {
 }
 
 export async function fetchBytes(url: string, what: string): Promise<Buffer> {
-  return Buffer.from(await (await get(url, what)).arrayBuffer());
+  return Buffer.from(await (await fetchResponse(url, what)).arrayBuffer());
 }
 
 /** Streams to `<path>.part`, then renames: an interrupted download never looks complete. */
 export async function fetchToFile(url: string, path: string, what: string): Promise<number> {
-  const res = await get(url, what);
+  const res = await fetchResponse(url, what);
   const part = `${path}.part`;
   let bytes = 0;
   try {

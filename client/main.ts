@@ -12,6 +12,7 @@ import { controlVerb, retryVerb } from "./verbs/control.ts";
 import { downloadVerb } from "./verbs/download.ts";
 import { listVerb } from "./verbs/list.ts";
 import { logsVerb } from "./verbs/logs.ts";
+import { type MonitorFlags, monitorVerb } from "./verbs/monitor.ts";
 import { plotVerb } from "./verbs/plot.ts";
 import { previewVerb } from "./verbs/preview.ts";
 import { resultsVerb } from "./verbs/results.ts";
@@ -174,6 +175,13 @@ function buildProgram(
     .requiredOption("--out <file.svg>", "SVG file to write")
     .description("learning curves and best-so-far as an SVG")
     .action(async (task: string, o: { out: string }) => run((ctx) => plotVerb(ctx, task, o.out)));
+  program
+    .command("monitor")
+    .argument("[task...]", "only these tasks (default: all your tasks)")
+    .option("--port <n>", "port to serve on (default 0: a free one)")
+    .option("--host <address>", "address to serve on (default 127.0.0.1; another one is warned about)")
+    .description("a live web view of your tasks on this machine; prints its URL (with an access token)")
+    .action(async (tasks: string[], o: MonitorFlags) => run((ctx) => monitorVerb(ctx, tasks, o)));
   return program;
 }
 

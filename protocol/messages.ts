@@ -357,6 +357,8 @@ export const TaskDetail = TaskSummary.extend({
         level: z.number(),
         values: z.array(z.number()),
         count: z.number().int().nonnegative().optional(),
+        /** The trial of each value, same order, where the scheduler names them (ASHA, SHA, PASHA). */
+        trials: z.array(z.string()).optional(),
       }),
     )
     .optional(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: npm dependencies, Debian's nats-server and
 # docker.io, busybox-static and debootstrap for the local images, python3-optuna for the
-# benchmark, and a running dockerd. Quiet when everything is already there.
+# benchmark, chromium for the monitor's browser tests, and a running dockerd. Quiet when
+# everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missin
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 /usr/bin/python3 -c 'import optuna' >/dev/null 2>&1 || missing+=(python3-optuna)
+# the monitor's browser tests drive Debian's chromium through playwright-core (never a downloaded browser)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_root; then
     say "installing Debian packages: ${missing[*]}"

@@ -253,12 +253,22 @@ export function detail(
  * take at most `budget` bytes: a 100k-trial task's rungs would not fit in a reply.
  */
 function rungsWithin(e: TaskEngine, most: number, budget: number): NonNullable<TaskDetail["rungs"]> {
-  const all = e.rungs().map((r) => ({
-    segment: e.segmentName(r.segment),
-    level: r.level,
-    values: r.values.filter(Number.isFinite), // best first: the best ones are kept
-  }));
-  const cut = (n: number) => all.map((r) => ({ ...r, values: r.values.slice(0, n), count: r.values.length }));
+  const all = e.rungs().map((r) => {
+    const kept = r.values.flatMap((v, i) => (Number.isFinite(v) ? [i] : [])); // best first: the best are kept
+    return {
+      segment: e.segmentName(r.segment),
+      level: r.level,
+      values: kept.map((i) => r.values[i] as number),
+      ...(r.trials ? { trials: kept.map((i) => r.trials?.[i] ?? "") } : {}),
+    };
+  });
+  const cut = (n: number) =>
+    all.map((r) => ({
+      ...r,
+      values: r.values.slice(0, n),
+      ...(r.trials ? { trials: r.trials.slice(0, n) } : {}),
+      count: r.values.length,
+    }));
   let n = most;
   let rungs = cut(n);
   while (n > 0 && jsonBytes(rungs) > budget) {

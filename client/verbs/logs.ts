@@ -4,7 +4,8 @@
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ValidationError } from "../../protocol/errors.ts";
-import type { DownloadItem } from "../../protocol/messages.ts";
+import type { ArtifactKind, DownloadItem } from "../../protocol/messages.ts";
+import type { ApiClient } from "../api.ts";
 import { pages } from "../../protocol/paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchBytes } from "../fetchFile.ts";
@@ -36,6 +37,30 @@ function jobOf(i: DownloadItem): number {
 
 const label = (i: DownloadItem) => `job ${jobOf(i)} attempt ${i.attempt}`;
 
+/** Presigned GETs of one point's artifacts of these kinds (every attempt), from the download verb. */
+export async function pointArtifacts(
+  api: ApiClient,
+  taskId: string,
+  pointId: number,
+  kinds: ArtifactKind[],
+): Promise<DownloadItem[]> {
+  const found: DownloadItem[] = [];
+  for await (const page of pages((from) => api.call("download", { taskId, kinds, from }))) {
+    found.push(...page.items.filter((i) => i.pointId === pointId));
+    // pages go by point id: once past the point, the rest holds none of its artifacts
+    if (page.items.some((i) => i.pointId > pointId)) break;
+  }
+  return found;
+}
+
+/** A log's text: a gzipped tarball (PanDA's .log.tgz) unpacked, a .gz unzipped, else as is. */
+export async function logText(item: DownloadItem): Promise<string> {
+  const data = await fetchBytes(item.url, `the log ${item.name}`);
+  if (/\.(tgz|tar\.gz)$/.test(item.name)) return tarText(data);
+  if (item.name.endsWith(".gz")) return gunzipSync(data).toString("utf8");
+  return data.toString("utf8");
+}
+
 export async function logsVerb(
   ctx: VerbContext,
   task: string,
@@ -48,12 +73,7 @@ export async function logsVerb(
   const wantedJob = job === undefined ? undefined : parseIntArg(job, "--job", 1);
   const wanted = attempt === undefined ? undefined : parseIntArg(attempt, "--attempt", 1);
   const api = await ctx.api();
-  const found: DownloadItem[] = [];
-  for await (const page of pages((from) => api.call("download", { taskId, kinds: ["log"], from }))) {
-    found.push(...page.items.filter((i) => i.pointId === pointId));
-    // pages go by point id: once past the point, the rest holds none of its logs
-    if (page.items.some((i) => i.pointId > pointId)) break;
-  }
+  const found = await pointArtifacts(api, taskId, pointId, ["log"]);
   const mine = found.sort((a, b) => jobOf(a) - jobOf(b) || a.attempt - b.attempt);
   if (mine.length === 0) {
     throw new ValidationError(
@@ -78,11 +98,7 @@ export async function logsVerb(
       `point ${pointId} of task ${taskId} has no log of attempt ${wanted} in job ${j}; logs: ${mine.map(label).join(", ")}`,
     );
   }
-  const data = await fetchBytes(item.url, `the log ${item.name}`);
-  let text: string;
-  if (/\.(tgz|tar\.gz)$/.test(item.name)) text = await tarText(data);
-  else if (item.name.endsWith(".gz")) text = gunzipSync(data).toString("utf8");
-  else text = data.toString("utf8");
+  const text = await logText(item);
   if (ctx.json)
     printJson(ctx.io, {
       taskId,

@@ -617,7 +617,7 @@ export class TaskEngine {
   }
 
   /** The scheduler rungs of each segment (empty without a scheduler). */
-  rungs(): Array<{ segment: number; level: number; values: number[] }> {
+  rungs(): Array<{ segment: number; level: number; values: number[]; trials?: string[] }> {
     return (this.schedulers ?? []).flatMap((s, segment) => s.rungs().map((r) => ({ segment, ...r })));
   }
 

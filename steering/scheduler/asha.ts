@@ -194,10 +194,14 @@ export class AshaScheduler implements Scheduler {
   }
 
   rungs(): RungView[] {
-    return this.allRungs.map((r) => ({
-      level: r.level,
-      values: r.tree.entries().map((e) => this.sign * e.value),
-    }));
+    return this.allRungs.map((r) => {
+      const entries = r.tree.entries();
+      return {
+        level: r.level,
+        values: entries.map((e) => this.sign * e.value),
+        trials: entries.map((e) => this.trials.nameOf(r.trialOfTie.get(e.tie) ?? -1)),
+      };
+    });
   }
 
   /** Syne Tune's `paused_trials()`: (trial, rank in rung, value, level) of every unpromoted entry, top rung first. */

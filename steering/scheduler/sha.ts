@@ -107,10 +107,14 @@ export class ShaScheduler implements Scheduler {
   }
 
   rungs(): RungView[] {
-    return this.rungList.map((r) => ({
-      level: r.level,
-      values: r.tree.entries().map((e) => this.sign * e.value),
-    }));
+    return this.rungList.map((r) => {
+      const entries = r.tree.entries();
+      return {
+        level: r.level,
+        values: entries.map((e) => this.sign * e.value),
+        trials: entries.map((e) => this.trials.nameOf(r.trialOfTie.get(e.tie) ?? -1)),
+      };
+    });
   }
 
   // When the last expected trial of rung i is in, the best ⌊n_i/η⌋ recorded there go on (in rank order).

@@ -18,6 +18,8 @@ export type Metrics = Readonly<Record<string, number>>;
 export interface RungView {
   level: number;
   values: number[];
+  /** The trial of each value (same order), where the scheduler keeps it: the monitor's ladder. */
+  trials?: string[];
 }
 
 export interface Scheduler {

@@ -149,7 +149,7 @@ describe("TV-DET-6 doEarlyStopping (divisor 3, rungs [1,3,9])", () => {
   it("(a) first report continues and is recorded", () => {
     const s = det();
     assert.equal(s.report("T1", 1, 0.5), "continue");
-    assert.deepEqual(s.rungs()[0], { level: 1, values: [0.5] });
+    assert.deepEqual(s.rungs()[0], { level: 1, values: [0.5], trials: ["T1"] });
   });
   it("(b) a better second value continues", () => {
     const s = det();
