@@ -159,7 +159,8 @@ describe("phpo monitor in a browser", { timeout: 300_000 }, () => {
     const steering = stack.steering;
     assert.ok(!("start" in steering));
     await steering.kill();
-    await stack.startSteering();
+    // the stack stops the steering it holds at cleanup: hand it the new one
+    stack.steering = await stack.startSteering();
     const done = await api.waitFinished(taskId, 120_000);
     await stateIs(page, "finished", 60_000);
     assert.match(await countsText(page), new RegExp(`^${done.points.length} = `));
