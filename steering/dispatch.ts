@@ -12,13 +12,18 @@ import { pickSite, type AgentRegistry } from "./agents.ts";
 import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./core.ts";
 import { buildJob } from "./engine/jobBuilder.ts";
-import type { SteeringDue, TaskEngine } from "./engine/taskEngine.ts";
+import type { TaskEngine } from "./engine/taskEngine.ts";
 import { SteeringProgram } from "./externalSteering.ts";
 import { siteAccepts, type SitePolicy } from "./security/sitePolicy.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
 import { agentsToAvoid, failedSites, retryReadyAt } from "./retryPolicy.ts";
+import { steeringRetryAt } from "./engine/steeringIterations.ts";
+import { placeSandbox } from "./steeringSandbox.ts";
+
+/** The most of a failure's reason an event holds (the stored output has all of it). */
+const STEERING_REASON_CHARS = 8192;
 
 export class Dispatcher {
   private kicked = false;
@@ -56,11 +61,18 @@ export class Dispatcher {
     await Promise.allSettled([...this.steeringRuns.values()]);
   }
 
-  /** Starts the due steering iteration of each segment that has none running (never awaited here). */
+  /**
+   * Starts the due steering iteration of each segment that has none running (never awaited here);
+   * one held by its retry back-off wakes the dispatcher when it ends.
+   */
   private startSteering(e: TaskEngine): void {
     for (const due of e.steeringDue()) {
       const key = `${e.taskId}/${due.segment}`;
       if (this.steeringRuns.has(key) || this.steeringAbort.signal.aborted) continue;
+      if (due.notBefore > Date.now()) {
+        this.wakeAt(due.notBefore);
+        continue;
+      }
       const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
         this.steeringRuns.delete(key);
         if (!this.steeringAbort.signal.aborted) this.kick();
@@ -69,57 +81,96 @@ export class Dispatcher {
     }
   }
 
-  private async runSteering(taskId: string, spec: TaskEngine["spec"], due: SteeringDue): Promise<void> {
-    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated };
-    const t0 = Date.now();
+  /**
+   * One iteration: run it, store its output (S3, under the task), then commit the
+   * steering-iteration event and its points together. A failure is retried after a back-off
+   * (steeringIterations.ts); the last one, or one no retry can mend, ends generation for the
+   * segment, with the reason in the log for phpo show, list and watch.
+   */
+  private async runSteering(
+    taskId: string,
+    spec: TaskEngine["spec"],
+    due: ReturnType<TaskEngine["steeringDue"]>[number],
+  ): Promise<void> {
+    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated, failures: due.failures };
+    const startedAt = Date.now();
     this.logger.info("steering iteration started", log);
-    let points: Awaited<ReturnType<SteeringProgram["ask"]>> = [];
-    let exhausted = false;
-    try {
-      const program = new SteeringProgram(this.steeringRunner, {
-        spec,
-        segmentName: due.segmentName,
-        space: due.space,
-        signal: this.steeringAbort.signal,
-      });
-      points = await program.ask(due.n, due.history);
-      if (points.length === 0) {
-        exhausted = true;
-        this.logger.info(
-          "steering returned [] (nothing more to offer): generation ends for the segment",
-          log,
-        );
-      } else if (points.length > due.n) {
-        this.logger.warn("steering returned more points than asked; the extra ones are dropped", {
-          ...log,
-          returned: points.length,
-        });
-        points = points.slice(0, due.n);
-      }
-    } catch (err) {
-      if (this.steeringAbort.signal.aborted) return;
-      exhausted = true;
-      points = [];
-      this.logger.warn("steering iteration failed: generation ends for the segment", {
-        ...log,
-        reason: err instanceof Error ? err.message : String(err),
-      });
-    }
+    const program = new SteeringProgram(this.steeringRunner, {
+      spec,
+      segmentName: due.segmentName,
+      space: due.space,
+      signal: this.steeringAbort.signal,
+      sandbox: (dir) => placeSandbox(this.storage, spec.sandboxKey, dir),
+    });
+    const r = await program.run(due.n, due.history);
     if (this.steeringAbort.signal.aborted) return;
+    let points = r.points;
+    if (points.length > due.n) {
+      this.logger.warn("steering returned more points than asked; the extra ones are dropped", {
+        ...log,
+        returned: points.length,
+      });
+      points = points.slice(0, due.n);
+    }
+    const endedAt = Date.now();
+    const logKey = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
+    let stored: string | null = logKey;
+    let reason = r.error ? r.error.message.slice(0, STEERING_REASON_CHARS) : null;
+    try {
+      await this.storage.put(logKey, r.output);
+    } catch (err) {
+      stored = null;
+      this.logger.warn("could not store a steering iteration's output", { ...log, error: String(err) });
+      if (reason !== null) reason += ` (its output could not be stored: ${String(err)})`;
+    }
+    // A refused configuration fails again however often it runs; anything else may pass later
+    // (an image loaded, a file fixed, a flaky program).
+    const retryable = r.error !== null && !["INVALID_CONFIG", "ARCHIVE_REJECTED"].includes(r.error.code);
+    const retryAt =
+      r.error === null ? null : steeringRetryAt(this.config.retry, due.failures, retryable, endedAt, logKey);
+    const outcome = r.error !== null ? "failed" : points.length === 0 ? "empty" : "points";
+    if (r.error)
+      this.logger.warn(
+        retryAt === null
+          ? "steering iteration failed: generation ends for the segment"
+          : "steering iteration failed: it runs again after a back-off",
+        { ...log, ...(retryAt === null ? {} : { retryInMs: retryAt - endedAt }), reason: r.error.message },
+      );
+    else if (points.length === 0)
+      this.logger.info("steering returned [] (nothing more to offer): generation ends for the segment", log);
+    const exhausted = r.error !== null ? retryAt === null : points.length === 0;
     await this.c
       .serial(async () => {
         const e = this.c.state.engines.get(taskId);
-        const events = e?.steeringResult(due.segment, due.generated, points, exhausted, Date.now()) ?? [];
-        if (events.length === 0) {
-          this.logger.info("steering result dropped: the task or segment moved on meanwhile", log);
+        if (!e || e.state === "killed" || e.state === "finished") {
+          this.logger.info("steering result dropped: the task ended meanwhile", log);
           return;
         }
+        // a failure to be retried adds no points and ends nothing: only its record is logged
+        const events =
+          r.error !== null && !exhausted
+            ? []
+            : e.steeringResult(due.segment, due.generated, points, exhausted, endedAt);
+        const stale = events.length === 0 && (r.error === null || exhausted);
+        await this.c.commit({
+          type: "steering-iteration",
+          taskId,
+          at: endedAt,
+          segment: due.segment,
+          startedAt,
+          outcome,
+          added: events.reduce((n, ev) => n + ev.points.length, 0),
+          exitCode: r.exitCode,
+          reason: stale ? "its result came after the segment had moved on (not used)" : reason,
+          retryAt: stale ? null : retryAt,
+          logKey: stored,
+        });
         for (const ev of events) await this.c.commit(ev);
         this.logger.info("steering iteration committed", {
           ...log,
           added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exhausted: events.at(-1)!.exhausted,
-          ms: Date.now() - t0,
+          exhausted: events.at(-1)?.exhausted ?? false,
+          ms: Date.now() - startedAt,
         });
       })
       .catch((err: unknown) =>
