@@ -151,7 +151,8 @@ export class Dispatcher {
           r.error !== null && !exhausted
             ? []
             : e.steeringResult(due.segment, due.generated, points, exhausted, endedAt);
-        const stale = events.length === 0 && (r.error === null || exhausted);
+        // an answer that came after the segment moved on (it was run twice; the first one won)
+        const stale = r.error === null && events.length === 0;
         await this.c.commit({
           type: "steering-iteration",
           taskId,

@@ -149,6 +149,17 @@ describe(
         list.stdout,
         new RegExp(`task ${taskId}: steering program failed, generation ended: iteration 3 failed`),
       );
+      // watch of the ended task: its last run's line, then the summary naming the failure; exit 1
+      const watch = await phpo(["watch", taskId]);
+      assert.equal(watch.code, 1, watch.stderr + watch.stdout);
+      assert.match(
+        watch.stdout,
+        /steering iteration 3: FAILED, 0 points added, exit 2: the steering process exited/,
+      );
+      assert.match(
+        watch.stdout + watch.stderr,
+        /steering program failed, generation ended: iteration 3 failed/,
+      );
       const log = await phpo(["logs", taskId, "--steering", "--iteration", "2"]);
       assert.equal(log.code, 0, log.stderr);
       assert.match(log.stdout, /can't open file .*missing_opt\.py/);
