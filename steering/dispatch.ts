@@ -1,10 +1,8 @@
 // The dispatcher: samples points when due, hands the next job of each task to the site with the
 // most free capacity (round robin over tasks, so concurrent tasks share evaluators fairly), and
 // expires leases. Every decision is committed to the log before the job is published.
-// Steering-program iterations (tasks with steeringExec) run outside the commit queue, at most one
-// per segment at a time; their result is committed as a points-added event when it arrives. Only
-// the log counts: an iteration in flight at a crash is run again after the restart, and one whose
-// points are logged is never re-run (the engine's generated count moved on).
+// Steering-program iterations (tasks with steeringExec) are started from each pump and run
+// outside the commit queue (steeringDispatch.ts).
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "../protocol/log.ts";
 import { subjects } from "../protocol/subjects.ts";
@@ -13,26 +11,21 @@ import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./core.ts";
 import { buildJob } from "./engine/jobBuilder.ts";
 import type { TaskEngine } from "./engine/taskEngine.ts";
-import { SteeringProgram } from "./externalSteering.ts";
 import { siteAccepts, type SitePolicy } from "./security/sitePolicy.ts";
+import { SteeringDispatch } from "./steeringDispatch.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
 import { agentsToAvoid, failedSites, retryReadyAt } from "./retryPolicy.ts";
-import { steeringRetryAt } from "./engine/steeringIterations.ts";
-import { placeSandbox } from "./steeringSandbox.ts";
-
-/** The most of a failure's reason an event holds (the stored output has all of it). */
-const STEERING_REASON_CHARS = 8192;
 
 export class Dispatcher {
   private kicked = false;
   private natsDown = false;
   /** trainingDS listing by task id. */
   private readonly datasetFiles = new Map<string, string[]>();
-  /** Steering iterations running now, by "taskId/segment". */
-  private readonly steeringRuns = new Map<string, Promise<void>>();
   private readonly steeringAbort = new AbortController();
+  /** The steering-program iterations (tasks with steeringExec): steeringDispatch.ts. */
+  private readonly steering: SteeringDispatch;
   /** A pump at the end of the earliest retry back-off still running (see wakeAt). */
   private wakeTimer: NodeJS.Timeout | null = null;
   private wakeTime = Number.POSITIVE_INFINITY;
@@ -48,8 +41,19 @@ export class Dispatcher {
     private readonly logger: Logger,
     /** Leases are judged from here at the earliest: see restartLeases. */
     private leaseBaseline: number,
-    private readonly steeringRunner: SteeringRunner = new LocalSteeringRunner(),
-  ) {}
+    steeringRunner: SteeringRunner = new LocalSteeringRunner(),
+  ) {
+    this.steering = new SteeringDispatch({
+      c,
+      storage,
+      retry: config.retry,
+      logger,
+      runner: steeringRunner,
+      signal: this.steeringAbort.signal,
+      wakeAt: (t) => this.wakeAt(t),
+      kick: () => this.kick(),
+    });
+  }
 
   /**
    * Kills the steering iterations in flight (their results are not committed); settles once they
@@ -58,129 +62,7 @@ export class Dispatcher {
   async close(): Promise<void> {
     this.steeringAbort.abort();
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    await Promise.allSettled([...this.steeringRuns.values()]);
-  }
-
-  /**
-   * Starts the due steering iteration of each segment that has none running (never awaited here);
-   * one held by its retry back-off wakes the dispatcher when it ends.
-   */
-  private startSteering(e: TaskEngine): void {
-    for (const due of e.steeringDue()) {
-      const key = `${e.taskId}/${due.segment}`;
-      if (this.steeringRuns.has(key) || this.steeringAbort.signal.aborted) continue;
-      if (due.notBefore > Date.now()) {
-        this.wakeAt(due.notBefore);
-        continue;
-      }
-      const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
-        this.steeringRuns.delete(key);
-        if (!this.steeringAbort.signal.aborted) this.kick();
-      });
-      this.steeringRuns.set(key, run);
-    }
-  }
-
-  /**
-   * One iteration: run it, store its output (S3, under the task), then commit the
-   * steering-iteration event and its points together. A failure is retried after a back-off
-   * (steeringIterations.ts); the last one, or one no retry can mend, ends generation for the
-   * segment, with the reason in the log for phpo show, list and watch.
-   */
-  private async runSteering(
-    taskId: string,
-    spec: TaskEngine["spec"],
-    due: ReturnType<TaskEngine["steeringDue"]>[number],
-  ): Promise<void> {
-    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated, failures: due.failures };
-    const startedAt = Date.now();
-    this.logger.info("steering iteration started", log);
-    const program = new SteeringProgram(this.steeringRunner, {
-      spec,
-      segmentName: due.segmentName,
-      space: due.space,
-      signal: this.steeringAbort.signal,
-      sandbox: (dir) => placeSandbox(this.storage, spec.sandboxKey, dir),
-    });
-    const r = await program.run(due.n, due.history);
-    if (this.steeringAbort.signal.aborted) return;
-    let points = r.points;
-    if (points.length > due.n) {
-      this.logger.warn("steering returned more points than asked; the extra ones are dropped", {
-        ...log,
-        returned: points.length,
-      });
-      points = points.slice(0, due.n);
-    }
-    const endedAt = Date.now();
-    const logKey = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
-    let stored: string | null = logKey;
-    let reason = r.error ? r.error.message.slice(0, STEERING_REASON_CHARS) : null;
-    try {
-      await this.storage.put(logKey, r.output);
-    } catch (err) {
-      stored = null;
-      this.logger.warn("could not store a steering iteration's output", { ...log, error: String(err) });
-      if (reason !== null) reason += ` (its output could not be stored: ${String(err)})`;
-    }
-    // A refused configuration fails again however often it runs; anything else may pass later
-    // (an image loaded, a file fixed, a flaky program).
-    const retryable = r.error !== null && !["INVALID_CONFIG", "ARCHIVE_REJECTED"].includes(r.error.code);
-    const retryAt =
-      r.error === null ? null : steeringRetryAt(this.config.retry, due.failures, retryable, endedAt, logKey);
-    const outcome = r.error !== null ? "failed" : points.length === 0 ? "empty" : "points";
-    if (r.error)
-      this.logger.warn(
-        retryAt === null
-          ? "steering iteration failed: generation ends for the segment"
-          : "steering iteration failed: it runs again after a back-off",
-        { ...log, ...(retryAt === null ? {} : { retryInMs: retryAt - endedAt }), reason: r.error.message },
-      );
-    else if (points.length === 0)
-      this.logger.info("steering returned [] (nothing more to offer): generation ends for the segment", log);
-    const exhausted = r.error !== null ? retryAt === null : points.length === 0;
-    await this.c
-      .serial(async () => {
-        const e = this.c.state.engines.get(taskId);
-        if (!e || e.state === "killed" || e.state === "finished") {
-          this.logger.info("steering result dropped: the task ended meanwhile", log);
-          return;
-        }
-        // a failure to be retried adds no points and ends nothing: only its record is logged
-        const events =
-          r.error !== null && !exhausted
-            ? []
-            : e.steeringResult(due.segment, due.generated, points, exhausted, endedAt);
-        // an answer that came after the segment moved on (it was run twice; the first one won)
-        const stale = r.error === null && events.length === 0;
-        await this.c.commit({
-          type: "steering-iteration",
-          taskId,
-          at: endedAt,
-          segment: due.segment,
-          startedAt,
-          outcome,
-          added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exitCode: r.exitCode,
-          reason: stale ? "its result came after the segment had moved on (not used)" : reason,
-          retryAt: stale ? null : retryAt,
-          logKey: stored,
-        });
-        for (const ev of events) await this.c.commit(ev);
-        this.logger.info("steering iteration committed", {
-          ...log,
-          added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exhausted: events.at(-1)?.exhausted ?? false,
-          ms: Date.now() - startedAt,
-        });
-      })
-      .catch((err: unknown) =>
-        // not logged: the next pump finds the iteration still due and runs it again
-        this.logger.error("could not commit a steering result; the iteration will run again", {
-          ...log,
-          error: String(err),
-        }),
-      );
+    await this.steering.settled();
   }
 
   /** The task was retired (taskArchive.ts): its cached listing goes. */
@@ -251,7 +133,7 @@ export class Dispatcher {
     sampled: Set<TaskEngine>,
   ): boolean {
     let moved = false;
-    this.startSteering(e);
+    this.steering.start(e);
     // Events are staged (group commit): the decisions go on at once; a job is published only
     // after its job-dispatched event is stored.
     const sampling = sampled.has(e) ? null : e.proposeSampling(Date.now());
