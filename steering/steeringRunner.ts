@@ -281,7 +281,9 @@ export class LocalSteeringRunner implements SteeringRunner {
       throw new RuntimeError(
         status === 404 ? "IMAGE_MISSING" : "RUNTIME_UNAVAILABLE",
         status === 404
-          ? `steeringContainer ${image} is not on the steering host; build or load it there first (the example image: sudo containers/build-images.sh --only steering)`
+          ? image === "gridtune/steering:1"
+            ? `steeringContainer ${image} is not on the steering host; its admin builds it there with sudo containers/build-images.sh --only steering`
+            : `steeringContainer ${image} is not on the steering host (steering pulls from no registry); ask its admin to load the image there (docker load or docker pull on that host), or use gridtune/steering:1 with your own program in the sandbox`
           : `steeringContainer ${image}: Docker did not answer (${String(err)})`,
       );
     }

@@ -165,5 +165,28 @@ describe(
       assert.match(log.stdout, /can't open file .*missing_opt\.py/);
       assert.match(log.stderr, /failed, retried/);
     });
+
+    it("names a steering image missing on the steering host, with the fix, after the retries", async (t) => {
+      if (!(await dockerAnswers())) return t.skip("no Docker daemon answers");
+      const phpo = await userDir(
+        "no-image",
+        {
+          steeringContainer: "gridtune/no-such-optimiser:1",
+          steeringExec: "python3 my_opt.py %IN %NUM_POINTS %OUT",
+        },
+        { "my_opt.py": MY_OPT },
+      );
+      const sub = await phpo(["--loadJson", "config.json", "--outDS", "user.test.noimg", "--wait"]);
+      assert.equal(sub.code, 1, sub.stdout);
+      const taskId = /jediTaskID=(\d+)/.exec(sub.stdout)?.[1];
+      assert.ok(taskId, sub.stdout);
+      const show = await phpo(["show", taskId]);
+      assert.match(show.stdout, /steering program: 3 iterations, 3 failed/);
+      assert.match(
+        show.stdout,
+        /iteration 3: steeringContainer gridtune\/no-such-optimiser:1 is not on the steering host .*ask its admin to load the image there/,
+      );
+      assert.doesNotMatch(show.stdout, /build-images\.sh/);
+    });
   },
 );
