@@ -13,6 +13,7 @@ import { downloadVerb } from "./verbs/download.ts";
 import { listVerb } from "./verbs/list.ts";
 import { logsVerb } from "./verbs/logs.ts";
 import { type MonitorFlags, monitorVerb } from "./verbs/monitor.ts";
+import { steeringLogsVerb } from "./verbs/steeringLogs.ts";
 import { plotVerb } from "./verbs/plot.ts";
 import { previewVerb } from "./verbs/preview.ts";
 import { resultsVerb } from "./verbs/results.ts";
@@ -111,12 +112,23 @@ function buildProgram(
   program
     .command("logs")
     .argument("<task>")
-    .argument("<point>")
+    .argument("[point]", "the evaluation's point (not with --steering)")
     .option("--job <n>", "job of the point: 1, then one per ASHA promotion (default: the last)")
     .option("--attempt <n>", "attempt within the job (default: the job's last)")
-    .description("print the container log of one evaluation")
-    .action(async (task: string, point: string, o: { job?: string; attempt?: string }) =>
-      run((ctx) => logsVerb(ctx, task, point, o.attempt, o.job)),
+    .option("--steering", "the steering program's output instead (tasks with steeringExec)")
+    .option("--iteration <n>", "with --steering: which iteration (default: the last; phpo show lists them)")
+    .description("print the container log of one evaluation, or of a steering iteration")
+    .action(
+      async (
+        task: string,
+        point: string | undefined,
+        o: { job?: string; attempt?: string; steering?: boolean; iteration?: string },
+      ) =>
+        run((ctx) =>
+          o.steering || o.iteration !== undefined
+            ? steeringLogsVerb(ctx, task, point, o)
+            : logsVerb(ctx, task, point, o.attempt, o.job),
+        ),
     );
   for (const verb of ["kill", "pause", "resume"] as const) {
     program

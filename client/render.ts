@@ -1,6 +1,7 @@
 // Human views of a task for `phpo show`: header, segments, points, and rung tables.
 import type { PointView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
 import { formatDuration, formatNumber, formatTime, formatValues, renderTable } from "./format.ts";
+import { renderSteering } from "./steeringView.ts";
 
 export interface RungEntry {
   pointId: number;
@@ -218,6 +219,7 @@ export function renderShow(d: TaskDetail): string {
     out.push("", "missing artifacts (the loss counts without them):");
     for (const m of missing) out.push(`  ${describeMissing(m)}`);
   }
+  out.push(...renderSteering(d));
   const rungs = rungsOf(d);
   if (rungs.length > 0) {
     out.push(

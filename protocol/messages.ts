@@ -299,6 +299,38 @@ export const PointView = z.object({
 });
 export type PointView = z.infer<typeof PointView>;
 
+/**
+ * One run of the task's steering program (steeringExec): when, what it gave, and why it failed.
+ * A failed iteration is retried after `retryAt`; one with `retryAt` null ended generation for its
+ * segment (its last attempt, or a refusal no retry can mend).
+ */
+export const SteeringIterationView = z.object({
+  /** 1, 2, … over the whole task, in log order. */
+  iteration: z.number().int().positive(),
+  segment: z.string().nullable(),
+  startedAt: z.number(),
+  endedAt: z.number(),
+  outcome: z.enum(["points", "empty", "failed"]),
+  /** Points it added to the task (a result that came too late adds none). */
+  added: z.number().int().nonnegative(),
+  exitCode: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  retryAt: z.number().nullable(),
+  /** Its stdout and stderr are stored (phpo logs TASK --steering --iteration N). */
+  hasLog: z.boolean(),
+});
+export type SteeringIterationView = z.infer<typeof SteeringIterationView>;
+
+/** Tasks with steeringExec: their program's iterations in brief. */
+export const SteeringSummary = z.object({
+  iterations: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  last: SteeringIterationView.nullable(),
+  /** Set when a failing program ended generation: "iteration N (segment S) failed: reason". */
+  failure: z.string().nullable(),
+});
+export type SteeringSummary = z.infer<typeof SteeringSummary>;
+
 export const TaskSummary = z.object({
   taskId: TaskId,
   user: z.string(),
@@ -330,6 +362,8 @@ export const TaskSummary = z.object({
     pointJobs: z.number().int().default(0),
   }),
   best: z.object({ pointId: z.number().int(), loss: z.number(), values: PointValues }).nullable(),
+  /** Tasks with steeringExec (absent otherwise, and from an older steering). */
+  steering: SteeringSummary.optional(),
 });
 export type TaskSummary = z.infer<typeof TaskSummary>;
 
@@ -350,6 +384,8 @@ export const TaskDetail = TaskSummary.extend({
    * Tasks with a scheduler: each segment's rungs, their level and recorded values, best first
    * (at most RUNG_VALUES_SHOWN of them; `count` says how many the rung holds).
    */
+  /** Tasks with steeringExec: the last STEERING_ITERATIONS_SHOWN iterations, oldest first. */
+  steeringIterations: z.array(SteeringIterationView).optional(),
   rungs: z
     .array(
       z.object({
@@ -364,6 +400,9 @@ export const TaskDetail = TaskSummary.extend({
     .optional(),
 });
 export type TaskDetail = z.infer<typeof TaskDetail>;
+
+/** Steering iterations in a `show` reply (the most recent; phpo logs --steering lists them all). */
+export const STEERING_ITERATIONS_SHOWN = 50;
 
 /** The most points one `show` may ask for (the reply's byte budget usually ends a page sooner). */
 export const MAX_POINTS_LIMIT = 100_000;
@@ -409,6 +448,12 @@ export const ApiRequest = z.discriminatedUnion("verb", [
     from: PageFrom,
     limit: z.number().int().positive().max(MAX_POINTS_LIMIT).optional(),
   }),
+  /** The steering program's iterations, and a presigned GET of one's output (default: the last). */
+  z.object({
+    verb: z.literal("steering-log"),
+    taskId: TaskId,
+    iteration: z.number().int().positive().optional(),
+  }),
 ]);
 export type ApiRequest = z.infer<typeof ApiRequest>;
 export type ApiVerb = ApiRequest["verb"];
@@ -451,6 +496,11 @@ export const ApiReplies = {
     missing: z.array(MissingItem).default([]),
     next: PageNext,
   }),
+  "steering-log": z.object({
+    iterations: z.array(SteeringIterationView),
+    /** The iteration asked for (or the last), with its log's name and presigned GET. */
+    log: z.object({ iteration: z.number().int().positive(), name: z.string(), url: z.string() }).nullable(),
+  }),
 } as const;
 
 export const ApiReply = z.union([
@@ -462,7 +512,15 @@ export type ApiReply = z.infer<typeof ApiReply>;
 /** One change of a task, as steering's watch messages carry it. */
 export const TaskChange = z.object({
   at: z.number(),
-  kind: z.enum(["point-added", "job-started", "progress", "point-done", "point-failed", "state"]),
+  kind: z.enum([
+    "point-added",
+    "job-started",
+    "progress",
+    "point-done",
+    "point-failed",
+    "state",
+    "steering-iteration",
+  ]),
   pointId: z.number().int().nullable(),
   loss: z.number().nullable(),
 });

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { describeZodError, ValidationError } from "./errors.ts";
 import { tokenizeExec } from "./execString.ts";
+import { checkSteeringExecForm } from "./steeringExec.ts";
 import { SearchSpace, strict } from "./searchSpace.ts";
 import { parseSchedulerConfig, SchedulerConfig } from "./scheduler.ts";
 import { SamplerConfig } from "./sampler.ts";
@@ -123,6 +124,7 @@ export function parseTaskSpec(input: unknown): TaskSpec {
   const spec = r.data;
   tokenizeExec(spec.evaluationExec, "evaluationExec");
   if (spec.steeringExec) tokenizeExec(spec.steeringExec, "steeringExec");
+  checkSteeringExecForm(spec);
   if (spec.minUnevaluatedPoints >= spec.nPointsPerIteration && spec.steeringExec) {
     throw new ValidationError(
       "INVALID_CONFIG",

@@ -16,12 +16,14 @@ import {
   type DownloadItem,
   type TaskSummary,
   type MissingItem,
+  type SteeringIterationView,
 } from "../protocol/messages.ts";
 import { parseApiSubject } from "../protocol/subjects.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
 import type { AgentRegistry } from "./agents.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import { view as steeringView } from "./engine/steeringIterations.ts";
 import type { PointRec, TaskEngine } from "./engine/taskEngine.ts";
 import type { TenantLimiter } from "./limits.ts";
 import type { TaskArchive } from "./taskArchive.ts";
@@ -263,6 +265,8 @@ export class Api {
       }
       case "download":
         return this.download(await this.engineOf(user, req.taskId), req);
+      case "steering-log":
+        return this.steeringLog(await this.engineOf(user, req.taskId), req.iteration);
     }
   }
 
@@ -303,6 +307,39 @@ export class Api {
       taken++;
     }
     return { items, missing, next: i < points.length ? i : null };
+  }
+
+  /** The task's steering iterations and a presigned GET of one's output (default: the last). */
+  private async steeringLog(
+    e: TaskEngine,
+    iteration: number | undefined,
+  ): Promise<{
+    iterations: SteeringIterationView[];
+    log: { iteration: number; name: string; url: string } | null;
+  }> {
+    if (e.spec.steeringExec === undefined)
+      throw new GridtuneError(
+        "NOT_FOUND",
+        `task ${e.taskId} has no steering program (no steeringExec); phpo logs ${e.taskId} POINT prints an evaluation's log`,
+      );
+    const all = e.steering.list;
+    const iterations = all.map(steeringView);
+    const it = iteration === undefined ? all.at(-1) : all[iteration - 1];
+    if (iteration !== undefined && it === undefined)
+      throw new GridtuneError(
+        "NOT_FOUND",
+        `task ${e.taskId} has no steering iteration ${iteration} (it has ${all.length}${all.length > 0 ? `: 1–${all.length}` : ""})`,
+      );
+    if (!it?.logKey) return { iterations, log: null };
+    const seg = it.segment === null ? "" : `${it.segment}.`;
+    return {
+      iterations,
+      log: {
+        iteration: it.iteration,
+        name: `${seg}${e.spec.outDS.replace(/\/$/, "")}.${e.taskId}.steering.${String(it.iteration).padStart(4, "0")}.log.txt`,
+        url: await this.storage.presignGet(it.logKey),
+      },
+    };
   }
 
   private async downloadItems(

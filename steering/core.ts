@@ -89,6 +89,7 @@ const EVENT_KIND: Partial<Record<LogEvent["type"], TaskChange["kind"]>> = {
   "job-finished": "point-done",
   "job-lost": "point-failed",
   "task-state": "state",
+  "steering-iteration": "steering-iteration",
 };
 
 /** The events of one task as logged (the source of truth), for rebuilding its engine. */

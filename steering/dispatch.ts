@@ -1,10 +1,8 @@
 // The dispatcher: samples points when due, hands the next job of each task to the site with the
 // most free capacity (round robin over tasks, so concurrent tasks share evaluators fairly), and
 // expires leases. Every decision is committed to the log before the job is published.
-// Steering-program iterations (tasks with steeringExec) run outside the commit queue, at most one
-// per segment at a time; their result is committed as a points-added event when it arrives. Only
-// the log counts: an iteration in flight at a crash is run again after the restart, and one whose
-// points are logged is never re-run (the engine's generated count moved on).
+// Steering-program iterations (tasks with steeringExec) are started from each pump and run
+// outside the commit queue (steeringDispatch.ts).
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "../protocol/log.ts";
 import { subjects } from "../protocol/subjects.ts";
@@ -12,9 +10,9 @@ import { pickSite, type AgentRegistry } from "./agents.ts";
 import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./core.ts";
 import { buildJob } from "./engine/jobBuilder.ts";
-import type { SteeringDue, TaskEngine } from "./engine/taskEngine.ts";
-import { SteeringProgram } from "./externalSteering.ts";
+import type { TaskEngine } from "./engine/taskEngine.ts";
 import { siteAccepts, type SitePolicy } from "./security/sitePolicy.ts";
+import { SteeringDispatch } from "./steeringDispatch.ts";
 import { LocalSteeringRunner, type SteeringRunner } from "./steeringRunner.ts";
 import { segmentFiles } from "./trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
@@ -25,9 +23,9 @@ export class Dispatcher {
   private natsDown = false;
   /** trainingDS listing by task id. */
   private readonly datasetFiles = new Map<string, string[]>();
-  /** Steering iterations running now, by "taskId/segment". */
-  private readonly steeringRuns = new Map<string, Promise<void>>();
   private readonly steeringAbort = new AbortController();
+  /** The steering-program iterations (tasks with steeringExec): steeringDispatch.ts. */
+  private readonly steering: SteeringDispatch;
   /** A pump at the end of the earliest retry back-off still running (see wakeAt). */
   private wakeTimer: NodeJS.Timeout | null = null;
   private wakeTime = Number.POSITIVE_INFINITY;
@@ -43,8 +41,19 @@ export class Dispatcher {
     private readonly logger: Logger,
     /** Leases are judged from here at the earliest: see restartLeases. */
     private leaseBaseline: number,
-    private readonly steeringRunner: SteeringRunner = new LocalSteeringRunner(),
-  ) {}
+    steeringRunner: SteeringRunner = new LocalSteeringRunner(),
+  ) {
+    this.steering = new SteeringDispatch({
+      c,
+      storage,
+      retry: config.retry,
+      logger,
+      runner: steeringRunner,
+      signal: this.steeringAbort.signal,
+      wakeAt: (t) => this.wakeAt(t),
+      kick: () => this.kick(),
+    });
+  }
 
   /**
    * Kills the steering iterations in flight (their results are not committed); settles once they
@@ -53,82 +62,7 @@ export class Dispatcher {
   async close(): Promise<void> {
     this.steeringAbort.abort();
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    await Promise.allSettled([...this.steeringRuns.values()]);
-  }
-
-  /** Starts the due steering iteration of each segment that has none running (never awaited here). */
-  private startSteering(e: TaskEngine): void {
-    for (const due of e.steeringDue()) {
-      const key = `${e.taskId}/${due.segment}`;
-      if (this.steeringRuns.has(key) || this.steeringAbort.signal.aborted) continue;
-      const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
-        this.steeringRuns.delete(key);
-        if (!this.steeringAbort.signal.aborted) this.kick();
-      });
-      this.steeringRuns.set(key, run);
-    }
-  }
-
-  private async runSteering(taskId: string, spec: TaskEngine["spec"], due: SteeringDue): Promise<void> {
-    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated };
-    const t0 = Date.now();
-    this.logger.info("steering iteration started", log);
-    let points: Awaited<ReturnType<SteeringProgram["ask"]>> = [];
-    let exhausted = false;
-    try {
-      const program = new SteeringProgram(this.steeringRunner, {
-        spec,
-        segmentName: due.segmentName,
-        space: due.space,
-        signal: this.steeringAbort.signal,
-      });
-      points = await program.ask(due.n, due.history);
-      if (points.length === 0) {
-        exhausted = true;
-        this.logger.info(
-          "steering returned [] (nothing more to offer): generation ends for the segment",
-          log,
-        );
-      } else if (points.length > due.n) {
-        this.logger.warn("steering returned more points than asked; the extra ones are dropped", {
-          ...log,
-          returned: points.length,
-        });
-        points = points.slice(0, due.n);
-      }
-    } catch (err) {
-      if (this.steeringAbort.signal.aborted) return;
-      exhausted = true;
-      points = [];
-      this.logger.warn("steering iteration failed: generation ends for the segment", {
-        ...log,
-        reason: err instanceof Error ? err.message : String(err),
-      });
-    }
-    if (this.steeringAbort.signal.aborted) return;
-    await this.c
-      .serial(async () => {
-        const e = this.c.state.engines.get(taskId);
-        const events = e?.steeringResult(due.segment, due.generated, points, exhausted, Date.now()) ?? [];
-        if (events.length === 0) {
-          this.logger.info("steering result dropped: the task or segment moved on meanwhile", log);
-          return;
-        }
-        for (const ev of events) await this.c.commit(ev);
-        this.logger.info("steering iteration committed", {
-          ...log,
-          added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exhausted: events.at(-1)!.exhausted,
-          ms: Date.now() - t0,
-        });
-      })
-      .catch((err: unknown) =>
-        // not logged: the next pump finds the iteration still due and runs it again
-        this.logger.error("could not commit a steering result; the iteration will run again", {
-          ...log,
-          error: String(err),
-        }),
-      );
+    await this.steering.settled();
   }
 
   /** The task was retired (taskArchive.ts): its cached listing goes. */
@@ -199,7 +133,7 @@ export class Dispatcher {
     sampled: Set<TaskEngine>,
   ): boolean {
     let moved = false;
-    this.startSteering(e);
+    this.steering.start(e);
     // Events are staged (group commit): the decisions go on at once; a job is published only
     // after its job-dispatched event is stored.
     const sampling = sampled.has(e) ? null : e.proposeSampling(Date.now());

@@ -79,6 +79,23 @@ export const LogEvent = z.discriminatedUnion("type", [
     ...base,
     state: z.enum(["running", "paused", "killed", "finished"]),
   }),
+  /**
+   * One run of the steering program (tasks with steeringExec), committed when it ended, before the
+   * points-added events of its result. `logKey`: its stdout/stderr in S3 (null: not stored).
+   * A failed one with `retryAt` is run again from then on; without, generation of its segment ended.
+   */
+  z.object({
+    type: z.literal("steering-iteration"),
+    ...base,
+    segment: z.number().int().nonnegative(),
+    startedAt: z.number(),
+    outcome: z.enum(["points", "empty", "failed"]),
+    added: z.number().int().nonnegative(),
+    exitCode: z.number().int().nullable(),
+    reason: z.string().nullable(),
+    retryAt: z.number().nullable(),
+    logKey: z.string().nullable(),
+  }),
   z.object({ type: z.literal("points-requeued"), ...base, pointIds: z.array(z.number().int()) }),
   // A scheduler suggestion (tasks with a `scheduler`), recorded so that replay can re-run suggest()
   // and check it gets the same answer. `new` carries the sampled point (null: the sampler had

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { GridtuneError, RuntimeError, ValidationError } from "../protocol/errors.ts";
 import { tokenizeExec } from "../protocol/execString.ts";
 import { substitutePlaceholders } from "../protocol/placeholders.ts";
+import { checkSteeringExecForm } from "../protocol/steeringExec.ts";
 import type { Point, SearchSpace } from "../protocol/searchSpace.ts";
 import type { TaskSpec } from "../protocol/taskConfig.ts";
 import {
@@ -24,24 +25,13 @@ export const STEERING_IN = "idds_input.json";
 export const STEERING_OUT = "idds_output.json";
 
 /**
- * The argv of steeringExec. PanDA's form without steeringContainer (a `docker` argument list such
- * as `run -v $(pwd):/data IMAGE cmd ...`) is refused with the fix: gridtune runs steeringExec as
- * a process on the steering host when there is no steeringContainer.
+ * The argv of steeringExec. PanDA's docker-argument form without steeringContainer is refused
+ * (at submission already; again here for a task logged before that check) with the rewrite.
  */
 export function steeringArgv(spec: Pick<TaskSpec, "steeringExec" | "steeringContainer">): string[] {
   if (!spec.steeringExec) throw new ValidationError("INVALID_CONFIG", "the task has no steeringExec");
-  const tokens = tokenizeExec(spec.steeringExec, "steeringExec");
-  if (tokens[0] === "run" && !spec.steeringContainer) {
-    throw new ValidationError(
-      "INVALID_CONFIG",
-      "steeringExec starts with `run`: that is PanDA's docker-argument form (used without " +
-        "steeringContainer), which gridtune does not support; without steeringContainer, gridtune runs " +
-        "steeringExec as a process on the steering host. Put the image in steeringContainer and only the " +
-        "command in steeringExec (e.g. steeringContainer IMAGE, steeringExec `python /opt/opt.py " +
-        "--max_points=%MAX_POINTS --num_points=%NUM_POINTS --input=%IN --output=%OUT`), or drop `run -v ... IMAGE`",
-    );
-  }
-  return tokens;
+  checkSteeringExecForm(spec);
+  return tokenizeExec(spec.steeringExec, "steeringExec");
 }
 
 export interface SteeringIteration {
@@ -49,6 +39,19 @@ export interface SteeringIteration {
   segmentName: string | null;
   space: SearchSpace;
   signal: AbortSignal;
+  /**
+   * Puts the task's sandbox files into the iteration's directory (read-only); returns the
+   * top-level names it placed.
+   */
+  sandbox?: (dir: string) => Promise<string[]>;
+}
+
+/** One run's whole story: its points, or the error; its exit status and output either way. */
+export interface SteeringRunOutcome {
+  points: Point[];
+  error: GridtuneError | null;
+  exitCode: number | null;
+  output: Buffer;
 }
 
 export class SteeringProgram implements ExternalSampler {
@@ -58,31 +61,58 @@ export class SteeringProgram implements ExternalSampler {
   ) {}
 
   async ask(n: number, history: History): Promise<Point[]> {
+    const r = await this.run(n, history);
+    if (r.error) throw r.error;
+    return r.points;
+  }
+
+  /** Runs one iteration; never rejects: a failure is the outcome's error, with the output kept. */
+  async run(n: number, history: History): Promise<SteeringRunOutcome> {
     const { spec, space } = this.it;
-    const argv = steeringArgv(spec).map((t) =>
-      substitutePlaceholders(t, {
-        MAX_POINTS: String(spec.maxPoints),
-        NUM_POINTS: String(n),
-        IN: STEERING_IN,
-        OUT: STEERING_OUT,
-        SEGMENT_NAME: this.it.segmentName ?? "",
-      }),
-    );
-    const dir = await this.runner.scratchDir();
+    let exitCode: number | null = null;
+    let output: Buffer = Buffer.alloc(0);
+    const failed = (err: unknown): SteeringRunOutcome => ({
+      points: [],
+      error:
+        err instanceof GridtuneError
+          ? err
+          : new RuntimeError("INTERNAL", `steering iteration: ${String(err)}`, { cause: err }),
+      exitCode,
+      output,
+    });
+    let dir: string;
     try {
+      dir = await this.runner.scratchDir();
+    } catch (err) {
+      return failed(err);
+    }
+    try {
+      const argv = steeringArgv(spec).map((t) =>
+        substitutePlaceholders(t, {
+          MAX_POINTS: String(spec.maxPoints),
+          NUM_POINTS: String(n),
+          IN: STEERING_IN,
+          OUT: STEERING_OUT,
+          SEGMENT_NAME: this.it.segmentName ?? "",
+        }),
+      );
       const image = spec.steeringContainer ?? null;
-      // The container runs as uid 1000: it must be able to write %OUT in the bind-mounted dir.
-      if (image !== null) await chmod(dir, 0o777);
+      const readOnly = this.it.sandbox ? await this.it.sandbox(dir) : [];
+      // The container runs as uid 1000: it must be able to write %OUT in the bind-mounted dir;
+      // sticky, so it cannot remove or replace the sandbox's files (owned by steering's uid).
+      if (image !== null) await chmod(dir, 0o1777);
       await writeFile(join(dir, STEERING_IN), JSON.stringify(buildSteeringInput(history, space)));
-      const r = await this.runner.run(argv, dir, image, this.it.signal);
+      const r = await this.runner.run(argv, dir, image, this.it.signal, readOnly);
+      exitCode = r.exitCode;
+      output = r.output;
       const where = image === null ? "the steering process" : `steeringContainer ${image}`;
-      const output = r.outputTail.trim() ? `; its output ends with:\n${r.outputTail.trim()}` : "";
+      const tail = r.outputTail.trim() ? `; its output ends with:\n${r.outputTail.trim()}` : "";
       if (r.timedOut)
-        throw new RuntimeError("TIMEOUT", `${where} ran past its deadline and was killed${output}`);
+        throw new RuntimeError("TIMEOUT", `${where} ran past its deadline and was killed${tail}`);
       if (r.exitCode !== 0)
         throw new RuntimeError(
           "EVALUATION_FAILED",
-          `${where} exited with code ${String(r.exitCode)} (${argv.join(" ")})${output}`,
+          `${where} exited with code ${String(r.exitCode)} (${argv.join(" ")})${tail}`,
         );
       let text: string;
       try {
@@ -90,13 +120,17 @@ export class SteeringProgram implements ExternalSampler {
       } catch {
         throw new RuntimeError(
           "OUTPUT_INVALID",
-          `${where} exited 0 but wrote no %OUT (${STEERING_OUT} in its working directory); it must write a JSON list of points, [] to stop${output}`,
+          `${where} exited 0 but wrote no %OUT (${STEERING_OUT} in its working directory); it must write a JSON list of points, [] to stop${tail}`,
         );
       }
-      return readSteeringOutput(text, space, `%OUT (${STEERING_OUT})`);
+      return {
+        points: readSteeringOutput(text, space, `%OUT (${STEERING_OUT})`),
+        error: null,
+        exitCode,
+        output,
+      };
     } catch (err) {
-      if (err instanceof GridtuneError) throw err;
-      throw new RuntimeError("INTERNAL", `steering iteration: ${String(err)}`, { cause: err });
+      return failed(err);
     } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }

@@ -52,15 +52,74 @@ export interface SteeringRunResult {
   timedOut: boolean;
   /** The last few KB of stdout and stderr together, for the reason of a failure. */
   outputTail: string;
+  /** stdout and stderr together, as stored for phpo logs --steering (at most STEERING_LOG_CAP bytes). */
+  output: Buffer;
 }
 
 export interface SteeringRunner {
   /** A new, empty scratch directory for one iteration (the caller removes it). */
   scratchDir(): Promise<string>;
-  run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult>;
+  /** `readOnly`: top-level entries of `dir` a container gets read-only (the task's sandbox). */
+  run(
+    argv: string[],
+    dir: string,
+    image: string | null,
+    signal: AbortSignal,
+    readOnly?: readonly string[],
+  ): Promise<SteeringRunResult>;
 }
 
 const TAIL_BYTES = 4096;
+
+/** The most of an iteration's output kept: its first and last halves, with the gap named. */
+export const STEERING_LOG_CAP = 1 << 20;
+
+/**
+ * An iteration's output within STEERING_LOG_CAP: the first half as it came and a rolling last
+ * half, so a chatty optimiser cannot fill steering's memory and both the start and the end stay.
+ */
+export class CappedOutput {
+  private readonly head: Buffer[] = [];
+  private headBytes = 0;
+  private tailChunks: Buffer[] = [];
+  private tailBytes = 0;
+  private dropped = 0;
+
+  constructor(private readonly cap = STEERING_LOG_CAP) {}
+
+  push(c: Buffer): void {
+    const half = Math.floor(this.cap / 2);
+    if (this.headBytes < half) {
+      const take = c.subarray(0, half - this.headBytes);
+      this.head.push(take);
+      this.headBytes += take.length;
+      c = c.subarray(take.length);
+    }
+    if (c.length === 0) return;
+    this.tailChunks.push(c);
+    this.tailBytes += c.length;
+    while (this.tailBytes > half) {
+      const first = this.tailChunks[0]!;
+      const over = this.tailBytes - half;
+      if (first.length <= over) {
+        this.tailChunks.shift();
+        this.tailBytes -= first.length;
+        this.dropped += first.length;
+      } else {
+        this.tailChunks[0] = first.subarray(over);
+        this.tailBytes -= over;
+        this.dropped += over;
+      }
+    }
+  }
+
+  /** Everything kept, the gap marked with how many bytes it dropped. */
+  bytes(): Buffer {
+    const gap =
+      this.dropped > 0 ? [Buffer.from(`\n[... ${this.dropped} bytes of output not kept ...]\n`)] : [];
+    return Buffer.concat([...this.head, ...gap, ...this.tailChunks]);
+  }
+}
 
 /** Runs a local steering program and kills it when steering goes away (see the file). */
 const WATCHDOG = new URL("./programWatchdog.cjs", import.meta.url).pathname;
@@ -133,14 +192,23 @@ export class LocalSteeringRunner implements SteeringRunner {
     return left.length;
   }
 
-  run(argv: string[], dir: string, image: string | null, signal: AbortSignal): Promise<SteeringRunResult> {
-    return image === null ? this.runProcess(argv, dir, signal) : this.runContainer(argv, dir, image, signal);
+  run(
+    argv: string[],
+    dir: string,
+    image: string | null,
+    signal: AbortSignal,
+    readOnly: readonly string[] = [],
+  ): Promise<SteeringRunResult> {
+    return image === null
+      ? this.runProcess(argv, dir, signal)
+      : this.runContainer(argv, dir, image, signal, readOnly);
   }
 
   private runProcess(argv: string[], dir: string, signal: AbortSignal): Promise<SteeringRunResult> {
     return new Promise((resolve, reject) => {
       const [cmd, ...args] = argv as [string, ...string[]];
       const chunks: Buffer[] = [];
+      const output = new CappedOutput();
       let timedOut = false;
       let status: WatchdogMessage | undefined;
       // through the watchdog, so the program (detached: its own process group, which a timeout
@@ -151,6 +219,7 @@ export class LocalSteeringRunner implements SteeringRunner {
         stdio: ["ignore", "pipe", "pipe", "ipc"],
       });
       const keep = (c: Buffer) => {
+        output.push(c);
         chunks.push(c);
         if (chunks.length > 64) chunks.splice(0, chunks.length - 32);
       };
@@ -189,6 +258,7 @@ export class LocalSteeringRunner implements SteeringRunner {
             exitCode: status?.t === "exit" ? status.code : code,
             timedOut,
             outputTail: tail(chunks),
+            output: output.bytes(),
           });
       });
     });
@@ -199,6 +269,7 @@ export class LocalSteeringRunner implements SteeringRunner {
     dir: string,
     image: string,
     signal: AbortSignal,
+    readOnly: readonly string[],
   ): Promise<SteeringRunResult> {
     this.docker ??= new Docker({ socketPath: dockerSocket() });
     const docker = this.docker;
@@ -210,7 +281,9 @@ export class LocalSteeringRunner implements SteeringRunner {
       throw new RuntimeError(
         status === 404 ? "IMAGE_MISSING" : "RUNTIME_UNAVAILABLE",
         status === 404
-          ? `steeringContainer ${image} is not on the steering host; build or load it there first (the example image: sudo containers/build-images.sh --only steering)`
+          ? image === "gridtune/steering:1"
+            ? `steeringContainer ${image} is not on the steering host; its admin builds it there with sudo containers/build-images.sh --only steering`
+            : `steeringContainer ${image} is not on the steering host (steering pulls from no registry); ask its admin to load the image there (docker load or docker pull on that host), or use gridtune/steering:1 with your own program in the sandbox`
           : `steeringContainer ${image}: Docker did not answer (${String(err)})`,
       );
     }
@@ -224,6 +297,13 @@ export class LocalSteeringRunner implements SteeringRunner {
       NetworkDisabled: true,
       HostConfig: {
         Binds: [`${dir}:${STEERING_WORKDIR}:rw`],
+        // the sandbox's entries over it, read-only (Mounts, not Binds: a name may hold ':' or ',')
+        Mounts: readOnly.map((name) => ({
+          Type: "bind" as const,
+          Source: join(dir, name),
+          Target: `${STEERING_WORKDIR}/${name}`,
+          ReadOnly: true,
+        })),
         ReadonlyRootfs: true,
         Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
         CapDrop: ["ALL"],
@@ -250,11 +330,14 @@ export class LocalSteeringRunner implements SteeringRunner {
     try {
       await container.start();
       const waited = (await container.wait()) as { StatusCode?: number };
-      const logs = await container.logs({ stdout: true, stderr: true, follow: false });
+      const logs = demux(Buffer.from(await container.logs({ stdout: true, stderr: true, follow: false })));
+      const output = new CappedOutput();
+      output.push(logs);
       return {
         exitCode: timedOut ? null : (waited.StatusCode ?? null),
         timedOut,
-        outputTail: tail([demux(Buffer.from(logs))]),
+        outputTail: tail([logs]),
+        output: output.bytes(),
       };
     } catch (err) {
       if (err instanceof GridtuneError) throw err;

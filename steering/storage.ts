@@ -33,6 +33,9 @@ export const keys = {
   sandbox: (taskId: string) => `tasks/${taskId}/sandbox.tgz`,
   upload: (user: string, nonce: string) => `uploads/${user}/${nonce}.tgz`,
   dataset: (name: string) => `datasets/${name}/`,
+  /** A steering-program run's stdout/stderr: its segment, the points before it, its failures before it. */
+  steeringLog: (taskId: string, segment: number, generated: number, failures: number) =>
+    `tasks/${taskId}/steering/s${segment}-g${generated}-f${failures}.log.txt`,
   artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
     `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
 };
@@ -116,6 +119,36 @@ export class Storage {
       () => this.s3.send(new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body })),
       `write ${key}`,
     );
+  }
+
+  /**
+   * An object's bytes, refused (TOO_LARGE) past `maxBytes` before they are read; null when it does
+   * not exist.
+   */
+  async getBytes(key: string, maxBytes: number): Promise<Buffer | null> {
+    let r;
+    try {
+      r = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw this.unavailable(e, `read ${key}`);
+    }
+    if ((r.ContentLength ?? 0) > maxBytes) {
+      r.Body?.transformToWebStream()
+        .cancel()
+        .catch(() => undefined);
+      throw new GridtuneError(
+        "TOO_LARGE",
+        `${key} is ${r.ContentLength} bytes, over the ${maxBytes} allowed here`,
+      );
+    }
+    const bytes = await this.wrap(
+      async () => Buffer.from((await r.Body?.transformToByteArray()) ?? []),
+      `read ${key}`,
+    );
+    if (bytes.length > maxBytes)
+      throw new GridtuneError("TOO_LARGE", `${key} is over the ${maxBytes} bytes allowed here`);
+    return bytes;
   }
 
   async list(prefix: string): Promise<Array<{ key: string; size: number }>> {

@@ -1,10 +1,12 @@
 // Read models for the client API, derived from a task engine.
 import {
   RUNG_VALUES_SHOWN,
+  STEERING_ITERATIONS_SHOWN,
   type PointView,
   type TaskDetail,
   type TaskSummary,
 } from "../protocol/messages.ts";
+import { view as steeringView } from "./engine/steeringIterations.ts";
 import { TaskEngine, type PointRec } from "./engine/taskEngine.ts";
 
 /** The resource level a point's loss belongs to: the judged report's when the scheduler stopped it. */
@@ -96,7 +98,22 @@ export function summarize(e: TaskEngine): TaskSummary {
     maxPoints: e.spec.maxPoints * (e.spec.segments?.length ?? 1),
     counts,
     best: b === null ? null : { pointId: b.pointId, loss: b.loss as number, values: b.values },
+    ...(e.spec.steeringExec !== undefined ? { steering: e.steering.summary() } : {}),
   };
+}
+
+/** The most of one iteration's reason a show reply holds (phpo logs --steering has all of it). */
+const STEERING_REASON_SHOWN = 1000;
+
+/** The last iterations of the task's steering program, for show (tasks with steeringExec). */
+function steeringIterationsShown(e: TaskEngine): TaskDetail["steeringIterations"] {
+  if (e.spec.steeringExec === undefined) return undefined;
+  return e.steering.list.slice(-STEERING_ITERATIONS_SHOWN).map((i) => {
+    const v = steeringView(i);
+    return v.reason !== null && v.reason.length > STEERING_REASON_SHOWN
+      ? { ...v, reason: `${v.reason.slice(0, STEERING_REASON_SHOWN)}…` }
+      : v;
+  });
 }
 
 /** Attempts of the point's job that had the most (a promotion starts a new job at attempt 1). */
@@ -230,7 +247,8 @@ export function detail(
     return { name, points: mine.length, best: bestOf(mine, e.schedulers !== null)?.loss ?? null };
   });
   const summary = summarize(e);
-  const head = { ...summary, spec: e.spec, pointsFrom: from, segments };
+  const steeringIterations = steeringIterationsShown(e);
+  const head = { ...summary, spec: e.spec, pointsFrom: from, segments, steeringIterations };
   const headBytes = jsonBytes(head);
   const rungs = e.schedulers ? rungsWithin(e, rungValues, pageBytes / 2 - headBytes) : undefined;
   const used = headBytes + (rungs ? jsonBytes(rungs) : 0) + FRAMING_BYTES;
@@ -244,6 +262,7 @@ export function detail(
     pointsFrom: from,
     pointsNext: next,
     segments,
+    ...(steeringIterations ? { steeringIterations } : {}),
     ...(rungs ? { rungs } : {}),
   };
 }

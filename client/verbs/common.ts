@@ -5,6 +5,7 @@ import { TASK_ID_RE } from "../../protocol/names.ts";
 import { showAll } from "../../protocol/paging.ts";
 import { formatNumber, formatValues } from "../format.ts";
 import { countsLine } from "../render.ts";
+import { steeringFailureLine } from "../steeringView.ts";
 import type { VerbContext } from "../context.ts";
 
 /** Checks a TASK argument before any request: a typo is a usage error (exit 2), not a remote one. */
@@ -47,7 +48,8 @@ export function summaryLine(s: TaskSummary): string {
   const best = s.best
     ? `best loss ${formatNumber(s.best.loss)} at point ${s.best.pointId} (${formatValues(s.best.values)})`
     : "no loss yet";
-  return `task ${s.taskId} ${s.state}: ${countsLine(s)}; ${best}`;
+  const steering = steeringFailureLine(s);
+  return `task ${s.taskId} ${s.state}: ${countsLine(s)}; ${best}${steering ? `\n${steering}` : ""}`;
 }
 
 export const isFinal = (s: TaskSummary) => s.state === "finished" || s.state === "killed";

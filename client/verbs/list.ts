@@ -4,6 +4,7 @@ import { pages } from "../../protocol/paging.ts";
 import { formatNumber, formatTime, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
 import type { VerbContext } from "../context.ts";
+import { steeringFailureLine } from "../steeringView.ts";
 
 export async function listVerb(ctx: VerbContext): Promise<number> {
   const api = await ctx.api();
@@ -34,5 +35,10 @@ export async function listVerb(ctx: VerbContext): Promise<number> {
       align: ["r", "l", "l", "r", "r", "r", "r", "l"],
     }),
   );
+  // a task whose steering program failed says so under the table, with where to read why
+  for (const t of sorted) {
+    const line = steeringFailureLine(t);
+    if (line) ctx.io.stdout.write(`task ${t.taskId}: ${line}\n`);
+  }
   return 0;
 }

@@ -1,4 +1,4 @@
-// phpo logs TASK POINT [--job J] [--attempt N]: the container log of one evaluation, from S3 via a
+// phpo logs TASK POINT [--job J] [--attempt N] (--steering: verbs/steeringLogs.ts): the container log of one evaluation, from S3 via a
 // presigned GET of the download verb. A point has one job, plus one per ASHA promotion, and each
 // job its attempts (retries). A gzipped tarball log (PanDA's .log.tgz) is unpacked and printed.
 import { gunzipSync } from "node:zlib";
@@ -64,11 +64,16 @@ export async function logText(item: DownloadItem): Promise<string> {
 export async function logsVerb(
   ctx: VerbContext,
   task: string,
-  point: string,
+  point: string | undefined,
   attempt?: string,
   job?: string,
 ): Promise<number> {
   const taskId = parseTaskArg(task);
+  if (point === undefined)
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `phpo logs ${taskId} needs a POINT (phpo show ${taskId} lists them), or --steering for the steering program's output`,
+    );
   const pointId = parseIntArg(point, "POINT");
   const wantedJob = job === undefined ? undefined : parseIntArg(job, "--job", 1);
   const wanted = attempt === undefined ? undefined : parseIntArg(attempt, "--attempt", 1);

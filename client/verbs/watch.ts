@@ -9,6 +9,7 @@ import { subjects } from "../../protocol/subjects.ts";
 import type { VerbContext } from "../context.ts";
 import { TaskFailedError } from "../errors.ts";
 import { formatNumber, progressBar } from "../format.ts";
+import { steeringFailureLine, steeringIterationLine } from "../steeringView.ts";
 import { fetchDetail, isFinal, parseTaskArg, summaryLine } from "./common.ts";
 
 const POLL_MS = 15_000;
@@ -27,11 +28,19 @@ export async function followTask(ctx: VerbContext, taskId: string): Promise<Task
   const conn = await ctx.connection();
   const tty = ctx.io.stdout.isTTY === true && !ctx.json;
   let last = "";
+  let printedIteration = 0;
   const show = (s: TaskSummary, event?: TaskEvent) => {
     if (ctx.json) {
       // One JSON document per line for scripts (JSON Lines).
       ctx.io.stdout.write(JSON.stringify(event ?? { taskId, kind: "state", summary: s }) + "\n");
       return;
+    }
+    // each steering iteration gets a line of its own, kept above the redrawn progress line
+    const it = s.steering?.last;
+    if (it && it.iteration > printedIteration) {
+      printedIteration = it.iteration;
+      const text = steeringIterationLine(taskId, it);
+      ctx.io.stdout.write(tty ? `\r\x1b[2K${text}\n` : `${new Date().toISOString().slice(11, 19)} ${text}\n`);
     }
     const line = progressLine(s);
     if (tty) ctx.io.stdout.write(`\r\x1b[2K${line}`);
@@ -91,9 +100,12 @@ export async function followTask(ctx: VerbContext, taskId: string): Promise<Task
 export function checkOutcome(s: TaskSummary): void {
   if (s.state === "killed") throw new TaskFailedError(`task ${s.taskId} was killed`);
   // a pausing scheduler (PASHA) may end with no trial done: its answer is the best at its top rung
+  const steering = steeringFailureLine(s);
   if (s.best === null)
     throw new TaskFailedError(
-      `task ${s.taskId} finished without a successful evaluation; see phpo show ${s.taskId} and phpo logs`,
+      steering
+        ? `task ${s.taskId} finished without a successful evaluation: its ${steering}`
+        : `task ${s.taskId} finished without a successful evaluation; see phpo show ${s.taskId} and phpo logs`,
     );
 }
 

@@ -20,6 +20,7 @@ import {
   type SteeringDue,
 } from "./sampling.ts";
 import { SegmentSampling } from "./segmentSampling.ts";
+import { SteeringIterations } from "./steeringIterations.ts";
 
 export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
 export type { SteeringDue } from "./sampling.ts";
@@ -54,6 +55,8 @@ export class TaskEngine {
   /** Attempts dispatched so far, per segment (maxEvaluationJobs counts per segment, as phpo does). */
   private readonly attemptsUsed: number[];
   private nextPointId = 0;
+  /** The steering program's runs (tasks with steeringExec). */
+  readonly steering = new SteeringIterations((i) => this.segmentName(i));
 
   constructor(ev: LogEventOf<"task-created">) {
     this.taskId = ev.taskId;
@@ -223,6 +226,8 @@ export class TaskEngine {
         return;
       case "trial-suggested":
         return this.onTrialSuggested(ev);
+      case "steering-iteration":
+        return this.steering.apply(ev);
     }
   }
 
@@ -529,9 +534,17 @@ export class TaskEngine {
     return this.state === "running" && this.segments.some((s) => s.owes);
   }
 
-  /** The steering-program iterations due now (see sampling.ts). */
-  steeringDue(): SteeringDue[] {
-    return this.state === "running" ? steeringDue(this.samplingView()) : [];
+  /**
+   * The steering-program iterations due now (see sampling.ts), each with its failed runs so far
+   * and the end of its retry back-off (steeringIterations.ts).
+   */
+  steeringDue(): Array<SteeringDue & { failures: number; notBefore: number }> {
+    if (this.state !== "running") return [];
+    return steeringDue(this.samplingView()).map((d) => ({
+      ...d,
+      failures: this.steering.failures(d.segment),
+      notBefore: this.steering.notBefore(d.segment),
+    }));
   }
 
   /** The points-added events for a steering iteration's result; none if it no longer applies (see sampling.ts). */

@@ -166,24 +166,34 @@ describe("steering container (PanDA steeringExec)", { timeout: 600_000 }, () => 
     const taskId = await api.submit(stepsTask({ maxPoints: 10, nPointsPerIteration: 2, steeringExec }));
     const d = await api.waitFinished(taskId, 120_000);
     assertAllDone(d, 2);
-    const failed = steeringLines(taskId, "steering iteration failed");
+    // retried twice after a back-off, then the third failure ends generation
+    assert.equal(
+      steeringLines(taskId, "steering iteration failed: it runs again").length,
+      2,
+      lines.join("\n"),
+    );
+    const failed = steeringLines(taskId, "steering iteration failed: generation ends");
     assert.equal(failed.length, 1, lines.join("\n"));
     assert.match(failed[0]!, /exited with code 1/);
     assert.match(failed[0]!, /optimiser exploded/);
+    assert.match(d.steering?.failure ?? "", /^iteration 4 failed: the steering process exited with code 1/);
 
-    // PanDA's docker-argument form (no steeringContainer) is refused with the fix
-    const run = await api.submit(
-      stepsTask({
-        steeringExec: "run -v $(pwd):/data IMAGE python /opt/opt.py --input=/data/%IN --output=/data/%OUT",
-      }),
+    // PanDA's docker-argument form (no steeringContainer) is refused at submission with the rewrite
+    await assert.rejects(
+      api.submit(
+        stepsTask({
+          steeringExec: "run -v $(pwd):/data IMAGE python /opt/opt.py --input=/data/%IN --output=/data/%OUT",
+        }),
+      ),
+      (err: Error) => {
+        assert.match(err.message, /docker-argument form/);
+        assert.match(
+          err.message,
+          /"steeringContainer": "IMAGE", "steeringExec": "python \/opt\/opt.py --input=%IN --output=%OUT"/,
+        );
+        return true;
+      },
     );
-    const r = await api.waitFinished(run, 60_000);
-    assert.equal(r.state, "finished");
-    assert.equal(r.counts.points, 0);
-    const refused = steeringLines(run, "steering iteration failed");
-    assert.equal(refused.length, 1);
-    assert.match(refused[0]!, /docker-argument form/);
-    assert.match(refused[0]!, /steeringContainer/);
   });
 
   it("runs the PanDA documentation's example config submitted with phpo --loadJson", async () => {

@@ -25,7 +25,9 @@ function refusal(r: ApiReply) {
 }
 
 async function submit(kit: ApiKit, user: string, over: Record<string, unknown> = {}): Promise<ApiReply> {
-  return call(kit, user, { verb: "submit", spec: { ...specInput(), ...over } });
+  // typed as the loose body: a spec input is not the parsed TaskSpec of ApiRequest
+  const body: Record<string, unknown> = { verb: "submit", spec: { ...specInput(), ...over } };
+  return call(kit, user, body);
 }
 
 async function submitted(kit: ApiKit, user: string, over: Record<string, unknown> = {}): Promise<string> {
