@@ -341,7 +341,8 @@ export class TaskEngine {
       startedAt: ev.startedAt,
       finishedAt: ev.finishedAt,
       error: ev.error?.message ?? null,
-      failureClass: ev.status === "failed" ? this.classOf(ev) : null,
+      failureClass:
+        ev.status === "failed" ? this.classOf(ev) : ev.status === "preempted" ? "preempted" : null,
     });
     for (const a of ev.artifacts) {
       if (a.kind === "metrics") p.metricsKeys.push(a.key);

@@ -178,6 +178,20 @@ void describe("the failure class picks the policy", () => {
     });
   }
 
+  void it("preempted: a hand-back is recorded with its class and counts against nothing", () => {
+    const d = new Driver(
+      spec({ maxPoints: 1, nPointsPerIteration: 1, maxAttempts: 1, maxEvaluationJobs: 10 }),
+    );
+    d.sampleAll();
+    const ref = d.dispatch()!;
+    d.claim(ref);
+    d.finish(ref, "preempted", null);
+    const p = point(d, 0);
+    assert.equal(p.state, "queued");
+    assert.equal(p.failures + p.siteFailures, 0);
+    assert.equal(p.history[0]?.failureClass, "preempted");
+  });
+
   void it("the user's and the site's failures have separate bounds", () => {
     const d = new Driver(
       spec({ maxPoints: 1, nPointsPerIteration: 1, maxAttempts: 2, maxEvaluationJobs: 10 }),
