@@ -1,4 +1,5 @@
 // Human views of a task for `phpo show`: header, segments, points, and rung tables.
+import type { FailureClass } from "../protocol/failures.ts";
 import type { PointView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
 import { formatDuration, formatNumber, formatTime, formatValues, renderTable } from "./format.ts";
 import { renderSteering } from "./steeringView.ts";
@@ -162,16 +163,23 @@ export function renderPoints(points: readonly PointView[], scheduled = false): s
   });
 }
 
+/** "budget spent (20/20 jobs)" once a segment has dispatched its maxEvaluationJobs, else null. */
+export function budgetNote(s: TaskSummary): string | null {
+  return s.budget?.spent ? `budget spent (${s.budget.used}/${s.budget.limit} jobs)` : null;
+}
+
 /** "27 points: 1 done, 0 failed, 20 stopped, 6 paused, …": every state, adding up to the points. */
 export function countsLine(s: TaskSummary): string {
   const c = s.counts;
   const parts = [`${c.done} done`, `${c.failed} failed`];
   if (c.stopped) parts.push(`${c.stopped} stopped`);
   if (c.paused) parts.push(`${c.paused} paused`);
+  if (c.budgetSpent) parts.push(`${c.budgetSpent} budget-spent`);
   parts.push(`${c.running} running`, `${c.queued} queued`);
   if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
   const jobs = c.pointJobs > c.points ? `${c.pointJobs} jobs, ` : "";
-  return `${c.points}/${s.maxPoints} points: ${parts.join(", ")}; ${jobs}${c.jobs} attempts dispatched`;
+  const budget = budgetNote(s);
+  return `${c.points}/${s.maxPoints} points: ${parts.join(", ")}; ${jobs}${c.jobs} attempts dispatched${budget ? `; ${budget}` : ""}`;
 }
 
 export function renderShow(d: TaskDetail): string {
@@ -212,7 +220,8 @@ export function renderShow(d: TaskDetail): string {
   const failed = d.points.filter((p) => p.error);
   if (failed.length) {
     out.push("", "errors:");
-    for (const p of failed) out.push(`  p${p.pointId}: ${p.error}`);
+    for (const p of failed)
+      out.push(`  p${p.pointId}${p.failureClass ? ` [${failureLabel(p.failureClass)}]` : ""}: ${p.error}`);
   }
   const missing = d.points.flatMap((p) => (p.missing ?? []).map((m) => ({ pointId: p.pointId, ...m })));
   if (missing.length) {
@@ -229,6 +238,30 @@ export function renderShow(d: TaskDetail): string {
     out.push(renderRungs(rungs, d.spec.resourceKey).trimEnd());
   }
   return out.join("\n") + "\n";
+}
+
+/** A failure class in words, as `phpo show` prints it beside the point's reason. */
+export function failureLabel(c: FailureClass): string {
+  switch (c) {
+    case "payload":
+      return "payload error";
+    case "image":
+      return "image missing or refused";
+    case "oom":
+      return "out of memory";
+    case "timeout":
+      return "wall-clock limit";
+    case "preempted":
+      return "preempted";
+    case "node-lost":
+      return "node lost";
+    case "infrastructure":
+      return "infrastructure";
+    default: {
+      const never: never = c;
+      throw new Error(`unknown failure class ${String(never)}`);
+    }
+  }
 }
 
 /** One missing artifact as `phpo show` and `phpo download` print it. */

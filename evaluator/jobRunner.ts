@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { promisify } from "node:util";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
+import { classOfError, type FailureClass } from "../protocol/failures.ts";
 import {
   EvaluationOutput,
   INLINE_OUTPUT_BYTES,
@@ -165,7 +166,14 @@ export async function runJob(ctx: JobContext): Promise<void> {
   const verdict =
     outcome && !error
       ? readVerdict(ctx, workDir, outcome, reason)
-      : { status: "failed" as const, loss: null, error, output: null };
+      : {
+          status: "failed" as const,
+          loss: null,
+          error,
+          // no outcome: the run never started (image, daemon, S3) or the agent failed around it
+          failureClass: error ? classOfError(error.code) : ("infrastructure" as const),
+          output: null,
+        };
   // Keep the last state for a resume: on a hand-back, on success (ASHA promotions resume from it)
   // and on failure (the retry resumes from it).
   if (job.evaluation.checkPointToSave.length) await checkpoints.save(lastResource, true);
@@ -200,6 +208,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
       reason: ctx.late ? `${reason} (the agent keeps trying)` : reason,
     })),
     output: verdict.output,
+    failureClass: status === "preempted" ? "preempted" : verdict.failureClass,
     startedAt,
     finishedAt: Date.now(),
     exitCode: outcome?.exitCode ?? null,
@@ -292,24 +301,31 @@ function readVerdict(
   status: "ok" | "failed" | "stopped";
   loss: number | null;
   error: WireError | null;
+  failureClass: FailureClass | null;
   /** output.json's text when it is small enough to travel inline. */
   output: string | null;
 } {
   let output: string | null = null;
-  const fail = (code: WireError["code"], message: string) => ({
+  const fail = (code: WireError["code"], message: string, failureClass: FailureClass = "payload") => ({
     status: "failed" as const,
     loss: null,
     error: { code, message, retryable: false },
+    failureClass,
     output,
   });
   if (reason === "pruned" || reason === "killed" || reason === "paused")
-    return { status: "stopped", loss: null, error: null, output };
+    return { status: "stopped", loss: null, error: null, failureClass: null, output };
   if (o.timedOut)
-    return fail("EVALUATION_FAILED", `the evaluation ran past its wall-clock limit and was stopped`);
+    return fail(
+      "EVALUATION_FAILED",
+      `the evaluation ran past its wall-clock limit and was stopped`,
+      "timeout",
+    );
   if (o.oomKilled)
     return fail(
       "EVALUATION_FAILED",
       `the evaluation ran out of memory (limit ${ctx.job.evaluation.memoryBytes} bytes)`,
+      "oom",
     );
   if (o.exitCode !== 0)
     return fail(
@@ -343,7 +359,7 @@ function readVerdict(
       `${name} says status ${r.data.status}${r.data.message ? `: ${r.data.message}` : ""}`,
     );
   if (r.data.loss === null || r.data.loss === undefined) return fail("OUTPUT_INVALID", `${name} has no loss`);
-  return { status: "ok", loss: r.data.loss, error: null, output };
+  return { status: "ok", loss: r.data.loss, error: null, failureClass: null, output };
 }
 
 /** An artifact that S3 did not take when the attempt ended, with why. */

@@ -10,6 +10,7 @@ import { WireError } from "./errors.ts";
 import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
 import { TaskSpec } from "./taskConfig.ts";
 import { INLINE_OUTPUT_BYTES } from "./files.ts";
+import { FailureClass } from "./failures.ts";
 
 const JobId = z.string().regex(JOB_ID_RE, "job ids look like t12-p3-j1");
 const TaskId = z.string().regex(TASK_ID_RE, "task ids are decimal numbers");
@@ -165,6 +166,11 @@ export const ResultOutcome = z.object({
   startedAt: z.number(),
   finishedAt: z.number(),
   exitCode: z.number().int().nullable(),
+  /**
+   * Why a failed attempt failed (it picks the retry policy, docs/steering.md "Failures"); null for
+   * one that did not fail, and in a report from an older agent (steering derives it from `error`).
+   */
+  failureClass: FailureClass.nullable().default(null),
 });
 export type ResultOutcome = z.infer<typeof ResultOutcome>;
 
@@ -219,7 +225,20 @@ export type ControlMessage = z.infer<typeof ControlMessage>;
 // ------------------------------------------------------------------------- client API
 export const TaskState = z.enum(["running", "paused", "finished", "killed"]);
 export type TaskState = z.infer<typeof TaskState>;
-export const PointState = z.enum(["queued", "running", "paused", "done", "failed", "stopped", "cancelled"]);
+/**
+ * budget-spent: maxEvaluationJobs ran out before the point could run (again); a point whose
+ * attempts had failed gets PanDA's very large loss, like a failed one.
+ */
+export const PointState = z.enum([
+  "queued",
+  "running",
+  "paused",
+  "done",
+  "failed",
+  "stopped",
+  "cancelled",
+  "budget-spent",
+]);
 export type PointState = z.infer<typeof PointState>;
 
 export const PointView = z.object({
@@ -259,12 +278,16 @@ export const PointView = z.object({
         startedAt: z.number().nullable(),
         finishedAt: z.number(),
         error: z.string().nullable(),
+        /** A failed or lost attempt's class (absent from an older steering). */
+        failureClass: FailureClass.nullable().optional(),
       }),
     )
     .optional(),
   site: z.string().nullable(),
   agent: z.string().nullable(),
   error: z.string().nullable(),
+  /** The class of the failure `error` tells of (absent from an older steering). */
+  failureClass: FailureClass.nullable().optional(),
   metricsKeys: z.array(z.string()),
   logKeys: z.array(z.string()),
   /**
@@ -360,7 +383,14 @@ export const TaskSummary = z.object({
     evaluated: z.number().int().default(0),
     /** Jobs: one per point plus one per promotion (a retry is a new attempt of the same job). */
     pointJobs: z.number().int().default(0),
+    /** Points that maxEvaluationJobs left without an attempt they were owed (state budget-spent). */
+    budgetSpent: z.number().int().default(0),
   }),
+  /**
+   * maxEvaluationJobs over all segments: attempts dispatched (`used`, the same as counts.jobs),
+   * the `limit`, and whether some segment has spent its own (absent from an older steering).
+   */
+  budget: z.object({ used: z.number().int(), limit: z.number().int(), spent: z.boolean() }).optional(),
   best: z.object({ pointId: z.number().int(), loss: z.number(), values: PointValues }).nullable(),
   /** Tasks with steeringExec (absent otherwise, and from an older steering). */
   steering: SteeringSummary.optional(),

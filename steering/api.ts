@@ -247,7 +247,11 @@ export class Api {
           if (e.state === "killed")
             throw new GridtuneError("CONFLICT", `task ${e.taskId} was killed; submit it again`);
           const ids = [...e.points.values()]
-            .filter((p) => p.state === "failed" || (!req.failedOnly && p.state === "cancelled"))
+            .filter(
+              (p) =>
+                p.state === "failed" ||
+                (!req.failedOnly && (p.state === "cancelled" || p.state === "budget-spent")),
+            )
             .map((p) => p.pointId);
           const short = e.requeueShortfall(ids);
           if (short.length > 0) throw budgetUsedUp(e, short, req.failedOnly);

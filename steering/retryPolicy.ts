@@ -6,11 +6,16 @@ import { backoffDelay, stableUnit, type Backoff } from "../protocol/backoff.ts";
 import type { AgentRec } from "./agents.ts";
 import type { JobRec, PointRec } from "./engine/taskEngine.ts";
 
-/** When the point's queued job may be dispatched: at once (0), or its last failure plus the back-off. */
+/**
+ * When the point's queued job may be dispatched: at once (0), or its last failure plus the
+ * back-off. Every failure lengthens it, the site's (a missing image, a lost node) as the user's:
+ * a broken agent that fails each attempt at once does not get the next one a moment later.
+ */
 export function retryReadyAt(b: Backoff, p: PointRec): number {
   const j = p.job;
-  if (j.failedAt === null || p.failures === 0) return 0;
-  return j.failedAt + backoffDelay(b, p.failures, stableUnit(`${j.jobId}#${j.attempt}`));
+  const failures = p.failures + p.siteFailures;
+  if (j.failedAt === null || failures === 0) return 0;
+  return j.failedAt + backoffDelay(b, failures, stableUnit(`${j.jobId}#${j.attempt}`));
 }
 
 /** The sites where the job's failed or lost attempts ran: its retry prefers any other. */

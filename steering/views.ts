@@ -63,6 +63,7 @@ export function summarize(e: TaskEngine): TaskSummary {
     cancelled: 0,
     evaluated: 0,
     pointJobs: 0,
+    budgetSpent: 0,
   };
   for (const p of e.points.values()) {
     counts.points++;
@@ -81,6 +82,9 @@ export function summarize(e: TaskEngine): TaskSummary {
       case "cancelled":
         counts[p.state]++;
         break;
+      case "budget-spent":
+        counts.budgetSpent++;
+        break;
       default: {
         const never: never = p.state;
         throw new Error(`unknown point state ${String(never)}`);
@@ -97,6 +101,7 @@ export function summarize(e: TaskEngine): TaskSummary {
     finishedAt: e.finishedAt,
     maxPoints: e.spec.maxPoints * (e.spec.segments?.length ?? 1),
     counts,
+    budget: e.budget(),
     best: b === null ? null : { pointId: b.pointId, loss: b.loss as number, values: b.values },
     ...(e.spec.steeringExec !== undefined ? { steering: e.steering.summary() } : {}),
   };
@@ -146,6 +151,7 @@ export function pointView(e: TaskEngine, p: PointRec): PointView {
     site: p.site,
     agent: p.agent,
     error: p.error,
+    failureClass: p.failureClass,
     metricsKeys: p.metricsKeys,
     logKeys: p.logKeys,
     ...(p.missing.length === 0

@@ -135,6 +135,7 @@ function fateAt(p: PointView, level: number, maxT: number, wentOn: boolean | nul
     case "failed":
     case "stopped":
     case "cancelled":
+    case "budget-spent":
       return "stopped";
     default: {
       const never: never = p.state;

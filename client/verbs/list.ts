@@ -3,6 +3,7 @@ import type { TaskSummary } from "../../protocol/messages.ts";
 import { pages } from "../../protocol/paging.ts";
 import { formatNumber, formatTime, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
+import { budgetNote } from "../render.ts";
 import type { VerbContext } from "../context.ts";
 import { steeringFailureLine } from "../steeringView.ts";
 
@@ -22,7 +23,7 @@ export async function listVerb(ctx: VerbContext): Promise<number> {
   }
   const rows = sorted.map((t) => [
     t.taskId,
-    t.state,
+    budgetNote(t) ? `${t.state}, ${budgetNote(t)}` : t.state,
     t.outDS,
     `${Math.max(t.counts.evaluated, t.counts.done + t.counts.failed)}/${t.maxPoints}`,
     t.counts.failed,

@@ -9,6 +9,7 @@ import { subjects } from "../../protocol/subjects.ts";
 import type { VerbContext } from "../context.ts";
 import { TaskFailedError } from "../errors.ts";
 import { formatNumber, progressBar } from "../format.ts";
+import { budgetNote } from "../render.ts";
 import { steeringFailureLine, steeringIterationLine } from "../steeringView.ts";
 import { fetchDetail, isFinal, parseTaskArg, summaryLine } from "./common.ts";
 
@@ -20,7 +21,8 @@ export function progressLine(s: TaskSummary): string {
   const finished = Math.max(c.evaluated, c.done + c.failed);
   const best = s.best ? `best ${formatNumber(s.best.loss)} (p${s.best.pointId})` : "best -";
   const pruned = c.stopped || c.paused ? `, ${c.stopped} stopped, ${c.paused} paused` : "";
-  return `task ${s.taskId} ${s.state.padEnd(8)} ${progressBar(finished, s.maxPoints)} ${finished}/${s.maxPoints} evaluated, ${c.running} running, ${c.failed} failed${pruned}, ${best}`;
+  const budget = budgetNote(s);
+  return `task ${s.taskId} ${s.state.padEnd(8)} ${progressBar(finished, s.maxPoints)} ${finished}/${s.maxPoints} evaluated, ${c.running} running, ${c.failed} failed${pruned}, ${best}${budget ? `; ${budget}` : ""}`;
 }
 
 /** Follows the task to its end; returns the final summary. */

@@ -1,6 +1,7 @@
 // The engine's records of points and of their current jobs (one job per point at a time; a retry
 // is a new attempt of the same job, an ASHA promotion a new job of the same point).
 import type { ErrorCode } from "../../protocol/errors.ts";
+import type { FailureClass } from "../../protocol/failures.ts";
 import type { ArtifactKind, PointState, PointValues } from "../../protocol/messages.ts";
 import { jobIdOf } from "../../protocol/names.ts";
 import type { Decision } from "../scheduler/index.ts";
@@ -56,8 +57,10 @@ export interface PointRec {
   state: PointState;
   loss: number | null;
   attempts: number;
-  /** Failed or lost attempts of the current job (a preemption hand-back is not a failure). */
+  /** Failed attempts of the current job that count against maxAttempts (payload, OOM, timeout). */
   failures: number;
+  /** Failed or lost attempts of the current job that were the site's (image, node lost, infrastructure). */
+  siteFailures: number;
   resource: number | null;
   reports: ReportRec[];
   /** Every attempt that ended: its outcome and times (for exports and `phpo results`). */
@@ -66,6 +69,8 @@ export interface PointRec {
   agent: string | null;
   error: string | null;
   errorCode: ErrorCode | null;
+  /** The class of the failure `error` tells of. */
+  failureClass: FailureClass | null;
   metricsKeys: string[];
   logKeys: string[];
   /** Artifacts of ended attempts that S3 has not got (uploaded late, or given up). */
@@ -107,6 +112,7 @@ export function newPoint(
     loss: null,
     attempts: 0,
     failures: 0,
+    siteFailures: 0,
     resource: null,
     reports: [],
     history: [],
@@ -114,6 +120,7 @@ export function newPoint(
     agent: null,
     error: null,
     errorCode: null,
+    failureClass: null,
     metricsKeys: [],
     logKeys: [],
     missing: [],
@@ -162,4 +169,5 @@ export interface AttemptRec {
   startedAt: number | null;
   finishedAt: number;
   error: string | null;
+  failureClass: FailureClass | null;
 }

@@ -2,6 +2,12 @@
 // decision (what to sample, which job to dispatch next, whether a result counts, when the task is
 // over) is a function of that state. No I/O, no clock reads: times come in on the events.
 import type { ErrorCode } from "../../protocol/errors.ts";
+import {
+  classOfError,
+  countsAgainstAttempts,
+  MAX_SITE_FAILURES,
+  type FailureClass,
+} from "../../protocol/failures.ts";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import type { Point } from "../../protocol/searchSpace.ts";
 import type { ArtifactKind } from "../../protocol/messages.ts";
@@ -188,20 +194,16 @@ export class TaskEngine {
           startedAt: p.job.claimedAt,
           finishedAt: ev.at,
           error: ev.reason,
+          failureClass: "node-lost",
         });
-        this.failAttempt(p, ev.reason, "UNAVAILABLE", ev.at);
+        this.failAttempt(p, ev.reason, "UNAVAILABLE", "node-lost", ev.at);
         return;
       }
       case "task-state":
         this.state = ev.state;
         if (ev.state === "killed" || ev.state === "finished") {
           this.finishedAt = ev.at;
-          for (const p of this.points.values()) {
-            if (p.state === "queued") {
-              p.state = "cancelled";
-              p.job.state = "cancelled";
-            }
-          }
+          for (const p of this.points.values()) if (p.state === "queued") this.endQueued(p, ev.state);
         }
         return;
       case "points-requeued":
@@ -211,10 +213,12 @@ export class TaskEngine {
         if (this.state === "killed") return;
         for (const id of ev.pointIds) {
           const p = this.points.get(id);
-          if (!p || (p.state !== "failed" && p.state !== "cancelled")) continue;
+          if (!p || (p.state !== "failed" && p.state !== "cancelled" && p.state !== "budget-spent")) continue;
           this.requeue(p, p.job.seq + 1, 1);
           p.state = "queued";
           p.failures = 0;
+          p.siteFailures = 0;
+          p.failureClass = null;
           p.loss = null;
           p.error = null;
           p.errorCode = null;
@@ -271,7 +275,14 @@ export class TaskEngine {
     }
     this.requeue(p, p.job.seq + 1, 1);
     Object.assign(p.job, { target, stop: null, stopLoss: null, stopResource: null, decision: null });
-    Object.assign(p, { state: "queued", failures: 0, error: null, errorCode: null });
+    Object.assign(p, {
+      state: "queued",
+      failures: 0,
+      siteFailures: 0,
+      error: null,
+      errorCode: null,
+      failureClass: null,
+    });
     p.jobs++;
   }
 
@@ -302,6 +313,7 @@ export class TaskEngine {
     p.loss = loss;
     p.error = null;
     p.errorCode = null;
+    p.failureClass = null;
     if (!paused) this.closeTrial(p, "complete");
   }
 
@@ -334,6 +346,8 @@ export class TaskEngine {
       startedAt: ev.startedAt,
       finishedAt: ev.finishedAt,
       error: ev.error?.message ?? null,
+      failureClass:
+        ev.status === "failed" ? this.classOf(ev) : ev.status === "preempted" ? "preempted" : null,
     });
     for (const a of ev.artifacts) {
       if (a.kind === "metrics") p.metricsKeys.push(a.key);
@@ -367,6 +381,7 @@ export class TaskEngine {
       p.loss = ev.loss;
       p.error = null;
       p.errorCode = null;
+      p.failureClass = null;
       this.segments[p.segment]?.tell(p.values, ev.loss);
       return;
     }
@@ -391,8 +406,45 @@ export class TaskEngine {
       p,
       ev.error?.message ?? "the evaluation failed",
       ev.error?.code ?? "EVALUATION_FAILED",
+      this.classOf(ev),
       ev.at,
     );
+  }
+
+  /** The agent's class of a failed result; derived from its error for an agent from before classes. */
+  private classOf(ev: LogEventOf<"job-finished">): FailureClass {
+    return ev.failureClass ?? classOfError(ev.error?.code ?? "EVALUATION_FAILED");
+  }
+
+  /**
+   * A queued point when the task ends: cancelled by a kill, else left without the attempt it was
+   * owed by maxEvaluationJobs (nothing else ends a task with points queued). A point the task had
+   * started and whose attempts failed gets PanDA's very large loss, as after maxAttempts.
+   */
+  private endQueued(p: PointRec, how: "killed" | "finished"): void {
+    const spent = how === "finished" && this.budgetSpentIn(p.segment);
+    p.state = spent ? "budget-spent" : "cancelled";
+    p.job.state = "cancelled";
+    if (spent && p.failures + p.siteFailures > 0) {
+      p.loss = FAILED_POINT_LOSS;
+      this.segments[p.segment]?.tell(p.values, FAILED_POINT_LOSS);
+      this.closeTrial(p, "fail");
+    }
+  }
+
+  /** maxEvaluationJobs over all segments: attempts dispatched, the limit, and whether a segment spent its own. */
+  budget(): { used: number; limit: number; spent: boolean } {
+    const per = effectiveMaxEvaluationJobs(this.spec);
+    return {
+      used: this.attemptsUsed.reduce((a, b) => a + b, 0),
+      limit: per * this.attemptsUsed.length,
+      spent: this.attemptsUsed.some((_, i) => this.budgetSpentIn(i)),
+    };
+  }
+
+  /** Whether the segment's maxEvaluationJobs are all dispatched. */
+  budgetSpentIn(segment: number): boolean {
+    return (this.attemptsUsed[segment] ?? 0) >= effectiveMaxEvaluationJobs(this.spec);
   }
 
   /** A missing artifact arrived (its key is recorded) or was given up (its reason is kept). */
@@ -412,15 +464,23 @@ export class TaskEngine {
     if (ev.kind === "log") p.logKeys.push(ev.artifact.key);
   }
 
-  /** A failed or lost attempt: retry while attempts remain, else the point gets PanDA's huge loss. */
-  private failAttempt(p: PointRec, reason: string, code: ErrorCode, at: number): void {
+  /**
+   * A failed or lost attempt: retry while attempts remain, else the point gets PanDA's huge loss.
+   * The user's failures (payload, OOM, timeout) count against maxAttempts; the site's (image, node
+   * lost, infrastructure) against MAX_SITE_FAILURES, so a broken agent does not burn the user's.
+   */
+  private failAttempt(p: PointRec, reason: string, code: ErrorCode, cls: FailureClass, at: number): void {
     if (p.job.stop) return this.endStopped(p);
     p.error = reason;
     p.errorCode = code;
-    p.failures++;
+    p.failureClass = cls;
+    const users = countsAgainstAttempts(cls);
+    if (users) p.failures++;
+    else p.siteFailures++;
     p.job.failedAt = at;
     p.job.failedOn.push({ site: p.job.site, agent: p.job.agent });
-    if (p.failures < this.spec.maxAttempts && this.state !== "killed") {
+    const left = users ? p.failures < this.spec.maxAttempts : p.siteFailures < MAX_SITE_FAILURES;
+    if (left && this.state !== "killed") {
       this.requeue(p, p.job.seq, p.job.attempt + 1);
       p.state = "queued";
       return;

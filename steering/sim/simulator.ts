@@ -148,6 +148,7 @@ export function simulate(o: SimOptions): SimResult {
       startedAt: w.start,
       finishedAt: now,
       exitCode: status === "ok" ? 0 : status === "failed" ? 1 : null,
+      failureClass: status === "failed" ? ("payload" as const) : null,
     };
     apply(ev);
   };

@@ -141,6 +141,7 @@ export function sampleSummary(taskId = "7", state: TaskSummary["state"] = "finis
       cancelled: 0,
       evaluated: 4,
       pointJobs: 4,
+      budgetSpent: 0,
     },
     best: { pointId: 2, loss: 0.25, values: { lr: 0.05, act: "relu" } },
   };

@@ -114,6 +114,7 @@ export function generatedTask(o: {
       cancelled: 0,
       evaluated: o.trials,
       pointJobs: o.trials,
+      budgetSpent: 0,
     },
     best: best ? { pointId: best.pointId, loss: best.loss ?? 0, values: best.values } : null,
     spec,

@@ -102,6 +102,7 @@ describe("results from attempts that are not current", { timeout: 120_000 }, () 
       startedAt: 0,
       finishedAt: 0,
       exitCode: 0,
+      failureClass: null,
     });
     await js.publish(subjects.results(stack.site, "intruder", jobId), JSON.stringify(forged(1)));
     await js.publish(subjects.results(stack.site, "intruder", jobId), JSON.stringify(forged(7)));

@@ -260,6 +260,7 @@ describe("artifacts that do not match the upload", { timeout: 120_000 }, () => {
       startedAt: Date.now() - 1000,
       finishedAt: Date.now(),
       exitCode: 0,
+      failureClass: null,
     });
     const d = await api.waitFinished(taskId, 30_000);
     const p = d.points[0]!;

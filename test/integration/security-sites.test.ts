@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GridtuneError } from "../../protocol/errors.ts";
+import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { addSite, setSite } from "../../steering/security/admin.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
@@ -108,9 +109,11 @@ describe("sites choose their tenants", { timeout: 240_000 }, () => {
     const taskId = await mallory.submit(markerTask(marker, ["local"]));
     const d = await mallory.waitFinished(taskId, 60_000);
     const p = d.points[0]!;
-    // its only attempt failed (maxEvaluationJobs 1: cancelled, no budget left for a retry)
-    assert.ok(p.state === "failed" || p.state === "cancelled", JSON.stringify(d.points));
-    assert.equal(p.loss, null);
+    // its only attempt failed (maxEvaluationJobs 1: no budget left for a retry, so the point ends
+    // budget-spent with PanDA's very large loss; a refusing agent is the site's failure)
+    assert.equal(p.state, "budget-spent", JSON.stringify(d.points));
+    assert.equal(p.loss, FAILED_POINT_LOSS);
+    assert.equal(p.failureClass, "infrastructure");
     assert.match(p.error ?? "", /process runtime does not run jobs of user mallory: it trusts only demo/);
     assert.equal(existsSync(marker), false, "the payload never ran on the host");
     await setSite(stack.dir, "local", { users: ["demo"] });

@@ -288,6 +288,7 @@ void describe("api: retry", () => {
         startedAt: 4,
         finishedAt: 5,
         exitCode: 1,
+        failureClass: null,
       },
     );
     assert.equal(e.points.get(0)!.state, "failed");

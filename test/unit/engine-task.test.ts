@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
+import { MAX_SITE_FAILURES } from "../../protocol/failures.ts";
 import { Job, TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { JOB_ID_RE } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
@@ -255,24 +256,32 @@ void describe("TaskEngine: failures and retries", () => {
     assert.equal(point(d, 0).job.attempt, 2);
   });
 
-  void it("job-lost is a failure (UNAVAILABLE, the reason recorded); a lost queued job is ignored", () => {
-    const d = new Driver(spec({ maxPoints: 1, nPointsPerIteration: 1, maxAttempts: 2 }));
+  void it("job-lost is a site failure (node-lost, UNAVAILABLE, the reason recorded): MAX_SITE_FAILURES bounds it, not maxAttempts; a lost queued job is ignored", () => {
+    const d = new Driver(
+      spec({ maxPoints: 1, nPointsPerIteration: 1, maxAttempts: 2, maxEvaluationJobs: 10 }),
+    );
     d.sampleAll();
     d.lose({ jobId: "t42-p0-j1", attempt: 1 }, "never dispatched");
-    assert.equal(point(d, 0).failures, 0, "a queued job cannot be lost");
+    assert.equal(point(d, 0).siteFailures, 0, "a queued job cannot be lost");
     const r = d.dispatch()!;
     d.lose(r, "agent agent-1 missed 3 heartbeats");
     let p = point(d, 0);
-    assert.equal(p.failures, 1);
+    assert.equal(p.failures, 0, "a lost node is not the user's failure");
+    assert.equal(p.siteFailures, 1);
     assert.equal(p.errorCode, "UNAVAILABLE");
+    assert.equal(p.failureClass, "node-lost");
     assert.equal(p.error, "agent agent-1 missed 3 heartbeats");
     assert.equal(p.job.attempt, 2);
-    const r2 = d.dispatch()!;
-    d.claim(r2);
-    d.lose(r2);
+    for (let i = 2; i <= MAX_SITE_FAILURES; i++) {
+      assert.equal(point(d, 0).state, "queued", `${i - 1} lost < MAX_SITE_FAILURES, whatever maxAttempts`);
+      const r2 = d.dispatch()!;
+      d.claim(r2);
+      d.lose(r2);
+    }
     p = point(d, 0);
     assert.equal(p.state, "failed");
     assert.equal(p.loss, FAILED_POINT_LOSS);
+    assert.equal(p.history.at(-1)?.failureClass, "node-lost");
     assert.equal(d.engine.isComplete(), true);
   });
 
@@ -852,6 +861,7 @@ void describe("views: summarize and detail", () => {
       cancelled: 0,
       evaluated: 3,
       pointJobs: 5,
+      budgetSpent: 0,
     });
     assert.deepEqual(s.best, { pointId: 1, loss: 0.2, values: point(d, 1).values });
     assert.equal(s.taskId, "42");

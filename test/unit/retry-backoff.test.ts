@@ -74,9 +74,9 @@ void describe("retry back-off in the engine", () => {
     const first = d.dispatch()!;
     d.claim(first);
     assert.equal(d.engine.nextReady(d.clock, readyAt).job?.pointId, 1, "a first attempt goes at once");
-    d.lose(first);
+    d.finish(first, "failed", null);
     const p0 = d.engine.points.get(0)!;
-    assert.equal(p0.state, "failed", "maxAttempts 1: the point failed");
+    assert.equal(p0.state, "failed", "maxAttempts 1: the point failed (a payload error)");
     d.requeue([0]);
     assert.equal(d.engine.nextReady(d.clock, readyAt).job?.pointId, 0, "the user's retry goes at once");
 

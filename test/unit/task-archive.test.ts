@@ -118,6 +118,7 @@ void describe("task archive: finished tasks leave memory", () => {
         startedAt: 4,
         finishedAt: 5,
         exitCode: 0,
+        failureClass: null,
       }),
     );
     await kit.c.serial(() => kit.c.commit({ type: "task-state", taskId: "1", at: 6, state: "finished" }));

@@ -156,7 +156,7 @@
       verb === "kill"
         ? `Kill task ${taskId}? Its running evaluations are stopped and it cannot be resumed.`
         : verb === "retry"
-          ? `Requeue the failed and cancelled points of task ${taskId}?`
+          ? `Requeue the failed, cancelled and budget-spent points of task ${taskId}?`
           : `${verb[0].toUpperCase()}${verb.slice(1)} task ${taskId}?`;
     if (!window.confirm(ask)) return;
     try {

@@ -16,6 +16,7 @@
     failed: "rgba(210,69,59,0.5)",
     queued: "rgba(104,112,131,0.3)",
     cancelled: "rgba(104,112,131,0.3)",
+    "budget-spent": "rgba(104,112,131,0.3)",
   };
 
   const positive = (data) => data.slice(1).every((y) => y.every((v) => v === null || v > 0));

@@ -103,7 +103,16 @@
   // ------------------------------------------------------------------------ task summary
   /** Counts by point state, which add up to the points (the summary's counts leave some out). */
   function stateCounts(points) {
-    const c = { queued: 0, running: 0, paused: 0, done: 0, failed: 0, stopped: 0, cancelled: 0 };
+    const c = {
+      queued: 0,
+      running: 0,
+      paused: 0,
+      done: 0,
+      failed: 0,
+      stopped: 0,
+      cancelled: 0,
+      "budget-spent": 0,
+    };
     for (const p of points) c[p.state] = (c[p.state] || 0) + 1;
     return c;
   }
@@ -244,8 +253,8 @@
         h(
           "select",
           { id: "points-state", onchange: (e) => rerender({ state: e.target.value }) },
-          ["", "queued", "running", "paused", "done", "failed", "stopped", "cancelled"].map((s) =>
-            h("option", { value: s, selected: s === ui.state }, s || "any state"),
+          ["", "queued", "running", "paused", "done", "failed", "stopped", "cancelled", "budget-spent"].map(
+            (s) => h("option", { value: s, selected: s === ui.state }, s || "any state"),
           ),
         ),
         h("span", { class: "muted" }, `${rows.length} of ${d.points.length} points`),
