@@ -10,6 +10,7 @@ import { WireError } from "./errors.ts";
 import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
 import { TaskSpec } from "./taskConfig.ts";
 import { INLINE_OUTPUT_BYTES } from "./files.ts";
+import { DatasetReplies, DatasetRequests } from "./datasets.ts";
 
 const JobId = z.string().regex(JOB_ID_RE, "job ids look like t12-p3-j1");
 const TaskId = z.string().regex(TASK_ID_RE, "task ids are decimal numbers");
@@ -407,6 +408,8 @@ export const ApiRequest = z.discriminatedUnion("verb", [
     from: PageFrom,
     limit: z.number().int().positive().max(MAX_POINTS_LIMIT).optional(),
   }),
+  // phpo dataset (protocol/datasets.ts)
+  ...DatasetRequests,
 ]);
 export type ApiRequest = z.infer<typeof ApiRequest>;
 export type ApiVerb = ApiRequest["verb"];
@@ -449,6 +452,7 @@ export const ApiReplies = {
     missing: z.array(MissingItem).default([]),
     next: PageNext,
   }),
+  ...DatasetReplies,
 } as const;
 
 export const ApiReply = z.union([
