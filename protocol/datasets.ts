@@ -31,7 +31,8 @@ export const DatasetName = z
 export const DatasetPath = z
   .string()
   .min(1)
-  .max(1024)
+  // S3 keys are at most 1024 bytes: datasets/<name up to 255>/<path>
+  .max(750)
   .refine(
     (p) => p.split("/").every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== "." && s !== ".."),
     "a dataset file is a relative path of letters, digits, '.', '_' and '-' (no '.', '..' or empty segment)",
@@ -83,11 +84,23 @@ export const DatasetRequests = [
       .optional(),
   }),
   z.object({ verb: z.literal("datasetList") }),
-  z.object({ verb: z.literal("datasetShow"), name: DatasetName }),
+  /** A page of a dataset's files from index `from` (a reply stays under NATS's max_payload). */
+  z.object({
+    verb: z.literal("datasetShow"),
+    name: DatasetName,
+    from: z.number().int().nonnegative().default(0),
+  }),
   z.object({ verb: z.literal("datasetRemove"), name: DatasetName }),
   /** Presigned GETs of every file of a dataset the user may read, with their checksums. */
-  z.object({ verb: z.literal("datasetGet"), name: DatasetName }),
+  z.object({
+    verb: z.literal("datasetGet"),
+    name: DatasetName,
+    from: z.number().int().nonnegative().default(0),
+  }),
 ] as const;
+
+/** Where the next page of files starts, or null on the last page. */
+const PageNext = z.number().int().nonnegative().nullable().default(null);
 
 export const DatasetFile = z.object({
   path: z.string(),
@@ -124,7 +137,11 @@ export const DatasetReplies = {
   datasetParts: z.object({ urls: z.array(z.object({ n: PartNumber, url: z.string() })) }),
   datasetCommit: DatasetFile,
   datasetList: z.object({ datasets: z.array(DatasetSummary), usage: Usage }),
-  datasetShow: z.object({ name: z.string(), files: z.array(DatasetFile) }),
+  datasetShow: z.object({ name: z.string(), files: z.array(DatasetFile), next: PageNext }),
   datasetRemove: z.object({ name: z.string(), files: z.number().int().nonnegative() }),
-  datasetGet: z.object({ name: z.string(), files: z.array(DatasetFile.extend({ url: z.string() })) }),
+  datasetGet: z.object({
+    name: z.string(),
+    files: z.array(DatasetFile.extend({ url: z.string() })),
+    next: PageNext,
+  }),
 } as const;

@@ -50,7 +50,7 @@ export class Api {
     /** The site policy (sites.json), re-read when it changed. */
     private readonly sites: { refresh(): Promise<SitePolicy> },
   ) {
-    this.datasets = new Datasets(storage, limiter);
+    this.datasets = new Datasets(storage, limiter, () => this.pageBytes());
   }
 
   async handle(msg: Msg): Promise<void> {
@@ -279,9 +279,9 @@ export class Api {
       case "datasetList":
         return this.datasets.list(user);
       case "datasetShow":
-        return this.datasets.show(user, req.name);
+        return this.datasets.show(user, req);
       case "datasetGet":
-        return this.datasets.get(user, req.name);
+        return this.datasets.get(user, req);
       case "datasetRemove":
         return this.datasets.remove(user, req.name);
     }

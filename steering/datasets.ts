@@ -57,6 +57,8 @@ export class Datasets {
   constructor(
     private readonly storage: Storage,
     private readonly limiter: TenantLimiter,
+    /** Bytes one page of show or get may take (a reply stays under NATS's max_payload). */
+    private readonly pageBytes: () => number,
   ) {}
 
   async put(user: string, req: Req<"datasetPut">): Promise<Reply<"datasetPut">> {
@@ -154,20 +156,41 @@ export class Datasets {
     };
   }
 
-  async show(user: string, name: string): Promise<Reply<"datasetShow">> {
-    assertReadable(user, name, "dataset");
-    return { name, files: await this.files(name) };
+  async show(user: string, req: Req<"datasetShow">): Promise<Reply<"datasetShow">> {
+    assertReadable(user, req.name, "dataset");
+    const files = await this.files(req.name);
+    const { page, next } = await this.page(files, req.from, (f) => Promise.resolve(f));
+    return { name: req.name, files: page, next };
   }
 
-  async get(user: string, name: string): Promise<Reply<"datasetGet">> {
-    assertReadable(user, name, "dataset");
-    const files = await this.files(name);
-    return {
-      name,
-      files: await Promise.all(
-        files.map(async (f) => ({ ...f, url: await this.storage.presignGet(keys.dataset(name) + f.path) })),
-      ),
-    };
+  async get(user: string, req: Req<"datasetGet">): Promise<Reply<"datasetGet">> {
+    assertReadable(user, req.name, "dataset");
+    const files = await this.files(req.name);
+    // URLs are minted a page at a time: phpo fetches a page's files before asking for the next
+    const { page, next } = await this.page(files, req.from, async (f) => ({
+      ...f,
+      url: await this.storage.presignGet(keys.dataset(req.name) + f.path),
+    }));
+    return { name: req.name, files: page, next };
+  }
+
+  /** Items from `from` while the page's JSON stays within pageBytes (at least one, so pages move on). */
+  private async page<T, V>(
+    items: readonly T[],
+    from: number,
+    view: (t: T) => Promise<V>,
+  ): Promise<{ page: V[]; next: number | null }> {
+    const budget = this.pageBytes() - 512;
+    const page: V[] = [];
+    let bytes = 0;
+    let i = from;
+    for (; i < items.length; i++) {
+      const v = await view(items[i]!);
+      bytes += Buffer.byteLength(JSON.stringify(v)) + 1;
+      if (bytes > budget && page.length > 0) break;
+      page.push(v);
+    }
+    return { page, next: i < items.length ? i : null };
   }
 
   async remove(user: string, name: string): Promise<Reply<"datasetRemove">> {

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { DatasetPath } from "../../../protocol/datasets.ts";
 import { DirectoryError, makeDirs } from "../../../protocol/dirs.ts";
 import { GridtuneError } from "../../../protocol/errors.ts";
+import { pages } from "../../../protocol/paging.ts";
 import type { VerbContext } from "../../context.ts";
 import { getFile, sha256File } from "../../datasetTransfer.ts";
 import { renderTable } from "../../format.ts";
@@ -28,25 +29,25 @@ export async function datasetGetVerb(
     });
   }
   const api = await ctx.api();
-  const r = await api.call("datasetGet", { name: dataset });
   const rows: Array<{ path: string; size: number; sha256: string; verified: boolean; skipped: boolean }> = [];
-  for (const f of r.files) {
-    // steering's reply is input too: a name that could leave --dest is refused
-    if (!DatasetPath.safeParse(f.path).success)
-      throw new GridtuneError(
-        "PROTOCOL_MISMATCH",
-        `steering named a file ${JSON.stringify(f.path)}: refused`,
-      );
-    const path = join(dest, f.path);
-    if (f.sha256 !== null && existsSync(path) && (await sha256File(path)) === f.sha256) {
-      rows.push({ path: f.path, size: f.size, sha256: f.sha256, verified: true, skipped: true });
-      continue;
+  for await (const page of pages((from) => api.call("datasetGet", { name: dataset, from })))
+    for (const f of page.files) {
+      // steering's reply is input too: a name that could leave --dest is refused
+      if (!DatasetPath.safeParse(f.path).success)
+        throw new GridtuneError(
+          "PROTOCOL_MISMATCH",
+          `steering named a file ${JSON.stringify(f.path)}: refused`,
+        );
+      const path = join(dest, f.path);
+      if (f.sha256 !== null && existsSync(path) && (await sha256File(path)) === f.sha256) {
+        rows.push({ path: f.path, size: f.size, sha256: f.sha256, verified: true, skipped: true });
+        continue;
+      }
+      const got = await getFile(f.url, path, f, (line) => ctx.io.stderr.write(`${line}\n`));
+      rows.push({ path: f.path, size: f.size, sha256: got.sha256, verified: got.verified, skipped: false });
     }
-    const got = await getFile(f.url, path, f, (line) => ctx.io.stderr.write(`${line}\n`));
-    rows.push({ path: f.path, size: f.size, sha256: got.sha256, verified: got.verified, skipped: false });
-  }
   if (ctx.json) {
-    printJson(ctx.io, { name: r.name, dest, files: rows });
+    printJson(ctx.io, { name: dataset, dest, files: rows });
     return 0;
   }
   ctx.io.stdout.write(
@@ -56,6 +57,6 @@ export async function datasetGetVerb(
       { align: ["l", "r", "l"] },
     ),
   );
-  ctx.io.stdout.write(`dataset ${r.name}: ${rows.length} files in ${dest}, checksums verified\n`);
+  ctx.io.stdout.write(`dataset ${dataset}: ${rows.length} files in ${dest}, checksums verified\n`);
   return 0;
 }

@@ -1,5 +1,6 @@
 // phpo dataset show NAME: the files of a dataset the user may read, with sizes and sha256.
-import { DatasetName } from "../../../protocol/datasets.ts";
+import { DatasetName, type DatasetFile } from "../../../protocol/datasets.ts";
+import { pages } from "../../../protocol/paging.ts";
 import { ValidationError } from "../../../protocol/errors.ts";
 import type { VerbContext } from "../../context.ts";
 import { renderTable } from "../../format.ts";
@@ -18,7 +19,11 @@ export function parseDatasetArg(name: string): string {
 
 export async function datasetShowVerb(ctx: VerbContext, name: string): Promise<number> {
   const api = await ctx.api();
-  const r = await api.call("datasetShow", { name: parseDatasetArg(name) });
+  const dataset = parseDatasetArg(name);
+  const files: DatasetFile[] = [];
+  for await (const page of pages((from) => api.call("datasetShow", { name: dataset, from })))
+    files.push(...page.files);
+  const r = { name: dataset, files };
   if (ctx.json) {
     printJson(ctx.io, r);
     return 0;
