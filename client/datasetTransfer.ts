@@ -74,7 +74,8 @@ export function localFiles(args: readonly string[]): LocalFile[] {
     seen.add(f.path);
   }
   if (out.length === 0) throw new ValidationError("INVALID_ARGUMENT", `no files in ${args.join(" ")}`);
-  return out.sort((a, b) => a.path.localeCompare(b.path));
+  // code-point order: the same on every machine, whatever its locale
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 export async function sha256File(abs: string): Promise<string> {

@@ -86,7 +86,7 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     assert.deepEqual(
       putOut.files.map((f) => [f.path, f.sha256, f.how]),
       Object.entries(files)
-        .sort(([a], [b]) => a.localeCompare(b))
+        .sort(([a], [b]) => (a < b ? -1 : 1))
         .map(([f, body]) => [f, sha(body), "single"]),
     );
     // a re-run sends nothing again
