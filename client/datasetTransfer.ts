@@ -171,6 +171,8 @@ export async function putFile(api: ApiClient, name: string, f: LocalFile, o: Put
         name,
         path: f.path,
         uploadId: state.uploadId,
+        size: f.size,
+        partSize,
         partNumbers: batch,
       });
       for (const { n, url } of urls) {

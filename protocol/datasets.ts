@@ -65,6 +65,9 @@ export const DatasetRequests = [
     name: DatasetName,
     path: DatasetPath,
     uploadId: z.string().regex(/^[A-Za-z0-9._~+/=-]{1,1024}$/),
+    /** The file's size and part size: each part's length is signed into its URL. */
+    size: Bytes,
+    partSize: z.number().int().min(MIN_PART_BYTES).max(MAX_DATASET_FILE_BYTES),
     partNumbers: z.array(PartNumber).min(1).max(MAX_PART_URLS),
   }),
   /** Ends the upload of one file: steering completes the parts, checks size and sha256, records it. */

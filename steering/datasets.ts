@@ -93,8 +93,36 @@ export class Datasets {
   async parts(user: string, req: Req<"datasetParts">): Promise<Reply<"datasetParts">> {
     assertWritable(user, req.name, "--name");
     const key = keys.dataset(req.name) + req.path;
+    // The size is checked against the quota again (it may differ from datasetPut's), and each
+    // part's length is signed into its URL: the parts together cannot exceed it.
+    const [usage, head, limits] = await Promise.all([
+      this.usage(user),
+      this.storage.head(key),
+      this.limiter.limitsOf(user),
+    ]);
+    this.limiter.checkDatasetQuota(
+      user,
+      limits,
+      { bytes: usage.bytes - (head?.size ?? 0) + req.size, files: usage.files + (head ? 0 : 1) },
+      `${req.path} (${req.size} bytes)`,
+    );
+    const count = Math.max(1, Math.ceil(req.size / req.partSize));
+    if (count > MAX_PARTS)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `partSize ${req.partSize}: too small for ${req.size} bytes`,
+      );
+    const beyond = req.partNumbers.filter((n) => n > count);
+    if (beyond.length > 0)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `partNumbers: ${req.size} bytes in parts of ${req.partSize} make ${count} parts, not ${Math.max(...beyond)}`,
+      );
     const urls = await Promise.all(
-      req.partNumbers.map(async (n) => ({ n, url: await this.storage.presignPart(key, req.uploadId, n) })),
+      req.partNumbers.map(async (n) => {
+        const length = n < count ? req.partSize : req.size - (count - 1) * req.partSize;
+        return { n, url: await this.storage.presignPart(key, req.uploadId, n, length) };
+      }),
     );
     return { urls };
   }

@@ -190,7 +190,8 @@ export class Storage {
     return r.UploadId;
   }
 
-  presignPart(key: string, uploadId: string, partNumber: number): Promise<string> {
+  /** A presigned PUT of one part; `size` is signed (content-length), so only that many bytes are accepted. */
+  presignPart(key: string, uploadId: string, partNumber: number, size: number): Promise<string> {
     return getSignedUrl(
       this.s3,
       new UploadPartCommand({
@@ -198,6 +199,7 @@ export class Storage {
         Key: key,
         UploadId: uploadId,
         PartNumber: partNumber,
+        ContentLength: size,
       }),
       { expiresIn: this.config.presignTtlSeconds },
     );

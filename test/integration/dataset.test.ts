@@ -274,6 +274,29 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     await assert.rejects(demo.call("datasetShow", { name: "user.demo.lies", from: 0 }), /does not exist/);
   });
 
+  it("a part URL takes exactly its part's length: more bytes are refused by S3, and no part beyond the file's", async () => {
+    const size = 6 * MiB;
+    const base = { name: "user.demo.parts", path: "p.bin", size, sha256: sha("unused") };
+    const r = await demo.call("datasetPut", { ...base, partSize: 5 * MiB });
+    assert.equal(r.type, "multipart");
+    if (r.type !== "multipart") return;
+    const ask = { name: base.name, path: base.path, uploadId: r.uploadId, size, partSize: 5 * MiB };
+    const { urls } = await demo.call("datasetParts", { ...ask, partNumbers: [1, 2] });
+    const put = (url: string, n: number) =>
+      fetch(url, { method: "PUT", body: randomBytes(n), headers: { "content-length": String(n) } });
+    const over = await put(urls[1]!.url, MiB + 1);
+    await over.body?.cancel();
+    assert.equal(over.status, 403, "the last part is 1 MiB: one byte more is refused");
+    const exact = await put(urls[1]!.url, MiB);
+    await exact.body?.cancel();
+    assert.equal(exact.status, 200);
+    await refused(
+      demo.call("datasetParts", { ...ask, partNumbers: [3] }),
+      "INVALID_ARGUMENT",
+      /make 2 parts, not 3/,
+    );
+  });
+
   it("quota: a put over the user's dataset_files or dataset_bytes is refused, naming the limit", async () => {
     await setLimits(stack.dir, "bob", { datasetFiles: 2, datasetBytes: 100 });
     const dir = join(work, "bobdata");
