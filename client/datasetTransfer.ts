@@ -101,6 +101,14 @@ const UploadState = z.object({
 });
 type UploadState = z.infer<typeof UploadState>;
 
+/**
+ * The deadline of a commit: steering reads the whole file back through SHA-256 before it answers,
+ * so the usual request deadline grows by a second per 20 MB (a slow link to S3).
+ */
+export function commitTimeoutMs(api: Pick<ApiClient, "timeoutMs">, size: number): number {
+  return api.timeoutMs + Math.ceil(size / 20e6) * 1000;
+}
+
 export interface PutOptions {
   /** Files over this many bytes go in parts. */
   threshold: number;
@@ -130,7 +138,7 @@ export async function putFile(api: ApiClient, name: string, f: LocalFile, o: Put
     if (r.type !== "single")
       throw new GridtuneError("PROTOCOL_MISMATCH", `steering answered ${r.type} to a one-PUT upload`);
     await putBytes(r.url, await readFile(f.abs), `${f.path}`);
-    const c = await api.call("datasetCommit", base);
+    const c = await api.call("datasetCommit", base, commitTimeoutMs(api, f.size));
     return { ...c, how: "single", partsSent: 0, partsResumed: 0 };
   }
   const partSize = Math.max(o.partSize, MIN_PART_BYTES, Math.ceil(f.size / MAX_PARTS));
@@ -192,7 +200,11 @@ export async function putFile(api: ApiClient, name: string, f: LocalFile, o: Put
     await fh.close();
   }
   const parts = Object.entries(state.parts).map(([n, etag]) => ({ n: Number(n), etag }));
-  const c = await api.call("datasetCommit", { ...base, uploadId: state.uploadId, parts });
+  const c = await api.call(
+    "datasetCommit",
+    { ...base, uploadId: state.uploadId, parts },
+    commitTimeoutMs(api, f.size),
+  );
   await rm(stateFile, { force: true });
   return { ...c, how: "multipart", partsSent: sent, partsResumed: resumed };
 }
