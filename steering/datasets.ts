@@ -50,6 +50,18 @@ export function assertReadable(user: string, name: string, field: string): void 
   );
 }
 
+/** The parts of a file of `size` bytes in parts of `partSize`; more than S3 takes is refused. */
+function partCount(path: string, size: number, partSize: number): number {
+  const parts = Math.max(1, Math.ceil(size / partSize));
+  if (parts > MAX_PARTS)
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `partSize ${partSize}: ${path} would need ${parts} parts (S3 takes at most ${MAX_PARTS}); ` +
+        `use a larger part size (at least ${Math.ceil(size / MAX_PARTS)} bytes)`,
+    );
+  return parts;
+}
+
 export class Datasets {
   /** Manifest updates of one dataset, one after the other (commits of parallel uploads). */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -69,23 +81,10 @@ export class Datasets {
     // Already stored, checked and recorded: a re-run of put skips it.
     if (had && had.sha256 === req.sha256 && had.size === req.size && head?.size === req.size)
       return { type: "complete" };
-    const usage = await this.usage(user);
-    const limits = await this.limiter.limitsOf(user);
-    this.limiter.checkDatasetQuota(
-      user,
-      limits,
-      { bytes: usage.bytes - (head?.size ?? 0) + req.size, files: usage.files + (head ? 0 : 1) },
-      `${req.path} (${req.size} bytes)`,
-    );
+    await this.checkQuota(user, req.path, req.size, head);
     if (req.partSize === undefined)
       return { type: "single", url: await this.storage.presignPut(key, req.size) };
-    const parts = Math.max(1, Math.ceil(req.size / req.partSize));
-    if (parts > MAX_PARTS)
-      throw new ValidationError(
-        "INVALID_ARGUMENT",
-        `partSize ${req.partSize}: ${req.path} would need ${parts} parts (S3 takes at most ${MAX_PARTS}); ` +
-          `use a larger part size (at least ${Math.ceil(req.size / MAX_PARTS)} bytes)`,
-      );
+    partCount(req.path, req.size, req.partSize);
     const uploadId = req.uploadId ?? (await this.storage.createMultipart(key));
     return { type: "multipart", uploadId, partSize: req.partSize };
   }
@@ -95,23 +94,8 @@ export class Datasets {
     const key = keys.dataset(req.name) + req.path;
     // The size is checked against the quota again (it may differ from datasetPut's), and each
     // part's length is signed into its URL: the parts together cannot exceed it.
-    const [usage, head, limits] = await Promise.all([
-      this.usage(user),
-      this.storage.head(key),
-      this.limiter.limitsOf(user),
-    ]);
-    this.limiter.checkDatasetQuota(
-      user,
-      limits,
-      { bytes: usage.bytes - (head?.size ?? 0) + req.size, files: usage.files + (head ? 0 : 1) },
-      `${req.path} (${req.size} bytes)`,
-    );
-    const count = Math.max(1, Math.ceil(req.size / req.partSize));
-    if (count > MAX_PARTS)
-      throw new ValidationError(
-        "INVALID_ARGUMENT",
-        `partSize ${req.partSize}: too small for ${req.size} bytes`,
-      );
+    await this.checkQuota(user, req.path, req.size, await this.storage.head(key));
+    const count = partCount(req.path, req.size, req.partSize);
     const beyond = req.partNumbers.filter((n) => n > count);
     if (beyond.length > 0)
       throw new ValidationError(
@@ -246,6 +230,22 @@ export class Datasets {
       // A checksum recorded for other bytes (the file was replaced since) is not this file's.
       return { path, size: o.size, sha256: m && m.size === o.size ? m.sha256 : null };
     });
+  }
+
+  /** The user's datasets once `size` bytes replace `head` (the object there now, if any). */
+  private async checkQuota(
+    user: string,
+    path: string,
+    size: number,
+    head: { size: number } | null,
+  ): Promise<void> {
+    const [usage, limits] = await Promise.all([this.usage(user), this.limiter.limitsOf(user)]);
+    this.limiter.checkDatasetQuota(
+      user,
+      limits,
+      { bytes: usage.bytes - (head?.size ?? 0) + size, files: usage.files + (head ? 0 : 1) },
+      `${path} (${size} bytes)`,
+    );
   }
 
   private async usage(user: string): Promise<{ bytes: number; files: number }> {
