@@ -86,7 +86,7 @@ export async function sha256File(abs: string): Promise<string> {
 
 /** The default state directory of resumable uploads. */
 export function defaultStateDir(env: Readonly<Record<string, string | undefined>>): string {
-  const base = env.XDG_STATE_HOME ?? join(homedir(), ".local", "state");
+  const base = env.XDG_STATE_HOME ?? join(env.HOME ?? homedir(), ".local", "state");
   return join(base, "gridtune", "uploads");
 }
 

@@ -6,7 +6,7 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { localFiles } from "../../client/datasetTransfer.ts";
+import { defaultStateDir, localFiles } from "../../client/datasetTransfer.ts";
 import { checkPutName } from "../../client/verbs/dataset/put.ts";
 import { DatasetName, DatasetPath } from "../../protocol/datasets.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
@@ -132,6 +132,11 @@ void describe("dataset rules", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  void it("resumable uploads keep their state under XDG_STATE_HOME, else the given HOME's ~/.local/state", () => {
+    assert.equal(defaultStateDir({ XDG_STATE_HOME: "/s", HOME: "/h" }), "/s/gridtune/uploads");
+    assert.equal(defaultStateDir({ HOME: "/h" }), "/h/.local/state/gridtune/uploads");
   });
 
   void it("quota: bytes and files after the upload, the refusal naming the limit and the admin command", () => {
