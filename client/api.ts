@@ -28,16 +28,21 @@ export class ApiClient {
     readonly timeoutMs = DEFAULT_TIMEOUT_MS,
   ) {}
 
-  async call<V extends ApiVerb>(verb: V, payload: ApiPayload<V>): Promise<ApiData<V>> {
+  /** `timeoutMs`: a longer deadline for a request whose work grows with its data (datasetCommit). */
+  async call<V extends ApiVerb>(
+    verb: V,
+    payload: ApiPayload<V>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<ApiData<V>> {
     const subject = subjects.api(this.user, verb);
     let text: string;
     try {
       const msg = await this.nc.request(subject, JSON.stringify({ verb, ...payload }), {
-        timeout: this.timeoutMs,
+        timeout: timeoutMs,
       });
       text = msg.string();
     } catch (err) {
-      throw this.describe(err, verb);
+      throw this.describe(err, verb, timeoutMs);
     }
     let json: unknown;
     try {
@@ -72,7 +77,7 @@ export class ApiClient {
     return data.data as ApiData<V>;
   }
 
-  private describe(err: unknown, verb: string): Error {
+  private describe(err: unknown, verb: string, timeoutMs: number): Error {
     for (let e: unknown = err; e instanceof Error; e = e.cause) {
       if (e instanceof PermissionViolationError) {
         return new ValidationError(
@@ -93,7 +98,7 @@ export class ApiClient {
     }
     if (err instanceof TimeoutError || (err instanceof Error && err.cause instanceof TimeoutError)) {
       return new UnavailableError(
-        `steering at ${this.url} did not answer ${verb} within ${this.timeoutMs} ms: it is down or overloaded; try again or raise --timeout`,
+        `steering at ${this.url} did not answer ${verb} within ${timeoutMs} ms: it is down or overloaded; try again or raise --timeout`,
         { cause: err },
       );
     }

@@ -9,6 +9,7 @@ import type { PhpoExtension, SimulateFlags } from "./extensions.ts";
 import { type GlobalOptions, type Io, processIo } from "./io.ts";
 import { registerPhpoOptions } from "./options.ts";
 import { controlVerb, retryVerb } from "./verbs/control.ts";
+import { registerDatasetVerbs } from "./verbs/dataset/index.ts";
 import { downloadVerb } from "./verbs/download.ts";
 import { listVerb } from "./verbs/list.ts";
 import { logsVerb } from "./verbs/logs.ts";
@@ -180,6 +181,7 @@ function buildProgram(
     .action(async (config: string, o: SimulateFlags & { simulate?: boolean }) =>
       run(async (ctx) => previewVerb(ctx, config, o, extensions)),
     );
+  registerDatasetVerbs(program, run);
   for (const e of extensions) e.register(program, run);
   program
     .command("plot")

@@ -11,6 +11,7 @@ import { JOB_ID_RE, TASK_ID_RE } from "./names.ts";
 import { TaskSpec } from "./taskConfig.ts";
 import { INLINE_OUTPUT_BYTES } from "./files.ts";
 import { FailureClass } from "./failures.ts";
+import { DatasetReplies, DatasetRequests } from "./datasets.ts";
 
 const JobId = z.string().regex(JOB_ID_RE, "job ids look like t12-p3-j1");
 const TaskId = z.string().regex(TASK_ID_RE, "task ids are decimal numbers");
@@ -484,6 +485,8 @@ export const ApiRequest = z.discriminatedUnion("verb", [
     taskId: TaskId,
     iteration: z.number().int().positive().optional(),
   }),
+  // phpo dataset (protocol/datasets.ts)
+  ...DatasetRequests,
 ]);
 export type ApiRequest = z.infer<typeof ApiRequest>;
 export type ApiVerb = ApiRequest["verb"];
@@ -531,6 +534,7 @@ export const ApiReplies = {
     /** The iteration asked for (or the last), with its log's name and presigned GET. */
     log: z.object({ iteration: z.number().int().positive(), name: z.string(), url: z.string() }).nullable(),
   }),
+  ...DatasetReplies,
 } as const;
 
 export const ApiReply = z.union([

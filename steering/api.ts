@@ -31,9 +31,12 @@ import { replyAllowed } from "./replyGuard.ts";
 import { checkSubmitSites, type SitePolicy } from "./security/sitePolicy.ts";
 import { keys, type Storage } from "./storage.ts";
 import { checkTrainingData } from "./trainingData.ts";
+import { assertReadable, Datasets } from "./datasets.ts";
 import { detail, FRAMING_BYTES, jsonBytes, listPage, PAGE_BYTES, summarize } from "./views.ts";
 
 export class Api {
+  private readonly datasets: Datasets;
+
   constructor(
     private readonly c: Committer,
     private readonly storage: Storage,
@@ -48,7 +51,9 @@ export class Api {
     private readonly registry: Pick<AgentRegistry, "capacityBySite">,
     /** The site policy (sites.json), re-read when it changed. */
     private readonly sites: { refresh(): Promise<SitePolicy> },
-  ) {}
+  ) {
+    this.datasets = new Datasets(storage, limiter, () => this.pageBytes());
+  }
 
   async handle(msg: Msg): Promise<void> {
     const who = parseApiSubject(msg.subject);
@@ -178,6 +183,8 @@ export class Api {
         const live = new Set(this.registry.capacityBySite(Date.now()).keys());
         const warnings = checkSubmitSites(await this.sites.refresh(), user, spec.site, live);
         if (spec.trainingDS !== undefined) {
+          // Another user's private dataset: refused before its listing says anything about it.
+          assertReadable(user, spec.trainingDS, "--trainingDS");
           const prefix = keys.dataset(spec.trainingDS);
           const files = (await this.storage.list(prefix)).map((o) => o.key.slice(prefix.length));
           checkTrainingData(spec, files);
@@ -271,6 +278,20 @@ export class Api {
         return this.download(await this.engineOf(user, req.taskId), req);
       case "steering-log":
         return this.steeringLog(await this.engineOf(user, req.taskId), req.iteration);
+      case "datasetPut":
+        return this.datasets.put(user, req);
+      case "datasetParts":
+        return this.datasets.parts(user, req);
+      case "datasetCommit":
+        return this.datasets.commit(user, req);
+      case "datasetList":
+        return this.datasets.list(user);
+      case "datasetShow":
+        return this.datasets.show(user, req);
+      case "datasetGet":
+        return this.datasets.get(user, req);
+      case "datasetRemove":
+        return this.datasets.remove(user, req.name);
     }
   }
 

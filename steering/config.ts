@@ -42,6 +42,8 @@ export const SteeringConfig = z.object({
       maxPoints: TenantLimits.shape.maxPoints.default(DEFAULT_TENANT_LIMITS.maxPoints),
       specBytes: TenantLimits.shape.specBytes.default(DEFAULT_TENANT_LIMITS.specBytes),
       submitsPerMinute: TenantLimits.shape.submitsPerMinute.default(DEFAULT_TENANT_LIMITS.submitsPerMinute),
+      datasetBytes: TenantLimits.shape.datasetBytes.default(DEFAULT_TENANT_LIMITS.datasetBytes),
+      datasetFiles: TenantLimits.shape.datasetFiles.default(DEFAULT_TENANT_LIMITS.datasetFiles),
     })
     .default(DEFAULT_TENANT_LIMITS),
   /** The admin's per-user overrides (`gridtune-steering admin set-limits`), read when it changes. */
@@ -95,6 +97,8 @@ export function compileSteeringConfig(
       maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),
       specBytes: num(pick("limitSpecBytes", "GRIDTUNE_LIMIT_SPEC_BYTES")),
       submitsPerMinute: num(pick("limitSubmitsPerMinute", "GRIDTUNE_LIMIT_SUBMITS_PER_MINUTE")),
+      datasetBytes: num(pick("limitDatasetBytes", "GRIDTUNE_LIMIT_DATASET_BYTES")),
+      datasetFiles: num(pick("limitDatasetFiles", "GRIDTUNE_LIMIT_DATASET_FILES")),
     },
     limitsFile: pick("limitsFile", "GRIDTUNE_LIMITS_FILE"),
     retry: {

@@ -17,6 +17,10 @@ export const TenantLimits = z.object({
   specBytes: z.number().int().positive(),
   /** Submissions accepted in any 60 s. */
   submitsPerMinute: z.number().int().positive(),
+  /** Bytes of all the user's datasets (`phpo dataset put`, scope user.<user>.*). */
+  datasetBytes: z.number().int().positive(),
+  /** Files of all the user's datasets. */
+  datasetFiles: z.number().int().positive(),
 });
 export type TenantLimits = z.infer<typeof TenantLimits>;
 
@@ -25,6 +29,8 @@ export const DEFAULT_TENANT_LIMITS: TenantLimits = {
   maxPoints: 100_000,
   specBytes: 256 * 1024,
   submitsPerMinute: 30,
+  datasetBytes: 50 * 1024 ** 3,
+  datasetFiles: 10_000,
 };
 
 /** The limits file an admin writes (`gridtune-steering admin set-limits`): overrides per user. */
@@ -39,6 +45,8 @@ export const LIMIT_NAMES = {
   maxPoints: { name: "max_points", option: "--max-points" },
   specBytes: { name: "spec_bytes", option: "--spec-bytes" },
   submitsPerMinute: { name: "submits_per_minute", option: "--submits-per-minute" },
+  datasetBytes: { name: "dataset_bytes", option: "--dataset-bytes" },
+  datasetFiles: { name: "dataset_files", option: "--dataset-files" },
 } as const satisfies Record<keyof TenantLimits, { name: string; option: string }>;
 
 const RATE_WINDOW_MS = 60_000;
@@ -156,6 +164,31 @@ export class TenantLimiter {
       `you have ${active} active tasks`,
       "kill one or wait for one to finish",
     );
+  }
+
+  /** Before a dataset file is uploaded: the user's dataset bytes and files once it is stored. */
+  checkDatasetQuota(
+    user: string,
+    limits: TenantLimits,
+    after: { bytes: number; files: number },
+    adding: string,
+  ): void {
+    if (after.bytes > limits.datasetBytes)
+      throw refusal(
+        user,
+        limits,
+        "datasetBytes",
+        `with ${adding} your datasets would hold ${after.bytes} bytes`,
+        "remove a dataset (phpo dataset rm NAME)",
+      );
+    if (after.files > limits.datasetFiles)
+      throw refusal(
+        user,
+        limits,
+        "datasetFiles",
+        `with ${adding} your datasets would hold ${after.files} files`,
+        "remove a dataset (phpo dataset rm NAME) or pack small files into an archive",
+      );
   }
 
   /** Counts an accepted submission against the rate. */

@@ -1,6 +1,13 @@
 // Steering's S3 adapter: the only holder of S3 keys. Agents and users get presigned URLs for
 // exactly the objects of one job attempt or one download; uploads are checked with HeadObject.
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  UploadPartCommand,
   CreateBucketCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -36,6 +43,8 @@ export const keys = {
   /** A steering-program run's stdout/stderr: its segment, the points before it, its failures before it. */
   steeringLog: (taskId: string, segment: number, generated: number, failures: number) =>
     `tasks/${taskId}/steering/s${segment}-g${generated}-f${failures}.log.txt`,
+  /** Steering's record of a dataset's files and their sha256 (phpo dataset). */
+  datasetManifest: (name: string) => `datasetmeta/${name}.json`,
   artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
     `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
 };
@@ -170,6 +179,92 @@ export class Storage {
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
     return out;
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.wrap(
+      () => this.s3.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key })),
+      `delete ${key}`,
+    );
+  }
+
+  /** The object's text, or null when it does not exist. */
+  async getText(key: string): Promise<string | null> {
+    try {
+      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      return (await r.Body?.transformToString("utf8")) ?? "";
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw this.unavailable(e, `read ${key}`);
+    }
+  }
+
+  /** The sha256 (hex) and byte count of an object, read as a stream. */
+  async sha256(key: string): Promise<{ sha256: string; size: number }> {
+    return this.wrap(async () => {
+      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      const h = createHash("sha256");
+      let size = 0;
+      for await (const c of r.Body as Readable) {
+        const b = c as Buffer;
+        size += b.length;
+        h.update(b);
+      }
+      return { sha256: h.digest("hex"), size };
+    }, `read ${key}`);
+  }
+
+  async createMultipart(key: string): Promise<string> {
+    const r = await this.wrap(
+      () => this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.config.bucket, Key: key })),
+      `start a multipart upload of ${key}`,
+    );
+    if (!r.UploadId) throw new GridtuneError("STORAGE_FAILED", `S3 gave no upload id for ${key}`);
+    return r.UploadId;
+  }
+
+  /** A presigned PUT of one part; `size` is signed (content-length), so only that many bytes are accepted. */
+  presignPart(key: string, uploadId: string, partNumber: number, size: number): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new UploadPartCommand({
+        Bucket: this.config.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        ContentLength: size,
+      }),
+      { expiresIn: this.config.presignTtlSeconds },
+    );
+  }
+
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: ReadonlyArray<{ n: number; etag: string }>,
+  ): Promise<void> {
+    await this.wrap(
+      () =>
+        this.s3.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.config.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+          }),
+        ),
+      `complete the multipart upload of ${key}`,
+    );
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    await this.wrap(
+      () =>
+        this.s3.send(
+          new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: key, UploadId: uploadId }),
+        ),
+      `abort the multipart upload of ${key}`,
+    );
   }
 
   close(): void {

@@ -214,6 +214,8 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
     .option("--max-points <n>", "points of one task")
     .option("--spec-bytes <n>", "bytes of a submitted spec")
     .option("--submits-per-minute <n>", "submissions in any minute")
+    .option("--dataset-bytes <n>", "bytes of all the user's datasets (phpo dataset put)")
+    .option("--dataset-files <n>", "files of all the user's datasets")
     .option("--clear", "drop the user's overrides first (back to steering's defaults)");
   setLimitsCmd.action(async (user: string, o: Record<string, string | boolean | undefined>) => {
     const opts = setLimitsCmd.optsWithGlobals<AdminOpts>();
@@ -226,6 +228,8 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
         maxPoints: str(o.maxPoints),
         specBytes: str(o.specBytes),
         submitsPerMinute: str(o.submitsPerMinute),
+        datasetBytes: str(o.datasetBytes),
+        datasetFiles: str(o.datasetFiles),
       },
       o.clear === true,
     );

@@ -81,8 +81,8 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
 
   it("trainingDS: the payload finds input_ds.json listing every file, and the files in its working dir", async () => {
     const files = { "train_1.txt": "one\n", "train_2.txt": "two\n", "train_3.txt": "three\n" };
-    await uploadDataset("user.test.ds_all", files);
-    const taskId = await api.submit(probeTask({ trainingDS: "user.test.ds_all" }, { mode: "data" }));
+    await uploadDataset("user.demo.ds_all", files);
+    const taskId = await api.submit(probeTask({ trainingDS: "user.demo.ds_all" }, { mode: "data" }));
     const d = await api.waitFinished(taskId, 60_000);
     const p = d.points[0]!;
     assert.equal(p.state, "done", p.error ?? "");
@@ -102,7 +102,7 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
   });
 
   it("segments: each job gets only its segment's files, %SEGMENT_NAME is one argv token, results grouped per segment", async () => {
-    await uploadDataset("user.test.ds_seg", {
+    await uploadDataset("user.demo.ds_seg", {
       "file_1.txt": "f1",
       "file_2.txt": "f2",
       "file_3.txt": "f3",
@@ -115,7 +115,7 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
     const taskId = await api.submit(
       probeTask(
         {
-          trainingDS: "user.test.ds_seg",
+          trainingDS: "user.demo.ds_seg",
           segments,
           // The placeholder inside a larger token and on its own; the exec string is tokenized
           // before substitution, so the name can never split or add a token.
@@ -159,22 +159,22 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
   });
 
   it("segments by constituent dataset: each job gets the files under <trainingDS>/<dataset>/, folders kept", async () => {
-    await uploadDataset("user.test.ds_cont", {
-      "user.test.ds_A/a1.txt": "a1",
-      "user.test.ds_A/a2.txt": "a2",
-      "user.test.ds_B/b1.txt": "b1",
+    await uploadDataset("user.demo.ds_cont", {
+      "user.demo.ds_A/a1.txt": "a1",
+      "user.demo.ds_A/a2.txt": "a2",
+      "user.demo.ds_B/b1.txt": "b1",
       "top.txt": "top",
     });
     const segments = [
-      { name: "A", datasets: ["user.test.ds_A"] },
-      { name: "B", datasets: ["user.test.ds_B"], files: ["top.txt"] },
+      { name: "A", datasets: ["user.demo.ds_A"] },
+      { name: "B", datasets: ["user.demo.ds_B"], files: ["top.txt"] },
     ];
     const want: Record<string, string[]> = {
-      A: ["user.test.ds_A/a1.txt", "user.test.ds_A/a2.txt"],
-      B: ["top.txt", "user.test.ds_B/b1.txt"],
+      A: ["user.demo.ds_A/a1.txt", "user.demo.ds_A/a2.txt"],
+      B: ["top.txt", "user.demo.ds_B/b1.txt"],
     };
     const taskId = await api.submit(
-      probeTask({ trainingDS: "user.test.ds_cont", segments, maxPoints: 1, nParallelEvaluation: 2 }, {}),
+      probeTask({ trainingDS: "user.demo.ds_cont", segments, maxPoints: 1, nParallelEvaluation: 2 }, {}),
     );
     const d = await api.waitFinished(taskId, 90_000);
     assert.equal(d.counts.done, 2, "one point per segment");
@@ -188,18 +188,18 @@ describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_
   });
 
   it("training data that is not there is refused at submission, naming the segment", async () => {
-    await uploadDataset("user.test.ds_part", { "f1.txt": "1" });
+    await uploadDataset("user.demo.ds_part", { "f1.txt": "1" });
     const submit = (over: Partial<TaskSpecInput>) => api.submit(probeTask(over, { mode: "data" }));
     await assert.rejects(
-      submit({ trainingDS: "user.test.ds_part", segments: [{ name: "A", files: ["f1.txt", "f9.txt"] }] }),
+      submit({ trainingDS: "user.demo.ds_part", segments: [{ name: "A", files: ["f1.txt", "f9.txt"] }] }),
       /segment "A": files not in trainingDS: "f9.txt"/,
     );
     await assert.rejects(
-      submit({ trainingDS: "user.test.ds_part", segments: [{ name: "A", datasets: ["user.test.ds_none"] }] }),
-      /segment "A": datasets with no files: "user.test.ds_none"/,
+      submit({ trainingDS: "user.demo.ds_part", segments: [{ name: "A", datasets: ["user.demo.ds_none"] }] }),
+      /segment "A": datasets with no files: "user.demo.ds_none"/,
     );
     await assert.rejects(
-      submit({ trainingDS: "user.test.ds_never_uploaded" }),
+      submit({ trainingDS: "user.demo.ds_never_uploaded" }),
       /has no files .*upload the training data first/,
     );
   });

@@ -149,6 +149,22 @@ describe("steering answers only into the requester's inbox", { timeout: 240_000 
       { verb: "pause", taskId },
       { verb: "resume", taskId },
       { verb: "kill", taskId },
+      // phpo dataset: the same guard, before any of them is parsed
+      { verb: "datasetList" },
+      { verb: "datasetShow", name: "user.demo.x", from: 0 },
+      { verb: "datasetGet", name: "user.demo.x", from: 0 },
+      { verb: "datasetPut", name: "user.demo.x", path: "f", size: 1, sha256: "0".repeat(64) },
+      {
+        verb: "datasetParts",
+        name: "user.demo.x",
+        path: "f",
+        uploadId: "u",
+        size: 6 << 20,
+        partSize: 5 << 20,
+        partNumbers: [1],
+      },
+      { verb: "datasetCommit", name: "user.demo.x", path: "f", size: 1, sha256: "0".repeat(64) },
+      { verb: "datasetRemove", name: "user.demo.x" },
     ];
     const job = { jobId: `t${taskId}-p1-j1`, attempt: 1 };
     const agentBodies: AgentRequest[] = [

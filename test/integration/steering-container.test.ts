@@ -12,8 +12,6 @@ import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
 import type { TaskDetail } from "../../protocol/messages.ts";
 import { dockerAnswers } from "../../stack/images.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { keys, Storage } from "../../steering/storage.ts";
 import { dockerObjectExists, testDocker } from "../harness/images.ts";
 import {
   FIXTURES,
@@ -200,15 +198,22 @@ describe("steering container (PanDA steeringExec)", { timeout: 600_000 }, () => 
     const dir = join(work, "panda");
     await cp(PANDA, dir, { recursive: true });
     const env = { HOME: dir, GRIDTUNE_HOME: stack.dir };
-    // the example's trainingDS must exist (steering refuses a task whose training data is not there)
-    const storage = new Storage(compileSteeringConfig({}, stack.steeringEnv).s3);
-    try {
-      for (const f of ["train_0.h5", "train_1.h5"])
-        await storage.put(keys.dataset("user.hoge.my_training_dataset") + f, f);
-    } finally {
-      storage.close();
-    }
-    const sub = await phpo(["--loadJson", "config.json", "--outDS", "user.test.panda", "--wait"], env, dir);
+    // the example's training data, put by the user without S3 keys (README's "By hand")
+    const put = await phpo(["dataset", "put", "data", "--name", "user.demo.my_training_dataset"], env, dir);
+    assert.equal(put.code, 0, put.stderr + put.stdout);
+    const sub = await phpo(
+      [
+        "--loadJson",
+        "config.json",
+        "--trainingDS",
+        "user.demo.my_training_dataset",
+        "--outDS",
+        "user.test.panda",
+        "--wait",
+      ],
+      env,
+      dir,
+    );
     assert.equal(sub.code, 0, sub.stderr + sub.stdout);
     const taskId = /jediTaskID=(\d+)/.exec(sub.stdout)?.[1];
     assert.ok(taskId, sub.stdout);

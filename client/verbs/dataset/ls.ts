@@ -1,0 +1,26 @@
+// phpo dataset ls: the user's datasets and their quota.
+import type { VerbContext } from "../../context.ts";
+import { renderTable } from "../../format.ts";
+import { printJson } from "../../io.ts";
+
+export async function datasetLsVerb(ctx: VerbContext): Promise<number> {
+  const api = await ctx.api();
+  const r = await api.call("datasetList", {});
+  if (ctx.json) {
+    printJson(ctx.io, r);
+    return 0;
+  }
+  if (r.datasets.length === 0)
+    ctx.io.stdout.write("no datasets yet: phpo dataset put DIR --name user.<you>.<name>\n");
+  else
+    ctx.io.stdout.write(
+      renderTable(
+        ["dataset", "files", "bytes"],
+        r.datasets.map((d) => [d.name, d.files, d.bytes]),
+        { align: ["l", "r", "r"] },
+      ),
+    );
+  const u = r.usage;
+  ctx.io.stdout.write(`quota: ${u.bytes}/${u.maxBytes} bytes, ${u.files}/${u.maxFiles} files\n`);
+  return 0;
+}
