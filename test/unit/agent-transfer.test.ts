@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { describeUrl, download, upload, type RetryPolicy } from "../../evaluator/transfer.ts";
 import { rejectsCode } from "./fixtures/engineKit.ts";
 
-const FAST: RetryPolicy = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, requestTimeoutMs: 2_000 };
+const FAST: RetryPolicy = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, requestTimeoutMs: 10_000 };
 // What a presigned URL carries in its query: the signature must never show up in an error.
 const QUERY = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRET&X-Amz-Signature=deadbeefcafe";
 
