@@ -9,23 +9,14 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { JsMsg } from "@nats-io/jetstream";
 import { Agent } from "../../evaluator/agent.ts";
-import type { SitePolicy } from "../../evaluator/jobRunner.ts";
 import type { Runtime, RunOutcome, RunSpec, RunHooks } from "../../evaluator/runtime/types.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReply, AgentRequest, Job } from "../../protocol/messages.ts";
 import { buildJob } from "../../steering/engine/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 
-const policy: SitePolicy = {
-  allowNetwork: false,
-  maxMemoryBytes: 1024 ** 3,
-  maxNanoCpus: 1e9,
-  pidsLimit: 64,
-  maxLogBytes: 1024 * 1024,
-  maxWallClockMs: 60_000,
-  stopGraceMs: 100,
-  maxInputBytes: 1024 ** 3,
-};
+const policy = TEST_SITE_POLICY;
 
 /** A runtime whose payloads run until they are stopped. */
 class WaitingRuntime implements Runtime {

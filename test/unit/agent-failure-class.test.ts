@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { runJob, type SitePolicy } from "../../evaluator/jobRunner.ts";
+import { runJob } from "../../evaluator/jobRunner.ts";
 import type { SteeringLink } from "../../evaluator/link.ts";
 import type { Runtime, RunOutcome, RunSpec } from "../../evaluator/runtime/types.ts";
 import { RuntimeError } from "../../protocol/errors.ts";
@@ -15,18 +15,10 @@ import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport } from "../../protocol/messages.ts";
 import { buildJob } from "../../steering/engine/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 
 const logger = createLogger("test", { level: "error" });
-const policy: SitePolicy = {
-  allowNetwork: false,
-  maxMemoryBytes: 1024 ** 3,
-  maxNanoCpus: 1e9,
-  pidsLimit: 64,
-  maxLogBytes: 1024 * 1024,
-  maxWallClockMs: 60_000,
-  stopGraceMs: 100,
-  maxInputBytes: 1024 ** 3,
-};
+const policy = TEST_SITE_POLICY;
 
 /** Ends as `end` says: an outcome (after writing output.json with `output`), or an error thrown. */
 class StandIn implements Runtime {

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
 import { renderShow } from "../../client/render.ts";
-import { runJob, type SitePolicy } from "../../evaluator/jobRunner.ts";
+import { runJob } from "../../evaluator/jobRunner.ts";
 import { LateUploads, type LatePolicy } from "../../evaluator/lateUploads.ts";
 import type { SteeringLink } from "../../evaluator/link.ts";
 import type { Runtime, RunOutcome, RunSpec } from "../../evaluator/runtime/types.ts";
@@ -32,18 +32,10 @@ import { pointView } from "../../steering/views.ts";
 import { sampleDetail } from "../harness/fakeSteering.ts";
 import { openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 
 const logger = createLogger("test", { level: "error" });
-const policy: SitePolicy = {
-  allowNetwork: false,
-  maxMemoryBytes: 1024 ** 3,
-  maxNanoCpus: 1e9,
-  pidsLimit: 64,
-  maxLogBytes: 1024 * 1024,
-  maxWallClockMs: 60_000,
-  stopGraceMs: 100,
-  maxInputBytes: 1024 ** 3,
-};
+const policy = TEST_SITE_POLICY;
 const quick: RetryPolicy = { attempts: 2, baseDelayMs: 5, maxDelayMs: 5, requestTimeoutMs: 2000 };
 const latePolicy = (attempts: number): LatePolicy => ({
   attempts,
