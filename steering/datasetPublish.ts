@@ -3,10 +3,10 @@
 // every user may read. This runs with steering's S3 keys and has no API verb: a user cannot reach
 // it. Each file is read back from S3 and its size and sha256 recorded in the dataset's manifest,
 // as steering does for users' uploads, so `phpo dataset get` verifies what it fetches.
-import { readdir, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
-import { DatasetName, DatasetPath, type DatasetSummary } from "../protocol/datasets.ts";
+import { stat } from "node:fs/promises";
+import { DatasetName, type DatasetSummary } from "../protocol/datasets.ts";
 import { GridtuneError, ValidationError } from "../protocol/errors.ts";
+import { localFiles, type LocalFile } from "../protocol/localFiles.ts";
 import { isPublishedName, readManifest, summarise, writeManifest } from "./datasets.ts";
 import { keys, type Storage } from "./storage.ts";
 
@@ -50,28 +50,15 @@ export function parseSource(from: string): PublishSource {
   return { type: "dir", dir: from };
 }
 
-/** A directory's files, recursively, as dataset paths; a name a dataset cannot hold is refused. */
-async function localFiles(dir: string): Promise<Array<{ abs: string; path: string; size: number }>> {
-  const st = await stat(dir).catch((e: unknown) => {
-    throw new ValidationError("INVALID_ARGUMENT", `--from ${dir}: ${(e as Error).message}`, { cause: e });
-  });
-  if (!st.isDirectory())
-    throw new ValidationError("INVALID_ARGUMENT", `--from ${dir}: not a directory (or user.<u>.<name>)`);
-  const out: Array<{ abs: string; path: string; size: number }> = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    // symbolic links are not followed: a link could publish a file outside the directory
-    if (!e.isFile()) continue;
-    const abs = join(e.parentPath, e.name);
-    const path = relative(dir, abs).split(sep).join("/");
-    if (!DatasetPath.safeParse(path).success)
-      throw new ValidationError(
-        "INVALID_ARGUMENT",
-        `--from ${dir}: ${path} is not a dataset file name (letters, digits, '.', '_', '-' and '/'); rename it`,
-      );
-    out.push({ abs, path, size: (await stat(abs)).size });
-  }
-  if (out.length === 0) throw new ValidationError("INVALID_ARGUMENT", `--from ${dir}: no files to publish`);
-  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+/** `--from DIR`: a directory's regular files, as `phpo dataset put DIR` takes them. */
+async function dirFiles(dir: string): Promise<LocalFile[]> {
+  const st = await stat(dir).catch(() => null);
+  if (!st?.isDirectory())
+    throw new ValidationError(
+      "INVALID_ARGUMENT",
+      `--from ${dir}: not a directory; give a directory or a user's dataset (user.<user>.<name>)`,
+    );
+  return localFiles([dir]);
 }
 
 async function objectsOf(storage: Storage, name: string) {
@@ -108,7 +95,7 @@ export async function publishDataset(
       break;
     }
     case "dir":
-      copies = (await localFiles(source.dir)).map((f) => ({
+      copies = (await dirFiles(source.dir)).map((f) => ({
         path: f.path,
         write: (key) => storage.putFile(key, f.abs, f.size),
       }));

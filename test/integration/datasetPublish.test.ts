@@ -4,7 +4,7 @@
 // it with --trainingDS and `get` verifies its checksums; a plain user has no way to publish.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -130,6 +130,9 @@ describe(
       const dir = join(work, "pubdir");
       await mkdir(join(dir, "sub"), { recursive: true });
       await writeFile(join(dir, "sub", "x.txt"), "xyz");
+      // a link to a file outside the directory (the admin's own secrets) is not published
+      await writeFile(join(work, "secret.txt"), "not for users");
+      await symlink(join(work, "secret.txt"), join(dir, "sub", "link.txt"));
       await assert.rejects(
         admin(["dataset", "publish", "hep.digits", "--from", dir], adminEnv()),
         (e: unknown) =>
