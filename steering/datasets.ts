@@ -195,6 +195,8 @@ export class Datasets {
       false,
     );
     // Other users' datasets are listed by S3 too (one prefix holds them all): they are dropped here.
+    // A delimited listing (names only) would be cheaper, but the embedded S3 server leaves out a
+    // dataset whose files are all in subfolders from its common prefixes: every key is listed.
     const published =
       req.mine === true ? [] : summarise(await this.storage.list("datasets/"), isPublishedName, true);
     const datasets = mine;
