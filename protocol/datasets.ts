@@ -1,6 +1,7 @@
 // User datasets (`phpo dataset`): names, file paths and the API messages that move them through
 // presigned URLs minted by steering. A user writes only their own scope, `user.<user>.<name>`
-// (PanDA/Rucio naming); any other scope is written by an admin and readable by every user.
+// (PanDA/Rucio naming); any other scope is published by an admin (`gridtune-steering admin
+// dataset publish`, with steering's S3 keys) and readable by every user.
 import { z } from "zod";
 
 /** The smallest multipart part S3 accepts (all but the last part). */
@@ -86,7 +87,8 @@ export const DatasetRequests = [
       .max(MAX_PARTS)
       .optional(),
   }),
-  z.object({ verb: z.literal("datasetList") }),
+  /** The user's datasets and the published ones (every scope but `user.`); `mine`: the user's only. */
+  z.object({ verb: z.literal("datasetList"), mine: z.boolean().optional() }),
   /** A page of a dataset's files from index `from` (a reply stays under NATS's max_payload). */
   z.object({
     verb: z.literal("datasetShow"),
@@ -117,6 +119,8 @@ export const DatasetSummary = z.object({
   name: z.string(),
   files: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
+  /** Published by an admin (readable by all) rather than the user's own; older steering: false. */
+  published: z.boolean().default(false),
 });
 export type DatasetSummary = z.infer<typeof DatasetSummary>;
 

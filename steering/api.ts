@@ -285,7 +285,7 @@ export class Api {
       case "datasetCommit":
         return this.datasets.commit(user, req);
       case "datasetList":
-        return this.datasets.list(user);
+        return this.datasets.list(user, req);
       case "datasetShow":
         return this.datasets.show(user, req);
       case "datasetGet":

@@ -28,6 +28,49 @@ const Manifest = z.object({
 });
 type Manifest = z.infer<typeof Manifest>;
 
+/** A dataset's manifest: the sizes and sha256 steering read back; empty when none (or unreadable). */
+export async function readManifest(storage: Storage, name: string): Promise<Manifest> {
+  const text = await storage.getText(keys.datasetManifest(name));
+  if (text === null) return { name, files: {} };
+  let raw: unknown = null;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // as unreadable, below
+  }
+  const parsed = Manifest.safeParse(raw);
+  // Only steering writes it; an unreadable one is treated as empty (files show no checksum).
+  return parsed.success ? parsed.data : { name, files: {} };
+}
+
+export async function writeManifest(storage: Storage, m: Manifest): Promise<void> {
+  await storage.put(keys.datasetManifest(m.name), JSON.stringify(m));
+}
+
+/** A dataset's name from one of its object keys (`datasets/<name>/<path>`). */
+const datasetOfKey = (key: string) => key.slice("datasets/".length).split("/")[0] ?? "";
+
+/** Datasets and their file counts and bytes, from a listing of their objects. */
+export function summarise(
+  objects: ReadonlyArray<{ key: string; size: number }>,
+  keep: (name: string) => boolean,
+  published: boolean,
+): DatasetSummary[] {
+  const by = new Map<string, DatasetSummary>();
+  for (const o of objects) {
+    const name = datasetOfKey(o.key);
+    if (!keep(name)) continue;
+    const s = by.get(name) ?? { name, files: 0, bytes: 0, published };
+    s.files++;
+    s.bytes += o.size;
+    by.set(name, s);
+  }
+  return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Published datasets: every scope but `user.` (written with steering's keys). */
+export const isPublishedName = (name: string) => name !== "" && !name.startsWith("user.");
+
 /** The scope rule: a user writes `user.<user>.<name>` only. `field` names the option to fix. */
 export function assertWritable(user: string, name: string, field: string): void {
   const scope = userScope(user);
@@ -140,25 +183,26 @@ export class Datasets {
     await this.serial(req.name, async () => {
       const m = await this.manifest(req.name);
       m.files[req.path] = { size: got.size, sha256: got.sha256 };
-      await this.storage.put(keys.datasetManifest(req.name), JSON.stringify(m));
+      await writeManifest(this.storage, m);
     });
     return { path: req.path, size: got.size, sha256: got.sha256 };
   }
 
-  async list(user: string): Promise<Reply<"datasetList">> {
-    const prefix = keys.dataset(userScope(user)).slice(0, -1);
-    const by = new Map<string, DatasetSummary>();
-    for (const o of await this.storage.list(prefix)) {
-      const name = o.key.slice("datasets/".length).split("/")[0] ?? "";
-      const s = by.get(name) ?? { name, files: 0, bytes: 0 };
-      s.files++;
-      s.bytes += o.size;
-      by.set(name, s);
-    }
-    const datasets = [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
+  async list(user: string, req: Req<"datasetList">): Promise<Reply<"datasetList">> {
+    const mine = summarise(
+      await this.storage.list(keys.dataset(userScope(user)).slice(0, -1)),
+      () => true,
+      false,
+    );
+    // Other users' datasets are listed by S3 too (one prefix holds them all): they are dropped here.
+    // A delimited listing (names only) would be cheaper, but the embedded S3 server leaves out a
+    // dataset whose files are all in subfolders from its common prefixes: every key is listed.
+    const published =
+      req.mine === true ? [] : summarise(await this.storage.list("datasets/"), isPublishedName, true);
+    const datasets = mine;
     const limits = await this.limiter.limitsOf(user);
     return {
-      datasets,
+      datasets: [...mine, ...published],
       usage: {
         bytes: datasets.reduce((n, d) => n + d.bytes, 0),
         files: datasets.reduce((n, d) => n + d.files, 0),
@@ -253,18 +297,8 @@ export class Datasets {
     return { bytes: objects.reduce((n, o) => n + o.size, 0), files: objects.length };
   }
 
-  private async manifest(name: string): Promise<Manifest> {
-    const text = await this.storage.getText(keys.datasetManifest(name));
-    if (text === null) return { name, files: {} };
-    let raw: unknown = null;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      // as unreadable, below
-    }
-    const parsed = Manifest.safeParse(raw);
-    // Only steering writes it; an unreadable one is treated as empty (files show no checksum).
-    return parsed.success ? parsed.data : { name, files: {} };
+  private manifest(name: string): Promise<Manifest> {
+    return readManifest(this.storage, name);
   }
 
   private async serial<T>(name: string, fn: () => Promise<T>): Promise<T> {

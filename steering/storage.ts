@@ -1,10 +1,12 @@
 // Steering's S3 adapter: the only holder of S3 keys. Agents and users get presigned URLs for
 // exactly the objects of one job attempt or one download; uploads are checked with HeadObject.
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   UploadPartCommand,
@@ -127,6 +129,32 @@ export class Storage {
     await this.wrap(
       () => this.s3.send(new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body })),
       `write ${key}`,
+    );
+  }
+
+  /** A local file streamed into one object (S3 takes up to 5 GiB in one PUT). */
+  async putFile(key: string, file: string, size: number): Promise<void> {
+    await this.wrap(
+      () =>
+        this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.config.bucket,
+            Key: key,
+            Body: createReadStream(file),
+            ContentLength: size,
+          }),
+        ),
+      `write ${key}`,
+    );
+  }
+
+  /** A server-side copy: the bytes never leave S3 (up to 5 GiB an object). */
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    const source = `${this.config.bucket}/${fromKey.split("/").map(encodeURIComponent).join("/")}`;
+    await this.wrap(
+      () =>
+        this.s3.send(new CopyObjectCommand({ Bucket: this.config.bucket, Key: toKey, CopySource: source })),
+      `copy ${fromKey} to ${toKey}`,
     );
   }
 

@@ -23,6 +23,7 @@ import {
   setUser,
   type SiteAccessChange,
 } from "../security/admin.ts";
+import { registerAdminDatasetCommands } from "./adminDatasets.ts";
 import { readLimitsFile, setLimits, limitsFilePath } from "../security/adminLimits.ts";
 import { parseNameList, parseRuntimes, type SitePolicy } from "../security/sitePolicy.ts";
 
@@ -119,6 +120,8 @@ function formatList(ids: AdminIdentity[]): string {
 export interface AdminCommandsOptions {
   /** Where results go; default stdout. */
   write?: (text: string) => void;
+  /** The environment `admin dataset` reads S3 settings from; default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function registerAdminCommands(program: Command, options: AdminCommandsOptions = {}): Command {
@@ -252,5 +255,6 @@ export function registerAdminCommands(program: Command, options: AdminCommandsOp
           : users.map(([u, l]) => `${u.padEnd(32)} ${JSON.stringify(l)}`).join("\n") + "\n",
     );
   });
+  registerAdminDatasetCommands(admin, write, options.env);
   return admin;
 }

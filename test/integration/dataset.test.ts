@@ -100,7 +100,7 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     const listed = JSON.parse(ls.stdout) as {
       datasets: Array<{ name: string; files: number; bytes: number }>;
     };
-    assert.deepEqual(listed.datasets, [{ name: "user.demo.segdata", files: 3, bytes: 6 }]);
+    assert.deepEqual(listed.datasets, [{ name: "user.demo.segdata", files: 3, bytes: 6, published: false }]);
     const show = await phpo("demo", ["dataset", "show", "user.demo.segdata"]);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, new RegExp(`B/b1.txt +3 +${sha("333")}`));

@@ -13,7 +13,7 @@ export function registerDatasetVerbs(
 ): void {
   const ds = program
     .command("dataset")
-    .description("your training data: put, ls, show, rm, get (no S3 keys needed)");
+    .description("your training data and published datasets: put, ls, show, rm, get (no S3 keys needed)");
   ds.command("put")
     .argument("<paths...>", "a directory (its files, recursively) or files")
     .requiredOption("--name <name>", "the dataset: user.<you>.<name>")
@@ -26,8 +26,9 @@ export function registerDatasetVerbs(
     .description("upload files into a dataset of yours; run it again to resume")
     .action(async (paths: string[], o: PutFlags) => run((ctx) => datasetPutVerb(ctx, paths, o)));
   ds.command("ls")
-    .description("your datasets and your quota")
-    .action(async () => run((ctx) => datasetLsVerb(ctx)));
+    .description("your datasets, the published ones (readable by all) and your quota")
+    .option("--mine", "only your own datasets")
+    .action(async (o: { mine?: boolean }) => run((ctx) => datasetLsVerb(ctx, o)));
   ds.command("show")
     .argument("<name>")
     .description("the files of a dataset: sizes and sha256")

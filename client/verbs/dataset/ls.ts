@@ -1,11 +1,12 @@
-// phpo dataset ls: the user's datasets and their quota.
+// phpo dataset ls: the user's datasets, the ones an admin published (readable by all), and the
+// user's quota; --mine for the user's own only.
 import type { VerbContext } from "../../context.ts";
 import { renderTable } from "../../format.ts";
 import { printJson } from "../../io.ts";
 
-export async function datasetLsVerb(ctx: VerbContext): Promise<number> {
+export async function datasetLsVerb(ctx: VerbContext, flags: { mine?: boolean } = {}): Promise<number> {
   const api = await ctx.api();
-  const r = await api.call("datasetList", {});
+  const r = await api.call("datasetList", { mine: flags.mine === true });
   if (ctx.json) {
     printJson(ctx.io, r);
     return 0;
@@ -15,12 +16,12 @@ export async function datasetLsVerb(ctx: VerbContext): Promise<number> {
   else
     ctx.io.stdout.write(
       renderTable(
-        ["dataset", "files", "bytes"],
-        r.datasets.map((d) => [d.name, d.files, d.bytes]),
-        { align: ["l", "r", "r"] },
+        ["dataset", "whose", "files", "bytes"],
+        r.datasets.map((d) => [d.name, d.published ? "published" : "mine", d.files, d.bytes]),
+        { align: ["l", "l", "r", "r"] },
       ),
     );
   const u = r.usage;
-  ctx.io.stdout.write(`quota: ${u.bytes}/${u.maxBytes} bytes, ${u.files}/${u.maxFiles} files\n`);
+  ctx.io.stdout.write(`quota: ${u.bytes}/${u.maxBytes} bytes, ${u.files}/${u.maxFiles} files (yours)\n`);
   return 0;
 }
