@@ -30,6 +30,7 @@ import type {
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
 import { openPayloadFile, readPayloadFile, type OpenedFile } from "./payloadFs.ts";
 import type { StopReason, SteeringLink } from "./link.ts";
+import { JudgeGate, VERDICT_WAIT_MS, type Verdicts } from "./judgeGate.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
 import type { LateUploads } from "./lateUploads.ts";
@@ -82,6 +83,10 @@ export interface JobContext {
   instance: string;
   /** Users whose jobs the process runtime runs; any other user's job fails with FORBIDDEN. */
   trustedUsers: readonly string[];
+  /** Steering's `continue` verdicts for this attempt (absent: the payload is never paused). */
+  verdicts?: Verdicts;
+  /** How long a payload paused at a judged level waits for its verdict (VERDICT_WAIT_MS when absent). */
+  verdictWaitMs?: number;
 }
 
 /** The run key of an attempt: the container name and working-directory name derive from it. */
@@ -118,7 +123,20 @@ export async function runJob(ctx: JobContext): Promise<void> {
     await freshDir(workDir);
     await removeLeftover(scratch.path); // of a crashed attempt
     await prepare(ctx, workDir, scratch);
-    const progress = new ProgressForwarder(ctx, workDir, (r) => (lastResource = r));
+    const gate = ctx.verdicts
+      ? new JudgeGate(
+          job.judgeAt,
+          ctx.verdicts,
+          ctx.signal,
+          ctx.verdictWaitMs ?? VERDICT_WAIT_MS,
+          ctx.logger,
+          job.jobId,
+        )
+      : null;
+    const progress = new ProgressForwarder(ctx, workDir, (r) => {
+      lastResource = r;
+      gate?.reported(r);
+    });
     const timer = job.evaluation.checkPointToSave.length
       ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
       : null;
@@ -147,13 +165,18 @@ export async function runJob(ctx: JobContext): Promise<void> {
           maxLogBytes: ctx.policy.maxLogBytes,
           stopGraceMs: ctx.policy.stopGraceMs,
         },
-        { signal: ctx.signal, onStdoutLine: (line) => progress.stdoutLine(line) },
+        {
+          signal: ctx.signal,
+          onStdoutLine: (line) => progress.stdoutLine(line),
+          onStarted: (control) => gate?.started(control),
+        },
       );
     } finally {
       if (timer) clearInterval(timer);
       clearInterval(poll);
       await progress.poll();
       await progress.flushed();
+      await gate?.end();
       await checkpoints.idle();
     }
   } catch (e) {
