@@ -2,7 +2,7 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { closeSync, lstatSync, mkdirSync, read, statSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, read, statSync, watch, type FSWatcher } from "node:fs";
 import { open, stat, copyFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { promisify } from "node:util";
@@ -141,6 +141,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
       ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
       : null;
     const poll = setInterval(() => void progress.poll(), PROGRESS_POLL_MS);
+    const watcher = watchProgress(workDir, () => void progress.poll());
     try {
       outcome = await ctx.runtime.run(
         {
@@ -174,6 +175,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
     } finally {
       if (timer) clearInterval(timer);
       clearInterval(poll);
+      watcher?.close();
       await progress.poll();
       await progress.flushed();
       await gate?.end();
@@ -624,6 +626,24 @@ async function appendLog(path: string, text: string): Promise<void> {
   await f.close();
 }
 
+/**
+ * Reads the progress file as soon as the payload writes it (inotify on the working directory),
+ * so a stopping scheduler's pause lands within a report, not within a poll; the 100 ms poll stays
+ * as the fallback where watching fails (no inotify watches left). Events of other files only
+ * cost a read that finds nothing new, and a burst of them joins one queued read.
+ */
+function watchProgress(workDir: string, onChange: () => void): FSWatcher | null {
+  try {
+    const w = watch(workDir, { persistent: false }, (_event, name) => {
+      if (name === null || name === PROGRESS_FILE) onChange();
+    });
+    w.on("error", () => w.close());
+    return w;
+  } catch {
+    return null;
+  }
+}
+
 /** Forwards progress from the progress file and marked stdout lines, in order, one report each. */
 class ProgressForwarder {
   private offset = 0;
@@ -646,6 +666,8 @@ class ProgressForwarder {
 
   /** The read in progress: reads run one after another, never two at the same offset. */
   private reading: Promise<void> = Promise.resolve();
+  /** A read is queued and not started: another poll joins it (a payload's burst of file events). */
+  private queued: Promise<void> | null = null;
 
   /**
    * Reads what was appended to the progress file; never rejects (it runs from a timer). A poll
@@ -654,13 +676,18 @@ class ProgressForwarder {
    * payload ended sees every line.
    */
   poll(): Promise<void> {
+    if (this.queued) return this.queued;
     this.reading = this.reading
-      .then(() => this.readAppended())
+      .then(() => {
+        this.queued = null;
+        return this.readAppended();
+      })
       .catch((e: unknown) =>
         this.ctx.logger.warn(`${PROGRESS_FILE} could not be read: ${toWireError(e).message}`, {
           jobId: this.ctx.job.jobId,
         }),
       );
+    this.queued = this.reading;
     return this.reading;
   }
 

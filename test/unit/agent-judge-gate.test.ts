@@ -15,8 +15,9 @@ import type { Runtime, RunHooks, RunOutcome, RunSpec } from "../../evaluator/run
 import { PROGRESS_STDOUT_MARKER } from "../../protocol/files.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport } from "../../protocol/messages.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
+import { buildJob, judgeLevels } from "../../steering/engine/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { LADDER, schedSpec } from "./fixtures/schedulerSim.ts";
 import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -121,5 +122,20 @@ void describe("agent: a payload paused at a judged level until its verdict", () 
     assert.equal(payload.pauses, 3);
     const result = reports.find((r) => r.type === "result");
     assert.equal(result?.type === "result" && result.status, "ok");
+  });
+});
+
+void describe("steering: the levels a job is judged at (Job.judgeAt)", () => {
+  const levels = (scheduler: Parameters<typeof schedSpec>[0]) =>
+    judgeLevels(new Driver(schedSpec(scheduler), "7").engine, 0);
+  void it("a stopping scheduler's rungs below max_t", () => {
+    assert.deepEqual(levels({ type: "asha-stopping", ...LADDER }), [1, 3]);
+    assert.deepEqual(levels({ type: "hyperband", variant: "stopping", ...LADDER }), [1, 3]);
+  });
+  void it("none where the job ends where it is judged: pausing schedulers, FIFO, no scheduler", () => {
+    assert.deepEqual(levels({ type: "asha-promotion", ...LADDER }), []);
+    assert.deepEqual(levels({ type: "hyperband", variant: "promotion", ...LADDER }), []);
+    assert.deepEqual(levels({ type: "fifo", max_t: 4 }), []);
+    assert.deepEqual(judgeLevels(new Driver(spec({ maxPoints: 1 }), "7").engine, 0), []);
   });
 });
