@@ -135,7 +135,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
       : null;
     const progress = new ProgressForwarder(ctx, workDir, (r) => {
       lastResource = r;
-      gate?.reported(r);
+      return gate?.reported(r) ?? false;
     });
     const timer = job.evaluation.checkPointToSave.length
       ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
@@ -656,7 +656,8 @@ class ProgressForwarder {
   constructor(
     private readonly ctx: JobContext,
     private readonly workDir: string,
-    private readonly onResource: (r: number) => void,
+    /** Returns whether the payload is held at this report for steering's verdict. */
+    private readonly onResource: (r: number) => boolean,
   ) {}
 
   stdoutLine(line: string): void {
@@ -734,7 +735,7 @@ class ProgressForwarder {
     const p = parseProgressLine(text, source === "file" ? ++this.count : this.count + 1);
     if (!p || p.resource <= this.lastReported) return;
     this.lastReported = p.resource;
-    this.onResource(p.resource);
+    const held = this.onResource(p.resource);
     const { job } = this.ctx;
     this.chain = this.chain
       .then(() =>
@@ -744,6 +745,7 @@ class ProgressForwarder {
           attempt: job.attempt,
           resource: p.resource,
           metrics: p.metrics,
+          ...(held ? { held } : {}),
         }),
       )
       .catch((e: unknown) =>

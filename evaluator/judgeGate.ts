@@ -67,16 +67,17 @@ export class JudgeGate {
     this.control = control;
   }
 
-  /** A report at `resource` was forwarded to steering (called in report order). */
-  reported(resource: number): void {
+  /** A report at `resource` goes to steering (called in report order); true: the payload is held for its verdict. */
+  reported(resource: number): boolean {
     let crossed = false;
     while (this.next < this.levels.length && resource >= (this.levels[this.next] ?? Infinity)) {
       this.next++;
       crossed = true;
     }
     const control = this.control;
-    if (!crossed || !control || this.signal.aborted) return;
+    if (!crossed || !control || this.signal.aborted) return false;
     this.busy = this.busy.then(() => this.hold(control, resource));
+    return true;
   }
 
   /** The payload ended: ends a wait in progress; resolves once none is. */

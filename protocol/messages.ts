@@ -188,6 +188,8 @@ export const AgentReport = z.discriminatedUnion("type", [
     attempt: Attempt,
     resource: z.number(),
     metrics: Metrics,
+    /** The agent paused the payload at this report (a judged level): it waits for a verdict. */
+    held: z.boolean().optional(),
   }),
   z.object({
     type: z.literal("checkpoint"),

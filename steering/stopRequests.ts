@@ -35,17 +35,17 @@ export function sendStopRequests(
 /**
  * Steering's verdict on a durable progress report of a job whose agent pauses at judged levels
  * (Job.judgeAt): the stop request when the scheduler decided one, else `continue` for that report,
- * so the paused payload resumes without waiting out the agent's bounded wait. Sent after every
- * report of such a job (the agent ignores a continue it is not waiting for): steering keeps no
- * record of which report the agent paused at, and a lost continue costs only that wait.
+ * so the paused payload resumes without waiting out the agent's bounded wait. A continue goes only
+ * for a report the agent says it is held at (`held`), at or past the job's first judged level; an
+ * agent that claims it falsely only gets continues it ignores, and a lost one costs only the wait.
  */
 export function sendVerdict(
   nc: Pick<NatsConnection, "publish">,
   e: TaskEngine,
   logger: Logger,
-  report: { jobId: string; attempt: number; resource: number },
+  report: { jobId: string; attempt: number; resource: number; held?: boolean | undefined },
 ): void {
-  if (sendStopRequests(nc, e, logger, report.jobId) > 0) return;
+  if (sendStopRequests(nc, e, logger, report.jobId) > 0 || !report.held) return;
   const point = e.pointOfJob(report.jobId);
   const job = point?.job;
   if (!point || !job || job.state !== "running" || job.attempt !== report.attempt) return;

@@ -13,7 +13,7 @@ const CURVE = join(FIXTURES, "payloads", "curve.py");
 /** Reports past the judged one a stopped trial may show: one, plus two for a loaded CI host's lag. */
 const SLACK = 3;
 
-describe("asha-stopping: the stop reaches the payload within one report", { timeout: 300_000 }, () => {
+describe("asha-stopping: the stop reaches the payload within a report", { timeout: 300_000 }, () => {
   let stack: TestStack;
   let api: ApiClient;
   before(async () => {
@@ -22,7 +22,7 @@ describe("asha-stopping: the stop reaches the payload within one report", { time
   });
   after(() => stack?.cleanup());
 
-  it("every stopped trial's last report is at most one report past its judged level", async (t) => {
+  it("a stopped trial's last report is at most 3 past the one it was judged at", async (t) => {
     const task: TaskSpecInput = {
       outDS: "user.test.stoplatency/",
       evaluationContainer: "gridtune/python:1",

@@ -1,7 +1,7 @@
 // The agent pauses the payload at the levels a stopping scheduler judges (Job.judgeAt) until
 // steering's verdict (docs/evaluator.md, "Progress lines"): the real job runner with a stand-in
 // runtime whose "payload" reports an epoch every millisecond and a stand-in steering that answers
-// each report 100 ms later, a literal verdict: stop at epoch 3, continue below it.
+// each report 100 ms later, a literal verdict: stop at epoch 3, continue a held report below it.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -71,7 +71,7 @@ async function run(o: { stopAt: number | null; answers: boolean; gate: boolean }
       if (r.type === "progress")
         setTimeout(() => {
           if (o.stopAt !== null && r.resource >= o.stopAt) controller.abort("pruned" satisfies StopReason);
-          else if (o.answers) verdicts.continued(r.resource);
+          else if (o.answers && r.held) verdicts.continued(r.resource);
         }, 100);
       return Promise.resolve();
     },
@@ -113,6 +113,8 @@ void describe("agent: a payload paused at a judged level until its verdict", () 
     const { payload, reports } = await run({ stopAt: null, answers: true, gate: true });
     assert.equal(payload.emitted.length, EPOCHS);
     assert.equal(payload.pauses, 3, "once at each of 1, 3 and 9");
+    const held = reports.flatMap((r) => (r.type === "progress" && r.held ? [r.resource] : []));
+    assert.deepEqual(held, [1, 3, 9], "the reports it waited at say so; steering answers only those");
     const result = reports.find((r) => r.type === "result");
     assert.equal(result?.type === "result" && result.status, "ok");
   });
