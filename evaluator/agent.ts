@@ -29,6 +29,7 @@ import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
 import { agentInstance } from "./config.ts";
 import { runJob, type SitePolicy } from "./jobRunner.ts";
+import { Verdicts } from "./judgeGate.ts";
 import { LateUploads, type LatePolicy } from "./lateUploads.ts";
 import type { SteeringLink, StopReason } from "./link.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -64,6 +65,8 @@ const MAX_DEFERRALS = 3;
 interface Running {
   job: Job;
   controller: AbortController;
+  /** Steering's `continue` verdicts, for a payload paused at a judged level. */
+  verdicts: Verdicts;
   slot: number;
   done: Promise<void>;
 }
@@ -355,9 +358,11 @@ export class Agent implements SteeringLink {
     const controller = new AbortController();
     // claimed while the agent began to drain: it runs only to be handed back with its state
     if (this.state !== "running") controller.abort("drain" satisfies StopReason);
+    const verdicts = new Verdicts();
     const run: Running = {
       job,
       controller,
+      verdicts,
       slot,
       done: runJob({
         job,
@@ -372,6 +377,7 @@ export class Agent implements SteeringLink {
         late: this.late,
         instance: this.instance,
         trustedUsers: this.o.trustedUsers,
+        verdicts,
       })
         .catch((e: unknown) =>
           this.o.logger.error("job runner failed", { jobId: job.jobId, error: String(e) }),
@@ -409,8 +415,18 @@ export class Agent implements SteeringLink {
     } catch {
       return this.o.logger.warn("ignoring an unreadable control message");
     }
-    if (msg.type === "stop") this.stop(msg.jobId, msg.attempt, msg.reason);
-    else void this.close();
+    switch (msg.type) {
+      case "stop":
+        return this.stop(msg.jobId, msg.attempt, msg.reason);
+      case "continue":
+        return this.running.get(`${msg.jobId}#${msg.attempt}`)?.verdicts.continued(msg.resource);
+      case "drain":
+        return void this.close();
+      default: {
+        const never: never = msg;
+        return this.o.logger.warn("ignoring an unknown control message", { msg: String(never) });
+      }
+    }
   }
 
   private stop(jobId: string, attempt: number, reason: StopReason): void {

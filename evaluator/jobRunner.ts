@@ -2,7 +2,7 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { closeSync, lstatSync, mkdirSync, read, statSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, read, statSync, watch, type FSWatcher } from "node:fs";
 import { open, stat, copyFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { promisify } from "node:util";
@@ -30,6 +30,7 @@ import type {
 import { createTarball, fingerprint, safeExtract } from "./archive.ts";
 import { openPayloadFile, readPayloadFile, type OpenedFile } from "./payloadFs.ts";
 import type { StopReason, SteeringLink } from "./link.ts";
+import { JudgeGate, VERDICT_WAIT_MS, type Verdicts } from "./judgeGate.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
 import type { LateUploads } from "./lateUploads.ts";
@@ -42,6 +43,13 @@ const readAt = promisify(read);
 const CHECKPOINT_EXPANSION = 20;
 /** ...and at most this many entries; a bigger one is not saved, as it could never be restored. */
 const CHECKPOINT_ENTRIES = 100_000;
+/**
+ * How often the progress file is read while the payload runs. A stopping scheduler's verdict can
+ * only follow a report steering has seen: at 1 s, a payload with fast epochs trained on for a
+ * second's worth of epochs before its report even left the agent. A read of an unchanged file is
+ * one lstat and one fstat, so 100 ms costs little; it runs only while the payload runs.
+ */
+export const PROGRESS_POLL_MS = 100;
 
 export interface SitePolicy {
   allowNetwork: boolean;
@@ -75,6 +83,10 @@ export interface JobContext {
   instance: string;
   /** Users whose jobs the process runtime runs; any other user's job fails with FORBIDDEN. */
   trustedUsers: readonly string[];
+  /** Steering's `continue` verdicts for this attempt (absent: the payload is never paused). */
+  verdicts?: Verdicts;
+  /** How long a payload paused at a judged level waits for its verdict (VERDICT_WAIT_MS when absent). */
+  verdictWaitMs?: number;
 }
 
 /** The run key of an attempt: the container name and working-directory name derive from it. */
@@ -111,11 +123,25 @@ export async function runJob(ctx: JobContext): Promise<void> {
     await freshDir(workDir);
     await removeLeftover(scratch.path); // of a crashed attempt
     await prepare(ctx, workDir, scratch);
-    const progress = new ProgressForwarder(ctx, workDir, (r) => (lastResource = r));
+    const gate = ctx.verdicts
+      ? new JudgeGate(
+          job.judgeAt,
+          ctx.verdicts,
+          ctx.signal,
+          ctx.verdictWaitMs ?? VERDICT_WAIT_MS,
+          ctx.logger,
+          job.jobId,
+        )
+      : null;
+    const progress = new ProgressForwarder(ctx, workDir, (r) => {
+      lastResource = r;
+      return gate?.reported(r) ?? false;
+    });
     const timer = job.evaluation.checkPointToSave.length
       ? setInterval(() => void checkpoints.save(lastResource), job.evaluation.checkPointIntervalMs)
       : null;
-    const poll = setInterval(() => void progress.poll(), 1000);
+    const poll = setInterval(() => void progress.poll(), PROGRESS_POLL_MS);
+    const watcher = watchProgress(workDir, () => void progress.poll());
     try {
       outcome = await ctx.runtime.run(
         {
@@ -140,13 +166,19 @@ export async function runJob(ctx: JobContext): Promise<void> {
           maxLogBytes: ctx.policy.maxLogBytes,
           stopGraceMs: ctx.policy.stopGraceMs,
         },
-        { signal: ctx.signal, onStdoutLine: (line) => progress.stdoutLine(line) },
+        {
+          signal: ctx.signal,
+          onStdoutLine: (line) => progress.stdoutLine(line),
+          onStarted: (control) => gate?.started(control),
+        },
       );
     } finally {
       if (timer) clearInterval(timer);
       clearInterval(poll);
+      watcher?.close();
       await progress.poll();
       await progress.flushed();
+      await gate?.end();
       await checkpoints.idle();
     }
   } catch (e) {
@@ -594,6 +626,24 @@ async function appendLog(path: string, text: string): Promise<void> {
   await f.close();
 }
 
+/**
+ * Reads the progress file as soon as the payload writes it (inotify on the working directory),
+ * so a stopping scheduler's pause lands within a report, not within a poll; the 100 ms poll stays
+ * as the fallback where watching fails (no inotify watches left). Events of other files only
+ * cost a read that finds nothing new, and a burst of them joins one queued read.
+ */
+function watchProgress(workDir: string, onChange: () => void): FSWatcher | null {
+  try {
+    const w = watch(workDir, { persistent: false }, (_event, name) => {
+      if (name === null || name === PROGRESS_FILE) onChange();
+    });
+    w.on("error", () => w.close());
+    return w;
+  } catch {
+    return null;
+  }
+}
+
 /** Forwards progress from the progress file and marked stdout lines, in order, one report each. */
 class ProgressForwarder {
   private offset = 0;
@@ -606,7 +656,8 @@ class ProgressForwarder {
   constructor(
     private readonly ctx: JobContext,
     private readonly workDir: string,
-    private readonly onResource: (r: number) => void,
+    /** Returns whether the payload is held at this report for steering's verdict. */
+    private readonly onResource: (r: number) => boolean,
   ) {}
 
   stdoutLine(line: string): void {
@@ -614,8 +665,34 @@ class ProgressForwarder {
       this.forward(line.slice(PROGRESS_STDOUT_MARKER.length), "stdout");
   }
 
-  /** Reads what was appended to the progress file; never rejects (it runs from a timer). */
-  async poll(): Promise<void> {
+  /** The read in progress: reads run one after another, never two at the same offset. */
+  private reading: Promise<void> = Promise.resolve();
+  /** A read is queued and not started: another poll joins it (a payload's burst of file events). */
+  private queued: Promise<void> | null = null;
+
+  /**
+   * Reads what was appended to the progress file; never rejects (it runs from a timer). A poll
+   * while a read is still in progress (a slow disk, a loaded host) waits for it, then reads on
+   * from where it ended, so the same lines are never forwarded twice and the final poll after the
+   * payload ended sees every line.
+   */
+  poll(): Promise<void> {
+    if (this.queued) return this.queued;
+    this.reading = this.reading
+      .then(() => {
+        this.queued = null;
+        return this.readAppended();
+      })
+      .catch((e: unknown) =>
+        this.ctx.logger.warn(`${PROGRESS_FILE} could not be read: ${toWireError(e).message}`, {
+          jobId: this.ctx.job.jobId,
+        }),
+      );
+    this.queued = this.reading;
+    return this.reading;
+  }
+
+  private async readAppended(): Promise<void> {
     // usually absent: a check that raises no error when it is (lstat: a link is PayloadTree's)
     if (this.refused || !lstatSync(join(this.workDir, PROGRESS_FILE), { throwIfNoEntry: false })) return;
     let f: OpenedFile | null;
@@ -658,7 +735,7 @@ class ProgressForwarder {
     const p = parseProgressLine(text, source === "file" ? ++this.count : this.count + 1);
     if (!p || p.resource <= this.lastReported) return;
     this.lastReported = p.resource;
-    this.onResource(p.resource);
+    const held = this.onResource(p.resource);
     const { job } = this.ctx;
     this.chain = this.chain
       .then(() =>
@@ -668,6 +745,7 @@ class ProgressForwarder {
           attempt: job.attempt,
           resource: p.resource,
           metrics: p.metrics,
+          ...(held ? { held } : {}),
         }),
       )
       .catch((e: unknown) =>

@@ -66,6 +66,12 @@ export const Job = z.object({
   /** Stopping-type ASHA: the agent forwards intermediate reports. */
   reportProgress: z.boolean(),
   /**
+   * The resource levels at which a stopping scheduler judges the running trial (its rungs). At the
+   * first report at or past each one the agent pauses the payload until steering's verdict (a stop,
+   * or a `continue` for that report), so a pruned trial trains no further than that report.
+   */
+  judgeAt: z.array(z.number().finite()).max(64).default([]),
+  /**
    * Agents of the site that already failed this job: such an agent puts the retry back a few
    * times, for another agent of the site to take it (steering lists them only while one has room).
    */
@@ -182,6 +188,8 @@ export const AgentReport = z.discriminatedUnion("type", [
     attempt: Attempt,
     resource: z.number(),
     metrics: Metrics,
+    /** The agent paused the payload at this report (a judged level): it waits for a verdict. */
+    held: z.boolean().optional(),
   }),
   z.object({
     type: z.literal("checkpoint"),
@@ -220,6 +228,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
     reason: z.enum(["pruned", "paused", "killed", "stale"]),
   }),
   z.object({ type: z.literal("drain") }),
+  /** Steering judged the attempt's report at `resource` and did not stop it: a paused payload resumes. */
+  z.object({ type: z.literal("continue"), jobId: JobId, attempt: Attempt, resource: z.number().finite() }),
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 

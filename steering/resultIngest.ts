@@ -14,7 +14,7 @@ import { taskIdOfJob } from "./agentControl.ts";
 import type { Committer } from "./core.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import { keys, type Storage } from "./storage.ts";
-import { sendStopRequests } from "./stopRequests.ts";
+import { sendVerdict } from "./stopRequests.ts";
 
 interface Who {
   site: string;
@@ -170,7 +170,7 @@ export class ResultIngest {
         const engine = s.engine;
         if (engine && nc)
           void s.durable.then(
-            () => sendStopRequests(nc, engine, this.logger, r.jobId),
+            () => sendVerdict(nc, engine, this.logger, r),
             () => undefined,
           );
         return s;

@@ -154,9 +154,16 @@ export class ProcessRuntime implements Runtime {
       log.note(describeStop(why, spec.limits));
       if (why === "oom") return killGroup("SIGKILL");
       killGroup("SIGTERM");
+      // a payload paused at a judged level (SIGSTOP) handles the SIGTERM only once continued
+      killGroup("SIGCONT");
       graceTimer = setTimeout(() => killGroup("SIGKILL"), spec.stopGraceMs);
     };
     entry.stop = stop;
+    // The wall clock runs on while the payload is paused (docs/evaluator.md, "Progress lines").
+    hooks.onStarted?.({
+      pause: () => Promise.resolve(killGroup("SIGSTOP")),
+      resume: () => Promise.resolve(killGroup("SIGCONT")),
+    });
     const onAbort = (): void => stop("abort");
     hooks.signal.addEventListener("abort", onAbort, { once: true });
     const wallTimer = setTimeout(() => stop("timeout"), spec.limits.wallClockMs);

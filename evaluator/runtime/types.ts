@@ -51,6 +51,14 @@ export interface RunHooks {
   signal: AbortSignal;
   /** Each complete line the payload writes on stdout, as it comes (progress markers are parsed by the agent). */
   onStdoutLine?: (line: string) => void;
+  /** Once the payload runs: how to pause and resume it (a runtime that cannot never calls it). */
+  onStarted?: (control: PauseControl) => void;
+}
+
+/** Pauses the whole payload (every process of it) and resumes it; neither rejects. */
+export interface PauseControl {
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 
 export interface Runtime {

@@ -51,7 +51,23 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
     hasCheckpoint: p.checkpointKey !== null,
     // every scheduler decides on intermediate reports (rungs), so the agent forwards them
     reportProgress: spec.scheduler !== undefined,
+    judgeAt: judgeLevels(engine, p.segment),
     // the dispatcher fills these in from the live agents (steering/retryPolicy.ts)
     avoidAgents: [],
   };
+}
+
+/**
+ * The levels at which a stopping scheduler (one that judges a trial while its job runs) may stop
+ * it: its rung levels below the full resource. Pausing schedulers judge at the job's own target,
+ * where the payload ends anyway, and FIFO judges nothing: none.
+ */
+export function judgeLevels(engine: TaskEngine, segment: number): number[] {
+  const sched = engine.schedulers?.[segment];
+  if (!sched || sched.pausing || engine.spec.scheduler?.type === "fifo") return [];
+  const levels = sched.scheduler.rungs().map((r) => r.level);
+  return [...new Set(levels)]
+    .filter((l) => l < sched.fullResource)
+    .sort((a, b) => a - b)
+    .slice(0, 64);
 }

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
-import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
+import type { PauseControl, RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RuntimeError } from "../../protocol/errors.ts";
 
 let root = "";
@@ -148,6 +149,39 @@ describe("ProcessRuntime", () => {
     assert.equal(out.stopped, true);
     assert.equal(out.exitCode, 137);
     assert.ok(out.durationMs >= 700 && out.durationMs < 4000, `${out.durationMs} ms`);
+  });
+
+  it("pause stops the whole group until resume; a stop while paused is handled as SIGTERM", async () => {
+    const ac = new AbortController();
+    // the trap's exit code tells a SIGTERM handled (7) from the SIGKILL after the grace (137)
+    const spec = await newSpec(
+      ["sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do echo tick; sleep 0.02; done"],
+      { stopGraceMs: 15_000 },
+    );
+    let control: PauseControl | null = null;
+    let ticks = 0;
+    const run = runtime.run(spec, {
+      signal: ac.signal,
+      onStarted: (c) => (control = c),
+      onStdoutLine: (l) => {
+        if (l === "tick") ticks++;
+      },
+    });
+    while (ticks < 3) await sleep(10);
+    assert.ok(control !== null, "the process runtime can pause");
+    const c: PauseControl = control;
+    await c.pause();
+    await sleep(200); // lines already in the pipe arrive
+    const before = ticks;
+    await sleep(300);
+    assert.equal(ticks, before, "no tick while paused");
+    await c.resume();
+    while (ticks < before + 3) await sleep(10);
+    await c.pause();
+    ac.abort();
+    const out = await run;
+    assert.equal(out.stopped, true);
+    assert.equal(out.exitCode, 7, "the paused payload handled its SIGTERM, not the SIGKILL after the grace");
   });
 
   it("an already aborted signal starts nothing", async () => {
