@@ -2,7 +2,7 @@
 // steering, agents) in a temporary directory on OS-chosen ports, a typed client for the steering
 // API as a given user, and waiting helpers. Everything is removed after the test.
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -189,4 +189,24 @@ export function runBin(
     child.once("error", reject);
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * A plain user's environment for phpo as a subprocess: a connection profile (0600, in `work`) and
+ * its own state directory; no S3 endpoint and no S3 keys. The user must exist (stack.connect).
+ */
+export async function plainUserEnv(
+  stack: TestStack,
+  work: string,
+  user: string,
+): Promise<Record<string, string>> {
+  const file = join(work, `${user}.json`);
+  const profile = {
+    natsUrl: stack.nats.url,
+    user,
+    seedFile: stack.store.seedFile(userIdentity(user)),
+    caFile: stack.nats.caFile,
+  };
+  await writeFile(file, JSON.stringify(profile), { mode: 0o600 });
+  return { GRIDTUNE_CONFIG: file, XDG_STATE_HOME: join(work, `state-${user}`) };
 }

@@ -13,13 +13,12 @@ import { after, before, describe, it } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { VerbContext } from "../../client/context.ts";
 import { datasetPutVerb } from "../../client/verbs/dataset/put.ts";
-import { userIdentity } from "../../protocol/identity.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
 import { setLimits } from "../../steering/security/adminLimits.ts";
 import { keys, Storage } from "../../steering/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
-import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -52,18 +51,8 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     demo = await stack.connect("demo");
     alice = await stack.connect("alice");
     await stack.connect("bob");
-    for (const user of ["demo", "alice", "bob"]) {
-      const file = join(work, `${user}.json`);
-      const profile = {
-        natsUrl: stack.nats.url,
-        user,
-        seedFile: stack.store.seedFile(userIdentity(user)),
-        caFile: stack.nats.caFile,
-      };
-      await writeFile(file, JSON.stringify(profile), { mode: 0o600 });
-      // a plain user's environment: a connection profile, no S3 endpoint and no S3 keys
-      env[user] = { GRIDTUNE_CONFIG: file, XDG_STATE_HOME: join(work, `state-${user}`) };
-    }
+    // a plain user's environment: a connection profile, no S3 endpoint and no S3 keys
+    for (const user of ["demo", "alice", "bob"]) env[user] = await plainUserEnv(stack, work, user);
   });
   after(async () => {
     storage?.close();

@@ -9,13 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Command } from "commander";
-import { userIdentity } from "../../protocol/identity.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
 import { compileSteeringConfig } from "../../steering/config.ts";
 import { keys, Storage } from "../../steering/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
-import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -46,17 +45,7 @@ describe(
       work = await mkdtemp(join(tmpdir(), "gt-dspub-"));
       alice = await stack.connect("alice");
       await stack.connect("demo");
-      for (const user of ["demo", "alice"]) {
-        const file = join(work, `${user}.json`);
-        const profile = {
-          natsUrl: stack.nats.url,
-          user,
-          seedFile: stack.store.seedFile(userIdentity(user)),
-          caFile: stack.nats.caFile,
-        };
-        await writeFile(file, JSON.stringify(profile), { mode: 0o600 });
-        env[user] = { GRIDTUNE_CONFIG: file, XDG_STATE_HOME: join(work, `state-${user}`) };
-      }
+      for (const user of ["demo", "alice"]) env[user] = await plainUserEnv(stack, work, user);
     });
     after(async () => {
       storage?.close();
