@@ -121,8 +121,13 @@
       hovered = -1;
       drawHover(u);
     });
-    u.over.addEventListener("click", () => {
-      if (hovered > 0) o.open(points[hovered - 1].pointId);
+    // the curve under the click itself, not the last hovered one: a live update may have drawn this
+    // chart anew since the mouse last moved, and a new chart has hovered nothing yet
+    u.over.addEventListener("click", (ev) => {
+      const r = u.over.getBoundingClientRect();
+      u.setCursor({ left: ev.clientX - r.left, top: ev.clientY - r.top });
+      const s = nearest(u);
+      if (s > 0) o.open(points[s - 1].pointId);
     });
     return u;
   }
