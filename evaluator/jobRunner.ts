@@ -2,9 +2,19 @@
 // input.json, input_ds.json, the sandbox and the restored checkpoint; the payload runs through the
 // runtime; progress lines and periodic checkpoints are forwarded while it runs; then output.json,
 // metadata, metrics and the log are uploaded through presigned URLs and the result is published.
-import { closeSync, lstatSync, mkdirSync, read, statSync, watch, type FSWatcher } from "node:fs";
+import {
+  closeSync,
+  createWriteStream,
+  lstatSync,
+  mkdirSync,
+  read,
+  statSync,
+  watch,
+  type FSWatcher,
+} from "node:fs";
 import { open, stat, copyFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { sleep } from "../protocol/async.ts";
 import { GridtuneError, UnavailableError, toWireError, type WireError } from "../protocol/errors.ts";
@@ -34,7 +44,7 @@ import { JudgeGate, VERDICT_WAIT_MS, type Verdicts } from "./judgeGate.ts";
 import { parseProgressLine } from "./progress.ts";
 import type { Runtime, RunOutcome } from "./runtime/types.ts";
 import type { LateUploads } from "./lateUploads.ts";
-import { DEFAULT_INPUT_RETRY, download, upload, type RetryPolicy } from "./transfer.ts";
+import { bodyOf, DEFAULT_INPUT_RETRY, download, upload, type RetryPolicy } from "./transfer.ts";
 import { freshDir, LazyDir, removeLeftover, removeTree, writeSmallFile } from "./workDirs.ts";
 
 const readAt = promisify(read);
@@ -508,19 +518,8 @@ async function uploadOutputs(
 }
 
 /** Copies an opened payload file, through its descriptor, into a new file of the agent's own. */
-async function copyFromDescriptor(f: OpenedFile, dest: string): Promise<void> {
-  const out = await open(dest, "wx", 0o600);
-  try {
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = 0; pos < f.size;) {
-      const { bytesRead } = await readAt(f.fd, buf, 0, Math.min(buf.length, f.size - pos), pos);
-      if (bytesRead === 0) break;
-      await out.write(buf, 0, bytesRead);
-      pos += bytesRead;
-    }
-  } finally {
-    await out.close();
-  }
+function copyFromDescriptor(f: OpenedFile, dest: string): Promise<void> {
+  return pipeline(bodyOf(f, f.size), createWriteStream(dest, { flags: "wx", mode: 0o600 }));
 }
 
 /** Periodic checkpoints: tar the checkPointToSave paths when they changed, upload, report. */

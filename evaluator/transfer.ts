@@ -126,7 +126,8 @@ export async function download(
  */
 export type UploadSource = string | { fd: number; size: number };
 
-function bodyOf(source: UploadSource, size: number): Readable {
+/** A stream of the source's bytes; an opened file is read by position from its first byte (its fd stays open). */
+export function bodyOf(source: UploadSource, size: number): Readable {
   if (typeof source === "string") return createReadStream(source);
   if (size === 0) return Readable.from([]);
   // start: positional reads, so each retry sends the file from its first byte again
