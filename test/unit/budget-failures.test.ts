@@ -248,6 +248,18 @@ void describe("the failure class picks the policy", () => {
   });
 });
 
+/** Two points, a budget of one job, that job run to the end: point 1 can get no job. */
+function budgetOfOneUsed(): Driver {
+  const d = new Driver(
+    spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 1, maxEvaluationJobs: 1 }),
+  );
+  d.sampleAll();
+  const ref = d.dispatch()!;
+  d.claim(ref);
+  d.finish(ref, "ok", 0.5);
+  return d;
+}
+
 void describe("the budget: maxEvaluationJobs", () => {
   void it("ends the points it cannot pay for as budget-spent, and every summary says so", () => {
     // 4 points, 5 attempts: p0 fails 3 times, p1 twice, p2 and p3 never run
@@ -288,26 +300,14 @@ void describe("the budget: maxEvaluationJobs", () => {
   });
 
   void it("a kill cancels the queued points, even with the budget spent", () => {
-    const d = new Driver(
-      spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 1, maxEvaluationJobs: 1 }),
-    );
-    d.sampleAll();
-    const ref = d.dispatch()!;
-    d.claim(ref);
-    d.finish(ref, "ok", 0.5);
+    const d = budgetOfOneUsed();
     d.state("killed");
     assert.equal(point(d, 1).state, "cancelled");
     assert.equal(summarize(d.engine).counts.budgetSpent, 0);
   });
 
   void it("a budget-spent point can be retried once the budget allows", () => {
-    const d = new Driver(
-      spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 1, maxEvaluationJobs: 1 }),
-    );
-    d.sampleAll();
-    const ref = d.dispatch()!;
-    d.claim(ref);
-    d.finish(ref, "ok", 0.5);
+    const d = budgetOfOneUsed();
     d.state("finished");
     assert.equal(point(d, 1).state, "budget-spent");
     d.requeue([1]);
