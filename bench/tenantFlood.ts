@@ -19,7 +19,7 @@ import { createLogger } from "../protocol/log.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
 import type { TaskSpecInput } from "../protocol/taskConfig.ts";
 import { setLimits } from "../steering/security/adminLimits.ts";
-import type { SteeringService } from "../steering/service.ts";
+import type { SteeringService } from "../steering/shell/service.ts";
 import { startEmbeddedStack, type EmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
 import { ApiClient } from "../test/harness/stack.ts";
 import { arg } from "./args.ts";

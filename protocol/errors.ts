@@ -102,3 +102,11 @@ export function describeZodError(err: z.ZodError, prefix = ""): string {
     })
     .join("\n");
 }
+
+/**
+ * The guard at the end of every `switch` over a union: a member added to the union and forgotten
+ * in the switch makes `x` a value of that member, not `never`, and so a compile error here.
+ */
+export function unreachable(x: never, what = "value"): never {
+  throw new Error(`unhandled ${what}: ${JSON.stringify(x)}`);
+}

@@ -6,8 +6,8 @@ import { createLogger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
 import { registerAdminCommands } from "./cli/adminCommands.ts";
 import { registerSchedulerCommands } from "./cli/schedulerCommands.ts";
-import { compileSteeringConfig } from "./config.ts";
-import { SteeringService } from "./service.ts";
+import { compileSteeringConfig } from "./shell/config.ts";
+import { SteeringService } from "./shell/service.ts";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("gridtune-steering")

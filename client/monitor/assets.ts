@@ -18,7 +18,7 @@ export interface Assets {
   files: Map<string, Asset>;
 }
 
-const PAGE_DIR = new URL("./page/", import.meta.url).pathname;
+const PAGE_DIR = new URL("./page", import.meta.url).pathname;
 
 function uplotDir(): string {
   // uPlot has no "exports" map: its package.json resolves, and dist/ sits beside it

@@ -7,9 +7,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describeZodError, ValidationError } from "../../protocol/errors.ts";
 import { z } from "zod";
-import { SteeringConfig } from "../config.ts";
-import { listPublished, parseSource, publishDataset, unpublishDataset } from "../datasetPublish.ts";
-import { Storage, type StorageConfig } from "../storage.ts";
+import { SteeringConfig } from "../shell/config.ts";
+import { listPublished, parseSource, publishDataset, unpublishDataset } from "../shell/datasetPublish.ts";
+import { Storage, type StorageConfig } from "../shell/storage.ts";
 
 /** `<stack dir>/s3/credentials.json`, the embedded S3 server's only key pair. */
 const S3Credentials = z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) });

@@ -20,7 +20,7 @@ export {
   readSteeringOutput,
   type ExternalSampler,
   type History,
-} from "./external.ts";
+} from "./programIo.ts";
 
 /** A sampler config as written (seed optional, defaulting to 0) or as parsed. */
 export type SamplerConfigInput = z.input<typeof SamplerConfig>;

@@ -4,9 +4,9 @@
 // the decisions are exactly those steering takes; only the agents and the payload are simulated:
 // a job trains its point's curve from where it resumes (its checkpoint) to its target, and is
 // charged the curve's own time between the two, plus a start overhead.
-import type { PointRec } from "../engine/records.ts";
-import { TaskEngine } from "../engine/taskEngine.ts";
-import type { LogEvent, LogEventOf } from "../events.ts";
+import type { PointRec } from "../core/task/records.ts";
+import { TaskEngine } from "../core/task/taskEngine.ts";
+import type { LogEvent, LogEventOf } from "../core/events.ts";
 import { ValidationError } from "../../protocol/errors.ts";
 import { Rng } from "../../protocol/rng.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";

@@ -16,7 +16,7 @@ import { type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { ROOT, startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
 
-export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+export const FIXTURES = new URL("../fixtures", import.meta.url).pathname;
 export const STEPS_PAYLOAD = join(FIXTURES, "payloads", "steps.py");
 
 export interface TestStack extends EmbeddedStack {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { listTarGz } from "../../client/sandbox.ts";
 import { runBin, startTestStack, type TestStack } from "../harness/stack.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const QUICKSTART = join(ROOT, "examples", "quickstart");
 
 const phpo = (args: string[], env: Record<string, string>, cwd: string) => runBin("phpo", args, { env, cwd });

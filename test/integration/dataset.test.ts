@@ -14,9 +14,9 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { VerbContext } from "../../client/context.ts";
 import { datasetPutVerb } from "../../client/verbs/dataset/put.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { setLimits } from "../../steering/security/adminLimits.ts";
-import { keys, Storage } from "../../steering/storage.ts";
+import { keys, Storage } from "../../steering/shell/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
 import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 

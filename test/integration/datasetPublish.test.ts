@@ -11,8 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { Command } from "commander";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { keys, Storage } from "../../steering/storage.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { keys, Storage } from "../../steering/shell/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
 import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 

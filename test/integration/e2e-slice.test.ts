@@ -14,7 +14,7 @@ import { dockerAnswers } from "../../stack/images.ts";
 import { ensureTestImages } from "../harness/images.ts";
 import { startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
-const QUICKSTART = new URL("../../examples/quickstart/", import.meta.url).pathname;
+const QUICKSTART = new URL("../../examples/quickstart", import.meta.url).pathname;
 
 async function uploadSandbox(api: ApiClient): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "gt-sandbox-"));

@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { keys, Storage } from "../../steering/storage.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { keys, Storage } from "../../steering/shell/storage.ts";
 import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");

@@ -10,8 +10,8 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { Storage } from "../../steering/storage.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { Storage } from "../../steering/shell/storage.ts";
 import { FIXTURES, startTestStack, type TestStack } from "../harness/stack.ts";
 
 function gpus(): string[] {

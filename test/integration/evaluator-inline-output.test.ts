@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import type { LogEventOf } from "../../steering/events.ts";
-import { Storage } from "../../steering/storage.ts";
-import { readTaskLog } from "../../steering/taskLog.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import type { LogEventOf } from "../../steering/core/events.ts";
+import { Storage } from "../../steering/shell/storage.ts";
+import { readTaskLog } from "../../steering/shell/taskLog.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { connectAsSteering, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
 

@@ -11,8 +11,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { Storage } from "../../steering/storage.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { Storage } from "../../steering/shell/storage.ts";
 import { BUSYBOX_IMAGE, dockerAvailable, ensureTestImages } from "../harness/images.ts";
 import { startTestStack, type TestStack } from "../harness/stack.ts";
 

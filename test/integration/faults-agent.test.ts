@@ -10,7 +10,7 @@ import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import type { AgentReport } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { subjects } from "../../protocol/subjects.ts";
-import { SteeringService } from "../../steering/service.ts";
+import { SteeringService } from "../../steering/shell/service.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 describe("an agent killed mid-job", { timeout: 180_000 }, () => {

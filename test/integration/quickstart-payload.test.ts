@@ -12,7 +12,7 @@ import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
 import type { RunOutcome, RunSpec, Runtime } from "../../evaluator/runtime/types.ts";
 import { dockerAvailable, ensureTestImages, PYTHON_IMAGE } from "../harness/images.ts";
 
-const EXAMPLE = fileURLToPath(new URL("../../examples/quickstart/", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../examples/quickstart", import.meta.url));
 const available = await dockerAvailable();
 
 interface Progress {

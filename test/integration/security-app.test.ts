@@ -17,8 +17,8 @@ import { createLogger } from "../../protocol/log.ts";
 import { AgentReply, type AgentReport, type AgentRequest } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { subjects } from "../../protocol/subjects.ts";
-import type { SteeringService } from "../../steering/service.ts";
-import { Storage } from "../../steering/storage.ts";
+import type { SteeringService } from "../../steering/shell/service.ts";
+import { Storage } from "../../steering/shell/storage.ts";
 import { runBin, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 const refusedAs = (code: string) => (e: unknown) => {

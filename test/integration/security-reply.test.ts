@@ -17,8 +17,8 @@ import { AgentReply, type AgentRequest, type ApiRequest } from "../../protocol/m
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { STREAM_JOBS, STREAM_LOG, STREAM_RESULTS, subjects } from "../../protocol/subjects.ts";
 import { PROTOCOL_VERSION } from "../../protocol/version.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { SteeringService } from "../../steering/service.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { SteeringService } from "../../steering/shell/service.ts";
 import { connectAsSteering, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 const STREAMS = [STREAM_LOG, STREAM_JOBS, STREAM_RESULTS];

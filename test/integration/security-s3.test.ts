@@ -14,7 +14,7 @@ import { fetchToFile } from "../../client/fetchFile.ts";
 import { uploadSandbox } from "../../client/sandbox.ts";
 import { download, upload } from "../../evaluator/transfer.ts";
 import { S3Credentials } from "../../stack/s3Server.ts";
-import { Storage } from "../../steering/storage.ts";
+import { Storage } from "../../steering/shell/storage.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");

@@ -22,7 +22,7 @@ import {
   type TestStack,
 } from "../harness/stack.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const SHIM = join(ROOT, "examples", "steering", "hpogrid.py");
 const PANDA = join(FIXTURES, "panda");
 const STEERING_IMAGE = "gridtune/steering:1";

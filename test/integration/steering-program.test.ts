@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFile, rm } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { RuntimeError } from "../../protocol/errors.ts";
-import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner } from "../../steering/steeringRunner.ts";
+import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner } from "../../steering/program/runner.ts";
 
 /** True while a process with this PID runs (a zombie, killed and not yet reaped, does not). */
 async function alive(pid: number): Promise<boolean> {

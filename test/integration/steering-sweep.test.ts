@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LABEL_MANAGED } from "../../protocol/names.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import {
   LABEL_STEERING_INSTANCE,
   LocalSteeringRunner,
   steeringInstance,
-} from "../../steering/steeringRunner.ts";
+} from "../../steering/program/runner.ts";
 import { BUSYBOX_IMAGE, dockerObjectExists, ensureTestImages, testDocker } from "../harness/images.ts";
 import { startTestStack, stepsTask } from "../harness/stack.ts";
 

@@ -12,8 +12,8 @@ import { after, before, describe, it } from "node:test";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { SteeringService } from "../../steering/service.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { SteeringService } from "../../steering/shell/service.ts";
 import { runBin, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
 
 const ACTIVE = 4;

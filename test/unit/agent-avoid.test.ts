@@ -11,7 +11,7 @@ import { Agent } from "../../evaluator/agent.ts";
 import type { Runtime, RunOutcome } from "../../evaluator/runtime/types.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentRequest, Job } from "../../protocol/messages.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
+import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
 /** A runtime whose payloads end at once with exit code 1 (nothing here depends on the run). */

@@ -12,7 +12,7 @@ import { Agent } from "../../evaluator/agent.ts";
 import type { Runtime, RunOutcome, RunSpec, RunHooks } from "../../evaluator/runtime/types.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReply, AgentRequest, Job } from "../../protocol/messages.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
+import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 

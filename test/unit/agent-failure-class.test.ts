@@ -13,7 +13,7 @@ import { RuntimeError } from "../../protocol/errors.ts";
 import type { FailureClass } from "../../protocol/failures.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport } from "../../protocol/messages.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
+import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 

@@ -15,7 +15,7 @@ import type { Runtime, RunHooks, RunOutcome, RunSpec } from "../../evaluator/run
 import { PROGRESS_STDOUT_MARKER } from "../../protocol/files.ts";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport } from "../../protocol/messages.ts";
-import { buildJob, judgeLevels } from "../../steering/engine/jobBuilder.ts";
+import { buildJob, judgeLevels } from "../../steering/core/task/jobBuilder.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { LADDER, schedSpec } from "./fixtures/schedulerSim.ts";
 import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";

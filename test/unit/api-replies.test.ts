@@ -1,4 +1,4 @@
-// Steering's client API (steering/api.ts) through Api.handle with fake request messages: every
+// Steering's client API (steering/shell/channels/api.ts) through Api.handle with fake request messages: every
 // reply fits in NATS's max_payload (download and list come in pages, show counts its whole reply,
 // an oversized reply is a TOO_LARGE error and a failed respond() still answers), and `retry`
 // neither destroys failure records it cannot run again nor requeues the points of a killed task.
@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ApiReplies, type ApiReply, type DownloadItem } from "../../protocol/messages.ts";
 import { pages, showAll } from "../../protocol/paging.ts";
-import { PAGE_BYTES } from "../../steering/views.ts";
+import { PAGE_BYTES } from "../../steering/core/views.ts";
 import { apiKit, call, createTask, fakeMsg, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
 
 function data<V extends keyof typeof ApiReplies>(verb: V, r: ApiReply) {

@@ -9,11 +9,11 @@ import { MAX_SITE_FAILURES, type FailureClass } from "../../protocol/failures.ts
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { Rng } from "../../protocol/rng.ts";
-import type { AgentRec } from "../../steering/agents.ts";
-import type { TaskEngine } from "../../steering/engine/taskEngine.ts";
-import { LogEvent } from "../../steering/events.ts";
-import { agentsToAvoid, retryReadyAt } from "../../steering/retryPolicy.ts";
-import { detail, summarize } from "../../steering/views.ts";
+import type { AgentRec } from "../../steering/core/agentRegistry.ts";
+import type { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import { LogEvent } from "../../steering/core/events.ts";
+import { agentsToAvoid, retryReadyAt } from "../../steering/core/retryPolicy.ts";
+import { detail, summarize } from "../../steering/core/views.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { ALL, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
 

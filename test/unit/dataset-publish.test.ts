@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { adminStorageConfig } from "../../steering/cli/adminDatasets.ts";
-import { parsePublishedName, parseSource } from "../../steering/datasetPublish.ts";
-import { isPublishedName } from "../../steering/datasets.ts";
+import { parsePublishedName, parseSource } from "../../steering/shell/datasetPublish.ts";
+import { isPublishedName } from "../../steering/shell/datasets.ts";
 
 const refusal = (fn: () => unknown): string | null => {
   try {

@@ -1,6 +1,6 @@
 // The rules of `phpo dataset` that need no server: names and paths (protocol/datasets.ts), the
-// scope rules steering applies (steering/datasets.ts), phpo's own name check, the files `put`
-// takes from a directory, the quota check (steering/limits.ts) and the admin's new overrides.
+// scope rules steering applies (steering/shell/datasets.ts), phpo's own name check, the files `put`
+// takes from a directory, the quota check (steering/shell/limits.ts) and the admin's new overrides.
 import assert from "node:assert/strict";
 import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,8 +10,8 @@ import { defaultStateDir, localFiles } from "../../client/datasetTransfer.ts";
 import { checkPutName } from "../../client/verbs/dataset/put.ts";
 import { DatasetName, DatasetPath } from "../../protocol/datasets.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { assertReadable, assertWritable } from "../../steering/datasets.ts";
-import { DEFAULT_TENANT_LIMITS, LimitExceededError, TenantLimiter } from "../../steering/limits.ts";
+import { assertReadable, assertWritable } from "../../steering/shell/datasets.ts";
+import { DEFAULT_TENANT_LIMITS, LimitExceededError, TenantLimiter } from "../../steering/shell/limits.ts";
 import { readLimitsFile, setLimits } from "../../steering/security/adminLimits.ts";
 
 const code = (fn: () => unknown): string | null => {

@@ -3,8 +3,8 @@
 // there; a steering program's answer is split into parts committed together.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { LogEventOf } from "../../steering/events.ts";
-import { POINTS_EVENT_BYTES } from "../../steering/engine/sampling.ts";
+import type { LogEventOf } from "../../steering/core/events.ts";
+import { POINTS_EVENT_BYTES } from "../../steering/core/task/sampling.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
 
 // 12 parameters with long names: a point is about 700 bytes of JSON

@@ -6,12 +6,13 @@ import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { Job, RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/messages.ts";
 import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
-import { Committer, SteeringState } from "../../steering/core.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
-import { TaskEngine } from "../../steering/engine/taskEngine.ts";
-import type { LogEvent, LogEventOf } from "../../steering/events.ts";
+import { Committer } from "../../steering/shell/committer.ts";
+import { SteeringState } from "../../steering/core/state.ts";
+import { buildJob } from "../../steering/core/task/jobBuilder.ts";
+import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import type { LogEvent, LogEventOf } from "../../steering/core/events.ts";
 import { createLogger } from "../../protocol/log.ts";
-import { detail, jsonBytes } from "../../steering/views.ts";
+import { detail, jsonBytes } from "../../steering/core/views.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
 import { ALL, curve, LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import { steeringArgv } from "../../steering/externalSteering.ts";
+import { steeringArgv } from "../../steering/program/iteration.ts";
 import { Driver, spec, throwsCode } from "./fixtures/engineKit.ts";
 
 const EXEC = "hpogrid generate --n_point=%NUM_POINTS --max_point=%MAX_POINTS --infile=%IN --outfile=%OUT";

@@ -5,10 +5,10 @@ import { MAX_SITE_FAILURES } from "../../protocol/failures.ts";
 import { Job, TaskDetail, TaskSummary } from "../../protocol/messages.ts";
 import { JOB_ID_RE } from "../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
-import { buildJob } from "../../steering/engine/jobBuilder.ts";
-import { MAX_POINTS_PER_CALL } from "../../steering/engine/sampling.ts";
-import { TaskEngine } from "../../steering/engine/taskEngine.ts";
-import { detail, summarize } from "../../steering/views.ts";
+import { buildJob } from "../../steering/core/task/jobBuilder.ts";
+import { MAX_POINTS_PER_CALL } from "../../steering/core/task/sampling.ts";
+import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import { detail, summarize } from "../../steering/core/views.ts";
 import { Driver, engineState, spec } from "./fixtures/engineKit.ts";
 
 const pointsOf = (d: Driver) => [...d.engine.points.values()];

@@ -6,9 +6,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { createLogger } from "../../protocol/log.ts";
-import { Committer, SteeringState } from "../../steering/core.ts";
-import { EventLog } from "../../steering/eventLog.ts";
-import { eventsOf, type LogEvent, type LogEventOf } from "../../steering/events.ts";
+import { Committer } from "../../steering/shell/committer.ts";
+import { SteeringState } from "../../steering/core/state.ts";
+import { EventLog } from "../../steering/shell/eventLog.ts";
+import { eventsOf, type LogEvent, type LogEventOf } from "../../steering/core/events.ts";
 import { Driver, rejectsCode, spec } from "./fixtures/engineKit.ts";
 
 const logger = createLogger("test", { level: "error" });

@@ -6,10 +6,11 @@ import { describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
 import { MAX_CHANGES_PER_MESSAGE, TaskEvents, type TaskDetail } from "../../protocol/messages.ts";
 import { showAll } from "../../protocol/paging.ts";
-import { Committer, SteeringState } from "../../steering/core.ts";
-import type { LogEvent, LogEventOf } from "../../steering/events.ts";
-import type { TaskEngine } from "../../steering/engine/taskEngine.ts";
-import { detail, jsonBytes, PAGE_BYTES } from "../../steering/views.ts";
+import { Committer } from "../../steering/shell/committer.ts";
+import { SteeringState } from "../../steering/core/state.ts";
+import type { LogEvent, LogEventOf } from "../../steering/core/events.ts";
+import type { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import { detail, jsonBytes, PAGE_BYTES } from "../../steering/core/views.ts";
 import { Driver, engineState, rejectsCode, spec } from "./fixtures/engineKit.ts";
 
 /** An event log whose appends settle only when the test says so (like JetStream acks, in order). */

@@ -7,9 +7,10 @@ import { parseProgressLine } from "../../evaluator/progress.ts";
 import { MAX_ERROR_MESSAGE, WireError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { AgentReport, MAX_METRICS } from "../../protocol/messages.ts";
-import { Committer, SteeringState } from "../../steering/core.ts";
-import { EventLog, MAX_EVENT_BYTES } from "../../steering/eventLog.ts";
-import type { LogEventOf } from "../../steering/events.ts";
+import { Committer } from "../../steering/shell/committer.ts";
+import { SteeringState } from "../../steering/core/state.ts";
+import { EventLog, MAX_EVENT_BYTES } from "../../steering/shell/eventLog.ts";
+import type { LogEventOf } from "../../steering/core/events.ts";
 import { Driver, engineState, spec, throwsCode } from "./fixtures/engineKit.ts";
 
 const logger = createLogger("test", { level: "error" });

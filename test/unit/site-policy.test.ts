@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { pickSite } from "../../steering/agents.ts";
+import { pickSite } from "../../steering/core/agentRegistry.ts";
 import {
   addSite,
   addUser,

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { addSteering } from "../../steering/security/admin.ts";
 
 const env = {

@@ -1,9 +1,9 @@
-// A steering iteration's output is kept within a cap (steering/steeringRunner.ts, CappedOutput):
+// A steering iteration's output is kept within a cap (steering/program/runner.ts, CappedOutput):
 // a program printing without end cannot fill steering's memory or S3, and both the start and the
 // end of its output stay, with the gap named.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CappedOutput, STEERING_LOG_CAP } from "../../steering/steeringRunner.ts";
+import { CappedOutput, STEERING_LOG_CAP } from "../../steering/program/runner.ts";
 
 void describe("steering output cap", () => {
   void it("keeps everything under the cap", () => {

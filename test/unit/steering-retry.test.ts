@@ -1,12 +1,12 @@
-// The retry policy of a failing steering program (steering/engine/steeringIterations.ts), with
+// The retry policy of a failing steering program (steering/core/task/steeringIterations.ts), with
 // literal times: a failed iteration is due again only after its back-off, twice, and the third
 // failure in a row (or a refusal no retry can mend) ends generation and names the task's failure;
 // an iteration that gives an answer starts the count again. Iterations are numbered over the task.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backoff } from "../../protocol/backoff.ts";
-import type { LogEventOf } from "../../steering/events.ts";
-import { STEERING_MAX_ATTEMPTS, steeringRetryAt } from "../../steering/engine/steeringIterations.ts";
+import type { LogEventOf } from "../../steering/core/events.ts";
+import { STEERING_MAX_ATTEMPTS, steeringRetryAt } from "../../steering/core/task/steeringIterations.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
 const B: Backoff = { baseMs: 1000, maxMs: 3000, jitter: 0 };

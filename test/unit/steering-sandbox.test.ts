@@ -1,4 +1,4 @@
-// The task's sandbox in a steering iteration's directory (steering/steeringSandbox.ts): the
+// The task's sandbox in a steering iteration's directory (steering/program/sandbox.ts): the
 // tarball is the user's and hostile. Each attack below is a hand-made tar.gz: a path out of the
 // directory (`..`, absolute), a symbolic link, a hard link, a bomb over the size cap, a name given
 // twice; each is refused naming the entry, and nothing lands outside the directory. A good
@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { readSandbox, unpackSandbox, STEERING_SANDBOX_LIMITS } from "../../steering/steeringSandbox.ts";
+import { readSandbox, unpackSandbox, STEERING_SANDBOX_LIMITS } from "../../steering/program/sandbox.ts";
 
 interface RawEntry {
   name: string;

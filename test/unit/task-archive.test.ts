@@ -1,4 +1,4 @@
-// Finished tasks leave steering's memory (steering/taskArchive.ts): memory and start-up are
+// Finished tasks leave steering's memory (steering/shell/taskArchive.ts): memory and start-up are
 // bounded by active work, not history. A retired task keeps its summary (list), is loaded from
 // its log on demand (show, download), through a bounded cache, and comes back to memory on retry;
 // the finished index is written only after the log holds the task's end, and emptied before a
@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiReply, type TaskSummary } from "../../protocol/messages.ts";
-import { Committer, SteeringState } from "../../steering/core.ts";
-import type { LogEvent } from "../../steering/events.ts";
-import { LOADED_TASKS_CACHED, MemoryFinishedIndex, TaskArchive } from "../../steering/taskArchive.ts";
-import { detail } from "../../steering/views.ts";
+import { Committer } from "../../steering/shell/committer.ts";
+import { SteeringState } from "../../steering/core/state.ts";
+import type { LogEvent } from "../../steering/core/events.ts";
+import { LOADED_TASKS_CACHED, MemoryFinishedIndex, TaskArchive } from "../../steering/shell/taskArchive.ts";
+import { detail } from "../../steering/core/views.ts";
 import { apiKit, call, createTask, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
 
 const logger = createLogger("test", { level: "error" });

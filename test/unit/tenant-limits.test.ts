@@ -1,4 +1,4 @@
-// Per-user limits (steering/limits.ts) through Api.handle: one tenant cannot take steering for
+// Per-user limits (steering/shell/limits.ts) through Api.handle: one tenant cannot take steering for
 // itself with many, huge or fast submissions. Each refusal is a LIMIT_EXCEEDED error naming the
 // limit, its value and the fix, and nothing of a refused task is logged. The rate uses a literal
 // clock. And the admin's overrides: the limits file, written atomically, read again when it changes.
@@ -11,8 +11,8 @@ import { Command } from "commander";
 import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiReply } from "../../protocol/messages.ts";
 import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
-import { compileSteeringConfig } from "../../steering/config.ts";
-import { DEFAULT_TENANT_LIMITS, LimitsFileReader } from "../../steering/limits.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
+import { DEFAULT_TENANT_LIMITS, LimitsFileReader } from "../../steering/shell/limits.ts";
 import { limitsFilePath, readLimitsFile, setLimits } from "../../steering/security/adminLimits.ts";
 import { apiKit, call, type ApiKit } from "./fixtures/apiKit.ts";
 import { specInput } from "./fixtures/engineKit.ts";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseTaskSpec } from "../../protocol/taskConfig.ts";
-import { checkTrainingData, segmentFiles } from "../../steering/trainingData.ts";
+import { checkTrainingData, segmentFiles } from "../../steering/core/trainingData.ts";
 import { specInput, throwsCode } from "./fixtures/engineKit.ts";
 
 const LISTING = [

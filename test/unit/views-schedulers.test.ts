@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { renderShow, rungsOf } from "../../client/render.ts";
 import { progressLine } from "../../client/verbs/watch.ts";
 import { TaskDetail, TaskSummary, type PointView } from "../../protocol/messages.ts";
-import { detail, summarize } from "../../steering/views.ts";
+import { detail, summarize } from "../../steering/core/views.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { ALL, LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
 

@@ -1,0 +1,144 @@
+// The scheduler of one segment (tasks with a `scheduler` section): a scheduler-core object, the
+// map from trial names to point ids, and the rules that turn its answers into job targets and
+// stop requests. Pure: it is only driven from TaskEngine.apply() (report/fail/complete, in log
+// order) and from TaskEngine.proposeTrial() (suggest), so its state is a fold of the log.
+//
+// suggest() mutates the scheduler and the core has no way to undo or copy it. The live call
+// (ask) therefore keeps its answer as `pending` until the trial-suggested event that records it is
+// applied (confirm). On replay there is no pending answer and confirm() calls suggest() itself,
+// checking that it gets the recorded one. A pending answer that is never confirmed (the append
+// failed) means the scheduler ran ahead of the log: the engine reports it (hasUnloggedSuggestion)
+// and the Committer rebuilds the whole engine from the log (steering/shell/committer.ts).
+import type { SchedulerConfig } from "../../../protocol/scheduler.ts";
+import {
+  createScheduler,
+  type Decision,
+  type Metrics,
+  type RungView,
+  type Scheduler,
+  type Suggestion,
+} from "../../scheduler/index.ts";
+
+export type ActiveSuggestion = Exclude<Suggestion, { action: "wait" }>;
+
+/** Types that pause trials at milestones and resume them by promotion; the others stop trials. */
+function isPausing(config: SchedulerConfig): boolean {
+  switch (config.type) {
+    case "sha":
+    case "asha-promotion":
+    case "pasha":
+    case "sockeye":
+      return true;
+    case "hyperband":
+      return config.variant === "promotion";
+    default:
+      return false;
+  }
+}
+
+/** The full training length of a trial, in the scheduler's resource unit. */
+function fullResource(config: SchedulerConfig): number {
+  switch (config.type) {
+    case "adaptive-asha":
+      return config.max_time;
+    case "sockeye":
+      return config.R;
+    default:
+      return config.max_t;
+  }
+}
+
+export class SegmentScheduler {
+  readonly scheduler: Scheduler;
+  /** Pausing (promotion) types run each job to its milestone; stopping types run to the full length. */
+  readonly pausing: boolean;
+  readonly fullResource: number;
+  /** Set when the scheduler refused a call or replay disagreed: no more suggestions for this segment. */
+  fault: string | null = null;
+  /** suggest() said wait while nothing of this segment ran or was queued: nothing will ever change. */
+  stalled = false;
+  private pending: ActiveSuggestion | null = null;
+  private readonly points = new Map<string, number>();
+
+  constructor(config: SchedulerConfig, maxPoints: number, seed: number) {
+    // maxPoints bounds the trials (PanDA); it is also the budget of a scheduler that has none
+    const maxTrials = Math.min(config.max_trials ?? maxPoints, maxPoints);
+    // the task seed (logged at submission) and the segment index, mixed with the config's own seed
+    const mixed = (config.seed + seed) >>> 0;
+    this.scheduler = createScheduler({ ...config, max_trials: maxTrials, seed: mixed });
+    this.pausing = isPausing(config);
+    this.fullResource = fullResource(config);
+  }
+
+  /** Live suggest(): mutates the scheduler; an active answer stays pending until confirmed. */
+  ask(): Suggestion {
+    if (this.pending) return this.pending;
+    const s = this.guard(() => this.scheduler.suggest(), "suggest");
+    if (s === null) return { action: "wait" };
+    if (s.action !== "wait") this.pending = s;
+    return s;
+  }
+
+  get hasUnloggedSuggestion(): boolean {
+    return this.pending !== null;
+  }
+
+  /** Applies a recorded suggestion: the live answer if it is the same, else suggest() again (replay). */
+  confirm(recorded: ActiveSuggestion, pointId: number): boolean {
+    const live = this.pending ?? this.guard(() => this.scheduler.suggest(), "suggest");
+    this.pending = null;
+    if (live === null || JSON.stringify(live) !== JSON.stringify(recorded)) {
+      this.fault ??= `replay diverged: the scheduler suggested ${JSON.stringify(live)}, the log says ${JSON.stringify(recorded)}`;
+      return false;
+    }
+    this.points.set(recorded.trial, pointId);
+    return true;
+  }
+
+  pointOf(trial: string): number | undefined {
+    return this.points.get(trial);
+  }
+
+  /** The resource level the job of this suggestion trains to. */
+  targetOf(s: ActiveSuggestion): number {
+    if (s.action === "promote") return s.to;
+    return this.pausing ? s.milestone : this.fullResource;
+  }
+
+  /** report(); null when the report lacks the scheduler's metric(s) (it is not fed) or on a fault. */
+  report(trial: string, resource: number, metrics: Metrics): Decision | null {
+    try {
+      return this.scheduler.report(trial, resource, metrics);
+    } catch (e) {
+      // A missing metric is refused before the scheduler changes anything: skip the report.
+      if (e instanceof Error && /^metrics[.:]/.test(e.message)) return null;
+      this.fault ??= `report(${trial}, ${resource}) failed: ${String(e)}`;
+      return null;
+    }
+  }
+
+  fail(trial: string): void {
+    this.guard(() => this.scheduler.fail(trial), `fail(${trial})`);
+  }
+
+  complete(trial: string): void {
+    this.guard(() => this.scheduler.complete(trial), `complete(${trial})`);
+  }
+
+  isDone(): boolean {
+    return this.scheduler.isDone();
+  }
+
+  rungs(): RungView[] {
+    return this.scheduler.rungs();
+  }
+
+  private guard<T>(fn: () => T, what: string): T | null {
+    try {
+      return fn();
+    } catch (e) {
+      this.fault ??= `${what} failed: ${String(e)}`;
+      return null;
+    }
+  }
+}

@@ -1,0 +1,168 @@
+// The steering-program iterations of tasks with steeringExec, for the dispatcher: at most one per
+// segment at a time, outside the commit queue (they never block reports or dispatch), each
+// recorded as a steering-iteration event with its output stored in S3, a failure retried after a
+// back-off (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash
+// is run again after the restart, and one whose points are logged is never re-run (the engine's
+// generated count moved on).
+import type { Backoff } from "../../protocol/backoff.ts";
+import type { Logger } from "../../protocol/log.ts";
+import type { Committer } from "../shell/committer.ts";
+import { steeringRetryAt } from "../core/task/steeringIterations.ts";
+import type { TaskEngine } from "../core/task/taskEngine.ts";
+import { SteeringProgram } from "./iteration.ts";
+import type { SteeringRunner } from "./runner.ts";
+import { placeSandbox } from "./sandbox.ts";
+import { keys, type Storage } from "../shell/storage.ts";
+
+/** The most of a failure's reason an event holds (the stored output has all of it). */
+const STEERING_REASON_CHARS = 8192;
+
+export interface SteeringDispatchDeps {
+  c: Committer;
+  storage: Storage;
+  retry: Backoff;
+  logger: Logger;
+  runner: SteeringRunner;
+  /** Aborted when steering stops: runs in flight are killed, their results not committed. */
+  signal: AbortSignal;
+  /** A pump at `t` (the end of a retry back-off). */
+  wakeAt: (t: number) => void;
+  kick: () => void;
+}
+
+export class SteeringDispatch {
+  /** Iterations running now, by "taskId/segment". */
+  private readonly runs = new Map<string, Promise<void>>();
+
+  constructor(private readonly d: SteeringDispatchDeps) {}
+
+  /** Settles once every iteration in flight has ended (after the abort: their containers removed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.runs.values()]);
+  }
+
+  /**
+   * Starts the due steering iteration of each segment that has none running (never awaited here);
+   * one held by its retry back-off wakes the dispatcher when it ends.
+   */
+  start(e: TaskEngine): void {
+    for (const due of e.steeringDue()) {
+      const key = `${e.taskId}/${due.segment}`;
+      if (this.runs.has(key) || this.d.signal.aborted) continue;
+      if (due.notBefore > Date.now()) {
+        this.d.wakeAt(due.notBefore);
+        continue;
+      }
+      const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
+        this.runs.delete(key);
+        if (!this.d.signal.aborted) this.d.kick();
+      });
+      this.runs.set(key, run);
+    }
+  }
+
+  /**
+   * One iteration: run it, store its output (S3, under the task), then commit the
+   * steering-iteration event and its points together. A failure is retried after a back-off
+   * (steeringIterations.ts); the last one, or one no retry can mend, ends generation for the
+   * segment, with the reason in the log for phpo show, list and watch.
+   */
+  private async runSteering(
+    taskId: string,
+    spec: TaskEngine["spec"],
+    due: ReturnType<TaskEngine["steeringDue"]>[number],
+  ): Promise<void> {
+    const log = { taskId, segment: due.segment, n: due.n, generated: due.generated, failures: due.failures };
+    const startedAt = Date.now();
+    this.d.logger.info("steering iteration started", log);
+    const program = new SteeringProgram(this.d.runner, {
+      spec,
+      segmentName: due.segmentName,
+      space: due.space,
+      signal: this.d.signal,
+      sandbox: (dir) => placeSandbox(this.d.storage, spec.sandboxKey, dir),
+    });
+    const r = await program.run(due.n, due.history);
+    if (this.d.signal.aborted) return;
+    let points = r.points;
+    if (points.length > due.n) {
+      this.d.logger.warn("steering returned more points than asked; the extra ones are dropped", {
+        ...log,
+        returned: points.length,
+      });
+      points = points.slice(0, due.n);
+    }
+    const endedAt = Date.now();
+    const logKey = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
+    let stored: string | null = logKey;
+    let reason = r.error ? r.error.message.slice(0, STEERING_REASON_CHARS) : null;
+    try {
+      await this.d.storage.put(logKey, r.output);
+    } catch (err) {
+      stored = null;
+      this.d.logger.warn("could not store a steering iteration's output", { ...log, error: String(err) });
+      if (reason !== null) reason += ` (its output could not be stored: ${String(err)})`;
+    }
+    // A refused configuration fails again however often it runs; anything else may pass later
+    // (an image loaded, a file fixed, a flaky program).
+    const retryable = r.error !== null && !["INVALID_CONFIG", "ARCHIVE_REJECTED"].includes(r.error.code);
+    const retryAt =
+      r.error === null ? null : steeringRetryAt(this.d.retry, due.failures, retryable, endedAt, logKey);
+    const outcome = r.error !== null ? "failed" : points.length === 0 ? "empty" : "points";
+    if (r.error)
+      this.d.logger.warn(
+        retryAt === null
+          ? "steering iteration failed: generation ends for the segment"
+          : "steering iteration failed: it runs again after a back-off",
+        { ...log, ...(retryAt === null ? {} : { retryInMs: retryAt - endedAt }), reason: r.error.message },
+      );
+    else if (points.length === 0)
+      this.d.logger.info(
+        "steering returned [] (nothing more to offer): generation ends for the segment",
+        log,
+      );
+    const exhausted = r.error !== null ? retryAt === null : points.length === 0;
+    await this.d.c
+      .serial(async () => {
+        const e = this.d.c.state.engines.get(taskId);
+        if (!e || e.state === "killed" || e.state === "finished") {
+          this.d.logger.info("steering result dropped: the task ended meanwhile", log);
+          return;
+        }
+        // a failure to be retried adds no points and ends nothing: only its record is logged
+        const events =
+          r.error !== null && !exhausted
+            ? []
+            : e.steeringResult(due.segment, due.generated, points, exhausted, endedAt);
+        // an answer that came after the segment moved on (it was run twice; the first one won)
+        const stale = r.error === null && events.length === 0;
+        await this.d.c.commit({
+          type: "steering-iteration",
+          taskId,
+          at: endedAt,
+          segment: due.segment,
+          startedAt,
+          outcome,
+          added: events.reduce((n, ev) => n + ev.points.length, 0),
+          exitCode: r.exitCode,
+          reason: stale ? "its result came after the segment had moved on (not used)" : reason,
+          retryAt: stale ? null : retryAt,
+          logKey: stored,
+        });
+        for (const ev of events) await this.d.c.commit(ev);
+        this.d.logger.info("steering iteration committed", {
+          ...log,
+          added: events.reduce((n, ev) => n + ev.points.length, 0),
+          exhausted: events.at(-1)?.exhausted ?? false,
+          ms: Date.now() - startedAt,
+        });
+      })
+      .catch((err: unknown) =>
+        // not logged: the next pump finds the iteration still due and runs it again
+        this.d.logger.error("could not commit a steering result; the iteration will run again", {
+          ...log,
+          error: String(err),
+        }),
+      );
+  }
+}

@@ -1,0 +1,166 @@
+// The event log on JetStream: append resolves on the server's acknowledgement (the event is on
+// disk before steering acts on it); replay reads every event back in order after a restart.
+// Group commit: the events appended while the previous flush is unacknowledged (or, when none is,
+// in one turn of the event loop) go out as one message per task (a batch), so a busy steering
+// pays one publish and one ack for many events: the busier it is, the larger the batches. Publish
+// order on the one connection keeps each task's events in the order of their append() calls (the
+// order between tasks may change within a flush; tasks are folded independently).
+// No holes: a flush sends at most one batch per task, so a task's next batch goes out only once
+// the previous one is stored. When a batch fails, its task's batches queued behind it are refused
+// unsent (and so are its later appends) until the Committer has rebuilt the task and calls
+// resume(): a later event stored without the lost one would be acted on (its `durable` resolves)
+// while a rebuild or a restart knows nothing of what it depends on.
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { GridtuneError, UnavailableError } from "../../protocol/errors.ts";
+import { STREAM_LOG, subjects } from "../../protocol/subjects.ts";
+import { eventsOf, type LogEvent } from "../core/events.ts";
+import type { Logger } from "../../protocol/log.ts";
+
+/** A batch message stays well under NATS's 1 MiB max_payload. */
+const MAX_BATCH_BYTES = 256 * 1024;
+/** One event must fit in a message of its own (1 MiB, less room for the headers). */
+export const MAX_EVENT_BYTES = 1000 * 1024;
+
+interface Pending {
+  taskId: string;
+  json: string[];
+  bytes: number;
+  settle: Array<{ resolve: () => void; reject: (e: unknown) => void }>;
+}
+
+export class EventLog {
+  /** Events waiting for the next flush, by task, in order. */
+  private pending = new Map<string, Pending[]>();
+  private flushScheduled = false;
+  /** Publishes of the last flush not yet acknowledged; the next flush waits for them. */
+  private unacked = 0;
+  /** Tasks with a failed batch: their appends are refused until resume(). */
+  private readonly failed = new Set<string>();
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly log: Logger,
+  ) {}
+
+  static async ensureStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+    const config = {
+      name: STREAM_LOG,
+      subjects: [subjects.logAll],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: replicas,
+      max_msg_size: 8 * 1024 * 1024,
+    };
+    try {
+      await jsm.streams.info(STREAM_LOG);
+    } catch {
+      await jsm.streams.add(config);
+    }
+  }
+
+  /** Resolves once the event is stored (with the other events of its batch). */
+  append(ev: LogEvent): Promise<void> {
+    const json = JSON.stringify(ev);
+    // Thrown at once (not a rejection), so the Committer applies nothing: an event this large
+    // could never be stored, and retrying it would rebuild its task forever.
+    if (json.length > MAX_EVENT_BYTES)
+      throw new GridtuneError(
+        "TOO_LARGE",
+        `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
+      );
+    if (this.failed.has(ev.taskId)) return Promise.reject(this.refusal(ev.taskId));
+    return new Promise((resolve, reject) => {
+      const batches = this.pending.get(ev.taskId) ?? [];
+      let b = batches.at(-1);
+      if (!b || b.bytes + json.length > MAX_BATCH_BYTES) {
+        b = { taskId: ev.taskId, json: [], bytes: 0, settle: [] };
+        batches.push(b);
+        this.pending.set(ev.taskId, batches);
+      }
+      b.json.push(json);
+      b.bytes += json.length + 1;
+      b.settle.push({ resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.unacked > 0 || this.pending.size === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * The task's engine was rebuilt from what the log holds (see Committer.rebuild): its appends are
+   * taken again. Nothing of it is pending (refused batches were dropped), so nothing goes out of
+   * order.
+   */
+  resume(taskId: string): void {
+    this.failed.delete(taskId);
+  }
+
+  private refusal(taskId: string): UnavailableError {
+    return new UnavailableError(
+      `an earlier event of task ${taskId} was not stored; it is rebuilt from its log before anything else is`,
+    );
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    // One batch per task: the next one waits for this one's ack (see the header: no holes).
+    const sent: Pending[] = [];
+    for (const [taskId, batches] of this.pending) {
+      sent.push(batches.shift()!);
+      if (batches.length === 0) this.pending.delete(taskId);
+    }
+    this.unacked = sent.length;
+    for (const b of sent) {
+      // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
+      const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
+      void this.js
+        .publish(subjects.log(b.taskId), body, { timeout: 10_000 })
+        .then(
+          () => b.settle.forEach((s) => s.resolve()),
+          (e: unknown) => {
+            b.settle.forEach((s) => s.reject(e));
+            this.fail(b.taskId);
+          },
+        )
+        .finally(() => {
+          this.unacked--;
+          this.scheduleFlush();
+        });
+    }
+  }
+
+  /** A batch of the task failed: the task's batches queued behind it are refused unsent. */
+  private fail(taskId: string): void {
+    this.failed.add(taskId);
+    const queued = this.pending.get(taskId) ?? [];
+    this.pending.delete(taskId);
+    const refusal = this.refusal(taskId);
+    for (const b of queued) b.settle.forEach((s) => s.reject(refusal));
+  }
+
+  /** Every event in log order. Unparseable events are reported and skipped, never fatal. */
+  async *replay(jsm: JetStreamManager): AsyncGenerator<LogEvent> {
+    const info = await jsm.streams.info(STREAM_LOG);
+    const last = info.state.last_seq;
+    if (info.state.messages === 0) return;
+    const consumer = await this.js.consumers.get(STREAM_LOG);
+    const messages = await consumer.consume({ max_messages: 1000 });
+    try {
+      for await (const m of messages) {
+        for (const r of eventsOf(m.json())) {
+          if (r.ok) yield r.event;
+          else this.log.error("skipping an unreadable log event", { seq: m.seq, issue: r.issue });
+        }
+        if (m.seq >= last) break;
+      }
+    } finally {
+      await messages.close();
+    }
+  }
+}

@@ -1,0 +1,315 @@
+// The steering service: connects as the steering identity, makes sure the streams exist, rebuilds
+// every task from the event log, then serves agents (gt.hb), clients (gt.api) and results
+// (RESULTS), dispatching jobs and expiring leases. Requests are served on a second connection, as
+// `steering-api`, which may publish only into the requesters' inboxes: a reply goes wherever the
+// request says, so the connection that answers must not be able to reach JetStream or the
+// streams' subjects. All JetStream work, stop requests and watch events use the first one. Lifecycle: idle → starting → running →
+// draining → stopped; close() is idempotent.
+import {
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  AckPolicy,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { settleWithin } from "../../protocol/async.ts";
+import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
+import type { Logger } from "../../protocol/log.ts";
+import type { ControlMessage } from "../../protocol/messages.ts";
+import { connectNats } from "../../protocol/natsConnect.ts";
+import {
+  STEERING_QUEUE,
+  STEERING_RESULTS_CONSUMER,
+  STREAM_JOBS,
+  STREAM_RESULTS,
+  subjects,
+} from "../../protocol/subjects.ts";
+import { AgentControl } from "./channels/agentControl.ts";
+import { AgentRegistry } from "../core/agentRegistry.ts";
+import { Api } from "./channels/api.ts";
+import type { SteeringConfig } from "./config.ts";
+import { Committer } from "./committer.ts";
+import { SteeringState } from "../core/state.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { TaskEngine } from "../core/task/taskEngine.ts";
+import { EventLog } from "./eventLog.ts";
+import { ResultIngest } from "./channels/resultIngest.ts";
+import { SitePolicyFile } from "../security/sitePolicy.ts";
+import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
+import { sendStopRequests } from "./stopRequests.ts";
+import { Storage } from "./storage.ts";
+import { LimitsFileReader, TenantLimiter } from "./limits.ts";
+import { TaskArchive } from "./taskArchive.ts";
+import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
+import { readTaskLog } from "./taskLog.ts";
+
+/** How often tasks whose retirement failed are tried again. */
+const RETIRE_SWEEP_MS = 10_000;
+
+export type ServiceState = "idle" | "starting" | "running" | "draining" | "stopped";
+
+export class SteeringService {
+  state: ServiceState = "idle";
+  private nc: NatsConnection | null = null;
+  /** The steering-api connection: requests in, replies out, nothing else. */
+  private apiNc: NatsConnection | null = null;
+  private storage: Storage | null = null;
+  private subs: Subscription[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private dispatcher: Dispatcher | null = null;
+  private background: Promise<unknown>[] = [];
+  private closing: Promise<void> | null = null;
+  private stopResults: (() => Promise<void>) | null = null;
+  committer: Committer | null = null;
+  archive: TaskArchive | null = null;
+  /** What start-up read: the tasks read from the log in full, the finished ones from the index. */
+  restored: { tasksRead: number; finished: number } | null = null;
+  ingest: ResultIngest | null = null;
+
+  constructor(
+    private readonly config: SteeringConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
+    this.state = "starting";
+    const tls = {
+      servers: this.config.natsUrl,
+      caFile: this.config.caFile,
+      certFile: this.config.certFile,
+      keyFile: this.config.keyFile,
+      logger: (level: "info" | "warn" | "error", message: string) => this.logger[level](message),
+    };
+    const nc = await connectNats({
+      ...tls,
+      seedFile: this.config.seedFile,
+      identity: steeringIdentity(),
+      onDisconnect: () => this.dispatcher?.pauseLeases(),
+      onReconnect: () => this.dispatcher?.restartLeases(),
+    });
+    this.nc = nc;
+    // Connected before any work, so a missing or refused steering-api seed fails the start at once.
+    const apiNc = await connectNats({
+      ...tls,
+      seedFile: this.config.apiSeedFile,
+      identity: steeringApiIdentity(),
+    }).catch(async (e: unknown) => {
+      await nc.close().catch(() => undefined);
+      throw e;
+    });
+    this.apiNc = apiNc;
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    await this.ensureStreams(jsm);
+    const storage = new Storage({ ...this.config.s3 });
+    this.storage = storage;
+    await storage.ensureBucket();
+
+    const log = new EventLog(js, this.logger.child("log"));
+    const state = new SteeringState();
+    const sites = new SitePolicyFile(this.config.sitesFile, (e) =>
+      this.logger.error("the site policy is invalid; the previous one stays in force", { error: e.message }),
+    );
+    const policy = await sites.load();
+    if (Object.keys(policy.sites).length === 0)
+      this.logger.warn(
+        "no site policy: no site accepts work until one is set (gridtune-steering admin add-site/set-site)",
+        { file: this.config.sitesFile },
+      );
+    const readTask = (taskId: string) => readTaskLog(js, jsm, taskId);
+    const c = new Committer(state, log, nc, this.logger.child("commit"), readTask);
+    this.committer = c;
+    // Start-up reads the active tasks' logs only, plus one summary per finished task.
+    const index = await KvFinishedIndex.open(nc, this.config.replicas, this.logger.child("index"));
+    const archive = new TaskArchive(c, index, readTask, this.logger.child("archive"));
+    this.archive = archive;
+    const read = await archive.restore(await loggedTaskIds(jsm));
+    this.restored = { tasksRead: read, finished: state.finished.size };
+    this.logger.info("state rebuilt from the event log", {
+      tasksRead: read,
+      active: state.engines.size,
+      finished: state.finished.size,
+    });
+    c.onDurable = (e) => archive.maybeRetire(e);
+    const limitsFile =
+      this.config.limitsFile === undefined
+        ? null
+        : new LimitsFileReader(this.config.limitsFile, this.logger.child("limits"));
+    const limiter = new TenantLimiter(this.config.limits, (user) =>
+      limitsFile ? limitsFile.overrides(user) : Promise.resolve({}),
+    );
+    const registry = new AgentRegistry(this.config.leaseMs);
+    const runner = new LocalSteeringRunner(DEFAULT_STEERING_LIMITS, steeringInstance(this.config));
+    // Iterations in flight at a crash run again (only the log counts); their containers go.
+    const swept = await runner
+      .sweep()
+      .catch((e: unknown) =>
+        this.logger.warn("could not remove leftover steering containers", { error: String(e) }),
+      );
+    if (swept) this.logger.info("removed steering containers left by a previous run", { containers: swept });
+    const dispatcher = new Dispatcher(
+      c,
+      js,
+      registry,
+      () => sites.current(),
+      storage,
+      this.config,
+      this.logger.child("dispatch"),
+      Date.now(), // leases start now, after the replay and the sweep
+      runner,
+    );
+    this.dispatcher = dispatcher;
+    archive.onRetired = (taskId) => dispatcher.forget(taskId);
+    const control = new AgentControl(
+      c,
+      registry,
+      storage,
+      dispatcher,
+      jsm,
+      this.config,
+      this.logger.child("agents"),
+      sites,
+    );
+    const api = new Api(
+      c,
+      storage,
+      dispatcher,
+      (e, reason) => this.stopAttempts(e, reason),
+      this.logger.child("api"),
+      // the server's limit as it told this connection (1 MiB unless configured otherwise)
+      () => apiNc.info?.max_payload ?? 1024 * 1024,
+      limiter,
+      archive,
+      registry,
+      sites,
+    );
+    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
+    this.ingest = ingest;
+
+    // Attempts dispatched before a crash may never have reached JetStream: publish them again
+    // (the msgID drops the duplicates that did).
+    for (const e of state.engines.values()) {
+      for (const j of e.activeJobs())
+        if (j.state === "dispatched") await dispatcher.publish(e.taskId, j.jobId, j.attempt);
+      // Stop decisions are state re-derived by the replay: tell the agents again.
+      sendStopRequests(nc, e, this.logger);
+    }
+
+    // Callbacks, not the subscriptions' async iterators: a few microtask hops less per message.
+    const serve = (subject: string, fn: (m: import("@nats-io/transport-node").Msg) => Promise<void>) => {
+      const sub = apiNc.subscribe(subject, {
+        queue: STEERING_QUEUE,
+        callback: (err, m) => {
+          if (err) return this.logger.error("subscription failed", { subject, error: String(err) });
+          fn(m).catch((e: unknown) =>
+            this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
+          );
+        },
+      });
+      this.subs.push(sub);
+      this.background.push(sub.closed.then(() => undefined));
+    };
+    serve(subjects.heartbeatAll, (m) => control.handle(m));
+    serve(subjects.apiAll, (m) => api.handle(m));
+
+    const consumer = await js.consumers.get(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
+    const messages = await consumer.consume({ max_messages: 256, callback: (m) => ingest.receive(m) });
+    this.stopResults = () => messages.close().then(() => undefined);
+    this.background.push(messages.closed().then(() => ingest.idle()));
+
+    const leaseTick = Math.max(250, Math.floor(this.config.leaseMs / 4));
+    this.timers.push(
+      setInterval(() => {
+        // a policy change (admin set-site) reaches the dispatcher within a tick
+        sites.refresh().catch(() => undefined);
+        dispatcher
+          .expireLeases()
+          .catch((e: unknown) => this.logger.error("lease check failed", { error: String(e) }));
+      }, leaseTick),
+      // Retirements that failed (the index was unavailable) are tried again.
+      setInterval(() => {
+        archive
+          .sweep()
+          .catch((e: unknown) => this.logger.error("retiring tasks failed", { error: String(e) }));
+      }, RETIRE_SWEEP_MS),
+    );
+    this.state = "running";
+    dispatcher.kick();
+    this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
+  }
+
+  private async ensureStreams(jsm: JetStreamManager): Promise<void> {
+    const add = async (name: string, cfg: Parameters<JetStreamManager["streams"]["add"]>[0]) => {
+      try {
+        await jsm.streams.info(name);
+      } catch {
+        await jsm.streams.add(cfg);
+      }
+    };
+    const replicas = this.config.replicas;
+    await add(STREAM_JOBS, {
+      name: STREAM_JOBS,
+      subjects: [subjects.jobsAll],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      duplicate_window: 120_000_000_000,
+    });
+    await add(STREAM_RESULTS, {
+      name: STREAM_RESULTS,
+      subjects: [subjects.resultsAll],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      max_msg_size: 1024 * 1024,
+    });
+    await EventLog.ensureStream(jsm, replicas);
+    try {
+      await jsm.consumers.info(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
+    } catch {
+      await jsm.consumers.add(STREAM_RESULTS, {
+        durable_name: STEERING_RESULTS_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 30_000_000_000,
+        max_ack_pending: 1024,
+      });
+    }
+  }
+
+  /** Tells the agents running the task's attempts to stop them. */
+  private stopAttempts(
+    e: TaskEngine,
+    reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never,
+  ): void {
+    for (const j of e.activeJobs()) {
+      if (!j.site || !j.agent || !this.nc) continue;
+      const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
+      this.nc.publish(subjects.control(j.site, j.agent), JSON.stringify(msg));
+    }
+  }
+
+  /** Drains: stops taking requests, lets in-flight commits finish (up to graceMs), then closes. */
+  close(graceMs = 5000): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = "draining";
+      for (const t of this.timers) clearInterval(t);
+      // steering iterations in flight are killed, not committed, and their containers removed
+      const iterations = this.dispatcher?.close() ?? Promise.resolve();
+      for (const s of this.subs) s.unsubscribe();
+      await this.stopResults?.().catch(() => undefined);
+      const c = this.committer;
+      const drained = c ? c.serial(() => c.settled()) : Promise.resolve();
+      await settleWithin(drained, graceMs);
+      await settleWithin(Promise.allSettled([...this.background, iterations]), graceMs);
+      c?.flushNotifications();
+      await this.apiNc?.close().catch(() => undefined);
+      await this.nc?.close().catch(() => undefined);
+      this.storage?.close();
+      this.state = "stopped";
+    })();
+    return this.closing;
+  }
+}
