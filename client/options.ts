@@ -7,7 +7,7 @@
 // gridtune an option typed on the command line always overrides the same key in the file.
 import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
-import { ValidationError } from "../protocol/errors.ts";
+import { unreachable, ValidationError } from "../protocol/errors.ts";
 import { closest, show } from "../protocol/searchSpace.ts";
 import { readJsonFile } from "./jsonText.ts";
 
@@ -487,6 +487,8 @@ export function coerceOption(o: PhpoOption, raw: unknown, where: string): unknow
       return bad(
         o.kind === "object" ? "a JSON object, JSON text or a file name" : "a string or a JSON object",
       );
+    default:
+      return unreachable(o.kind, "option kind");
   }
 }
 

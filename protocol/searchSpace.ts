@@ -19,7 +19,7 @@
 // parent must be categorical or uniformint (a finite set, so "in" can be checked for typos);
 // chains are allowed, cycles are not.
 import { z } from "zod";
-import { ValidationError } from "./errors.ts";
+import { unreachable, ValidationError } from "./errors.ts";
 
 export const PointValue = z.union([z.string(), z.number(), z.boolean(), z.null()], {
   error: (i) => `must be a string, number, boolean or null, got ${show(i.input)}`,
@@ -322,6 +322,8 @@ export function valueAllowed(p: Parameter, v: PointValue): boolean {
       return true;
     case "lognormal":
       return v > 0;
+    default:
+      return unreachable(p, "parameter");
   }
 }
 
@@ -339,8 +341,11 @@ function describeAllowed(p: Parameter): string {
       return "a finite number";
     case "lognormal":
       return "a positive number";
-    default:
+    case "uniform":
+    case "loguniform":
       return `a number in [${show(d.low)}, ${show(d.high)}]`;
+    default:
+      return unreachable(p, "parameter");
   }
 }
 
