@@ -17,6 +17,7 @@ import { SteeringState } from "../../steering/core/state.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { AGENT_RULES, dispatcherStub } from "./fixtures/agentKit.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
 
@@ -27,8 +28,11 @@ type Ref = { jobId: string; attempt: number };
  * Task "1" with two points: `running` claimed by s/a, `dispatched` waiting for a claim. `up`
  * switches the stand-in NATS: while false, appends and log reads fail.
  */
-function setup(opts: { failClaim?: number } = {}) {
-  const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2 }), "1");
+function setup(opts: { failClaim?: number; spec?: Partial<TaskSpecInput>; storage?: Partial<Storage> } = {}) {
+  const d = new Driver(
+    spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2, ...opts.spec }),
+    "1",
+  );
   d.sampleAll();
   const running = d.dispatch("s")!;
   d.claim(running, "s", "a");
@@ -54,13 +58,13 @@ function setup(opts: { failClaim?: number } = {}) {
       : Promise.reject(new Error("disconnected")),
   );
   const registry = new AgentRegistry(AGENT_RULES.leaseMs);
-  const { dispatcher } = dispatcherStub(c, registry);
+  const { dispatcher } = dispatcherStub(c, registry, () => Promise.resolve(["a.bin", "b.bin"]));
   const clock = new FakeClock();
   const control = () =>
     new AgentControl(
       c,
       registry,
-      {} as Storage,
+      (opts.storage ?? {}) as Storage,
       dispatcher,
       {} as JetStreamManager,
       logger,
@@ -200,5 +204,51 @@ void describe("agent control: heartbeats", () => {
     assert.equal(registry.renewedAt(running.jobId, running.attempt, 0), t);
     register();
     assert.deepEqual(await ask(control(), heartbeat([running])), { type: "ack", stale: [] });
+  });
+});
+
+void describe("agent control: grants and goodbyes", () => {
+  void it("a granted claim presigns what the decision names: sandbox, the point's training files, checkpoint", async () => {
+    const presignGet = (key: string) => Promise.resolve(`get:${key}`);
+    const { control, register, dispatched } = setup({
+      spec: { sandboxKey: "tasks/1/sandbox.tgz", trainingDS: "mnist" },
+      storage: { presignGet },
+    });
+    register();
+    assert.deepEqual(await ask(control(), claim(dispatched)), {
+      type: "claimed",
+      grant: {
+        sandbox: "get:tasks/1/sandbox.tgz",
+        trainingData: [
+          { name: "a.bin", url: "get:datasets/mnist/a.bin" },
+          { name: "b.bin", url: "get:datasets/mnist/b.bin" },
+        ],
+        checkpoint: null,
+      },
+    });
+  });
+
+  void it("a bye hands back the agent's attempts and removes it; a task waiting for its rebuild is rebuilt first", async () => {
+    const { d, c, nats, stored, control, register, registry, running } = setup();
+    register();
+    nats.up = false; // the lease check's job-lost is not logged, nor is the task rebuilt
+    await assert.rejects(
+      c.serial(() =>
+        c.commit({ type: "job-lost", taskId: "1", at: d.tick(), ...running, reason: "lease expired" }),
+      ),
+    );
+    assert.equal(c.isDiverged("1"), true);
+    nats.up = true;
+    assert.deepEqual(await ask(control(), { type: "bye", running: [running, running] }), {
+      type: "ack",
+      stale: [],
+    });
+    assert.equal(c.isDiverged("1"), false);
+    const lost = stored.filter((e) => e.type === "job-lost");
+    assert.deepEqual(
+      lost.map((e) => e.type === "job-lost" && [e.jobId, e.attempt, e.reason]),
+      [[running.jobId, running.attempt, "handed back by agent s/a"]],
+    );
+    assert.equal(registry.get("s", "a"), undefined, "the agent left the registry");
   });
 });

@@ -82,10 +82,10 @@ export class AgentControl {
         const p = await this.sites.refresh();
         const access = Object.hasOwn(p.sites, site) ? p.sites[site] : undefined;
         const siteRuntimes = access ? access.runtimes : null;
-        return this.decided({ type: "agent-register", site, agent, request: req, siteRuntimes });
+        return this.run({ type: "agent-register", site, agent, request: req, siteRuntimes });
       }
       case "heartbeat":
-        return this.decided({ type: "agent-heartbeat", site, agent, request: req });
+        return this.run({ type: "agent-heartbeat", site, agent, request: req });
       case "claim": {
         const r = await this.run({ type: "agent-claim", site, agent, request: req }).catch((err: unknown) => {
           // the decision refuses a task being rebuilt; what fails here is the job-claimed's append
@@ -106,7 +106,7 @@ export class AgentControl {
         // on its log (the decision leaves an attempt of a still-diverged task to its lease).
         if (req.running.some((r) => this.c.isDiverged(taskIdOfJob(r.jobId) ?? "")))
           await this.c.serial(() => this.c.recover());
-        return this.decided({ type: "agent-bye", site, agent, request: req });
+        return this.run({ type: "agent-bye", site, agent, request: req });
       default:
         return unreachable(req, "agent request");
     }
@@ -115,13 +115,6 @@ export class AgentControl {
   /** The command decided on the state as it is once every earlier one is: events, effects, reply. */
   private run<C extends Command>(command: C): Promise<ReplyOf<C>> {
     return this.c.run(() => decide(this.dispatcher.world(), command, this.clock.now()), this.effects);
-  }
-
-  /** For the commands whose decided reply is the agent's as it is. */
-  private async decided(
-    command: Extract<Command, { type: "agent-register" | "agent-heartbeat" | "agent-bye" }>,
-  ): Promise<AgentReply> {
-    return await this.run(command);
   }
 
   private async grant(r: ClaimToGrant): Promise<ClaimGrant> {
