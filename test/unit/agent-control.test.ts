@@ -13,6 +13,7 @@ import { AgentControl } from "../../steering/shell/channels/agentControl.ts";
 import { EMPTY_POLICY } from "../../steering/security/sitePolicy.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
 import { Committer } from "../../steering/shell/committer.ts";
+import { EffectRunner } from "../../steering/shell/effects.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
@@ -250,5 +251,10 @@ void describe("agent control: grants and goodbyes", () => {
       [[running.jobId, running.attempt, "handed back by agent s/a"]],
     );
     assert.equal(registry.get("s", "a"), undefined, "the agent left the registry");
+  });
+
+  void it("the site's JOBS consumer is made only by a runner that has the port for it", async () => {
+    const runner = new EffectRunner({ logger, agents: new AgentRegistry(1), kick: () => undefined });
+    await assert.rejects(runner.run({ type: "ensure-site-consumer", site: "s" }), /no JOBS consumer port/);
   });
 });
