@@ -169,7 +169,6 @@ export class SteeringService {
       storage,
       dispatcher,
       jsm,
-      this.config,
       this.logger.child("agents"),
       sites,
     );
