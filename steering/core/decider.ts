@@ -5,13 +5,25 @@
 import { unreachable } from "../../protocol/errors.ts";
 import type { Decision } from "./decision.ts";
 import { decideLeaseTick, type LeaseCommand } from "./decide/leases.ts";
+import {
+  decideDispatchJob,
+  decideDispatchPropose,
+  type DispatchCommand,
+  type DispatchJobReply,
+  type ProposeReply,
+} from "./decide/dispatch.ts";
+import { decideReport, decideReportVerdict, type ReportCommand, type ReportReply } from "./decide/reports.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand;
+export type Command = LeaseCommand | DispatchCommand | ReportCommand;
 
 /** The reply each command gets. */
 export interface Replies {
   "lease-tick": null;
+  "dispatch-propose": ProposeReply;
+  "dispatch-job": DispatchJobReply;
+  report: ReportReply;
+  "report-verdict": null;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -21,7 +33,15 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
   switch (command.type) {
     case "lease-tick":
       return decideLeaseTick(w, now);
+    case "dispatch-propose":
+      return decideDispatchPropose(w, command, now);
+    case "dispatch-job":
+      return decideDispatchJob(w, command, now);
+    case "report":
+      return decideReport(w, command, now);
+    case "report-verdict":
+      return decideReportVerdict(w, command);
     default:
-      return unreachable(command.type, "command");
+      return unreachable(command, "command");
   }
 }
