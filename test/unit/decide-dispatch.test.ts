@@ -186,3 +186,32 @@ void describe("dispatch: proposals", () => {
     assert.deepEqual(dispatched(j.events), ["t42-p0-j1.1@s1"]);
   });
 });
+
+void describe("dispatch: steering-program iterations", () => {
+  void it("starts a due iteration, or holds a failed one until its retryAt and wakes then", () => {
+    const d = new Driver(spec({ steeringExec: "opt %IN %OUT", maxPoints: 4, nPointsPerIteration: 2 }));
+    const propose = (w: World, now: number) =>
+      decide(w, { type: "dispatch-propose", taskId: "42", view: view({ s1: 4 }), sampled: false }, now);
+    const first = propose(worldOf(d), 5_000);
+    assert.deepEqual(first.events, [], "built-in sampling is off: the program proposes the points");
+    assert.deepEqual(first.effects, [{ type: "start-program-iteration", taskId: "42", segment: 0 }]);
+    d.apply({
+      type: "steering-iteration",
+      taskId: "42",
+      at: 10_000,
+      segment: 0,
+      startedAt: 9_990,
+      outcome: "failed",
+      added: 0,
+      exitCode: 1,
+      reason: "exited with code 1",
+      retryAt: 11_000,
+      logKey: "tasks/42/steering/s0-g0-f0.log.txt",
+    });
+    const w = worldOf(d);
+    assert.deepEqual(propose(w, 10_999).effects, [{ type: "wake-at", at: 11_000 }]);
+    assert.deepEqual(propose(w, 11_000).effects, [
+      { type: "start-program-iteration", taskId: "42", segment: 0 },
+    ]);
+  });
+});
