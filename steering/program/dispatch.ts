@@ -1,8 +1,9 @@
 // The steering-program iterations of tasks with steeringExec, started by the dispatcher's
-// start-program-iteration effect (decided in core/decide/dispatch.ts): at most one per segment at a time, outside the commit queue (they never block reports or dispatch), each
-// recorded as a steering-iteration event with its output stored in S3, a failure retried after a
-// back-off (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash
-// is run again after the restart, and one whose points are logged is never re-run (the engine's
+// start-program-iteration effect (decided in core/decide/dispatch.ts): at most one per segment at
+// a time, outside the commit queue (they never block reports or dispatch), each recorded as a
+// steering-iteration event with its output stored in S3, a failure retried after a back-off
+// (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash is run
+// again after the restart, and one whose points are logged is never re-run (the engine's
 // generated count moved on).
 import type { Backoff } from "../../protocol/backoff.ts";
 import type { Logger } from "../../protocol/log.ts";

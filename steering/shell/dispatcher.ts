@@ -190,6 +190,8 @@ export class Dispatcher {
    * the log and dispatched again.
    */
   private enact(d: Decision<unknown>): void {
+    // most decisions of a pump round are of tasks with nothing to do: no promise chain for those
+    if (d.events.length === 0 && d.effects.length === 0) return;
     const durable = d.events.map((ev) => this.c.stage(ev).durable);
     void Promise.all(durable)
       .then(

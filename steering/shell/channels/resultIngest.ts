@@ -94,7 +94,7 @@ export class ResultIngest {
       if (s) await s.durable;
       m.ack();
       // once durable (an effect that fails is no reason to have the report redelivered)
-      if (s) await this.runEffects(s.effects, m.subject);
+      if (s && s.effects.length > 0) await this.runEffects(s.effects, m.subject);
     } catch (e) {
       if (e instanceof GridtuneError && e.code === "TOO_LARGE") {
         // It can never be logged: dropped (the attempt's lease lapses and the job is retried).
@@ -176,7 +176,9 @@ export class ResultIngest {
       this.ignore(d.reply.ignored.why, { ...d.reply.ignored.fields });
       return null;
     }
-    const durable = Promise.all(d.events.map((ev) => this.c.stage(ev).durable));
+    const staged = d.events.map((ev) => this.c.stage(ev).durable);
+    // a report is one event: no Promise.all for it
+    const durable = staged.length === 1 ? staged[0]! : Promise.all(staged);
     if (r.type !== "progress" || d.events.length === 0) return { durable, effects: d.effects };
     const held = r.held ?? false;
     const verdict = decide(
