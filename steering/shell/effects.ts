@@ -48,7 +48,7 @@ export class EffectRunner implements Effects {
           site,
           agent,
           { type: "stop", jobId, attempt, reason },
-          "could not send a stop request; it is sent again on the next report",
+          "could not send a stop request; the attempt's next report or heartbeat repairs it",
         );
         return;
       }

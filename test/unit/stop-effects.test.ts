@@ -60,7 +60,9 @@ void describe("send-stop and send-continue", () => {
       attempt: 1,
       reason: "pruned",
     });
-    assert.deepEqual(warnings, ["could not send a stop request; it is sent again on the next report"]);
+    assert.deepEqual(warnings, [
+      "could not send a stop request; the attempt's next report or heartbeat repairs it",
+    ]);
   });
 
   void it("without a connection the stop is logged as not sent", async () => {
