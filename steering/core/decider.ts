@@ -5,13 +5,27 @@
 import { unreachable } from "../../protocol/errors.ts";
 import type { Decision } from "./decision.ts";
 import { decideLeaseTick, type LeaseCommand } from "./decide/leases.ts";
+import {
+  decideControl,
+  decideRetry,
+  decideSubmit,
+  type ApiCommand,
+  type RetryReply,
+  type SubmitReply,
+  type TaskReply,
+} from "./decide/api.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand;
+export type Command = LeaseCommand | ApiCommand;
 
 /** The reply each command gets. */
 export interface Replies {
   "lease-tick": null;
+  submit: SubmitReply;
+  kill: TaskReply;
+  pause: TaskReply;
+  resume: TaskReply;
+  retry: RetryReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -21,7 +35,15 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
   switch (command.type) {
     case "lease-tick":
       return decideLeaseTick(w, now);
+    case "submit":
+      return decideSubmit(w, command, now);
+    case "kill":
+    case "pause":
+    case "resume":
+      return decideControl(w, command, now);
+    case "retry":
+      return decideRetry(w, command, now);
     default:
-      return unreachable(command.type, "command");
+      return unreachable(command, "command");
   }
 }

@@ -33,14 +33,16 @@ import type { SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import type { TaskEngine } from "../core/task/taskEngine.ts";
+import type { StopReason } from "../core/effects.ts";
 import { EventLog } from "./eventLog.ts";
+import { systemClock } from "./clock.ts";
+import { EffectRunner } from "./effects.ts";
 import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
 import { Storage } from "./storage.ts";
-import { LimitsFileReader, TenantLimiter } from "./limits.ts";
+import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
@@ -138,7 +140,7 @@ export class SteeringService {
       this.config.limitsFile === undefined
         ? null
         : new LimitsFileReader(this.config.limitsFile, this.logger.child("limits"));
-    const limiter = new TenantLimiter(this.config.limits, (user) =>
+    const limiter = new TenantLimitsReader(this.config.limits, (user) =>
       limitsFile ? limitsFile.overrides(user) : Promise.resolve({}),
     );
     const registry = new AgentRegistry(this.config.leaseMs);
@@ -173,19 +175,25 @@ export class SteeringService {
       this.logger.child("agents"),
       sites,
     );
-    const api = new Api(
+    const apiLogger = this.logger.child("api");
+    const api = new Api({
       c,
       storage,
-      dispatcher,
-      (e, reason) => this.stopAttempts(e, reason),
-      this.logger.child("api"),
-      // the server's limit as it told this connection (1 MiB unless configured otherwise)
-      () => apiNc.info?.max_payload ?? 1024 * 1024,
-      limiter,
       archive,
-      registry,
+      logger: apiLogger,
+      world: () => dispatcher.world(),
+      effects: new EffectRunner({
+        logger: apiLogger,
+        agents: registry,
+        kick: () => dispatcher.kick(),
+        stopAttempts: (taskId, reason) => this.stopAttempts(c.state, taskId, reason),
+      }),
+      clock: systemClock,
+      // the server's limit as it told this connection (1 MiB unless configured otherwise)
+      maxPayload: () => apiNc.info?.max_payload ?? 1024 * 1024,
+      limits: limiter,
       sites,
-    );
+    });
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
     this.ingest = ingest;
 
@@ -279,11 +287,10 @@ export class SteeringService {
     }
   }
 
-  /** Tells the agents running the task's attempts to stop them. */
-  private stopAttempts(
-    e: TaskEngine,
-    reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never,
-  ): void {
+  /** Tells the agents running the task's attempts to stop them (none once it is retired). */
+  private stopAttempts(state: SteeringState, taskId: string, reason: StopReason): void {
+    const e = state.engines.get(taskId);
+    if (!e) return;
     for (const j of e.activeJobs()) {
       if (!j.site || !j.agent || !this.nc) continue;
       const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
