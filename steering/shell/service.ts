@@ -17,7 +17,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { settleWithin } from "../../protocol/async.ts";
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import type { Logger } from "../../protocol/log.ts";
-import type { ControlMessage } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import {
   STEERING_QUEUE,
@@ -33,7 +32,6 @@ import type { SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import type { StopReason } from "../core/effects.ts";
 import { EventLog } from "./eventLog.ts";
 import { systemClock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
@@ -41,6 +39,7 @@ import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
 import { sendStopRequests } from "./stopRequests.ts";
+import { stopTaskAttempts } from "./taskStops.ts";
 import { Storage } from "./storage.ts";
 import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
@@ -186,7 +185,9 @@ export class SteeringService {
         logger: apiLogger,
         agents: registry,
         kick: () => dispatcher.kick(),
-        stopAttempts: (taskId, reason) => this.stopAttempts(c.state, taskId, reason),
+        stopAttempts: (taskId, reason) => {
+          stopTaskAttempts(nc, state, apiLogger, taskId, reason);
+        },
       }),
       clock: systemClock,
       // the server's limit as it told this connection (1 MiB unless configured otherwise)
@@ -284,17 +285,6 @@ export class SteeringService {
         ack_wait: 30_000_000_000,
         max_ack_pending: 1024,
       });
-    }
-  }
-
-  /** Tells the agents running the task's attempts to stop them (none once it is retired). */
-  private stopAttempts(state: SteeringState, taskId: string, reason: StopReason): void {
-    const e = state.engines.get(taskId);
-    if (!e) return;
-    for (const j of e.activeJobs()) {
-      if (!j.site || !j.agent || !this.nc) continue;
-      const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
-      this.nc.publish(subjects.control(j.site, j.agent), JSON.stringify(msg));
     }
   }
 
