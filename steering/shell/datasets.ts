@@ -4,18 +4,20 @@
 // upload reads the object back and records its size and sha256 in a manifest
 // (`datasetmeta/<name>.json`) only when they match what the user declared: the manifest's
 // checksums are steering's, never the client's word. Datasets outside the `user.` scope are an
-// admin's (written with steering's keys) and readable by every user.
+// admin's (written with steering's keys) and readable by every user. `ls` reads the dataset index
+// (datasetIndex.ts), one entry per dataset.
 import { z } from "zod";
 import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
 import {
   type DatasetFile,
   type DatasetReplies,
-  type DatasetSummary,
   MAX_PARTS,
   Sha256,
   userScope,
 } from "../../protocol/datasets.ts";
+import type { Logger } from "../../protocol/log.ts";
 import type { ApiRequest } from "../../protocol/messages.ts";
+import { DatasetIndex } from "./datasetIndex.ts";
 import type { TenantLimiter } from "./limits.ts";
 import { keys, type Storage } from "./storage.ts";
 
@@ -43,33 +45,14 @@ export async function readManifest(storage: Storage, name: string): Promise<Mani
   return parsed.success ? parsed.data : { name, files: {} };
 }
 
-export async function writeManifest(storage: Storage, m: Manifest): Promise<void> {
+/** Writes the manifest, then the dataset's index entry (its files and bytes as recorded). */
+export async function writeManifest(storage: Storage, m: Manifest, index: DatasetIndex): Promise<void> {
   await storage.put(keys.datasetManifest(m.name), JSON.stringify(m));
+  const files = Object.values(m.files);
+  await index.put({ name: m.name, files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) });
 }
 
-/** A dataset's name from one of its object keys (`datasets/<name>/<path>`). */
-const datasetOfKey = (key: string) => key.slice("datasets/".length).split("/")[0] ?? "";
-
-/** Datasets and their file counts and bytes, from a listing of their objects. */
-export function summarise(
-  objects: ReadonlyArray<{ key: string; size: number }>,
-  keep: (name: string) => boolean,
-  published: boolean,
-): DatasetSummary[] {
-  const by = new Map<string, DatasetSummary>();
-  for (const o of objects) {
-    const name = datasetOfKey(o.key);
-    if (!keep(name)) continue;
-    const s = by.get(name) ?? { name, files: 0, bytes: 0, published };
-    s.files++;
-    s.bytes += o.size;
-    by.set(name, s);
-  }
-  return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Published datasets: every scope but `user.` (written with steering's keys). */
-export const isPublishedName = (name: string) => name !== "" && !name.startsWith("user.");
+export { isPublishedName } from "./datasetIndex.ts";
 
 /** The scope rule: a user writes `user.<user>.<name>` only. `field` names the option to fix. */
 export function assertWritable(user: string, name: string, field: string): void {
@@ -108,13 +91,18 @@ function partCount(path: string, size: number, partSize: number): number {
 export class Datasets {
   /** Manifest updates of one dataset, one after the other (commits of parallel uploads). */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Each dataset's files and bytes, so that `ls` lists datasets, not every file (datasetIndex.ts). */
+  readonly index: DatasetIndex;
 
   constructor(
     private readonly storage: Storage,
     private readonly limiter: TenantLimiter,
     /** Bytes one page of show or get may take (a reply stays under NATS's max_payload). */
     private readonly pageBytes: () => number,
-  ) {}
+    logger: Pick<Logger, "warn"> | null = null,
+  ) {
+    this.index = new DatasetIndex(storage, logger);
+  }
 
   async put(user: string, req: Req<"datasetPut">): Promise<Reply<"datasetPut">> {
     assertWritable(user, req.name, "--name");
@@ -183,29 +171,23 @@ export class Datasets {
     await this.serial(req.name, async () => {
       const m = await this.manifest(req.name);
       m.files[req.path] = { size: got.size, sha256: got.sha256 };
-      await writeManifest(this.storage, m);
+      await writeManifest(this.storage, m, this.index);
     });
     return { path: req.path, size: got.size, sha256: got.sha256 };
   }
 
   async list(user: string, req: Req<"datasetList">): Promise<Reply<"datasetList">> {
-    const mine = summarise(
-      await this.storage.list(keys.dataset(userScope(user)).slice(0, -1)),
-      () => true,
-      false,
-    );
-    // Other users' datasets are listed by S3 too (one prefix holds them all): they are dropped here.
-    // A delimited listing (names only) would be cheaper, but the embedded S3 server leaves out a
-    // dataset whose files are all in subfolders from its common prefixes: every key is listed.
-    const published =
-      req.mine === true ? [] : summarise(await this.storage.list("datasets/"), isPublishedName, true);
-    const datasets = mine;
-    const limits = await this.limiter.limitsOf(user);
+    // The index: one entry per dataset, never a listing of every file (datasetIndex.ts).
+    const [mine, published, limits] = await Promise.all([
+      this.index.ofScope(userScope(user)),
+      req.mine === true ? Promise.resolve([]) : this.index.published(),
+      this.limiter.limitsOf(user),
+    ]);
     return {
       datasets: [...mine, ...published],
       usage: {
-        bytes: datasets.reduce((n, d) => n + d.bytes, 0),
-        files: datasets.reduce((n, d) => n + d.files, 0),
+        bytes: mine.reduce((n, d) => n + d.bytes, 0),
+        files: mine.reduce((n, d) => n + d.files, 0),
         maxBytes: limits.datasetBytes,
         maxFiles: limits.datasetFiles,
       },
@@ -255,6 +237,8 @@ export class Datasets {
     await this.serial(name, async () => {
       for (const f of files) await this.storage.remove(keys.dataset(name) + f.path);
       await this.storage.remove(keys.datasetManifest(name));
+      // last: a removal cut short stays listed, and `rm` again finishes it
+      await this.index.remove(name);
     });
     return { name, files: files.length };
   }

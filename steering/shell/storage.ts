@@ -47,6 +47,13 @@ export const keys = {
     `tasks/${taskId}/steering/s${segment}-g${generated}-f${failures}.log.txt`,
   /** Steering's record of a dataset's files and their sha256 (phpo dataset). */
   datasetManifest: (name: string) => `datasetmeta/${name}.json`,
+  /** A dataset's index entry (datasetIndex.ts): users' and published datasets under their own prefix. */
+  datasetIndex: (name: string) =>
+    `datasetindex/${name.startsWith("user.") ? "users" : "published"}/${name}.json`,
+  datasetIndexUsers: "datasetindex/users/",
+  datasetIndexPublished: "datasetindex/published/",
+  /** Written once every dataset older than the index has its entry (the migration ran). */
+  datasetIndexBuilt: "datasetindex/built.json",
   artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
     `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
 };

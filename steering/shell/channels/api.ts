@@ -52,7 +52,7 @@ export class Api {
     /** The site policy (sites.json), re-read when it changed. */
     private readonly sites: { refresh(): Promise<SitePolicy> },
   ) {
-    this.datasets = new Datasets(storage, limiter, () => this.pageBytes());
+    this.datasets = new Datasets(storage, limiter, () => this.pageBytes(), logger);
   }
 
   async handle(msg: Msg): Promise<void> {
