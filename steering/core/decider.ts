@@ -5,13 +5,15 @@
 import { unreachable } from "../../protocol/errors.ts";
 import type { Decision } from "./decision.ts";
 import { decideLeaseTick, type LeaseCommand } from "./decide/leases.ts";
+import { decideUploadSweep, type UploadCommand, type UploadSweepReply } from "./decide/uploads.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand;
+export type Command = LeaseCommand | UploadCommand;
 
 /** The reply each command gets. */
 export interface Replies {
   "lease-tick": null;
+  "upload-sweep": UploadSweepReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -21,7 +23,9 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
   switch (command.type) {
     case "lease-tick":
       return decideLeaseTick(w, now);
+    case "upload-sweep":
+      return decideUploadSweep(command, now);
     default:
-      return unreachable(command.type, "command");
+      return unreachable(command, "command");
   }
 }

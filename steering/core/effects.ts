@@ -7,6 +7,8 @@ export type Effect =
   | { readonly type: "kick" }
   /** The attempt left the registry's lease table (it is no longer the log's running one). */
   | { readonly type: "forget-lease"; readonly jobId: string; readonly attempt: number }
+  /** Abort a dataset file's multipart upload (its parts are deleted); one gone already is no error. */
+  | { readonly type: "abort-upload"; readonly key: string; readonly uploadId: string }
   /** A line in steering's own log. */
   | {
       readonly type: "log";

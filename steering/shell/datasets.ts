@@ -5,7 +5,8 @@
 // (`datasetmeta/<name>.json`) only when they match what the user declared: the manifest's
 // checksums are steering's, never the client's word. Datasets outside the `user.` scope are an
 // admin's (written with steering's keys) and readable by every user. `ls` reads the dataset index
-// (datasetIndex.ts), one entry per dataset.
+// (datasetIndex.ts), one entry per dataset; the quota counts unfinished multipart uploads too
+// (datasetUploads.ts), until they are finished or the sweep aborts them.
 import { z } from "zod";
 import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
 import {
@@ -17,7 +18,9 @@ import {
 } from "../../protocol/datasets.ts";
 import type { Logger } from "../../protocol/log.ts";
 import type { ApiRequest } from "../../protocol/messages.ts";
+import type { LiveUpload } from "../core/decide/uploads.ts";
 import { DatasetIndex } from "./datasetIndex.ts";
+import { liveUploads } from "./datasetUploads.ts";
 import type { TenantLimiter } from "./limits.ts";
 import { keys, type Storage } from "./storage.ts";
 
@@ -112,11 +115,14 @@ export class Datasets {
     // Already stored, checked and recorded: a re-run of put skips it.
     if (had && had.sha256 === req.sha256 && had.size === req.size && head?.size === req.size)
       return { type: "complete" };
-    await this.checkQuota(user, req.path, req.size, head);
+    const uploads = await this.checkQuota(user, key, req.path, req.size, head, req.uploadId ?? null);
     if (req.partSize === undefined)
       return { type: "single", url: await this.storage.presignPut(key, req.size) };
     partCount(req.path, req.size, req.partSize);
-    const uploadId = req.uploadId ?? (await this.storage.createMultipart(key));
+    // An upload to resume that S3 no longer holds (aborted as abandoned, or not this file's) is
+    // not resumed: a new one starts, and phpo, given another upload id, sends every part again.
+    const live = uploads.some((u) => u.key === key && u.uploadId === req.uploadId);
+    const uploadId = live && req.uploadId ? req.uploadId : await this.storage.createMultipart(key);
     return { type: "multipart", uploadId, partSize: req.partSize };
   }
 
@@ -125,7 +131,7 @@ export class Datasets {
     const key = keys.dataset(req.name) + req.path;
     // The size is checked against the quota again (it may differ from datasetPut's), and each
     // part's length is signed into its URL: the parts together cannot exceed it.
-    await this.checkQuota(user, req.path, req.size, await this.storage.head(key));
+    await this.checkQuota(user, key, req.path, req.size, await this.storage.head(key), req.uploadId);
     const count = partCount(req.path, req.size, req.partSize);
     const beyond = req.partNumbers.filter((n) => n > count);
     if (beyond.length > 0)
@@ -178,18 +184,26 @@ export class Datasets {
 
   async list(user: string, req: Req<"datasetList">): Promise<Reply<"datasetList">> {
     // The index: one entry per dataset, never a listing of every file (datasetIndex.ts).
-    const [mine, published, limits] = await Promise.all([
+    const scope = keys.dataset(userScope(user)).slice(0, -1);
+    const [mine, published, limits, uploads] = await Promise.all([
       this.index.ofScope(userScope(user)),
       req.mine === true ? Promise.resolve([]) : this.index.published(),
       this.limiter.limitsOf(user),
+      liveUploads(this.storage, scope),
     ]);
+    // as the quota counts them (usage() below): a file still in parts is one more file
+    const pendingKeys = [...new Set(uploads.map((u) => u.key))];
+    const pending = (await Promise.all(pendingKeys.map((k) => this.storage.head(k)))).filter((h) => !h);
+    const uploadBytes = uploads.reduce((n, u) => n + u.bytes, 0);
     return {
       datasets: [...mine, ...published],
       usage: {
-        bytes: mine.reduce((n, d) => n + d.bytes, 0),
-        files: mine.reduce((n, d) => n + d.files, 0),
+        bytes: mine.reduce((n, d) => n + d.bytes, 0) + uploadBytes,
+        files: mine.reduce((n, d) => n + d.files, 0) + pending.length,
         maxBytes: limits.datasetBytes,
         maxFiles: limits.datasetFiles,
+        uploads: uploads.length,
+        uploadBytes,
       },
     };
   }
@@ -260,25 +274,50 @@ export class Datasets {
     });
   }
 
-  /** The user's datasets once `size` bytes replace `head` (the object there now, if any). */
+  /**
+   * The user's datasets once `size` bytes replace `head` (the object there now, if any) at `key`.
+   * Unfinished multipart uploads count too, abandoned ones included until the sweep aborts them
+   * (datasetUploads.ts): their parts are storage the user holds. The upload being resumed
+   * (`uploadId`) is not counted twice: its parts become the file of `size`.
+   */
   private async checkQuota(
     user: string,
+    key: string,
     path: string,
     size: number,
     head: { size: number } | null,
-  ): Promise<void> {
-    const [usage, limits] = await Promise.all([this.usage(user), this.limiter.limitsOf(user)]);
+    uploadId: string | null,
+  ): Promise<LiveUpload[]> {
+    const [usage, limits] = await Promise.all([this.usage(user, key, uploadId), this.limiter.limitsOf(user)]);
     this.limiter.checkDatasetQuota(
       user,
       limits,
       { bytes: usage.bytes - (head?.size ?? 0) + size, files: usage.files + (head ? 0 : 1) },
       `${path} (${size} bytes)`,
     );
+    return usage.uploads;
   }
 
-  private async usage(user: string): Promise<{ bytes: number; files: number }> {
-    const objects = await this.storage.list(keys.dataset(userScope(user)).slice(0, -1));
-    return { bytes: objects.reduce((n, o) => n + o.size, 0), files: objects.length };
+  /** Bytes and files of the user's objects and unfinished uploads (but `uploadId`'s, and a file at `key`). */
+  private async usage(
+    user: string,
+    key: string,
+    uploadId: string | null,
+  ): Promise<{ bytes: number; files: number; uploads: LiveUpload[] }> {
+    const prefix = keys.dataset(userScope(user)).slice(0, -1);
+    const [objects, uploads] = await Promise.all([
+      this.storage.list(prefix),
+      liveUploads(this.storage, prefix),
+    ]);
+    const stored = new Set(objects.map((o) => o.key));
+    // a file in parts is a file once, whether stored already or not; `key` is counted by the caller
+    const pending = new Set(uploads.filter((u) => !stored.has(u.key) && u.key !== key).map((u) => u.key));
+    const partBytes = uploads.filter((u) => u.uploadId !== uploadId).reduce((n, u) => n + u.bytes, 0);
+    return {
+      bytes: objects.reduce((n, o) => n + o.size, 0) + partBytes,
+      files: objects.length + pending.size,
+      uploads,
+    };
   }
 
   private manifest(name: string): Promise<Manifest> {

@@ -20,6 +20,7 @@ import { decide } from "../core/decider.ts";
 import type { World } from "../core/world.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
+import { abortUploadPort } from "./datasetUploads.ts";
 import { agentsToAvoid, failedSites, retryReadyAt } from "../core/retryPolicy.ts";
 
 export class Dispatcher {
@@ -49,7 +50,12 @@ export class Dispatcher {
     steeringRunner: SteeringRunner = new LocalSteeringRunner(),
     private readonly clock: Clock = systemClock,
   ) {
-    this.effects = new EffectRunner({ logger, agents: registry, kick: () => this.kick() });
+    this.effects = new EffectRunner({
+      logger,
+      agents: registry,
+      kick: () => this.kick(),
+      abortUpload: abortUploadPort(storage, logger),
+    });
     this.steering = new SteeringDispatch({
       c,
       storage,

@@ -10,6 +10,8 @@ export interface EffectPorts {
   readonly agents: AgentRegistry;
   /** Schedules one dispatcher pump. */
   readonly kick: () => void;
+  /** Aborts a multipart upload in S3 (datasetUploads.ts abortUploadPort). */
+  readonly abortUpload: (key: string, uploadId: string) => Promise<void>;
 }
 
 export interface Effects {
@@ -28,6 +30,8 @@ export class EffectRunner implements Effects {
       case "forget-lease":
         p.agents.forget(effect.jobId, effect.attempt);
         return;
+      case "abort-upload":
+        return p.abortUpload(effect.key, effect.uploadId);
       case "log":
         p.logger[effect.level](effect.message, { ...effect.fields });
         return Promise.resolve();

@@ -87,6 +87,8 @@ describe("the dataset index: ls costs O(datasets), not O(files)", { timeout: 120
       files: 2,
       maxBytes: DEFAULT_TENANT_LIMITS.datasetBytes,
       maxFiles: DEFAULT_TENANT_LIMITS.datasetFiles,
+      uploads: 0,
+      uploadBytes: 0,
     });
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /listed every object under datasets\/ once/);
