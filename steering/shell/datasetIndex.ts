@@ -126,10 +126,12 @@ export class DatasetIndex {
     this.built ??= (async () => {
       if ((await this.storage.head(keys.datasetIndexBuilt)) !== null) return;
       const r = await this.rebuild(false);
-      this.logger?.warn(
-        "datasets had no index: listed every object under datasets/ once and indexed them",
-        r,
-      );
+      // nothing to say when every dataset had its entry (a bucket new with the index)
+      if (r.written > 0)
+        this.logger?.warn(
+          "datasets had no index: listed every object under datasets/ once and indexed them",
+          r,
+        );
     })().catch((e: unknown) => {
       this.built = null; // tried again by the next listing
       throw e;
