@@ -43,8 +43,7 @@ import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
 import { systemClock, type Cancel } from "./clock.ts";
-import { abortUploadPort, UploadSweep } from "./datasetUploads.ts";
-import { EffectRunner } from "./effects.ts";
+import { UploadSweep } from "./datasetUploads.ts";
 
 /** How often tasks whose retirement failed are tried again. */
 const RETIRE_SWEEP_MS = 10_000;
