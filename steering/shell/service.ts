@@ -22,6 +22,7 @@ import { connectNats } from "../../protocol/natsConnect.ts";
 import {
   STEERING_QUEUE,
   STEERING_RESULTS_CONSUMER,
+  KV_STATE,
   STREAM_JOBS,
   STREAM_RESULTS,
   subjects,
@@ -29,7 +30,7 @@ import {
 import { AgentControl } from "./channels/agentControl.ts";
 import { AgentRegistry } from "../core/agentRegistry.ts";
 import { Api } from "./channels/api.ts";
-import type { SteeringConfig } from "./config.ts";
+import { natsRetryBound, type SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -43,6 +44,7 @@ import { Storage } from "./storage.ts";
 import { LimitsFileReader, TenantLimiter } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
+import { ensureStream, reconcileBucket, type StreamSpec } from "./streams.ts";
 import { readTaskLog } from "./taskLog.ts";
 
 /** How often tasks whose retirement failed are tried again. */
@@ -108,7 +110,7 @@ export class SteeringService {
     this.storage = storage;
     await storage.ensureBucket();
 
-    const log = new EventLog(js, this.logger.child("log"));
+    const log = new EventLog(js, this.logger.child("log"), natsRetryBound(this.config));
     const state = new SteeringState();
     const sites = new SitePolicyFile(this.config.sitesFile, (e) =>
       this.logger.error("the site policy is invalid; the previous one stays in force", { error: e.message }),
@@ -242,13 +244,9 @@ export class SteeringService {
   }
 
   private async ensureStreams(jsm: JetStreamManager): Promise<void> {
-    const add = async (name: string, cfg: Parameters<JetStreamManager["streams"]["add"]>[0]) => {
-      try {
-        await jsm.streams.info(name);
-      } catch {
-        await jsm.streams.add(cfg);
-      }
-    };
+    // created with the configured replicas, or scaled to them (streams.ts)
+    const add = (_name: string, cfg: StreamSpec) =>
+      ensureStream(jsm, cfg, this.logger, natsRetryBound(this.config));
     const replicas = this.config.replicas;
     await add(STREAM_JOBS, {
       name: STREAM_JOBS,
@@ -267,6 +265,7 @@ export class SteeringService {
       max_msg_size: 1024 * 1024,
     });
     await EventLog.ensureStream(jsm, replicas);
+    await reconcileBucket(jsm, KV_STATE, replicas, this.logger);
     try {
       await jsm.consumers.info(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
     } catch {
