@@ -218,7 +218,14 @@ export class SteeringService {
     serve(subjects.apiAll, (m) => api.handle(m));
 
     const consumer = await js.consumers.get(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
-    const messages = await consumer.consume({ max_messages: 256, callback: (m) => ingest.receive(m) });
+    // A pull that expires every 5 s (idle heartbeats every 2.5 s) rather than nats.js's 30 s: after
+    // the server or the consumer's leader went away (a cluster election), a lost pull is noticed
+    // and sent again within seconds, not after two missed 15 s heartbeats, which outlast a lease.
+    const messages = await consumer.consume({
+      max_messages: 256,
+      expires: 5_000,
+      callback: (m) => ingest.receive(m),
+    });
     this.stopResults = () => messages.close().then(() => undefined);
     this.background.push(messages.closed().then(() => ingest.idle()));
 

@@ -67,6 +67,8 @@ describe("a task on a 3-node NATS cluster", { timeout: 400_000 }, () => {
     for (const p of d.points) {
       assert.equal(p.state, "done", `point ${p.pointId}`);
       assert.equal(typeof p.loss, "number", `point ${p.pointId} has its result`);
+      // each election is shorter than a lease: no attempt was given up for lost
+      assert.equal(p.attempts, 1, `point ${p.pointId} ran ${p.attempts} times`);
     }
 
     // The log: no event twice (a retried append is dropped by its msgID), one success per point.
