@@ -3,7 +3,7 @@
 // are scaled to R3 in place (nats-server moves the data to the new peers); where the server
 // cannot do it (one server asked for R3), steering refuses to start with the fix, rather than
 // running with less redundancy than it was told to have.
-import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream";
+import type { JetStreamManager, StreamConfig, StreamInfo } from "@nats-io/jetstream";
 import { ValidationError } from "../../protocol/errors.ts";
 import type { Logger } from "../../protocol/log.ts";
 import { DEFAULT_ELECTION_RETRY, type ElectionRetry, withElectionRetry } from "../../protocol/natsRetry.ts";
@@ -12,6 +12,14 @@ export type StreamSpec = Partial<StreamConfig> & { name: string; num_replicas: n
 
 /** The stream JetStream keeps a KV bucket in. */
 export const kvStream = (bucket: string) => `KV_${bucket}`;
+
+/**
+ * The replicas a stream really has. A server outside a cluster reports no `cluster` in stream
+ * info, and nats-server 2.9 stores an update to num_replicas 3 there without complaint.
+ */
+export function replicasOf(info: StreamInfo): number {
+  return info.cluster ? Math.max(1, info.config.num_replicas) : 1;
+}
 
 function notFound(err: unknown): boolean {
   return err instanceof Error && /stream not found/i.test(err.message);
@@ -37,10 +45,27 @@ export async function ensureStream(
     { bound },
   );
   if (!info) {
-    await withElectionRetry(`creating stream ${spec.name}`, () => jsm.streams.add(spec), { bound });
+    try {
+      const made = await withElectionRetry(`creating stream ${spec.name}`, () => jsm.streams.add(spec), {
+        bound,
+      });
+      // nats-server 2.9 outside a cluster makes the stream with one replica and says nothing
+      if (replicasOf(made) !== spec.num_replicas)
+        throw new Error(`the server made it with ${replicasOf(made)} replica(s): it is not a cluster`);
+    } catch (err) {
+      if (spec.num_replicas > 1 && /replicas|cluster|peers/i.test(String(err)))
+        throw new ValidationError(
+          "INVALID_CONFIG",
+          `stream ${spec.name} cannot be created with ${spec.num_replicas} replicas ` +
+            `(--replicas / GRIDTUNE_NATS_REPLICAS): ${err instanceof Error ? err.message : String(err)}. ` +
+            `Run steering against a cluster of at least ${spec.num_replicas} servers, or set GRIDTUNE_NATS_REPLICAS=1 on one server`,
+          { cause: err },
+        );
+      throw err;
+    }
     return "created";
   }
-  return (await reconcileReplicas(jsm, spec.name, info.config.num_replicas, spec.num_replicas, logger, bound))
+  return (await reconcileReplicas(jsm, spec.name, replicasOf(info), spec.num_replicas, logger, bound))
     ? "scaled"
     : "kept";
 }
@@ -54,20 +79,24 @@ export async function reconcileReplicas(
   logger?: Logger,
   bound: ElectionRetry = DEFAULT_ELECTION_RETRY,
 ): Promise<boolean> {
-  // 0 is what a server reports for a stream made without a count: one replica
-  if (Math.max(1, has) === wanted) return false;
+  if (has === wanted) return false;
   try {
-    await withElectionRetry(
+    const after = await withElectionRetry(
       `scaling stream ${name} to ${wanted} replicas`,
       () => jsm.streams.update(name, { num_replicas: wanted }),
       { bound },
     );
+    if (replicasOf(after) !== wanted) {
+      // undo a count the server stored but cannot keep (one server), so the next start sees the truth
+      await jsm.streams.update(name, { num_replicas: replicasOf(after) }).catch(() => undefined);
+      throw new Error(`the server has ${replicasOf(after)} replica(s) of it: it is not a cluster`);
+    }
   } catch (err) {
     throw new ValidationError(
       "INVALID_CONFIG",
-      `stream ${name} has ${Math.max(1, has)} replica(s) but steering is configured for ${wanted} ` +
+      `stream ${name} has ${has} replica(s) but steering is configured for ${wanted} ` +
         `(--replicas / GRIDTUNE_NATS_REPLICAS), and NATS refused to change it: ` +
-        `${err instanceof Error ? err.message : String(err)}. Set GRIDTUNE_NATS_REPLICAS=${Math.max(1, has)} to ` +
+        `${err instanceof Error ? err.message : String(err)}. Set GRIDTUNE_NATS_REPLICAS=${has} to ` +
         `keep it, or run steering against a cluster of at least ${wanted} servers (docs/architecture.md, "NATS cluster")`,
       { cause: err },
     );
@@ -89,5 +118,5 @@ export async function reconcileBucket(
       throw e;
     }),
   );
-  if (info) await reconcileReplicas(jsm, kvStream(bucket), info.config.num_replicas, wanted, logger);
+  if (info) await reconcileReplicas(jsm, kvStream(bucket), replicasOf(info), wanted, logger);
 }
