@@ -20,6 +20,8 @@ import { GridtuneError, UnavailableError } from "../../protocol/errors.ts";
 import {
   DEFAULT_ELECTION_RETRY,
   type ElectionRetry,
+  realRetryTime,
+  type RetryTime,
   tryTimeout,
   withElectionRetry,
 } from "../../protocol/natsRetry.ts";
@@ -56,6 +58,8 @@ export class EventLog {
     private readonly js: JetStreamClient,
     private readonly log: Logger,
     private readonly retry: ElectionRetry = DEFAULT_ELECTION_RETRY,
+    /** Where the retries read the time and wait (a fake in tests). */
+    private readonly time: RetryTime = realRetryTime,
   ) {}
 
   static async ensureStream(jsm: JetStreamManager, replicas: number): Promise<void> {
@@ -136,6 +140,7 @@ export class EventLog {
         (left) => this.js.publish(subjects.log(b.taskId), body, { msgID, timeout: tryTimeout(10_000, left) }),
         {
           bound: this.retry,
+          time: this.time,
           boundSetting: "GRIDTUNE_NATS_RETRY_MS",
           onRetry: (e, attempt) => {
             if (attempt === 1)
