@@ -48,7 +48,7 @@ export interface StackOptions {
   natsPort?: number;
   /**
    * A local NATS cluster of this many nodes instead of one server (stack/natsCluster.ts); steering
-   * then keeps its streams and KV bucket in min(3, n) replicas. Its ports are chosen at each start.
+   * then keeps its streams and KV bucket in min(3, n) replicas. A restart reuses its ports where free.
    */
   natsCluster?: number;
   /**

@@ -6,6 +6,7 @@
 // store). Three replicas on one host survive a node's crash, not the host's: this is for the
 // embedded stack, tests and benchmarks; production runs nodes on separate hosts.
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { UnavailableError } from "../protocol/errors.ts";
 import { sleep } from "../protocol/async.ts";
@@ -62,12 +63,15 @@ export async function startNatsCluster(o: NatsClusterOptions): Promise<NatsClust
   if (!Number.isInteger(n) || n < 2 || n > 9)
     throw new UnavailableError(`a NATS cluster needs 2 to 9 nodes (3 for R3 streams), not ${n}`);
   const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-  // The route ports of the previous start are reused (each node's routes name all of them).
+  // The ports of the previous start are reused where free, so that the URLs printed (and agents
+  // or phpo configured by hand) stay valid across restarts, as with one server.
   const previous = await Promise.all(
     names.map((name) => readServerSettings(join(o.dir, name)).catch(() => null)),
   );
+  const reuse = async (port: number | undefined) =>
+    port !== undefined && (await portFree(port)) ? port : freePort(HOST);
   const routePorts: number[] = [];
-  for (const p of previous) routePorts.push(p?.cluster?.port ?? (await freePort(HOST)));
+  for (const p of previous) routePorts.push(await reuse(p?.cluster?.port));
   const secret = previous[0]?.cluster?.password ?? randomBytes(24).toString("hex");
   const cluster = (i: number): NatsClusterSettings => ({
     name: CLUSTER_NAME,
@@ -79,6 +83,12 @@ export async function startNatsCluster(o: NatsClusterOptions): Promise<NatsClust
   });
   const nodes: NatsNode[] = names.map((name) => ({ name, dir: join(o.dir, name), url: "", handle: null }));
   const ports = new Map<string, { port: number; monitorPort: number | undefined }>();
+  for (const [i, p] of previous.entries()) {
+    if (!p) continue;
+    const port = await reuse(p.port);
+    const monitorPort = await reuse(p.monitorPort);
+    ports.set(names[i]!, { port, monitorPort });
+  }
 
   const startNode = async (i: number): Promise<void> => {
     const node = nodes[i]!;
@@ -177,4 +187,13 @@ export async function startNatsCluster(o: NatsClusterOptions): Promise<NatsClust
     },
   };
   return handle;
+}
+
+/** Whether nothing listens on 127.0.0.1:port now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, HOST, () => probe.close(() => resolve(true)));
+  });
 }

@@ -92,17 +92,21 @@ describe("stream replicas", { timeout: 180_000 }, () => {
     }
   });
 
-  it("gridtune-stack --nats-cluster 3: client.json lists the nodes, phpo works through them", async () => {
-    const stackDir = join(dir, "stack");
-    const stack = await startEmbeddedStack({
-      dir: stackDir,
+  it("gridtune-stack --nats-cluster 3: client.json lists the nodes, phpo works through them; a restart keeps the URLs", async () => {
+    const opts = {
+      dir: join(dir, "stack"),
       agents: 0,
       runtime: "process",
       mode: "inline",
       natsCluster: 3,
       logger: createLogger("test-stack", { level: "warn" }),
-    });
+    } as const;
+    const first = await startEmbeddedStack(opts);
+    const url = first.nats.url;
+    await first.stop();
+    const stack = await startEmbeddedStack(opts);
     try {
+      assert.equal(stack.nats.url, url, "the same nodes' URLs after a restart");
       assert.equal(stack.cluster?.nodes.length, 3);
       assert.equal(stack.steeringEnv.GRIDTUNE_NATS_REPLICAS, "3");
       const client = JSON.parse(await readFile(stack.clientFile, "utf8")) as { natsUrl: string };
