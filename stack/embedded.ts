@@ -14,7 +14,7 @@ import { createLogger, type Logger } from "../protocol/log.ts";
 import { compileSteeringConfig } from "../steering/shell/config.ts";
 import { limitsFilePath } from "../steering/security/adminLimits.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
-import { startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
+import { NATS_CLUSTER_DIR, startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
 import { SitePolicyStore, type SiteAccess, type SitePolicy } from "../steering/security/sitePolicy.ts";
 import { SteeringService } from "../steering/shell/service.ts";
 import { dockerAnswers } from "./images.ts";
@@ -217,7 +217,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   let nats: NatsServerHandle;
   if (o.natsCluster !== undefined && o.natsCluster > 1) {
     cluster = await startNatsCluster({
-      dir: join(dir, "nats-cluster"),
+      dir: join(dir, NATS_CLUSTER_DIR),
       store,
       nodes: o.natsCluster,
       pkiDir: join(dir, "pki"),

@@ -4,7 +4,7 @@
 // The admin verbs (admin.ts) rewrite the config and reload the running server through the pid file.
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants, accessSync } from "node:fs";
-import { open, readFile, rm, stat } from "node:fs/promises";
+import { open, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { z } from "zod";
@@ -80,6 +80,16 @@ export const natsFiles = (dir: string) => ({
 });
 
 const STOP_GRACE_MS = 5000;
+
+/** Where a stack directory keeps the nodes of its local NATS cluster (stack/natsCluster.ts). */
+export const NATS_CLUSTER_DIR = "nats-cluster";
+
+/** The state directories of the stack's cluster nodes (`<dir>/nats-cluster/n1`, …), if any. */
+export async function clusterNodeDirs(dir: string): Promise<string[]> {
+  const root = join(dir, NATS_CLUSTER_DIR);
+  const names = await readdir(root).catch(() => [] as string[]);
+  return names.filter((n) => /^n[0-9]+$/.test(n)).map((n) => join(root, n));
+}
 
 export function findNatsServer(binary?: string): string {
   const candidates = [binary, process.env.GRIDTUNE_NATS_SERVER, "/usr/sbin/nats-server"];

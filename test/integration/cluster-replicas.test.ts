@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ValidationError } from "../../protocol/errors.ts";
-import { steeringIdentity } from "../../protocol/identity.ts";
+import { steeringIdentity, userIdentity } from "../../protocol/identity.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
+import { addUser } from "../../steering/security/admin.ts";
 import { IdentityStore } from "../../steering/security/identities.ts";
 import { startNatsServer } from "../../steering/security/natsServer.ts";
 import { ensureStream } from "../../steering/shell/streams.ts";
@@ -92,7 +93,7 @@ describe("stream replicas", { timeout: 180_000 }, () => {
     }
   });
 
-  it("gridtune-stack --nats-cluster 3: client.json lists the nodes, phpo works through them; a restart keeps the URLs", async () => {
+  it("gridtune-stack --nats-cluster 3: client.json lists the nodes, phpo works through them; a restart keeps the URLs; admin reaches every node", async () => {
     const opts = {
       dir: join(dir, "stack"),
       agents: 0,
@@ -115,6 +116,21 @@ describe("stream replicas", { timeout: 180_000 }, () => {
       for (const u of urls) assert.match(u, /^tls:\/\/127\.0\.0\.1:\d+$/);
       const r = await runPhpo(["--json", "list"], { GRIDTUNE_CONFIG: stack.clientFile });
       assert.equal(r.code, 0, r.stderr);
+
+      // the admin verbs reach every node: a user added now connects to each of them
+      const added = await addUser(stack.dir, "carol");
+      assert.equal(added.reloaded, true);
+      for (const url of urls) {
+        const nc = await connectNats({
+          servers: url,
+          seedFile: stack.store.seedFile(userIdentity("carol")),
+          caFile: stack.nats.caFile,
+          identity: userIdentity("carol"),
+          maxReconnectAttempts: 0,
+          logger: () => undefined,
+        });
+        await nc.close();
+      }
     } finally {
       await stack.stop();
     }
