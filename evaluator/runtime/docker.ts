@@ -222,19 +222,28 @@ export class DockerRuntime implements Runtime {
     let graceTimer: NodeJS.Timeout | undefined;
     let wallTimer: NodeJS.Timeout | undefined;
     const onAbort = (): void => stop("abort");
-    const kill = (signal: "SIGTERM" | "SIGKILL"): void => {
-      this.api(`kill ${signal}`, (s) => container.kill({ signal, abortSignal: s })).catch((err: unknown) => {
-        const code = statusCode(err);
-        if (code !== 404 && code !== 409) log.note(`could not send ${signal}: ${(err as Error).message}`);
-      });
-    };
+    /**
+     * Sends the signal, then unpauses a paused container: the signal waits in the frozen
+     * processes and is handled the moment they run again, so a payload held at a judged level
+     * trains no further once stopped (unpaused first, it would run on until the signal came).
+     */
+    const kill = (signal: "SIGTERM" | "SIGKILL"): Promise<void> =>
+      this.api(`kill ${signal}`, (s) => container.kill({ signal, abortSignal: s }))
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            const code = statusCode(err);
+            if (code !== 404 && code !== 409) log.note(`could not send ${signal}: ${(err as Error).message}`);
+          },
+        )
+        .then(() => hold.release());
     const stop = (why: StopCause): void => {
       if (cause) return;
       cause = why;
       log.note(describeStop(why, spec.limits));
-      // a paused container is unpaused first: frozen, it would not handle its SIGTERM
-      void hold.release().then(() => kill("SIGTERM"));
-      graceTimer = setTimeout(() => void hold.release().then(() => kill("SIGKILL")), spec.stopGraceMs);
+      hold.refuse(); // no pause goes out from now on: the payload must run to handle its SIGTERM
+      void kill("SIGTERM");
+      graceTimer = setTimeout(() => void kill("SIGKILL"), spec.stopGraceMs);
     };
     try {
       // Attach before start so no output is lost; Docker multiplexes stdout/stderr (Tty false).

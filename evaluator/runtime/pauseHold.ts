@@ -1,11 +1,12 @@
 // The pause of a running payload at a judged level (judgeGate.ts), shared by both runtimes: the
-// runtime gives the agent `control` and calls release() before it stops or kills the payload and
-// when the run ends. Pause and resume run one after another, never crossed; a pause that went out
-// is always followed by a resume: on the agent's resume, when a hold outlasts maxHoldMs (a lost
-// resume must not hold a payload until its wall clock), when the pause call itself failed (it may
-// have paused all the same), and on release(). Once released no pause goes out: a payload that is
-// being stopped must run to handle its SIGTERM (a frozen container cannot even be killed on
-// cgroup v1), and a container is never left paused.
+// runtime gives the agent `control`, calls refuse() when it begins to stop the payload, release()
+// once its stop signal went out (the signal waits in the paused payload and is handled first
+// thing when it runs again) and when the run ends. Pause and resume run one after another, never
+// crossed; a pause that went out is always followed by a resume: on the agent's resume, when a
+// hold outlasts maxHoldMs (a lost resume must not hold a payload until its wall clock), when the
+// pause call itself failed (it may have paused all the same), and on release(). Once refused no
+// pause goes out: a payload that is being stopped must run to handle its SIGTERM (a frozen
+// process handles no signal, SIGKILL included on cgroup v1), and a container is never left paused.
 import type { PauseControl } from "./types.ts";
 
 /** The runtime's own pause and resume of the whole payload; either may reject. */
@@ -36,10 +37,14 @@ export class PauseHold {
   private chain: Promise<void> = Promise.resolve();
   private cancelBound: (() => void) | null = null;
 
-  /** What the agent gets (RunHooks.onStarted): neither call rejects. */
+  /**
+   * What the agent gets (RunHooks.onStarted): neither call rejects. Once a stop began, the agent's
+   * resume is left to the runtime's release(): sent before the stop signal, it would let the
+   * payload train on until that signal came.
+   */
   readonly control: PauseControl = {
     pause: () => this.queue(() => this.pauseNow()),
-    resume: () => this.queue(() => this.resumeNow()),
+    resume: () => (this.released ? this.chain : this.queue(() => this.resumeNow())),
   };
 
   constructor(
@@ -50,9 +55,14 @@ export class PauseHold {
     private readonly timers: HoldTimers = realTimers,
   ) {}
 
+  /** Refuses every later pause (a stop began); a pause already sent stays until release(). */
+  refuse(): void {
+    this.released = true;
+  }
+
   /** Resumes a paused payload and refuses every later pause; resolves once resumed (never rejects). */
   release(): Promise<void> {
-    this.released = true;
+    this.refuse();
     return this.queue(() => this.resumeNow());
   }
 

@@ -166,11 +166,12 @@ export class ProcessRuntime implements Runtime {
       if (cause) return;
       cause = why;
       log.note(describeStop(why, spec.limits));
-      void hold.release(); // no pause goes out from now on
+      hold.refuse(); // no pause goes out from now on: the payload must run to handle its SIGTERM
       if (why === "oom") return killGroup("SIGKILL");
       killGroup("SIGTERM");
-      // a payload paused at a judged level (SIGSTOP) handles the SIGTERM only once continued
+      // a payload paused at a judged level (SIGSTOP) handles the SIGTERM the moment it continues
       killGroup("SIGCONT");
+      void hold.release();
       graceTimer = setTimeout(() => killGroup("SIGKILL"), spec.stopGraceMs);
     };
     entry.stop = stop;

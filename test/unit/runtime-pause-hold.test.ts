@@ -58,6 +58,17 @@ void describe("PauseHold: every pause is followed by a resume", () => {
     assert.equal(clock.pending, 0);
   });
 
+  void it("once a stop began, the agent's resume waits for the runtime's release (after its stop signal)", async () => {
+    const { ops, calls } = recorder();
+    const { hold } = holdWith(ops);
+    await hold.control.pause();
+    hold.refuse(); // the runtime's stop begins; its SIGTERM is on its way
+    await hold.control.resume(); // the judge gate's resume, on the same stop
+    assert.deepEqual(calls, ["pause"], "still paused: the SIGTERM is handled first thing when it runs");
+    await hold.release(); // the SIGTERM went out
+    assert.deepEqual(calls, ["pause", "resume"]);
+  });
+
   void it("a hold nobody ends resumes at its bound, with a note in the log", async () => {
     const { ops, calls } = recorder();
     const { hold, clock, notes } = holdWith(ops);
