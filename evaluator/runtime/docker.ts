@@ -327,7 +327,7 @@ export class DockerRuntime implements Runtime {
   private pauseHold(container: Docker.Container, log: LogCapture): PauseHold {
     const call = (what: "pause" | "unpause") =>
       this.api(what, (s) =>
-        // dockerode passes abortSignal to the modem for every call; these typings lack it.
+        // dockerode passes abortSignal to the modem for every call (a deadline on each)
         what === "pause" ? container.pause({ abortSignal: s }) : container.unpause({ abortSignal: s }),
       ).then(
         () => undefined,
