@@ -1,11 +1,12 @@
 // An asha-stopping stop reaches the payload within one report with the docker runtime too, on the
 // real stack (NATS, S3, steering, an agent with the docker runtime on the real dockerd): the
-// payload, in the python image, appends an epoch to progress.jsonl every 100 ms; the agent reads
+// payload, in the python image, appends an epoch to progress.jsonl every 200 ms; the agent reads
 // each as it is written and pauses the container (docker pause) at each rung level until
 // steering's verdict. A docker pause, unpause or kill is a call through dockerd and runc that took
 // 20-100 ms on a loaded 2-core test host, one after another for one container: with epochs
 // shorter than that the payload trains on while the call is on its way (with 20 ms epochs, 0-3
-// epochs past the judged report, now and then more), so the epochs here are longer than it.
+// epochs past the judged report, now and then more; with 100 ms epochs, 0-1, and 2 once while
+// other tests ran beside it), so the epochs here are well longer than it.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
@@ -54,7 +55,7 @@ describe(
         evaluationExec: `/usr/bin/python3 -c '${CURVE}'`,
         searchSpace: {
           x: { method: "uniform", dimension: { low: 0, high: 6 } },
-          delay: { method: "categorical", dimension: { categories: [0.1] } },
+          delay: { method: "categorical", dimension: { categories: [0.2] } },
         } as never,
         maxPoints: 9,
         nParallelEvaluation: 3,
