@@ -17,24 +17,25 @@ import { GridtuneError, UnavailableError } from "../protocol/errors.ts";
 import { agentIdentity } from "../protocol/identity.ts";
 import type { Logger } from "../protocol/log.ts";
 import {
-  AgentReply,
   ControlMessage,
   Job,
+  type AgentReply,
   type AgentReport,
   type AgentRequest,
   type ClaimGrant,
 } from "../protocol/messages.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
-import { type ElectionRetry, tryTimeout, withElectionRetry } from "../protocol/natsRetry.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
 import { agentInstance } from "./config.ts";
 import { runJob, type SitePolicy } from "./jobRunner.ts";
 import { Verdicts } from "./judgeGate.ts";
 import { LateUploads, type LatePolicy } from "./lateUploads.ts";
+import { parseJobMessage, publishReport, requestOverNats } from "./natsLink.ts";
 import type { SteeringLink, StopReason } from "./link.ts";
 import type { Runtime } from "./runtime/types.ts";
-import { removeOwnWorkDirs } from "./workDirs.ts";
+import { SlotPool } from "./slots.ts";
+import { removeLeftovers } from "./workDirs.ts";
 
 export interface AgentOptions {
   site: string;
@@ -63,7 +64,6 @@ export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped
 /** How often an agent puts back the retry of a job it already failed (Job.avoidAgents). */
 const MAX_DEFERRALS = 3;
 /** A report is retried for 15 minutes (NATS restarts, elections), every 10 s at most. */
-const REPORT_RETRY: ElectionRetry = { totalMs: 15 * 60_000, baseMs: 200, maxMs: 10_000, jitter: 0 };
 
 interface Running {
   job: Job;
@@ -79,8 +79,7 @@ export class Agent implements SteeringLink {
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
   private readonly running = new Map<string, Running>();
-  private readonly freeSlots: number[];
-  private slotWaiters: Array<() => void> = [];
+  private readonly slots: SlotPool;
   private heartbeatMs = 5000;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private pullLoop: Promise<void> | null = null;
@@ -98,38 +97,16 @@ export class Agent implements SteeringLink {
   readonly late: LateUploads;
 
   constructor(private readonly o: AgentOptions) {
-    this.freeSlots = o.slots.map((_, i) => i);
+    this.slots = new SlotPool(o.slots.length);
     this.instance = agentInstance(o);
     this.late = new LateUploads(o.workRoot, this, o.logger, o.latePolicy);
-  }
-
-  /**
-   * Removes what a previous run of this same agent left (it was killed mid-attempt): its
-   * containers, by its instance label, and its working directories, by its instance prefix. No
-   * attempt of this process runs yet, so none of them is in use; steering retries those attempts.
-   */
-  private async removeLeftovers(): Promise<void> {
-    const log = this.o.logger;
-    const containers = await this.o.runtime.removeLeftovers?.().catch((e: unknown) => {
-      log.warn("could not remove leftover containers", { error: String(e) });
-      return 0;
-    });
-    const dirs = await removeOwnWorkDirs(this.o.workRoot, this.instance).catch((e: unknown) => {
-      log.warn("could not remove leftover working directories", { error: String(e) });
-      return 0;
-    });
-    if (containers || dirs)
-      log.info("removed what a previous run of this agent left", {
-        containers: containers ?? 0,
-        workDirs: dirs,
-      });
   }
 
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`start() called in state ${this.state}`);
     this.state = "starting";
     const log = this.o.logger;
-    await this.removeLeftovers();
+    await removeLeftovers(this.o.runtime, this.o.workRoot, this.instance, log);
     this.nc = await connectNats({
       servers: this.o.natsUrl,
       seedFile: this.o.seedFile,
@@ -199,65 +176,18 @@ export class Agent implements SteeringLink {
   }
 
   // ---------------------------------------------------------------- SteeringLink
-  async request(req: AgentRequest, timeoutMs = 10_000): Promise<AgentReply> {
-    if (!this.nc) throw new UnavailableError("not connected to NATS");
-    try {
-      const m = await this.nc.request(subjects.heartbeat(this.o.site, this.o.agent), JSON.stringify(req), {
-        timeout: timeoutMs,
-      });
-      return AgentReply.parse(m.json());
-    } catch (e) {
-      if (e instanceof GridtuneError) throw e;
-      throw new UnavailableError(
-        `steering did not answer ${req.type}: ${e instanceof Error ? e.message : String(e)}`,
-        { cause: e },
-      );
-    }
+  request(req: AgentRequest, timeoutMs = 10_000): Promise<AgentReply> {
+    return requestOverNats(this.nc, this.o.site, this.o.agent, req, timeoutMs);
   }
 
-  async report(r: AgentReport): Promise<void> {
-    const subject = subjects.results(this.o.site, this.o.agent, r.jobId);
-    const msgID =
-      r.type === "result"
-        ? `${r.jobId}.${r.attempt}.result`
-        : r.type === "checkpoint"
-          ? `${r.jobId}.${r.attempt}.${r.artifact.etag}`
-          : undefined;
-    // Every failure is retried, not only an election's: a result must not be lost while NATS is
-    // away (a restart, an election on a cluster); the msgID drops a retry that was stored twice.
-    await withElectionRetry(
-      `publishing the ${r.type} of ${r.jobId}`,
-      (left) => this.js!.publish(subject, JSON.stringify(r), { msgID, timeout: tryTimeout(10_000, left) }),
-      {
-        bound: REPORT_RETRY,
-        retryable: () => true,
-        onRetry: (e, n) => {
-          if (n % 5 === 1)
-            this.o.logger.warn(`publishing a ${r.type} failed; retrying`, {
-              jobId: r.jobId,
-              error: String(e),
-            });
-        },
-      },
-    );
+  report(r: AgentReport): Promise<void> {
+    if (!this.js) return Promise.reject(new UnavailableError("not connected to NATS"));
+    return publishReport(this.js, this.o.site, this.o.agent, r, this.o.logger);
   }
 
   // -------------------------------------------------------------------- pulling
-  /** Every free slot, once there is at least one; empty when the agent stops running. */
-  private async takeSlots(): Promise<number[]> {
-    while (this.state === "running") {
-      if (this.freeSlots.length > 0) return this.freeSlots.splice(0);
-      await new Promise<void>((r) => this.slotWaiters.push(r));
-    }
-    return [];
-  }
-
   private releaseSlot(slot: number): void {
-    this.freeSlots.push(slot);
-    this.freeSlots.sort((a, b) => a - b);
-    const waiters = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const w of waiters) w();
+    this.slots.release(slot);
   }
 
   /**
@@ -268,7 +198,7 @@ export class Agent implements SteeringLink {
    */
   private async pull(consumer: Consumer): Promise<void> {
     while (this.state === "running") {
-      const slots = await this.takeSlots();
+      const slots = await this.slots.takeAll(() => this.state === "running");
       if (slots.length === 0) break;
       try {
         this.fetching = await consumer.fetch({ max_messages: slots.length, expires: 2000 });
@@ -295,15 +225,7 @@ export class Agent implements SteeringLink {
   }
 
   private async take(m: JsMsg, slot: number): Promise<void> {
-    const parsed = Job.safeParse(
-      (() => {
-        try {
-          return m.json();
-        } catch {
-          return null;
-        }
-      })(),
-    );
+    const parsed = parseJobMessage(m);
     if (!parsed.success) {
       this.o.logger.error("dropping an unreadable job message", {
         seq: m.seq,
@@ -405,7 +327,7 @@ export class Agent implements SteeringLink {
     const running = [...this.running.values()].map((r) => ({ jobId: r.job.jobId, attempt: r.job.attempt }));
     try {
       const reply = await this.request(
-        { type: "heartbeat", running, freeSlots: this.freeSlots.length, draining: this.state === "draining" },
+        { type: "heartbeat", running, freeSlots: this.slots.freeCount, draining: this.state === "draining" },
         5000,
       );
       if (reply.type === "ack") for (const s of reply.stale) this.stop(s.jobId, s.attempt, "stale");
@@ -452,7 +374,7 @@ export class Agent implements SteeringLink {
     this.closing ??= (async () => {
       const wasRunning = this.state === "running";
       this.state = "draining";
-      for (const w of this.slotWaiters) w();
+      this.slots.wake();
       await this.fetching?.close().catch(() => undefined);
       // jobs being claimed start drained (see take) once their claim is answered
       await settleWithin(Promise.allSettled([...this.taking]), 15_000);

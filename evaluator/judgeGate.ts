@@ -100,7 +100,7 @@ export class JudgeGate {
         waitedMs: this.waitMs,
       });
     }
-    // after a stop too: the payload must run to handle its SIGTERM (the runtime also continues it)
+    // after a stop the runtime resumes it itself, once its SIGTERM went out (runtime/pauseHold.ts)
     await control.resume();
   }
 }

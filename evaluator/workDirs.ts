@@ -16,6 +16,8 @@
 import { mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Dirent } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Logger } from "../protocol/log.ts";
+import type { Runtime } from "./runtime/types.ts";
 
 /** Trees with more entries than this (a payload's many outputs) are removed asynchronously. */
 const SYNC_REMOVE_ENTRIES = 256;
@@ -98,4 +100,30 @@ export class LazyDir {
     this.made ??= mkdir(this.path, { recursive: true }).then(() => this.path);
     return this.made;
   }
+}
+
+/**
+ * Removes what a previous run of this same agent left (it was killed mid-attempt): its
+ * containers, by its instance label, and its working directories, by its instance prefix. Called
+ * before any attempt of this process runs, so none of them is in use; steering retries those attempts.
+ */
+export async function removeLeftovers(
+  runtime: Runtime,
+  workRoot: string,
+  instance: string,
+  log: Logger,
+): Promise<void> {
+  const containers = await runtime.removeLeftovers?.().catch((e: unknown) => {
+    log.warn("could not remove leftover containers", { error: String(e) });
+    return 0;
+  });
+  const dirs = await removeOwnWorkDirs(workRoot, instance).catch((e: unknown) => {
+    log.warn("could not remove leftover working directories", { error: String(e) });
+    return 0;
+  });
+  if (containers || dirs)
+    log.info("removed what a previous run of this agent left", {
+      containers: containers ?? 0,
+      workDirs: dirs,
+    });
 }

@@ -8,6 +8,7 @@ import { constants as osConstants } from "node:os";
 import { isAbsolute } from "node:path";
 import { RuntimeError } from "../../protocol/errors.ts";
 import { GroupMemoryWatch } from "./groupMemory.ts";
+import { PauseHold } from "./pauseHold.ts";
 import { DirectSpawner, HelperSpawner, type SpawnedChild, type Spawner } from "./spawner.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
 import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
@@ -19,6 +20,8 @@ export interface ProcessRuntimeOptions {
   drainMs?: number;
   /** "helper" (default): payloads are forked by a lean helper process; "direct": by the agent. */
   spawn?: "helper" | "direct";
+  /** Longest a payload stays paused at a judged level when nobody resumes it (default MAX_HOLD_MS). */
+  maxHoldMs?: number;
 }
 
 /** After SIGKILL, how long to wait for the exit event before giving up on the process. */
@@ -34,6 +37,7 @@ export class ProcessRuntime implements Runtime {
   private readonly memory: GroupMemoryWatch;
   private readonly spawner: Spawner;
   private readonly drainMs: number;
+  private readonly maxHoldMs: number | undefined;
   private readonly active = new Set<ActiveRun>();
   private closing: Promise<void> | undefined;
 
@@ -41,6 +45,7 @@ export class ProcessRuntime implements Runtime {
     this.memory = new GroupMemoryWatch(options.memoryPollMs ?? 200);
     this.spawner = options.spawn === "direct" ? new DirectSpawner() : new HelperSpawner();
     this.drainMs = options.drainMs ?? 2000;
+    this.maxHoldMs = options.maxHoldMs;
   }
 
   async run(spec: RunSpec, hooks: RunHooks): Promise<RunOutcome> {
@@ -141,6 +146,15 @@ export class ProcessRuntime implements Runtime {
 
     let cause: StopCause | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
+    // the signals go out at once (no daemon in between), so pause and resume never fail
+    const hold = new PauseHold(
+      {
+        pause: () => Promise.resolve(killGroup("SIGSTOP")),
+        resume: () => Promise.resolve(killGroup("SIGCONT")),
+      },
+      (text) => log.note(text),
+      this.maxHoldMs,
+    );
     const killGroup = (signal: NodeJS.Signals): void => {
       try {
         process.kill(-pid, signal);
@@ -152,18 +166,17 @@ export class ProcessRuntime implements Runtime {
       if (cause) return;
       cause = why;
       log.note(describeStop(why, spec.limits));
+      hold.refuse(); // no pause goes out from now on: the payload must run to handle its SIGTERM
       if (why === "oom") return killGroup("SIGKILL");
       killGroup("SIGTERM");
-      // a payload paused at a judged level (SIGSTOP) handles the SIGTERM only once continued
+      // a payload paused at a judged level (SIGSTOP) handles the SIGTERM the moment it continues
       killGroup("SIGCONT");
+      void hold.release();
       graceTimer = setTimeout(() => killGroup("SIGKILL"), spec.stopGraceMs);
     };
     entry.stop = stop;
     // The wall clock runs on while the payload is paused (docs/evaluator.md, "Progress lines").
-    hooks.onStarted?.({
-      pause: () => Promise.resolve(killGroup("SIGSTOP")),
-      resume: () => Promise.resolve(killGroup("SIGCONT")),
-    });
+    hooks.onStarted?.(hold.control);
     const onAbort = (): void => stop("abort");
     hooks.signal.addEventListener("abort", onAbort, { once: true });
     const wallTimer = setTimeout(() => stop("timeout"), spec.limits.wallClockMs);
@@ -199,6 +212,7 @@ export class ProcessRuntime implements Runtime {
       clearTimeout(graceTimer);
       memoryWatch?.stop();
       hooks.signal.removeEventListener("abort", onAbort);
+      await hold.release(); // its bound's timer ends with the run
     }
   }
 

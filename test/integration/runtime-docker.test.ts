@@ -1,4 +1,5 @@
-// DockerRuntime against the real daemon with the locally built images (containers/build-images.sh).
+// DockerRuntime against the real daemon with the locally built images (containers/build-images.sh):
+// what only the docker runtime does (what both runtimes promise alike is in runtime-contract.test.ts).
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -99,83 +100,6 @@ describe("DockerRuntime (real dockerd)", { skip }, () => {
     await assertNoContainer(spec.key);
   });
 
-  it("returns the payload's exit code; stdout lines come one by one, stderr only goes to the log", async () => {
-    const lines: string[] = [];
-    const spec = await newSpec(["sh", "-c", "echo out1; echo err1 >&2; printf 'out2\\r\\npartial'; exit 7"]);
-    const out = await runtime.run(spec, hooks(lines));
-    assert.equal(out.exitCode, 7);
-    assert.deepEqual(lines, ["out1", "out2", "partial"]);
-    const log = await readFile(spec.logFile, "utf8");
-    assert.match(log, /out1/);
-    assert.match(log, /err1/);
-    assert.equal(out.logBytes, Buffer.byteLength(log));
-    const ok = await runtime.run(await newSpec(["sh", "-c", "exit 0"]), hooks());
-    assert.equal(ok.exitCode, 0);
-  });
-
-  it("a command missing from the image exits 127 with the reason in the log", async () => {
-    const spec = await newSpec(["/no/such/binary"]);
-    const out = await runtime.run(spec, hooks());
-    assert.equal(out.exitCode, 127);
-    assert.match(await readFile(spec.logFile, "utf8"), /no\/such\/binary/);
-    await assertNoContainer(spec.key);
-  });
-
-  it("stops at the wall-clock limit (timedOut) and removes the container", async () => {
-    const spec = await newSpec(["sh", "-c", "echo started; sleep 60"], {
-      limits: { wallClockMs: 1000 },
-      stopGraceMs: 5000,
-    });
-    const t0 = Date.now();
-    const out = await runtime.run(spec, hooks());
-    const elapsed = Date.now() - t0;
-    assert.equal(out.timedOut, true);
-    assert.equal(out.stopped, false);
-    assert.ok(elapsed < 4000, `took ${elapsed} ms: SIGTERM should end it without waiting for the grace`);
-    assert.notEqual(out.exitCode, 0);
-    const log = await readFile(spec.logFile, "utf8");
-    assert.match(log, /started/);
-    assert.match(log, /wall-clock limit of 1000 ms/);
-    await assertNoContainer(spec.key);
-  });
-
-  it("abort stops quickly (Init forwards SIGTERM to the payload)", async () => {
-    const ac = new AbortController();
-    const spec = await newSpec(["sh", "-c", "sleep 60"], { stopGraceMs: 10_000 });
-    const t0 = Date.now();
-    setTimeout(() => ac.abort(), 500);
-    const out = await runtime.run(spec, hooks(undefined, ac.signal));
-    const elapsed = Date.now() - t0;
-    assert.equal(out.stopped, true);
-    assert.equal(out.timedOut, false);
-    assert.equal(out.exitCode, 143);
-    assert.ok(elapsed < 3000, `abort took ${elapsed} ms with a 10 s grace`);
-  });
-
-  it("a payload that ignores SIGTERM is killed after the grace", async () => {
-    const ac = new AbortController();
-    const spec = await newSpec(["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"], {
-      stopGraceMs: 800,
-    });
-    const out = await runtime.run(spec, {
-      signal: ac.signal,
-      onStdoutLine: (l) => l === "ready" && ac.abort(),
-    });
-    assert.equal(out.stopped, true);
-    assert.equal(out.exitCode, 137);
-    assert.ok(out.durationMs >= 800 && out.durationMs < 5000, `${out.durationMs} ms`);
-  });
-
-  it("an already aborted signal starts nothing", async () => {
-    const ac = new AbortController();
-    ac.abort();
-    const spec = await newSpec(["sh", "-c", "echo ran > ran.txt"]);
-    const out = await runtime.run(spec, hooks(undefined, ac.signal));
-    assert.equal(out.stopped, true);
-    assert.equal(out.exitCode, -1);
-    await assert.rejects(stat(join(spec.workDir, "ran.txt")));
-  });
-
   it("reports OOMKilled when the payload exceeds its memory limit", async () => {
     const spec = await newSpec(["python3", "-c", "x = 'a' * (400 << 20); print(len(x))"], {
       image: PYTHON_IMAGE,
@@ -185,28 +109,6 @@ describe("DockerRuntime (real dockerd)", { skip }, () => {
     assert.equal(out.oomKilled, true);
     assert.equal(out.exitCode, 137);
     assert.match(await readFile(spec.logFile, "utf8"), /memory limit/);
-  });
-
-  it("caps the log with a marker line", async () => {
-    const lines: string[] = [];
-    const spec = await newSpec(
-      [
-        "sh",
-        "-c",
-        "i=0; while [ $i -lt 2000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
-      ],
-      {
-        maxLogBytes: 1000,
-      },
-    );
-    const out = await runtime.run(spec, hooks(lines));
-    assert.equal(out.exitCode, 0);
-    assert.equal(out.logTruncated, true);
-    const log = await readFile(spec.logFile, "utf8");
-    assert.ok(Buffer.byteLength(log) < 1300, `log is ${Buffer.byteLength(log)} bytes`);
-    assert.match(log, /log truncated/);
-    assert.match(log, /bytes of output dropped/);
-    assert.equal(lines.length, 2000, "stdout lines keep flowing past the log cap (progress markers)");
   });
 
   it("missing image: IMAGE_MISSING naming the image and what to do (the build script builds only ours)", async () => {
@@ -297,26 +199,5 @@ describe("DockerRuntime (real dockerd)", { skip }, () => {
       return true;
     });
     await lost.close();
-  });
-
-  it("close() stops running containers and is idempotent; later runs are refused", async () => {
-    const own = new DockerRuntime();
-    const spec = await newSpec(["sh", "-c", "echo up; sleep 60"]);
-    let closing: Promise<void> | undefined;
-    const run = own.run(spec, {
-      signal: new AbortController().signal,
-      onStdoutLine: () => {
-        closing ??= own.close();
-      },
-    });
-    const out = await run;
-    await closing;
-    await own.close();
-    assert.equal(out.stopped, true);
-    await assertNoContainer(spec.key);
-    await assert.rejects(
-      own.run(await newSpec(["sh"]), hooks()),
-      (e: unknown) => e instanceof RuntimeError && e.code === "RUNTIME_UNAVAILABLE",
-    );
   });
 });

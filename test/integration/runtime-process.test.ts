@@ -1,15 +1,15 @@
-// ProcessRuntime: the same run protocol as the docker runtime, with real processes on this host.
+// ProcessRuntime: what only the process runtime does, with real processes on this host (what both
+// runtimes promise alike is in runtime-contract.test.ts).
 import assert from "node:assert/strict";
 import { fork } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
-import type { PauseControl, RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
 import { RuntimeError } from "../../protocol/errors.ts";
 
 let root = "";
@@ -89,38 +89,6 @@ describe("ProcessRuntime", () => {
     assert.deepEqual(literal, ["$HOME; rm -rf / `id`"], "arguments are not interpreted by a shell");
   });
 
-  it("exit codes, stdout lines one by one, stderr only in the log", async () => {
-    const lines: string[] = [];
-    const spec = await newSpec(["sh", "-c", "echo out1; echo err1 >&2; printf 'out2\\r\\npartial'; exit 7"]);
-    const out = await runtime.run(spec, hooks(lines));
-    assert.equal(out.exitCode, 7);
-    assert.deepEqual(lines, ["out1", "out2", "partial"]);
-    const log = await readFile(spec.logFile, "utf8");
-    assert.match(log, /err1/);
-    assert.equal(out.logBytes, Buffer.byteLength(log));
-    assert.deepEqual(
-      [out.timedOut, out.stopped, out.oomKilled, out.logTruncated],
-      [false, false, false, false],
-    );
-  });
-
-  it("a missing command exits 127 with the reason in the log", async () => {
-    const spec = await newSpec(["/no/such/binary", "x"]);
-    const out = await runtime.run(spec, hooks());
-    assert.equal(out.exitCode, 127);
-    assert.match(await readFile(spec.logFile, "utf8"), /cannot start "\/no\/such\/binary"/);
-  });
-
-  it("the wall-clock limit stops the run (timedOut)", async () => {
-    const spec = await newSpec(["sh", "-c", "echo started; sleep 60"], { limits: { wallClockMs: 800 } });
-    const out = await runtime.run(spec, hooks());
-    assert.equal(out.timedOut, true);
-    assert.equal(out.stopped, false);
-    assert.equal(out.exitCode, 128 + 15);
-    assert.ok(out.durationMs < 3000, `${out.durationMs} ms`);
-    assert.match(await readFile(spec.logFile, "utf8"), /wall-clock limit of 800 ms/);
-  });
-
   it("abort kills the whole process tree", async () => {
     const ac = new AbortController();
     const spec = await newSpec(["sh", "-c", "sleep 60 & echo $! > child.pid; echo ready; wait"], {
@@ -137,63 +105,6 @@ describe("ProcessRuntime", () => {
     assert.equal(alive(child), false, `background child ${child} survived the stop`);
   });
 
-  it("a payload that ignores SIGTERM is killed after the grace", async () => {
-    const ac = new AbortController();
-    const spec = await newSpec(["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"], {
-      stopGraceMs: 700,
-    });
-    const out = await runtime.run(spec, {
-      signal: ac.signal,
-      onStdoutLine: (l) => l === "ready" && ac.abort(),
-    });
-    assert.equal(out.stopped, true);
-    assert.equal(out.exitCode, 137);
-    assert.ok(out.durationMs >= 700 && out.durationMs < 4000, `${out.durationMs} ms`);
-  });
-
-  it("pause stops the whole group until resume; a stop while paused is handled as SIGTERM", async () => {
-    const ac = new AbortController();
-    // the trap's exit code tells a SIGTERM handled (7) from the SIGKILL after the grace (137)
-    const spec = await newSpec(
-      ["sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do echo tick; sleep 0.02; done"],
-      { stopGraceMs: 15_000 },
-    );
-    let control: PauseControl | null = null;
-    let ticks = 0;
-    const run = runtime.run(spec, {
-      signal: ac.signal,
-      onStarted: (c) => (control = c),
-      onStdoutLine: (l) => {
-        if (l === "tick") ticks++;
-      },
-    });
-    while (ticks < 3) await sleep(10);
-    assert.ok(control !== null, "the process runtime can pause");
-    const c: PauseControl = control;
-    await c.pause();
-    await sleep(200); // lines already in the pipe arrive
-    const before = ticks;
-    await sleep(300);
-    assert.equal(ticks, before, "no tick while paused");
-    await c.resume();
-    while (ticks < before + 3) await sleep(10);
-    await c.pause();
-    ac.abort();
-    const out = await run;
-    assert.equal(out.stopped, true);
-    assert.equal(out.exitCode, 7, "the paused payload handled its SIGTERM, not the SIGKILL after the grace");
-  });
-
-  it("an already aborted signal starts nothing", async () => {
-    const ac = new AbortController();
-    ac.abort();
-    const spec = await newSpec(["sh", "-c", "echo ran > ran.txt"]);
-    const out = await runtime.run(spec, hooks(undefined, ac.signal));
-    assert.equal(out.stopped, true);
-    assert.equal(out.exitCode, -1);
-    await assert.rejects(stat(join(spec.workDir, "ran.txt")));
-  });
-
   it("the memory limit is enforced on the group's RSS (oomKilled)", async () => {
     const spec = await newSpec(["python3", "-c", "import time; x = 'a' * (300 << 20); time.sleep(10)"], {
       limits: { wallClockMs: 20_000, memoryBytes: 64 << 20 },
@@ -205,26 +116,6 @@ describe("ProcessRuntime", () => {
     assert.match(await readFile(spec.logFile, "utf8"), /memory limit exceeded/);
   });
 
-  it("caps the log with a marker line; stdout lines keep flowing", async () => {
-    const lines: string[] = [];
-    const spec = await newSpec(
-      [
-        "sh",
-        "-c",
-        "i=0; while [ $i -lt 2000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
-      ],
-      {
-        maxLogBytes: 1000,
-      },
-    );
-    const out = await runtime.run(spec, hooks(lines));
-    assert.equal(out.logTruncated, true);
-    const log = await readFile(spec.logFile, "utf8");
-    assert.ok(Buffer.byteLength(log) < 1300, `${Buffer.byteLength(log)} bytes`);
-    assert.match(log, /log truncated/);
-    assert.equal(lines.length, 2000);
-  });
-
   it("rejects an empty argv and a relative work dir", async () => {
     await assert.rejects(
       runtime.run(await newSpec([]), hooks()),
@@ -233,24 +124,6 @@ describe("ProcessRuntime", () => {
     await assert.rejects(
       runtime.run({ ...(await newSpec(["true"])), workDir: "rel" }, hooks()),
       (e: unknown) => e instanceof RuntimeError,
-    );
-  });
-
-  it("close() stops running payloads, is idempotent, and refuses later runs", async () => {
-    const own = new ProcessRuntime();
-    let closing: Promise<void> | undefined;
-    const out = await own.run(await newSpec(["sh", "-c", "echo up; sleep 60"]), {
-      signal: new AbortController().signal,
-      onStdoutLine: () => {
-        closing ??= own.close();
-      },
-    });
-    await closing;
-    await own.close();
-    assert.equal(out.stopped, true);
-    await assert.rejects(
-      own.run(await newSpec(["true"]), hooks()),
-      (e: unknown) => e instanceof RuntimeError && e.code === "RUNTIME_UNAVAILABLE",
     );
   });
 

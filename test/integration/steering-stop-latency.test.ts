@@ -44,12 +44,14 @@ describe("asha-stopping: the stop reaches the payload within a report", { timeou
     let trained = 0;
     let plan = 0;
     const past: string[] = [];
+    const overshoot: number[] = [];
     for (const p of d.points) {
       const last = p.reports.at(-1)?.resource ?? 0;
       trained += last;
       if (p.state === "stopped") {
         assert.ok(p.judged, `point ${p.pointId}: the decision's report`);
         plan += p.judged.resource;
+        overshoot.push(last - p.judged.resource);
         if (last > p.judged.resource + SLACK)
           past.push(`point ${p.pointId}: judged at ${p.judged.resource}, trained to ${last}`);
       } else {
@@ -59,6 +61,7 @@ describe("asha-stopping: the stop reaches the payload within a report", { timeou
     }
     // the plan: each pruned trial up to the rung it was judged at, the others to max_t
     t.diagnostic(`trained ${trained} epochs against a plan of ${plan} (${stopped.length} stopped)`);
+    t.diagnostic(`epochs past the judged report, per stopped trial: ${overshoot.join(", ")}`);
     assert.deepEqual(past, [], "stopped trials trained on past their judged report");
     assert.ok(
       trained <= plan + SLACK * stopped.length,
