@@ -29,42 +29,44 @@ const Metrics = z
 export const ArtifactKind = z.enum(["checkpoint", "metrics", "log", "meta", "output"]);
 export type ArtifactKind = z.infer<typeof ArtifactKind>;
 
-/** One attempt of one evaluation job, published to the site's work queue. */
+/**
+ * What the agent needs to run one attempt: the payload, its files and limits. Steering compiles it
+ * once per task (durations in ms, sizes in bytes, the exec string as argv tokens).
+ */
+export const JobEvaluation = z.object({
+  container: z.string(),
+  argv: z.array(z.string()).min(1),
+  inputFile: z.string(),
+  trainingDataFile: z.string(),
+  outputFile: z.string(),
+  metaFile: z.string().nullable(),
+  metricsFile: z.string().nullable(),
+  checkPointToSave: z.array(z.string()),
+  checkPointToLoad: z.string().nullable(),
+  checkPointIntervalMs: z.number().positive(),
+  checkPointLimitBytes: z.number().int().positive(),
+  timeoutMs: z.number().positive(),
+  memoryBytes: z.number().int().positive(),
+  nanoCpus: z.number().int().positive(),
+  network: z.enum(["none", "bridge"]),
+});
+export type JobEvaluation = z.infer<typeof JobEvaluation>;
+
+/**
+ * One attempt of one evaluation job, published to the site's work queue. It carries only what the
+ * agent reads (protocol version 2 dropped the fields it never read: the agent gets its training
+ * files, sandbox and checkpoint from the claim grant, and forwards every progress report).
+ */
 export const Job = z.object({
-  v: z.number().int(),
   jobId: JobId,
   attempt: Attempt,
+  /** The payload sees it as GRIDTUNE_TASK_ID. */
   taskId: TaskId,
+  /** A process-runtime agent runs only the jobs of the users it trusts. */
   user: z.string(),
-  segment: z.string().nullable(),
-  pointId: z.number().int().nonnegative(),
   /** The point as input.json receives it (with the resource key set for ASHA jobs). */
   point: PointValues,
-  /** Resource level to reach (ASHA milestone), and the level the restored checkpoint has. */
-  resource: z.object({ key: z.string(), target: z.number(), from: z.number().nullable() }).nullable(),
-  evaluation: z.object({
-    container: z.string(),
-    argv: z.array(z.string()).min(1),
-    inputFile: z.string(),
-    trainingDataFile: z.string(),
-    outputFile: z.string(),
-    metaFile: z.string().nullable(),
-    metricsFile: z.string().nullable(),
-    checkPointToSave: z.array(z.string()),
-    checkPointToLoad: z.string().nullable(),
-    checkPointIntervalMs: z.number().positive(),
-    checkPointLimitBytes: z.number().int().positive(),
-    timeoutMs: z.number().positive(),
-    memoryBytes: z.number().int().positive(),
-    nanoCpus: z.number().int().positive(),
-    network: z.enum(["none", "bridge"]),
-  }),
-  /** Training files of the job's segment (names as listed in input_ds.json). */
-  trainingFiles: z.array(z.string()),
-  hasSandbox: z.boolean(),
-  hasCheckpoint: z.boolean(),
-  /** Stopping-type ASHA: the agent forwards intermediate reports. */
-  reportProgress: z.boolean(),
+  evaluation: JobEvaluation,
   /**
    * The resource levels at which a stopping scheduler judges the running trial (its rungs). At the
    * first report at or past each one the agent pauses the payload until steering's verdict (a stop,

@@ -3,10 +3,9 @@
 import { tokenizeExec } from "../../../protocol/execString.ts";
 import type { Job } from "../../../protocol/messages.ts";
 import { substitutePlaceholders } from "../../../protocol/placeholders.ts";
-import { PROTOCOL_VERSION } from "../../../protocol/version.ts";
 import type { TaskEngine } from "./taskEngine.ts";
 
-export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: string[]): Job {
+export function buildJob(engine: TaskEngine, jobId: string): Job {
   const p = engine.pointOfJob(jobId);
   if (!p) throw new Error(`buildJob: unknown job ${jobId}`);
   const spec = engine.spec;
@@ -17,18 +16,11 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
   const point = { ...p.values };
   if (p.job.target !== null) point[spec.resourceKey] = p.job.target;
   return {
-    v: PROTOCOL_VERSION,
     jobId,
     attempt: p.job.attempt,
     taskId: engine.taskId,
     user: engine.user,
-    segment,
-    pointId: p.pointId,
     point,
-    resource:
-      p.job.target === null
-        ? null
-        : { key: spec.resourceKey, target: p.job.target, from: p.checkpointResource },
     evaluation: {
       container: spec.evaluationContainer,
       argv,
@@ -46,11 +38,6 @@ export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: strin
       nanoCpus: Math.round(r.cpus * 1e9),
       network: r.network,
     },
-    trainingFiles,
-    hasSandbox: spec.sandboxKey !== undefined,
-    hasCheckpoint: p.checkpointKey !== null,
-    // every scheduler decides on intermediate reports (rungs), so the agent forwards them
-    reportProgress: spec.scheduler !== undefined,
     judgeAt: judgeLevels(engine, p.segment),
     // the dispatcher fills these in from the live agents (steering/core/retryPolicy.ts)
     avoidAgents: [],
