@@ -10,7 +10,7 @@ import {
 } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { describeZodError, GridtuneError, UnavailableError, ValidationError } from "../protocol/errors.ts";
-import { type ApiRequest, ApiReplies, ApiReply, type ApiVerb } from "../protocol/messages.ts";
+import { type ApiRequest, ApiReplies, ApiReply, type ApiVerb } from "../protocol/api.ts";
 import { subjects } from "../protocol/subjects.ts";
 import { RemoteError } from "./errors.ts";
 

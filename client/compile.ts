@@ -6,10 +6,11 @@ import { isAbsolute, join } from "node:path";
 import { z } from "zod";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
 import { parseSchedulerConfig } from "../protocol/scheduler.ts";
-import { parseSearchSpaceFile, show } from "../protocol/searchSpace.ts";
+import { parseSearchSpaceFile } from "../protocol/searchSpace.ts";
+import { show } from "../protocol/text.ts";
 import { parseTaskSpec, Segment, type TaskSpec } from "../protocol/taskConfig.ts";
 import { parseJsonText, readJsonFile } from "./jsonText.ts";
-import { missingRequired, type PhpoValues } from "./options.ts";
+import { missingRequired, type PhpoValues } from "./optionValues.ts";
 
 export interface CompileContext {
   /** The current directory (PanDA resolves every file name against it). */

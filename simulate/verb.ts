@@ -8,7 +8,7 @@ import { compileTask } from "../client/compile.ts";
 import type { VerbContext } from "../client/context.ts";
 import type { SimulateFlags } from "../client/extensions.ts";
 import { printJson } from "../client/io.ts";
-import { loadJsonOptions, resolveOptions } from "../client/options.ts";
+import { loadJsonOptions, resolveOptions } from "../client/optionValues.ts";
 import { fetchDetail, parseIntArg, parseTaskArg } from "../client/verbs/common.ts";
 import { ValidationError } from "../protocol/errors.ts";
 import type { SearchSpace } from "../protocol/searchSpace.ts";

@@ -5,7 +5,7 @@
 // reports give every value (a rung in a reply keeps only its best values, the points keep all).
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
 import type { SchedulerConfig } from "../../protocol/scheduler.ts";
-import type { PointView, TaskDetail } from "../../protocol/messages.ts";
+import type { PointView, TaskDetail } from "../../protocol/api.ts";
 
 export type RungFate = "promoted" | "stopped" | "waiting" | "running";
 

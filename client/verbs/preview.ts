@@ -7,10 +7,10 @@ import type { PhpoExtension, SimulateFlags } from "../extensions.ts";
 import type { VerbContext } from "../context.ts";
 import { formatNumber, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
-import { loadJsonOptions, resolveOptions } from "../options.ts";
-import { type Plan, previewPlan } from "../plan.ts";
+import { loadJsonOptions, resolveOptions } from "../optionValues.ts";
+import { type TaskPreview, previewTask } from "../plan.ts";
 
-export function renderPlan(p: Plan, resourceKey: string): string {
+export function renderPlan(p: TaskPreview, resourceKey: string): string {
   const n = (x: number) => (p.exact ? String(x) : formatNumber(Math.round(x * 10) / 10));
   const out = [`scheduler ${p.scheduler}: ${p.note}`, ""];
   out.push(
@@ -59,7 +59,7 @@ export async function previewVerb(
     );
   const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
   const spec = compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
-  const plan = previewPlan(spec);
+  const plan = previewTask(spec);
   const sim =
     flags.simulate && simulator?.previewSimulate ? await simulator.previewSimulate(ctx, spec, flags) : null;
   if (ctx.json) printJson(ctx.io, sim ? { ...plan, simulation: sim.json } : plan);

@@ -8,14 +8,8 @@ import type { VerbContext } from "../context.ts";
 import { exitCodeOf } from "../errors.ts";
 import { printJson } from "../io.ts";
 import { checkWritable, writeUserFile } from "../localFile.ts";
-import {
-  PHPO_OPTIONS,
-  formatHelpGroup,
-  type LoadedJson,
-  loadJsonOptions,
-  type PhpoValues,
-  resolveOptions,
-} from "../options.ts";
+import { PHPO_OPTIONS } from "../options.ts";
+import { formatHelpGroup, type LoadedJson, loadJsonOptions, type PhpoValues, resolveOptions } from "../optionValues.ts";
 import { buildSandbox, type Sandbox, uploadSandbox } from "../sandbox.ts";
 import { checkOutcome, followTask } from "./watch.ts";
 import { summaryLine } from "./common.ts";

@@ -20,7 +20,8 @@ import {
   remappedOwner,
   type ContainerConfigOptions,
 } from "./containerConfig.ts";
-import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
+import { sleep } from "../../protocol/async.ts";
+import { describeStop, LineSplitter, LogCapture, type StopCause } from "./logCapture.ts";
 
 export { buildContainerConfig, CONTAINER_WORKDIR, type ContainerConfigOptions } from "./containerConfig.ts";
 

@@ -10,7 +10,8 @@ import { RuntimeError } from "../../protocol/errors.ts";
 import { GroupMemoryWatch } from "./groupMemory.ts";
 import { DirectSpawner, HelperSpawner, type SpawnedChild, type Spawner } from "./spawner.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
-import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
+import { sleep } from "../../protocol/async.ts";
+import { describeStop, LineSplitter, LogCapture, type StopCause } from "./logCapture.ts";
 
 export interface ProcessRuntimeOptions {
   /** How often the memory watch samples the process group's RSS (default 200 ms). */

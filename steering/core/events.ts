@@ -2,7 +2,9 @@
 // change is appended here, and acknowledged by the server, before it is acted on; the in-memory
 // state of every task is a fold of these events, so a restarted service rebuilds it exactly.
 import { z } from "zod";
-import { ArtifactKind, PointValues, ResultOutcome, UploadedArtifact } from "../../protocol/messages.ts";
+import { ArtifactKind, ResultOutcome, UploadedArtifact } from "../../protocol/messages.ts";
+import { TaskState } from "../../protocol/api.ts";
+import { Point } from "../../protocol/points.ts";
 import { TaskSpec } from "../../protocol/taskConfig.ts";
 
 const Suggestion = z.discriminatedUnion("action", [
@@ -25,7 +27,7 @@ export const LogEvent = z.discriminatedUnion("type", [
     type: z.literal("points-added"),
     ...base,
     segment: z.number().int().nonnegative(),
-    points: z.array(z.object({ pointId: z.number().int().nonnegative(), values: PointValues })),
+    points: z.array(z.object({ pointId: z.number().int().nonnegative(), values: Point })),
     /** The sampler's state after producing these points (restores it exactly). */
     sampler: z.unknown(),
     /** The sampler said it has nothing more to offer (iDDS: an empty list ends generation). */
@@ -77,7 +79,7 @@ export const LogEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("task-state"),
     ...base,
-    state: z.enum(["running", "paused", "killed", "finished"]),
+    state: TaskState,
   }),
   /**
    * One run of the steering program (tasks with steeringExec), committed when it ended, before the
@@ -106,7 +108,7 @@ export const LogEvent = z.discriminatedUnion("type", [
     segment: z.number().int().nonnegative(),
     pointId: z.number().int().nonnegative(),
     suggestion: Suggestion,
-    values: PointValues.nullable(),
+    values: Point.nullable(),
     sampler: z.unknown(),
     exhausted: z.boolean(),
   }),

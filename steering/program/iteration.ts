@@ -10,7 +10,8 @@ import { GridtuneError, RuntimeError, ValidationError } from "../../protocol/err
 import { tokenizeExec } from "../../protocol/execString.ts";
 import { substitutePlaceholders } from "../../protocol/placeholders.ts";
 import { checkSteeringExecForm } from "../../protocol/steeringExec.ts";
-import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
+import type { SearchSpace } from "../../protocol/searchSpace.ts";
+import type { Point } from "../../protocol/points.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
 import {
   buildSteeringInput,

@@ -2,7 +2,8 @@
 // rebuild one from its snapshot after a crash.
 import type { z } from "zod";
 import { ValidationError, describeZodError } from "../../protocol/errors.ts";
-import { SamplerConfig, SamplerState } from "../../protocol/sampler.ts";
+import { SamplerConfig } from "../../protocol/sampler.ts";
+import { SamplerState } from "./state.ts";
 import type { SearchSpace } from "../../protocol/searchSpace.ts";
 import { GridSampler } from "./grid.ts";
 import { RandomSampler } from "./random.ts";

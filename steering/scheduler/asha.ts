@@ -2,7 +2,7 @@
 // Hyperband). The continue/stop rule is selectable (rung.ts); the promotion variant follows Syne
 // Tune's PromotionRungSystem (rule "syne-tune") or Determined's legacy promotion ASHA ("determined").
 import type { BracketDistribution } from "../../protocol/scheduler.ts";
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import {
   drawIndex,
   optunaBracketBudgets,

@@ -15,7 +15,7 @@ import {
   Sha256,
   userScope,
 } from "../../protocol/datasets.ts";
-import type { ApiRequest } from "../../protocol/messages.ts";
+import type { ApiRequest } from "../../protocol/api.ts";
 import type { TenantLimiter } from "./limits.ts";
 import { keys, type Storage } from "./storage.ts";
 

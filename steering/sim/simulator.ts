@@ -8,7 +8,7 @@ import type { PointRec } from "../core/task/records.ts";
 import { TaskEngine } from "../core/task/taskEngine.ts";
 import type { LogEvent, LogEventOf } from "../core/events.ts";
 import { ValidationError } from "../../protocol/errors.ts";
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
 import { reportLevels, timeAt, valueAt, type Curve, type CurveSource } from "./curves.ts";
 

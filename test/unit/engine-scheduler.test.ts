@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import { Job, RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/messages.ts";
+import { Job } from "../../protocol/messages.ts";
+import { RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/api.ts";
 import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
 import { missingImageAdvice, PROJECT_IMAGES } from "../../protocol/images.ts";
-import { TaskDetail } from "../../protocol/messages.ts";
+import { TaskDetail } from "../../protocol/api.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
 import { parseTaskSpec, type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { ROOT } from "../../stack/embedded.ts";

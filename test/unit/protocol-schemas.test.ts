@@ -17,20 +17,16 @@ import {
   MAX_OUTPUT_MESSAGE_CHARS,
   ProgressLine,
 } from "../../protocol/files.ts";
+import { AgentReply, AgentReport, AgentRequest, ControlMessage, Job } from "../../protocol/messages.ts";
 import {
-  AgentReply,
-  AgentReport,
-  AgentRequest,
   ApiReplies,
   ApiReply,
   ApiRequest,
-  ControlMessage,
-  Job,
   TaskEvent,
   TaskEvents,
   MAX_CHANGES_PER_MESSAGE,
   TaskSummary,
-} from "../../protocol/messages.ts";
+} from "../../protocol/api.ts";
 import { JOB_ID_RE, NAME_RE, TASK_ID_RE, jobIdOf } from "../../protocol/names.ts";
 import {
   parseApiSubject,

@@ -9,7 +9,7 @@ import {
   type FailureClass,
 } from "../../../protocol/failures.ts";
 import { FAILED_POINT_LOSS } from "../../../protocol/files.ts";
-import type { Point } from "../../../protocol/searchSpace.ts";
+import type { Point } from "../../../protocol/points.ts";
 import type { ArtifactKind } from "../../../protocol/messages.ts";
 import { jobIdOf, pointIdOfJob } from "../../../protocol/names.ts";
 import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../../protocol/taskConfig.ts";

@@ -8,16 +8,16 @@ import { randomBytes, randomInt } from "node:crypto";
 import type { Msg } from "@nats-io/transport-node";
 import { GridtuneError, toWireError } from "../../../protocol/errors.ts";
 import type { Logger } from "../../../protocol/log.ts";
+import { type ArtifactKind } from "../../../protocol/messages.ts";
 import {
   ApiRequest,
   RUNG_VALUES_SHOWN,
   type ApiReply,
-  type ArtifactKind,
   type DownloadItem,
   type TaskSummary,
   type MissingItem,
   type SteeringIterationView,
-} from "../../../protocol/messages.ts";
+} from "../../../protocol/api.ts";
 import { parseApiSubject } from "../../../protocol/subjects.ts";
 import { parseTaskSpec } from "../../../protocol/taskConfig.ts";
 import type { AgentRegistry } from "../../core/agentRegistry.ts";
