@@ -3,7 +3,7 @@
 // required ones.
 import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
-import { ValidationError } from "../protocol/errors.ts";
+import { unreachable, ValidationError } from "../protocol/errors.ts";
 import { closest, show } from "../protocol/text.ts";
 import { readJsonFile } from "./jsonText.ts";
 import {
@@ -111,6 +111,8 @@ export function coerceOption(o: PhpoOption, raw: unknown, where: string): unknow
       return bad(
         o.kind === "object" ? "a JSON object, JSON text or a file name" : "a string or a JSON object",
       );
+    default:
+      return unreachable(o.kind, "option kind");
   }
 }
 

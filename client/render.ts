@@ -1,4 +1,5 @@
 // Human views of a task for `phpo show`: header, segments, points, and rung tables.
+import { unreachable } from "../protocol/errors.ts";
 import type { FailureClass } from "../protocol/failures.ts";
 import type { PointView, TaskDetail, TaskSummary } from "../protocol/api.ts";
 import { formatDuration, formatNumber, formatTime, formatValues, renderTable } from "./format.ts";
@@ -257,10 +258,8 @@ export function failureLabel(c: FailureClass): string {
       return "node lost";
     case "infrastructure":
       return "infrastructure";
-    default: {
-      const never: never = c;
-      throw new Error(`unknown failure class ${String(never)}`);
-    }
+    default:
+      return unreachable(c, "failure class");
   }
 }
 

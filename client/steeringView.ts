@@ -1,5 +1,6 @@
 // The steering program's iterations (tasks with steeringExec) as phpo prints them: show's table,
 // the failure line of show, list and watch, and watch's line per iteration.
+import { unreachable } from "../protocol/errors.ts";
 import type { SteeringIterationView, TaskDetail, TaskSummary } from "../protocol/api.ts";
 import { formatDuration, formatTime, renderTable } from "./format.ts";
 
@@ -11,10 +12,8 @@ function outcomeOf(i: SteeringIterationView): string {
       return "[] (done)";
     case "failed":
       return i.retryAt === null ? "FAILED" : "failed, retried";
-    default: {
-      const never: never = i.outcome;
-      throw new Error(`unknown steering outcome ${String(never)}`);
-    }
+    default:
+      return unreachable(i.outcome, "steering outcome");
   }
 }
 

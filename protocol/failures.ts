@@ -2,7 +2,7 @@
 // The agent sets the class on its result; steering derives it from the error code for a result
 // that has none (an agent from before classes) and sets `node-lost` for a lease that expired.
 import { z } from "zod";
-import type { ErrorCode } from "./errors.ts";
+import { unreachable, type ErrorCode } from "./errors.ts";
 
 export const FailureClass = z.enum([
   /** The payload exited non-zero, wrote a bad output.json, or said status != 0. */
@@ -37,10 +37,8 @@ export function countsAgainstAttempts(c: FailureClass): boolean {
     case "node-lost":
     case "infrastructure":
       return false;
-    default: {
-      const never: never = c;
-      throw new Error(`unknown failure class ${String(never)}`);
-    }
+    default:
+      return unreachable(c, "failure class");
   }
 }
 
@@ -81,9 +79,7 @@ export function classOfError(code: ErrorCode): FailureClass {
     case "CONFLICT":
     case "LIMIT_EXCEEDED":
       return "payload";
-    default: {
-      const never: never = code;
-      throw new Error(`unknown error code ${String(never)}`);
-    }
+    default:
+      return unreachable(code, "error code");
   }
 }

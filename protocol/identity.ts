@@ -2,7 +2,7 @@
 // Every connection is an nkey user of one of three roles. A name is exactly one subject token, so
 // it can never widen a permission: `alpha.*` or `>` as a site name would grant other sites' jobs.
 import { z } from "zod";
-import { describeZodError, ValidationError } from "./errors.ts";
+import { describeZodError, unreachable, ValidationError } from "./errors.ts";
 import { STREAM_JOBS, subjects } from "./subjects.ts";
 
 const USER_INBOXES = "_INBOX.user";
@@ -86,6 +86,9 @@ export function identityId(identity: Identity): string {
       return `agent-${identity.site}.${identity.agent}`;
     case "user":
       return `user-${identity.user}`;
+
+    default:
+      return unreachable(identity, "identity");
   }
 }
 
@@ -100,6 +103,9 @@ export function connectionName(identity: Identity): string {
       return `agent:${identity.site}:${identity.agent}`;
     case "user":
       return `user:${identity.user}`;
+
+    default:
+      return unreachable(identity, "identity");
   }
 }
 
@@ -122,6 +128,9 @@ export function inboxPrefix(identity: Identity): string {
       return `${SITE_INBOXES}.${identity.site}.${identity.agent}`;
     case "user":
       return `${USER_INBOXES}.${identity.user}`;
+
+    default:
+      return unreachable(identity, "identity");
   }
 }
 
@@ -188,5 +197,8 @@ export function permissionsFor(identity: Identity): Permissions {
         subscribe: { allow: [`${inboxPrefix(identity)}.>`, subjects.events(user, ">")] },
       };
     }
+
+    default:
+      return unreachable(identity, "identity");
   }
 }

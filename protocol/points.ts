@@ -1,7 +1,7 @@
 // A point of a search space (one value per active parameter) and the rules a value must follow:
 // what validatePoint checks and the built-in samplers rely on.
 import { z } from "zod";
-import { ValidationError } from "./errors.ts";
+import { unreachable, ValidationError } from "./errors.ts";
 import type { Parameter, SearchSpace } from "./searchSpace.ts";
 import { closest, show } from "./text.ts";
 
@@ -58,6 +58,8 @@ export function valueAllowed(p: Parameter, v: PointValue): boolean {
       return true;
     case "lognormal":
       return v > 0;
+    default:
+      return unreachable(p, "parameter");
   }
 }
 
@@ -75,8 +77,11 @@ function describeAllowed(p: Parameter): string {
       return "a finite number";
     case "lognormal":
       return "a positive number";
-    default:
+    case "uniform":
+    case "loguniform":
       return `a number in [${show(d.low)}, ${show(d.high)}]`;
+    default:
+      return unreachable(p, "parameter");
   }
 }
 

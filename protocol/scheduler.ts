@@ -258,41 +258,56 @@ export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 export type SchedulerConfigInput = z.input<typeof SchedulerConfig>;
 export type SchedulerType = SchedulerConfig["type"];
 
-export const SCHEDULER_TYPES: readonly SchedulerType[] = [
-  "fifo",
-  "sha",
-  "asha-stopping",
-  "asha-promotion",
-  "hyperband",
-  "adaptive-asha",
-  "pasha",
-  "moasha",
-  "sockeye",
-];
+export type SchedulerConfigOf<T extends SchedulerType> = Extract<SchedulerConfig, { type: T }>;
+
+/** What steering needs to know of a scheduler type beyond its schema. */
+interface SchedulerTraits<C extends SchedulerConfig> {
+  /**
+   * Whether the scheduler pauses trials at a rung and promotes them later as a new job (else it
+   * stops them): without checkPointToSave such a job cannot resume, and each promotion trains
+   * again from scratch.
+   */
+  promotes(c: C): boolean;
+  /** The full training length of a trial, in the scheduler's resource unit. */
+  fullResource(c: C): number;
+}
+
+/**
+ * One row per scheduler type, keyed by the type: a type added to SchedulerConfig and missing here
+ * is a compile error (a mapped type over SchedulerType), and SCHEDULER_TYPES and the traits below
+ * all come from this table, so a new scheduler needs no other list kept in step.
+ */
+const SCHEDULERS: { readonly [T in SchedulerType]: SchedulerTraits<SchedulerConfigOf<T>> } = {
+  fifo: { promotes: () => false, fullResource: (c) => c.max_t },
+  sha: { promotes: () => true, fullResource: (c) => c.max_t },
+  "asha-stopping": { promotes: () => false, fullResource: (c) => c.max_t },
+  "asha-promotion": { promotes: () => true, fullResource: (c) => c.max_t },
+  hyperband: { promotes: (c) => c.variant === "promotion", fullResource: (c) => c.max_t },
+  "adaptive-asha": { promotes: () => false, fullResource: (c) => c.max_time },
+  pasha: { promotes: () => true, fullResource: (c) => c.max_t },
+  moasha: { promotes: () => false, fullResource: (c) => c.max_t },
+  sockeye: { promotes: () => true, fullResource: (c) => c.R },
+};
+
+export const SCHEDULER_TYPES: readonly SchedulerType[] = Object.keys(SCHEDULERS) as SchedulerType[];
+
+function traitsOf(s: SchedulerConfig): SchedulerTraits<SchedulerConfig> {
+  // the row of s.type takes a config of that type, which s is: method parameters are checked
+  // bivariantly, so the row of any one type reads as a row for the whole union
+  return SCHEDULERS[s.type];
+}
 
 /**
  * Whether the scheduler pauses trials at a rung and promotes them later as a new job: without
  * checkPointToSave such a job cannot resume, and each promotion trains again from scratch.
  */
 export function promotesTrials(s: SchedulerConfig): boolean {
-  switch (s.type) {
-    case "asha-promotion":
-    case "pasha":
-    case "sha":
-    case "sockeye":
-      return true;
-    case "hyperband":
-      return s.variant === "promotion";
-    case "fifo":
-    case "asha-stopping":
-    case "adaptive-asha":
-    case "moasha":
-      return false;
-    default: {
-      const never: never = s;
-      throw new Error(`unknown scheduler ${JSON.stringify(never)}`);
-    }
-  }
+  return traitsOf(s).promotes(s);
+}
+
+/** The full training length of a trial, in the scheduler's resource unit (max_t, max_time or R). */
+export function fullResourceOf(s: SchedulerConfig): number {
+  return traitsOf(s).fullResource(s);
 }
 
 /**

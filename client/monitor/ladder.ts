@@ -3,6 +3,7 @@
 // trial (went on, stopped there, waiting there, still running there). Derived from a `show`
 // reply alone: steering's rungs give the levels and how many values each holds; the points'
 // reports give every value (a rung in a reply keeps only its best values, the points keep all).
+import { unreachable } from "../../protocol/errors.ts";
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
 import type { SchedulerConfig } from "../../protocol/scheduler.ts";
 import type { PointView, TaskDetail } from "../../protocol/api.ts";
@@ -55,10 +56,8 @@ function isLadderConfig(c: SchedulerConfig): c is LadderConfig {
     case "moasha":
     case "sockeye":
       return false;
-    default: {
-      const never: never = c;
-      return never;
-    }
+    default:
+      return unreachable(c, "scheduler config");
   }
 }
 
@@ -67,14 +66,17 @@ const ruleOf = (c: LadderConfig) => ("rule" in c ? c.rule : "syne-tune");
 /** What the rule says, in one line (shown next to the ladder). */
 function ruleText(c: LadderConfig, eta: number): string {
   const better = c.mode === "min" ? "≤" : "≥";
-  switch (ruleOf(c)) {
+  const rule = ruleOf(c);
+  switch (rule) {
     case "syne-tune":
-      return `${ruleOf(c)} rule: a trial goes on when its ${c.metric} is ${better} the rung's quantile level/next level (numpy linear), once the rung holds 2 values`;
+      return `${rule} rule: a trial goes on when its ${c.metric} is ${better} the rung's quantile level/next level (numpy linear), once the rung holds 2 values`;
     case "determined":
     case "optuna":
-      return `${ruleOf(c)} rule: a trial goes on when it is among the best max(⌊n/${eta}⌋, 1) of the n values at the rung`;
+      return `${rule} rule: a trial goes on when it is among the best max(⌊n/${eta}⌋, 1) of the n values at the rung`;
     case "ray":
       return `ray rule: a trial goes on unless its ${c.metric} is worse than the ${Math.round((1 - 1 / eta) * 100)}th percentile (best side) of the values recorded before it`;
+    default:
+      return unreachable(rule, "scheduler rule");
   }
 }
 
@@ -88,7 +90,8 @@ export function rungCutoff(
 ): number | null {
   const n = bestFirst.length;
   if (n === 0) return null;
-  switch (ruleOf(c)) {
+  const rule = ruleOf(c);
+  switch (rule) {
     case "syne-tune":
       // the fraction level/nextLevel goes on: the quantile at that fraction from the best side
       return n < 2 ? null : numpyQuantile(n, (i) => bestFirst[i] as number, level / nextLevel);
@@ -97,6 +100,8 @@ export function rungCutoff(
       return bestFirst[Math.max(Math.floor(n / eta), 1) - 1] ?? null;
     case "ray":
       return numpyQuantile(n, (i) => bestFirst[i] as number, 1 / eta);
+    default:
+      return unreachable(rule, "scheduler rule");
   }
 }
 
@@ -137,10 +142,8 @@ function fateAt(p: PointView, level: number, maxT: number, wentOn: boolean | nul
     case "cancelled":
     case "budget-spent":
       return "stopped";
-    default: {
-      const never: never = p.state;
-      return never;
-    }
+    default:
+      return unreachable(p.state, "point state");
   }
 }
 

@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
+import { GridtuneError, unreachable, ValidationError } from "../../protocol/errors.ts";
 import type { ArtifactKind } from "../../protocol/messages.ts";
 import type { TaskDetail, TaskEvents } from "../../protocol/api.ts";
 import { TASK_ID_RE } from "../../protocol/names.ts";
@@ -80,8 +80,24 @@ function statusOf(err: unknown): number {
     case "UNAVAILABLE":
     case "TIMEOUT":
       return 503;
-    default:
+    // the rest are the backend's own failures, or a user's that the page cannot send
+    case "INVALID_SEARCH_SPACE":
+    case "LIMIT_EXCEEDED":
+    case "UNAUTHENTICATED":
+    case "PROTOCOL_MISMATCH":
+    case "STALE_ATTEMPT":
+    case "IMAGE_MISSING":
+    case "IMAGE_NOT_ALLOWED":
+    case "RUNTIME_UNAVAILABLE":
+    case "EVALUATION_FAILED":
+    case "OUTPUT_INVALID":
+    case "ARCHIVE_REJECTED":
+    case "TOO_LARGE":
+    case "STORAGE_FAILED":
+    case "INTERNAL":
       return 502;
+    default:
+      return unreachable(err.code, "error code");
   }
 }
 

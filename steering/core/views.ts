@@ -1,4 +1,5 @@
 // Read models for the client API, derived from a task engine.
+import { unreachable } from "../../protocol/errors.ts";
 import {
   RUNG_VALUES_SHOWN,
   STEERING_ITERATIONS_SHOWN,
@@ -85,10 +86,8 @@ export function summarize(e: TaskEngine): TaskSummary {
       case "budget-spent":
         counts.budgetSpent++;
         break;
-      default: {
-        const never: never = p.state;
-        throw new Error(`unknown point state ${String(never)}`);
-      }
+      default:
+        return unreachable(p.state, "point state");
     }
   }
   const b = bestOfTask(e);

@@ -1,5 +1,6 @@
 // Drawing one value per method, and one whole point. Shared by the random and grid samplers so
 // both follow the semantics documented in protocol/searchSpace.ts.
+import { unreachable } from "../../protocol/errors.ts";
 import type { Rng } from "../core/rng.ts";
 import { type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
 import {
@@ -54,6 +55,8 @@ export function drawValue(p: Parameter, rng: Rng): PointValue {
       return p.dimension.mu + p.dimension.sigma * gaussian(rng);
     case "lognormal":
       return Math.exp(p.dimension.mu + p.dimension.sigma * gaussian(rng));
+    default:
+      return unreachable(p, "parameter");
   }
 }
 

@@ -15,7 +15,7 @@
 //
 // The grid is never materialised: combination i is decoded from its index, so the state is the
 // index of the next combination and the Rng state.
-import { ValidationError } from "../../protocol/errors.ts";
+import { unreachable, ValidationError } from "../../protocol/errors.ts";
 import { Rng, type RngState } from "../core/rng.ts";
 import type { GridSamplerState } from "./state.ts";
 import { type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
@@ -55,8 +55,13 @@ export function gridAxis(p: Parameter): GridAxis {
       const [kLo, kHi] = multipleRange(low, high, q);
       return { size: kHi - kLo + 1, at: (k) => quantize(kLo + k, q) };
     }
-    default:
+    case "uniform":
+    case "loguniform":
+    case "normal":
+    case "lognormal":
       throw new ValidationError("INVALID_SEARCH_SPACE", `${p.method} cannot be a grid dimension`);
+    default:
+      return unreachable(p, "parameter");
   }
 }
 

@@ -1,7 +1,7 @@
 // The samplers the steering service uses: createSampler for a new task, restoreSampler to
 // rebuild one from its snapshot after a crash.
 import type { z } from "zod";
-import { ValidationError, describeZodError } from "../../protocol/errors.ts";
+import { ValidationError, describeZodError, unreachable } from "../../protocol/errors.ts";
 import { SamplerConfig } from "../../protocol/sampler.ts";
 import { SamplerState } from "./state.ts";
 import type { SearchSpace } from "../../protocol/searchSpace.ts";
@@ -39,6 +39,8 @@ export function createSampler(space: SearchSpace, config: SamplerConfigInput): S
       return new RandomSampler(space, c.seed);
     case "grid":
       return new GridSampler(space, c.seed);
+    default:
+      return unreachable(c, "sampler config");
   }
 }
 
@@ -58,5 +60,7 @@ export function restoreSampler(space: SearchSpace, config: SamplerConfigInput, s
       return new RandomSampler(space, s.rng);
     case "grid":
       return new GridSampler(space, { rng: s.rng, cursor: s.cursor });
+    default:
+      return unreachable(s, "sampler state");
   }
 }

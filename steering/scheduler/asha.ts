@@ -1,6 +1,7 @@
 // ASHA, stopping and promotion (pause/resume) types, with optional brackets (asynchronous
 // Hyperband). The continue/stop rule is selectable (rung.ts); the promotion variant follows Syne
 // Tune's PromotionRungSystem (rule "syne-tune") or Determined's legacy promotion ASHA ("determined").
+import { unreachable } from "../../protocol/errors.ts";
 import type { BracketDistribution } from "../../protocol/scheduler.ts";
 import { Rng } from "../core/rng.ts";
 import {
@@ -361,5 +362,7 @@ function bracketChooser(
       const budgets = optunaBracketBudgets(nb, eta);
       return (trial) => optunaBracketOf(opts.studyName, trial, budgets);
     }
+    default:
+      return unreachable(opts.bracketDistribution, "bracket distribution");
   }
 }

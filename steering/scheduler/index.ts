@@ -1,5 +1,6 @@
 // The scheduler core: pure, deterministic ask-and-tell schedulers of the ASHA family, built from a
 // parsed SchedulerConfig. No I/O, no clock, seeded randomness only.
+import { unreachable } from "../../protocol/errors.ts";
 import type { SchedulerConfig } from "../../protocol/scheduler.ts";
 import { AdaptiveAshaScheduler } from "./adaptive.ts";
 import { AshaScheduler } from "./asha.ts";
@@ -120,5 +121,7 @@ export function createScheduler(config: SchedulerConfig): Scheduler {
         timeMetric: config.time_metric,
         seed: config.seed,
       });
+    default:
+      return unreachable(config, "scheduler config");
   }
 }

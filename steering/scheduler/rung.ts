@@ -3,6 +3,7 @@
 // score is better" everywhere; the raw value is recovered exactly because negation is exact.
 // Each rule touches only the rungs it needs and uses the order-statistics tree, so a decision is
 // O(log n) in the number of trials at a rung.
+import { unreachable } from "../../protocol/errors.ts";
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
 import { OrderStatTree } from "./ostree.ts";
 
@@ -90,6 +91,8 @@ export function decideStopping(
       return rayStop(ctx, rungs, trial, resource, raw);
     case "optuna":
       return optunaStop(ctx, rungs, trial, resource, raw, position);
+    default:
+      return unreachable(ctx.rule, "scheduler rule");
   }
 }
 

@@ -9,7 +9,7 @@
 // checking that it gets the recorded one. A pending answer that is never confirmed (the append
 // failed) means the scheduler ran ahead of the log: the engine reports it (hasUnloggedSuggestion)
 // and the Committer rebuilds the whole engine from the log (steering/shell/committer.ts).
-import type { SchedulerConfig } from "../../../protocol/scheduler.ts";
+import { fullResourceOf, promotesTrials, type SchedulerConfig } from "../../../protocol/scheduler.ts";
 import {
   createScheduler,
   type Decision,
@@ -20,33 +20,6 @@ import {
 } from "../../scheduler/index.ts";
 
 export type ActiveSuggestion = Exclude<Suggestion, { action: "wait" }>;
-
-/** Types that pause trials at milestones and resume them by promotion; the others stop trials. */
-function isPausing(config: SchedulerConfig): boolean {
-  switch (config.type) {
-    case "sha":
-    case "asha-promotion":
-    case "pasha":
-    case "sockeye":
-      return true;
-    case "hyperband":
-      return config.variant === "promotion";
-    default:
-      return false;
-  }
-}
-
-/** The full training length of a trial, in the scheduler's resource unit. */
-function fullResource(config: SchedulerConfig): number {
-  switch (config.type) {
-    case "adaptive-asha":
-      return config.max_time;
-    case "sockeye":
-      return config.R;
-    default:
-      return config.max_t;
-  }
-}
 
 export class SegmentScheduler {
   readonly scheduler: Scheduler;
@@ -66,8 +39,8 @@ export class SegmentScheduler {
     // the task seed (logged at submission) and the segment index, mixed with the config's own seed
     const mixed = (config.seed + seed) >>> 0;
     this.scheduler = createScheduler({ ...config, max_trials: maxTrials, seed: mixed });
-    this.pausing = isPausing(config);
-    this.fullResource = fullResource(config);
+    this.pausing = promotesTrials(config);
+    this.fullResource = fullResourceOf(config);
   }
 
   /** Live suggest(): mutates the scheduler; an active answer stays pending until confirmed. */

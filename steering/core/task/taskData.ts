@@ -1,0 +1,97 @@
+// The state of one task that its log events fold into (evolve.ts): its points and their current
+// jobs, the indexes over them, the per-segment samplers and schedulers and the attempts dispatched.
+// The decisions (fences.ts, proposals.ts, dispatchQueue.ts) read it; only evolve() writes it.
+import { pointIdOfJob } from "../../../protocol/names.ts";
+import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../../protocol/taskConfig.ts";
+import type { LogEventOf } from "../events.ts";
+import { PointIndex } from "./pointIndex.ts";
+import type { PointRec } from "./records.ts";
+import { SegmentSampling } from "./segmentSampling.ts";
+import { SegmentScheduler } from "./segmentScheduler.ts";
+import { SteeringIterations } from "./steeringIterations.ts";
+
+export type TaskRunState = "running" | "paused" | "killed" | "finished";
+
+export class TaskData {
+  readonly taskId: string;
+  readonly user: string;
+  readonly spec: TaskSpec;
+  readonly createdAt: number;
+  state: TaskRunState = "running";
+  finishedAt: number | null = null;
+  readonly points = new Map<number, PointRec>();
+  /** The point of each current job (a retry keeps the job id, a promotion renames it). Fold-owned. */
+  readonly jobs = new Map<string, PointRec>();
+  /** The points by state (pointIndex.ts), updated by the fold for each point an event touched. */
+  readonly index = new PointIndex();
+  readonly segments: SegmentSampling[];
+  /** One scheduler per segment when the spec has a `scheduler` (else PanDA's FIFO: none). */
+  readonly schedulers: SegmentScheduler[] | null;
+  /** Attempts dispatched so far, per segment (maxEvaluationJobs counts per segment, as phpo does). */
+  readonly attemptsUsed: number[];
+  /** The id the next sampled point gets. Fold-owned. */
+  nextPointId = 0;
+  /** The steering program's runs (tasks with steeringExec). */
+  readonly steering = new SteeringIterations((i) => this.segmentName(i));
+
+  constructor(ev: LogEventOf<"task-created">) {
+    this.taskId = ev.taskId;
+    this.user = ev.user;
+    this.spec = ev.spec;
+    this.createdAt = ev.at;
+    const names = ev.spec.segments?.map((s) => s.name) ?? [null];
+    this.segments = names.map(
+      (name, i) =>
+        new SegmentSampling(
+          ev.spec,
+          i,
+          name,
+          ev.spec.segmentSearchSpaces?.[i] ?? ev.spec.searchSpace,
+          ev.seed + i,
+        ),
+    );
+    this.attemptsUsed = names.map(() => 0);
+    const cfg = ev.spec.scheduler;
+    this.schedulers = cfg
+      ? names.map((_, i) => new SegmentScheduler(cfg, ev.spec.maxPoints, ev.seed + i))
+      : null;
+  }
+
+  get segmentNames(): Array<string | null> {
+    return this.segments.map((s) => s.name);
+  }
+
+  segmentName(index: number): string | null {
+    return this.segments[index]?.name ?? null;
+  }
+
+  /** The point whose current job is exactly this attempt, or undefined (a superseded attempt). */
+  current(jobId: string, attempt: number): PointRec | undefined {
+    const p = this.jobs.get(jobId);
+    return p && p.job.jobId === jobId && p.job.attempt === attempt ? p : undefined;
+  }
+
+  /** The point of any job of this task, current or past (a promotion renames the current job). */
+  pointOfAnyJob(jobId: string): PointRec | undefined {
+    const id = pointIdOfJob(jobId);
+    return jobId.startsWith(`t${this.taskId}-`) && id !== null ? this.points.get(id) : undefined;
+  }
+
+  attemptsUsedIn(segment: number): number {
+    return this.attemptsUsed[segment] ?? 0;
+  }
+
+  /** Whether the segment's maxEvaluationJobs are all dispatched. */
+  budgetSpentIn(segment: number): boolean {
+    return this.attemptsUsedIn(segment) >= effectiveMaxEvaluationJobs(this.spec);
+  }
+
+  inFlight(): number {
+    return this.index.active.size;
+  }
+
+  /** A live suggest() ran ahead of the log (its event was not applied): rebuild from the log. */
+  hasUnloggedSuggestion(): boolean {
+    return this.schedulers?.some((s) => s.hasUnloggedSuggestion) ?? false;
+  }
+}
