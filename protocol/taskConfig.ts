@@ -69,7 +69,7 @@ export const TaskSpec = z
       ),
     nParallelEvaluation: posInt.default(1),
     maxPoints: posInt.default(10),
-    /** Default 2 × maxPoints (per segment), applied by compileTask. */
+    /** Default 2 × maxPoints (per segment), applied by steering when it compiles the task. */
     maxEvaluationJobs: posInt.optional(),
     nPointsPerIteration: posInt.default(2),
     minUnevaluatedPoints: nonNegInt.default(0),
@@ -184,9 +184,4 @@ function checkGridDimensions(spec: TaskSpec): void {
         `"dimension": {"categories": [8, 16], "grid_search": 1}, or use --sampler random`,
     );
   });
-}
-
-/** maxEvaluationJobs with PanDA's default (2 × maxPoints), per segment. */
-export function effectiveMaxEvaluationJobs(spec: TaskSpec): number {
-  return spec.maxEvaluationJobs ?? 2 * spec.maxPoints;
 }

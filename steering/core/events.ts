@@ -6,6 +6,7 @@ import { ArtifactKind, ResultOutcome, UploadedArtifact } from "../../protocol/me
 import { TaskState } from "../../protocol/api.ts";
 import { Point } from "../../protocol/points.ts";
 import { TaskSpec } from "../../protocol/taskConfig.ts";
+import { CompiledTask, compileTask } from "./task/compiledTask.ts";
 
 const Suggestion = z.discriminatedUnion("action", [
   z.object({ action: z.literal("new"), trial: z.string(), milestone: z.number() }),
@@ -15,14 +16,28 @@ const Suggestion = z.discriminatedUnion("action", [
 const base = { taskId: z.string(), at: z.number() };
 const attemptRef = { jobId: z.string(), attempt: z.number().int().positive() };
 
-export const LogEvent = z.discriminatedUnion("type", [
-  z.object({
+/**
+ * A task was submitted: its spec compiled once (task/compiledTask.ts). An older steering logged the
+ * spec alone (`spec`); such an event is compiled here, as it is read, and nowhere else.
+ */
+const TaskCreated = z
+  .object({
     type: z.literal("task-created"),
     ...base,
     user: z.string(),
-    spec: TaskSpec,
+    task: CompiledTask.optional(),
+    spec: TaskSpec.optional(),
     seed: z.number().int(),
-  }),
+  })
+  .transform(({ task, spec, ...rest }, ctx) => {
+    if (task) return { ...rest, task };
+    if (spec) return { ...rest, task: compileTask(spec) };
+    ctx.addIssue({ code: "custom", path: ["task"], message: "a task-created event needs its task" });
+    return z.NEVER;
+  });
+
+export const LogEvent = z.discriminatedUnion("type", [
+  TaskCreated,
   z.object({
     type: z.literal("points-added"),
     ...base,

@@ -6,7 +6,6 @@ import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { Job } from "../../protocol/messages.ts";
 import { RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/api.ts";
-import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
@@ -38,7 +37,7 @@ void describe("TaskEngine with a scheduler: every type end to end, replayed exac
       const e = d.engine;
       assert.equal(e.state, "finished");
       assert.ok(e.points.size <= 12 && e.points.size > 0, `points ${e.points.size}`);
-      assert.ok(e.attemptsUsedIn(0) <= effectiveMaxEvaluationJobs(d.spec));
+      assert.ok(e.attemptsUsedIn(0) <= e.task.maxEvaluationJobs);
       assert.ok(suggestions(d).length >= e.points.size);
       for (const p of e.points.values()) {
         assert.ok(

@@ -5,7 +5,6 @@ import { MAX_SITE_FAILURES } from "../../protocol/failures.ts";
 import { Job } from "../../protocol/messages.ts";
 import { TaskDetail, TaskSummary } from "../../protocol/api.ts";
 import { JOB_ID_RE } from "../../protocol/names.ts";
-import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import { MAX_POINTS_PER_CALL } from "../../steering/core/task/sampling.ts";
 import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
@@ -193,8 +192,8 @@ void describe("TaskEngine: dispatch limits", () => {
 
   void it("maxEvaluationJobs defaults to 2 × maxPoints", () => {
     const s = spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 20 });
-    assert.equal(effectiveMaxEvaluationJobs(s), 4);
     const d = new Driver(s);
+    assert.equal(d.engine.task.maxEvaluationJobs, 4);
     d.sampleAll();
     let n = 0;
     for (let r = d.dispatch(); r; r = d.dispatch()) {

@@ -34,12 +34,8 @@ import {
   parseResultSubject,
   subjects,
 } from "../../protocol/subjects.ts";
-import {
-  MAX_TIMER_MINUTES,
-  TaskSpec,
-  effectiveMaxEvaluationJobs,
-  parseTaskSpec,
-} from "../../protocol/taskConfig.ts";
+import { MAX_TIMER_MINUTES, TaskSpec, parseTaskSpec, type TaskSpecInput } from "../../protocol/taskConfig.ts";
+import { compileTask } from "../../steering/core/task/compiledTask.ts";
 import { SMALL_SPACE, specInput, throwsCode } from "./fixtures/engineKit.ts";
 
 /** safeParse must fail, and one issue's path must be exactly `path` (the offending field). */
@@ -492,13 +488,12 @@ void describe("taskConfig: TaskSpec and parseTaskSpec", () => {
     assert.equal(s.evaluationOutput, "out.json");
     assert.deepEqual(Object.keys(s.searchSpace).sort(), Object.keys(SMALL_SPACE).sort());
   });
-  void it("effectiveMaxEvaluationJobs defaults to 2 × maxPoints, and an explicit value wins", () => {
-    assert.equal(effectiveMaxEvaluationJobs(parseTaskSpec(specInput())), 20);
-    assert.equal(effectiveMaxEvaluationJobs(parseTaskSpec(specInput({ maxPoints: 7 }))), 14);
-    assert.equal(
-      effectiveMaxEvaluationJobs(parseTaskSpec(specInput({ maxPoints: 7, maxEvaluationJobs: 3 }))),
-      3,
-    );
+  void it("maxEvaluationJobs compiles to 2 × maxPoints by default, and an explicit value wins", () => {
+    const jobs = (over: Partial<TaskSpecInput>) =>
+      compileTask(parseTaskSpec(specInput(over))).maxEvaluationJobs;
+    assert.equal(jobs({}), 20);
+    assert.equal(jobs({ maxPoints: 7 }), 14);
+    assert.equal(jobs({ maxPoints: 7, maxEvaluationJobs: 3 }), 3);
   });
   void it("refuses an unknown key, naming it", () => {
     throwsCode(() => parseTaskSpec({ ...specInput(), maxPiont: 3 }), "INVALID_CONFIG", "maxPiont");

@@ -21,7 +21,6 @@ import { TaskData } from "./taskData.ts";
 
 export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
 export type { SteeringDue } from "./sampling.ts";
-export type { TaskRunState } from "./taskData.ts";
 export type { Fence, LateFence } from "./fences.ts";
 export type { ReadyAt, Shortfall } from "./dispatchQueue.ts";
 

@@ -259,7 +259,7 @@ export class AgentControl {
         }
         const uploads: UploadGrant[] = [];
         for (const a of req.artifacts) {
-          const limit = a.kind === "checkpoint" ? e.spec.checkPointLimitMB * 1024 * 1024 : 5 * 1024 ** 3;
+          const limit = a.kind === "checkpoint" ? e.task.evaluation.checkPointLimitBytes : 5 * 1024 ** 3;
           if (a.size > limit)
             throw new GridtuneError(
               "TOO_LARGE",

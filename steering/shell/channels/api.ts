@@ -20,6 +20,7 @@ import {
 } from "../../../protocol/api.ts";
 import { parseApiSubject } from "../../../protocol/subjects.ts";
 import { parseTaskSpec } from "../../../protocol/taskConfig.ts";
+import { compileTask } from "../../core/task/compiledTask.ts";
 import type { AgentRegistry } from "../../core/agentRegistry.ts";
 import type { Committer } from "../committer.ts";
 import type { Dispatcher } from "../dispatcher.ts";
@@ -167,7 +168,9 @@ export class Api {
   private async run(user: string, req: ApiRequest): Promise<unknown> {
     switch (req.verb) {
       case "submit": {
-        const spec = parseTaskSpec(req.spec);
+        // parsed and compiled once: the engine, the log and every job use this
+        const task = compileTask(parseTaskSpec(req.spec));
+        const spec = task.spec;
         const limits = await this.limiter.limitsOf(user);
         this.limiter.checkMaxPoints(user, limits, spec.maxPoints * (spec.segments?.length ?? 1));
         this.limiter.checkRate(user, limits);
@@ -195,7 +198,7 @@ export class Api {
           this.limiter.checkRate(user, limits);
           this.limiter.checkActive(user, limits, this.c.state.activeTasksOf(user));
           const id = String(this.c.state.maxTaskId + 1);
-          await this.c.commit({ type: "task-created", taskId: id, at: Date.now(), user, spec, seed });
+          await this.c.commit({ type: "task-created", taskId: id, at: Date.now(), user, task, seed });
           this.limiter.accepted(user);
           return id;
         });
