@@ -2,7 +2,7 @@
 // prints the scheduler's plan; with --simulate, also its simulated cost on recorded curves (the
 // simulator is an extension composed in by bin/phpo: see client/extensions.ts).
 import { ValidationError } from "../../protocol/errors.ts";
-import { compileTask } from "../compile.ts";
+import { specFromOptions } from "../compile.ts";
 import type { PhpoExtension, SimulateFlags } from "../extensions.ts";
 import type { VerbContext } from "../context.ts";
 import { formatNumber, renderTable } from "../format.ts";
@@ -58,7 +58,10 @@ export async function previewVerb(
       "--simulate: this phpo was started without the simulator; run bin/phpo from a gridtune checkout or install",
     );
   const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
-  const spec = compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
+  const spec = specFromOptions(resolveOptions({}, loaded.values), {
+    cwd: process.cwd(),
+    jsonDir: loaded.dir,
+  });
   const plan = previewTask(spec);
   const sim =
     flags.simulate && simulator?.previewSimulate ? await simulator.previewSimulate(ctx, spec, flags) : null;
