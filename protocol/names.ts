@@ -14,5 +14,10 @@ export function pointIdOfJob(jobId: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The task id a job id names (`t12-p3-j1` → "12"), or null for anything else. */
+export function taskIdOfJob(jobId: string): string | null {
+  return /^t([0-9]+)-/.exec(jobId)?.[1] ?? null;
+}
+
 /** The Docker label on every container gridtune makes: "true" for jobs, "steering" for steering programs. */
 export const LABEL_MANAGED = "org.gridtune.managed";

@@ -3,7 +3,7 @@
 // trials stop at each training length. For adaptive-asha the numbers are Determined's exactly; for
 // the other types they are the same simulation on their own ladder (the expected counts when each
 // rung keeps max(int(n/η), 1) of its trials).
-import { ValidationError } from "./errors.ts";
+import { unreachable, ValidationError } from "./errors.ts";
 import type { SchedulerConfig } from "./scheduler.ts";
 import {
   determinedBracketMaxConcurrent,
@@ -158,6 +158,8 @@ export function previewPlan(config: SchedulerConfig, ctx: PlanContext = {}): Sea
         })),
       };
     }
+    default:
+      return unreachable(config, "scheduler config");
   }
 }
 

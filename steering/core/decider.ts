@@ -5,13 +5,27 @@
 import { unreachable } from "../../protocol/errors.ts";
 import type { Decision } from "./decision.ts";
 import { decideLeaseTick, type LeaseCommand } from "./decide/leases.ts";
+import {
+  decideBye,
+  decideClaim,
+  decideHeartbeat,
+  decidePresign,
+  decideRegister,
+  type AgentCommand,
+  type AgentReplies,
+} from "./decide/agents.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand;
+export type Command = LeaseCommand | AgentCommand;
 
 /** The reply each command gets. */
 export interface Replies {
   "lease-tick": null;
+  "agent-register": AgentReplies["agent-register"];
+  "agent-heartbeat": AgentReplies["agent-heartbeat"];
+  "agent-claim": AgentReplies["agent-claim"];
+  "agent-presign": AgentReplies["agent-presign"];
+  "agent-bye": AgentReplies["agent-bye"];
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -21,7 +35,17 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
   switch (command.type) {
     case "lease-tick":
       return decideLeaseTick(w, now);
+    case "agent-register":
+      return decideRegister(w, command, now);
+    case "agent-heartbeat":
+      return decideHeartbeat(w, command, now);
+    case "agent-claim":
+      return decideClaim(w, command, now);
+    case "agent-presign":
+      return decidePresign(w, command, now);
+    case "agent-bye":
+      return decideBye(w, command, now);
     default:
-      return unreachable(command.type, "command");
+      return unreachable(command, "command");
   }
 }

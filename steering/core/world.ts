@@ -11,6 +11,8 @@ export interface Rules {
   readonly leaseMs: number;
   /** A dispatched attempt nobody claims in this time is lost. */
   readonly dispatchTimeoutMs: number;
+  /** How often agents heartbeat (told at registration). */
+  readonly heartbeatMs: number;
   /** The wait before a failed or lost attempt is dispatched again. */
   readonly retry: Backoff;
 }

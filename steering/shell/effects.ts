@@ -10,6 +10,11 @@ export interface EffectPorts {
   readonly agents: AgentRegistry;
   /** Schedules one dispatcher pump. */
   readonly kick: () => void;
+  /**
+   * Makes the site's JOBS consumer if it does not exist yet. Only the agent channel's runner has
+   * it (only agent registrations decide ensure-site-consumer); another runner refuses the effect.
+   */
+  readonly ensureSiteConsumer?: (site: string) => Promise<void>;
 }
 
 export interface Effects {
@@ -28,6 +33,27 @@ export class EffectRunner implements Effects {
       case "forget-lease":
         p.agents.forget(effect.jobId, effect.attempt);
         return;
+      case "renew-lease":
+        p.agents.renew(effect.jobId, effect.attempt, effect.at);
+        return;
+      case "register-agent": {
+        const { site, agent, slots, gpus, runtime } = effect;
+        p.agents.register({ site, agent, slots, gpus: [...gpus], runtime }, effect.at);
+        return;
+      }
+      case "agent-seen":
+        // an agent that left since its heartbeat was decided stays gone
+        p.agents.heartbeat(effect.site, effect.agent, effect.freeSlots, effect.draining, effect.at);
+        return;
+      case "remove-agent":
+        p.agents.remove(effect.site, effect.agent);
+        return;
+      case "ensure-site-consumer":
+        if (!p.ensureSiteConsumer)
+          throw new Error(
+            `ensure-site-consumer ${effect.site}: this effect runner has no JOBS consumer port`,
+          );
+        return p.ensureSiteConsumer(effect.site);
       case "log":
         p.logger[effect.level](effect.message, { ...effect.fields });
         return Promise.resolve();

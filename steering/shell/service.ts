@@ -172,7 +172,6 @@ export class SteeringService {
       storage,
       dispatcher,
       jsm,
-      this.config,
       this.logger.child("agents"),
       sites,
     );

@@ -12,24 +12,28 @@ import { AgentReply, type AgentRequest } from "../../protocol/messages.ts";
 import { AgentControl } from "../../steering/shell/channels/agentControl.ts";
 import { EMPTY_POLICY } from "../../steering/security/sitePolicy.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
-import type { SteeringConfig } from "../../steering/shell/config.ts";
 import { Committer } from "../../steering/shell/committer.ts";
+import { EffectRunner } from "../../steering/shell/effects.ts";
 import { SteeringState } from "../../steering/core/state.ts";
-import type { Dispatcher } from "../../steering/shell/dispatcher.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
+import { AGENT_RULES, dispatcherStub } from "./fixtures/agentKit.ts";
+import { FakeClock } from "./fixtures/fakeClock.ts";
 
 const logger = createLogger("test", { level: "error" });
-const config = { leaseMs: 30_000, heartbeatMs: 5000, dispatchTimeoutMs: 300_000 } as SteeringConfig;
 type Ref = { jobId: string; attempt: number };
 
 /**
  * Task "1" with two points: `running` claimed by s/a, `dispatched` waiting for a claim. `up`
  * switches the stand-in NATS: while false, appends and log reads fail.
  */
-function setup(opts: { failClaim?: number } = {}) {
-  const d = new Driver(spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2 }), "1");
+function setup(opts: { failClaim?: number; spec?: Partial<TaskSpecInput>; storage?: Partial<Storage> } = {}) {
+  const d = new Driver(
+    spec({ maxPoints: 2, nPointsPerIteration: 2, nParallelEvaluation: 2, ...opts.spec }),
+    "1",
+  );
   d.sampleAll();
   const running = d.dispatch("s")!;
   d.claim(running, "s", "a");
@@ -54,22 +58,23 @@ function setup(opts: { failClaim?: number } = {}) {
       ? Promise.resolve(stored.filter((e) => e.taskId === id))
       : Promise.reject(new Error("disconnected")),
   );
-  const registry = new AgentRegistry(config.leaseMs);
-  const dispatcher = { kick: () => undefined, trainingFiles: () => Promise.resolve([]) };
+  const registry = new AgentRegistry(AGENT_RULES.leaseMs);
+  const { dispatcher } = dispatcherStub(c, registry, () => Promise.resolve(["a.bin", "b.bin"]));
+  const clock = new FakeClock();
   const control = () =>
     new AgentControl(
       c,
       registry,
-      {} as Storage,
-      dispatcher as unknown as Dispatcher,
+      (opts.storage ?? {}) as Storage,
+      dispatcher,
       {} as JetStreamManager,
-      config,
       logger,
       { refresh: () => Promise.resolve(EMPTY_POLICY) }, // registration is not exercised here
+      clock,
     );
   const register = (agent = "a") =>
-    registry.register({ site: "s", agent, slots: 2, gpus: [], runtime: "process" }, Date.now());
-  return { d, c, state, stored, nats, registry, control, register, running, dispatched };
+    registry.register({ site: "s", agent, slots: 2, gpus: [], runtime: "process" }, clock.now());
+  return { d, c, state, stored, nats, registry, control, register, running, dispatched, clock };
 }
 
 /** One request on gt.hb.s.<agent>, as the server delivers it; resolves with the reply. */
@@ -146,12 +151,13 @@ void describe("agent control: claims", () => {
 
 void describe("agent control: heartbeats", () => {
   void it("renews a running attempt and names a superseded one stale", async () => {
-    const { control, register, registry, running } = setup();
+    const { control, register, registry, running, clock } = setup();
     register();
-    const before = Date.now();
+    clock.advance(7_000);
     const reply = await ask(control(), heartbeat([running, { jobId: running.jobId, attempt: 9 }]));
     assert.deepEqual(reply, { type: "ack", stale: [{ jobId: running.jobId, attempt: 9 }] });
-    assert.ok(registry.renewedAt(running.jobId, running.attempt, 0) >= before);
+    assert.equal(registry.renewedAt(running.jobId, running.attempt, 0), clock.now());
+    assert.equal(registry.renewedAt(running.jobId, 9, 0), 0, "the superseded attempt is not renewed");
   });
 
   void it("names a killed task's running attempt stale, on every heartbeat", async () => {
@@ -166,7 +172,7 @@ void describe("agent control: heartbeats", () => {
   void it("never stops nor lets lapse an attempt of a task waiting for its rebuild", async () => {
     // A NATS outage longer than the lease: the lease check folds a job-lost whose append fails,
     // and the rebuild fails too. The log still says the attempt runs.
-    const { d, c, nats, state, stored, control, register, registry, running } = setup();
+    const { d, c, nats, state, stored, control, register, registry, running, clock } = setup();
     register();
     nats.up = false;
     await assert.rejects(
@@ -182,23 +188,73 @@ void describe("agent control: heartbeats", () => {
     );
     assert.ok(!stored.some((e) => e.type === "job-lost"));
     nats.up = true; // NATS is back; the agent's heartbeat comes before the rebuild
-    const before = Date.now();
+    clock.advance(40_000); // longer than the lease
     assert.deepEqual(await ask(control(), heartbeat([running])), { type: "ack", stale: [] });
-    assert.ok(registry.renewedAt(running.jobId, running.attempt, 0) >= before, "lease renewed");
+    assert.equal(registry.renewedAt(running.jobId, running.attempt, 0), clock.now(), "lease renewed");
   });
 
   void it("renews the log's leases of an agent not registered yet (steering restarted)", async () => {
-    const { control, registry, running, register } = setup();
-    const before = Date.now();
+    const { control, registry, running, register, clock } = setup();
     const reply = await ask(control(), heartbeat([running]));
     assert.equal(code(reply), "UNAUTHENTICATED", "the agent is still told to register");
-    assert.ok(registry.renewedAt(running.jobId, running.attempt, 0) >= before, "its attempt's lease renewed");
+    const t = clock.now();
+    assert.equal(registry.renewedAt(running.jobId, running.attempt, 0), t, "its attempt's lease renewed");
     // another agent's heartbeat cannot renew it: the fence checks the subject's agent
-    const t = registry.renewedAt(running.jobId, running.attempt, 0);
-    await new Promise((r) => setTimeout(r, 5));
+    clock.advance(5);
     assert.equal(code(await ask(control(), heartbeat([running]), "b")), "UNAUTHENTICATED");
     assert.equal(registry.renewedAt(running.jobId, running.attempt, 0), t);
     register();
     assert.deepEqual(await ask(control(), heartbeat([running])), { type: "ack", stale: [] });
+  });
+});
+
+void describe("agent control: grants and goodbyes", () => {
+  void it("a granted claim presigns what the decision names: sandbox, the point's training files, checkpoint", async () => {
+    const presignGet = (key: string) => Promise.resolve(`get:${key}`);
+    const { control, register, dispatched } = setup({
+      spec: { sandboxKey: "tasks/1/sandbox.tgz", trainingDS: "mnist" },
+      storage: { presignGet },
+    });
+    register();
+    assert.deepEqual(await ask(control(), claim(dispatched)), {
+      type: "claimed",
+      grant: {
+        sandbox: "get:tasks/1/sandbox.tgz",
+        trainingData: [
+          { name: "a.bin", url: "get:datasets/mnist/a.bin" },
+          { name: "b.bin", url: "get:datasets/mnist/b.bin" },
+        ],
+        checkpoint: null,
+      },
+    });
+  });
+
+  void it("a bye hands back the agent's attempts and removes it; a task waiting for its rebuild is rebuilt first", async () => {
+    const { d, c, nats, stored, control, register, registry, running } = setup();
+    register();
+    nats.up = false; // the lease check's job-lost is not logged, nor is the task rebuilt
+    await assert.rejects(
+      c.serial(() =>
+        c.commit({ type: "job-lost", taskId: "1", at: d.tick(), ...running, reason: "lease expired" }),
+      ),
+    );
+    assert.equal(c.isDiverged("1"), true);
+    nats.up = true;
+    assert.deepEqual(await ask(control(), { type: "bye", running: [running, running] }), {
+      type: "ack",
+      stale: [],
+    });
+    assert.equal(c.isDiverged("1"), false);
+    const lost = stored.filter((e) => e.type === "job-lost");
+    assert.deepEqual(
+      lost.map((e) => e.type === "job-lost" && [e.jobId, e.attempt, e.reason]),
+      [[running.jobId, running.attempt, "handed back by agent s/a"]],
+    );
+    assert.equal(registry.get("s", "a"), undefined, "the agent left the registry");
+  });
+
+  void it("the site's JOBS consumer is made only by a runner that has the port for it", async () => {
+    const runner = new EffectRunner({ logger, agents: new AgentRegistry(1), kick: () => undefined });
+    await assert.rejects(runner.run({ type: "ensure-site-consumer", site: "s" }), /no JOBS consumer port/);
   });
 });

@@ -11,7 +11,12 @@ import { SteeringState } from "../../steering/core/state.ts";
 import type { World } from "../../steering/core/world.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 
-const rules = { leaseMs: 30_000, dispatchTimeoutMs: 300_000, retry: { baseMs: 0, maxMs: 0, jitter: 0 } };
+const rules = {
+  leaseMs: 30_000,
+  heartbeatMs: 5_000,
+  dispatchTimeoutMs: 300_000,
+  retry: { baseMs: 0, maxMs: 0, jitter: 0 },
+};
 
 /** Task "1": one attempt running on s/a (claimed at `claimedAt`), one dispatched to s (at `dispatchedAt`). */
 function world(over: Partial<World> = {}) {

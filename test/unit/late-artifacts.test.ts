@@ -22,10 +22,8 @@ import { createLogger } from "../../protocol/log.ts";
 import { AgentReply, type AgentReport, type AgentRequest } from "../../protocol/messages.ts";
 import { AgentControl } from "../../steering/shell/channels/agentControl.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
-import type { SteeringConfig } from "../../steering/shell/config.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
-import type { Dispatcher } from "../../steering/shell/dispatcher.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
@@ -33,6 +31,7 @@ import { pointView } from "../../steering/core/views.ts";
 import { sampleDetail } from "../harness/fakeSteering.ts";
 import { openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { AGENT_RULES, dispatcherStub } from "./fixtures/agentKit.ts";
 import { TEST_SITE_POLICY } from "./fixtures/sitePolicy.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -209,8 +208,6 @@ void describe("agent: an attempt whose log S3 does not take", () => {
   });
 });
 
-const config = { leaseMs: 30_000, heartbeatMs: 5000, dispatchTimeoutMs: 300_000 } as SteeringConfig;
-
 /** Task "1", one point: its attempt ran on s/a and ended with loss 0.5 and its log missing. */
 function ended() {
   const d = new Driver(spec({ maxPoints: 1 }), "1");
@@ -312,17 +309,16 @@ void describe("steering: a result with a missing artifact", () => {
     for (const ev of d.log) state.apply(ev);
     const log = { append: (_: LogEvent) => Promise.resolve() };
     const c = new Committer(state, log, { publish: () => undefined }, logger);
-    const registry = new AgentRegistry(config.leaseMs);
+    const registry = new AgentRegistry(AGENT_RULES.leaseMs);
     for (const agent of ["a", "b"])
-      registry.register({ site: "s", agent, slots: 1, gpus: [], runtime: "process" }, Date.now());
+      registry.register({ site: "s", agent, slots: 1, gpus: [], runtime: "process" }, 1_000);
     const storage = { presignPut: (key: string) => Promise.resolve(`http://s3/${key}?X-Amz-Signature=x`) };
     const ctl = new AgentControl(
       c,
       registry,
       storage as unknown as Storage,
-      { kick: () => undefined } as unknown as Dispatcher,
+      dispatcherStub(c, registry).dispatcher,
       {} as JetStreamManager,
-      config,
       logger,
       { refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])) },
     );

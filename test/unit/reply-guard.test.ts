@@ -15,14 +15,13 @@ import { subjects } from "../../protocol/subjects.ts";
 import { PROTOCOL_VERSION } from "../../protocol/version.ts";
 import { AgentControl } from "../../steering/shell/channels/agentControl.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
-import type { SteeringConfig } from "../../steering/shell/config.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
-import type { Dispatcher } from "../../steering/shell/dispatcher.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { apiKit, call, createTask, openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec, specInput } from "./fixtures/engineKit.ts";
+import { dispatcherStub } from "./fixtures/agentKit.ts";
 
 /** Reply subjects a hostile requester sets: each would be a publish by steering. */
 const HOSTILE = [
@@ -141,14 +140,12 @@ void describe("replies only into the requester's inbox", () => {
         },
       },
     } as unknown as JetStreamManager;
-    const dispatcher = { kick: () => undefined, trainingFiles: () => Promise.resolve([]) };
     const control = new AgentControl(
       c,
       registry,
       {} as Storage,
-      dispatcher as unknown as Dispatcher,
+      dispatcherStub(c, registry).dispatcher,
       jsm,
-      { leaseMs: 30_000, heartbeatMs: 5000, dispatchTimeoutMs: 300_000 } as SteeringConfig,
       logger,
       { refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])) },
     );
