@@ -7,7 +7,7 @@ import { lchown, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { GridtuneError, RuntimeError } from "../../protocol/errors.ts";
-import { missingImageAdvice } from "../../protocol/images.ts";
+import { missingImageAdvice } from "./imageAdvice.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
 import {
   buildContainerConfig,

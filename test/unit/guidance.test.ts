@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { missingImageAdvice, PROJECT_IMAGES } from "../../protocol/images.ts";
+import { missingImageAdvice, PROJECT_IMAGES } from "../../evaluator/runtime/imageAdvice.ts";
 import { TaskDetail } from "../../protocol/api.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
 import { parseTaskSpec, type TaskSpecInput } from "../../protocol/taskConfig.ts";
