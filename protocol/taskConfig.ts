@@ -121,7 +121,14 @@ export function parseTaskSpec(input: unknown): TaskSpec {
   if (scheduler !== undefined) parseSchedulerConfig(scheduler, "scheduler");
   const r = TaskSpec.safeParse(input);
   if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error));
-  const spec = r.data;
+  return checkTaskSpec(r.data);
+}
+
+/**
+ * The checks across fields of a spec the schema parsed (steering's API request schema parses the
+ * spec with the request; these follow without parsing it again). Returns the spec.
+ */
+export function checkTaskSpec(spec: TaskSpec): TaskSpec {
   tokenizeExec(spec.evaluationExec, "evaluationExec");
   if (spec.steeringExec) tokenizeExec(spec.steeringExec, "steeringExec");
   checkSteeringExecForm(spec);

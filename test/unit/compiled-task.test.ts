@@ -1,4 +1,5 @@
-// The task spec is compiled once, at submission, into the engine's shape (durations in ms, sizes in
+// The task spec is parsed with the submit request, checked across fields and compiled once, at
+// submission, into the engine's shape (durations in ms, sizes in
 // bytes, exec strings as argv tokens) and logged that way; a task-created event of an older
 // steering, which logged the spec alone, is compiled as it is read and replays the same task.
 import assert from "node:assert/strict";
@@ -9,6 +10,7 @@ import { eventsOf, LogEvent, type LogEventOf } from "../../steering/core/events.
 import { foldTask } from "../../steering/core/state.ts";
 import { compileTask } from "../../steering/core/task/compiledTask.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
+import { apiKit, call } from "./fixtures/apiKit.ts";
 import { specInput } from "./fixtures/engineKit.ts";
 
 /** A task-created event exactly as a steering before the compiled shape wrote it to GTLOG. */
@@ -126,5 +128,31 @@ void describe("an old task-created (the spec alone)", () => {
     const [r] = eventsOf(neither);
     assert.ok(r && !r.ok);
     assert.match(r.issue, /task-created event needs its task/);
+  });
+});
+
+void describe("submission through steering's API", () => {
+  void it("refuses a spec the schema passes but a check across fields does not, and logs nothing", async () => {
+    const kit = apiKit();
+    const spec = specInput({ steeringExec: "python opt.py", scheduler: { type: "fifo", max_t: 3 } });
+    const r = await call(kit, "alice", { verb: "submit", spec });
+    assert.ok(!r.ok, "refused");
+    assert.equal(r.error.code, "INVALID_CONFIG");
+    assert.match(r.error.message, /steeringExec and scheduler cannot be combined/);
+    assert.equal(kit.log.stored.length, 0);
+  });
+
+  void it("logs the task compiled: what the engine and every job use", async () => {
+    const kit = apiKit();
+    const r = await call(kit, "alice", {
+      verb: "submit",
+      spec: specInput({ evaluationExec: "python t.py 'a b'" }),
+    });
+    assert.ok(r.ok, r.ok ? "" : r.error.message);
+    const [created] = kit.log.stored;
+    assert.equal(created?.type, "task-created");
+    if (created?.type !== "task-created") return;
+    assert.deepEqual(created.task.evaluation.argv, ["python", "t.py", "a b"]);
+    assert.equal(created.task.evaluation.timeoutMs, 60 * 60_000, "the default hour, in ms");
   });
 });

@@ -19,7 +19,7 @@ import {
   type SteeringIterationView,
 } from "../../../protocol/api.ts";
 import { parseApiSubject } from "../../../protocol/subjects.ts";
-import { parseTaskSpec } from "../../../protocol/taskConfig.ts";
+import { checkTaskSpec } from "../../../protocol/taskConfig.ts";
 import { compileTask } from "../../core/task/compiledTask.ts";
 import type { AgentRegistry } from "../../core/agentRegistry.ts";
 import type { Committer } from "../committer.ts";
@@ -168,8 +168,9 @@ export class Api {
   private async run(user: string, req: ApiRequest): Promise<unknown> {
     switch (req.verb) {
       case "submit": {
-        // parsed and compiled once: the engine, the log and every job use this
-        const task = compileTask(parseTaskSpec(req.spec));
+        // the spec was parsed with the request (ApiRequest); checked across fields and compiled
+        // once here: the engine, the log and every job use this
+        const task = compileTask(checkTaskSpec(req.spec));
         const spec = task.spec;
         const limits = await this.limiter.limitsOf(user);
         this.limiter.checkMaxPoints(user, limits, spec.maxPoints * (spec.segments?.length ?? 1));
