@@ -5,7 +5,6 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { stat, unlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { sleep } from "../protocol/async.ts";
 import { GridtuneError } from "../protocol/errors.ts";
 
 export interface RetryPolicy {
@@ -40,6 +39,17 @@ export function describeUrl(url: string): string {
   }
 }
 
+/** The back-off between tries: rejects with the signal's reason when it aborts (the tries end). */
+function backOff(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason as Error)), {
+      once: true,
+    });
+  });
+}
+
 async function withRetry<T>(
   what: string,
   policy: RetryPolicy,
@@ -48,10 +58,7 @@ async function withRetry<T>(
 ): Promise<T> {
   let last: unknown;
   for (let i = 0; i < policy.attempts; i++) {
-    if (i > 0) {
-      await sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (i - 1)), signal);
-      signal?.throwIfAborted();
-    }
+    if (i > 0) await backOff(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (i - 1)), signal);
     const s = signal
       ? AbortSignal.any([signal, AbortSignal.timeout(policy.requestTimeoutMs)])
       : AbortSignal.timeout(policy.requestTimeoutMs);
