@@ -1,8 +1,8 @@
 // The task both throughput benches run: N points of a one-dimensional space whose evaluation only
 // writes output.json, sampled ahead by PanDA's rule so the slots never wait for a batch.
-import type { TaskDetail } from "../protocol/messages.ts";
+import type { TaskDetail } from "../protocol/api.ts";
 import type { TaskSpecInput } from "../protocol/taskConfig.ts";
-import type { ApiClient } from "../test/harness/stack.ts";
+import type { StackClient } from "../test/harness/stack.ts";
 
 export function nullTask(n: number, parallel: number, evaluationExec: string): TaskSpecInput {
   return {
@@ -19,7 +19,7 @@ export function nullTask(n: number, parallel: number, evaluationExec: string): T
 }
 
 /** Polls the task's summary (not its points: those would make each poll costly) until it ends. */
-export async function waitEnded(api: ApiClient, taskId: string): Promise<TaskDetail> {
+export async function waitEnded(api: StackClient, taskId: string): Promise<TaskDetail> {
   for (;;) {
     const d = await api.call("show", { taskId, pointsFrom: 0, pointsLimit: 0 });
     if (d.state === "finished" || d.state === "killed") return d;

@@ -16,7 +16,7 @@ import { agentIdentity, userIdentity } from "../protocol/identity.ts";
 import { createLogger } from "../protocol/log.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
 import { startEmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
-import { ApiClient } from "../test/harness/stack.ts";
+import { StackClient } from "../test/harness/stack.ts";
 import { nullTask, waitEnded } from "./nullTask.ts";
 import { arg } from "./args.ts";
 
@@ -91,7 +91,7 @@ export async function benchSteeringCapacity(): Promise<void> {
       caFile: stack.nats.caFile,
       identity: userIdentity(stack.client.user),
     });
-    const api = new ApiClient(nc, stack.client.user);
+    const api = new StackClient(nc, stack.client.user);
     const steeringPid = (stack.steering as ServiceProcess).child.pid!;
     const natsPid = stack.nats.pid;
     const parallel = nAgents * slots;

@@ -21,7 +21,7 @@ import type { TaskSpecInput } from "../protocol/taskConfig.ts";
 import { setLimits } from "../steering/security/adminLimits.ts";
 import type { SteeringService } from "../steering/shell/service.ts";
 import { startEmbeddedStack, type EmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
-import { ApiClient } from "../test/harness/stack.ts";
+import { StackClient } from "../test/harness/stack.ts";
 import { arg } from "./args.ts";
 
 /** Resident memory of a process, MB. */
@@ -51,7 +51,7 @@ function task(specKb: number): TaskSpecInput {
   };
 }
 
-async function connect(stack: EmbeddedStack, user: string): Promise<ApiClient> {
+async function connect(stack: EmbeddedStack, user: string): Promise<StackClient> {
   const created = await stack.store.ensure(userIdentity(user));
   if (created.created) await stack.nats.reload();
   const nc = await connectNats({
@@ -60,13 +60,13 @@ async function connect(stack: EmbeddedStack, user: string): Promise<ApiClient> {
     caFile: stack.nats.caFile,
     identity: userIdentity(user),
   });
-  return new ApiClient(nc, user);
+  return new StackClient(nc, user);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /** The median of `n` `list` calls of `c`, ms. */
-async function listMs(c: ApiClient, n = 15): Promise<number> {
+async function listMs(c: StackClient, n = 15): Promise<number> {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();

@@ -16,7 +16,7 @@ import {
   type ElectionRetry,
   withElectionRetry,
 } from "../protocol/natsRetry.ts";
-import { type ApiRequest, ApiReplies, ApiReply, type ApiVerb } from "../protocol/messages.ts";
+import { type ApiRequest, ApiReplies, ApiReply, type ApiVerb } from "../protocol/api.ts";
 import { subjects } from "../protocol/subjects.ts";
 import { RemoteError } from "./errors.ts";
 

@@ -1,15 +1,17 @@
-// Compiles resolved phpo option values into the TaskSpec that is submitted: referenced files read
-// and parsed (search space, segments, scheduler), lists split, outDS with its trailing "/", and
-// the whole validated with parseTaskSpec, all before any network I/O.
+// Compiles resolved phpo option values into the TaskSpec that is submitted, in one mapping: an
+// option named like a spec field is that field; referenced files are read and parsed (search
+// space, segments, scheduler), outDS gets its trailing "/", and the whole is validated with
+// parseTaskSpec, all before any network I/O.
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { z } from "zod";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
 import { parseSchedulerConfig } from "../protocol/scheduler.ts";
-import { parseSearchSpaceFile, show } from "../protocol/searchSpace.ts";
-import { parseTaskSpec, Segment, type TaskSpec } from "../protocol/taskConfig.ts";
+import { parseSearchSpaceFile } from "../protocol/searchSpace.ts";
+import { show } from "../protocol/text.ts";
+import { parseTaskSpec, Segment, TaskSpec } from "../protocol/taskConfig.ts";
 import { parseJsonText, readJsonFile } from "./jsonText.ts";
-import { missingRequired, type PhpoValues } from "./options.ts";
+import { missingRequired, type PhpoValues } from "./optionValues.ts";
 
 export interface CompileContext {
   /** The current directory (PanDA resolves every file name against it). */
@@ -70,7 +72,10 @@ function readResources(v: unknown): unknown {
   return typeof v === "string" ? parseJsonText(v, "--resources") : v;
 }
 
-export function compileTask(values: PhpoValues, ctx: CompileContext): TaskSpec {
+/** The spec's fields: sandboxKey is set by submit once the sandbox is uploaded. */
+const SPEC_FIELDS = TaskSpec.keyof().options.filter((k) => k !== "sandboxKey");
+
+export function specFromOptions(values: PhpoValues, ctx: CompileContext): TaskSpec {
   const missing = missingRequired(values);
   if (missing.length > 0) throw new ValidationError("INVALID_CONFIG", missing.join("\n"));
   const str = (k: string) => values[k] as string | undefined;
@@ -84,41 +89,18 @@ export function compileTask(values: PhpoValues, ctx: CompileContext): TaskSpec {
   const architecture = values.architecture;
 
   const raw: Record<string, unknown> = {
+    // an option named like a field of the spec is that field (the option table uses PanDA's names)
+    ...Object.fromEntries(SPEC_FIELDS.map((k) => [k, values[k]])),
+    // the options that name a file, or are reshaped on the way
     outDS: outDS.endsWith("/") ? outDS : `${outDS}/`,
-    nParallelEvaluation: values.nParallelEvaluation,
-    maxPoints: values.maxPoints,
-    maxEvaluationJobs: values.maxEvaluationJobs,
-    nPointsPerIteration: values.nPointsPerIteration,
-    minUnevaluatedPoints: values.minUnevaluatedPoints,
-    maxPointsPerEvaluationJob: values.maxPointsPerEvaluationJob,
-    steeringContainer: values.steeringContainer,
-    steeringExec: values.steeringExec,
-    evaluationContainer: values.evaluationContainer,
-    evaluationExec: values.evaluationExec,
-    evaluationInput: values.evaluationInput,
-    evaluationTrainingData: values.evaluationTrainingData,
-    evaluationOutput: values.evaluationOutput,
-    evaluationMeta: values.evaluationMeta,
-    evaluationMetrics: values.evaluationMetrics,
-    trainingDS: values.trainingDS,
-    checkPointToSave: values.checkPointToSave,
-    checkPointToLoad: values.checkPointToLoad,
-    checkPointInterval: values.checkPointInterval,
     segments,
     searchSpace: spaces[0],
     // A list in the file means one space per segment; a single space is shared by all segments.
     segmentSearchSpaces: segments && Array.isArray(spaceJson) ? spaces : undefined,
-    site: values.site,
     architecture: typeof architecture === "object" ? JSON.stringify(architecture) : architecture || undefined,
-    workingGroup: values.workingGroup,
-    official: values.official,
-    alrbArgs: values.alrbArgs,
     sampler: values.sampler !== undefined ? readSampler(values.sampler) : undefined,
     scheduler: values.scheduler !== undefined ? readScheduler(values.scheduler, ctx) : undefined,
-    maxAttempts: values.maxAttempts,
-    resourceKey: values.resourceKey,
     resources: values.resources !== undefined ? readResources(values.resources) : undefined,
-    checkPointLimitMB: values.checkPointLimitMB,
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   try {

@@ -1,14 +1,11 @@
 // The one error funnel of phpo: every verb throws, main() calls handleError, which prints one line
 // (a stack trace only with -v) and picks the documented exit code:
-//   0 ok · 1 remote or task failure · 2 usage or validation error · 3 cannot reach a server.
+//   0 ok · 1 remote or task failure · 2 usage or validation error · 3 cannot reach a server
+// (the codes every gridtune command exits with, protocol/cli.ts).
 import { CommanderError } from "commander";
 import { type ErrorCode, GridtuneError, UnavailableError, ValidationError } from "../protocol/errors.ts";
+import { EXIT } from "../protocol/cli.ts";
 import type { Io } from "./io.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_UNAVAILABLE = 3;
 
 /** An error reply of the steering service ({ok: false, error}); its code is steering's. */
 export class RemoteError extends GridtuneError {
@@ -34,24 +31,24 @@ const USAGE_CODES: ReadonlySet<ErrorCode> = new Set([
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CommanderError) {
     // --help and --version end the parse with an "error" whose exit code is 0.
-    return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
-  if (err instanceof UnavailableError) return EXIT_UNAVAILABLE;
-  if (err instanceof RemoteError) return err.code === "UNAVAILABLE" ? EXIT_UNAVAILABLE : EXIT_FAILURE;
-  if (err instanceof ValidationError) return EXIT_USAGE;
-  if (err instanceof TaskFailedError) return EXIT_FAILURE;
+  if (err instanceof UnavailableError) return EXIT.unreachable;
+  if (err instanceof RemoteError) return err.code === "UNAVAILABLE" ? EXIT.unreachable : EXIT.failure;
+  if (err instanceof ValidationError) return EXIT.usage;
+  if (err instanceof TaskFailedError) return EXIT.failure;
   if (err instanceof GridtuneError) {
-    if (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") return EXIT_UNAVAILABLE;
-    return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
+    if (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") return EXIT.unreachable;
+    return USAGE_CODES.has(err.code) ? EXIT.usage : EXIT.failure;
   }
-  return EXIT_FAILURE;
+  return EXIT.failure;
 }
 
 /** Prints the error for a human and returns the exit code. */
 export function handleError(err: unknown, io: Io, opts: { verbose?: boolean } = {}): number {
   const code = exitCodeOf(err);
   if (err instanceof CommanderError) {
-    if (code !== EXIT_OK) {
+    if (code !== EXIT.ok) {
       // commander's messages already start with "error:" and carry a "Did you mean" hint.
       io.stderr.write(`phpo: ${err.message.trim()}\n`);
       io.stderr.write("phpo: see `phpo --help` or `phpo --helpGroup ALL`\n");

@@ -7,7 +7,7 @@ import { handleError } from "./errors.ts";
 import type { Env } from "./connection.ts";
 import type { PhpoExtension, SimulateFlags } from "./extensions.ts";
 import { type GlobalOptions, type Io, processIo } from "./io.ts";
-import { registerPhpoOptions } from "./options.ts";
+import { registerPhpoOptions } from "./optionValues.ts";
 import { controlVerb, retryVerb } from "./verbs/control.ts";
 import { registerDatasetVerbs } from "./verbs/dataset/index.ts";
 import { downloadVerb } from "./verbs/download.ts";

@@ -1,27 +1,27 @@
 // The plan `phpo preview` shows: the configured scheduler's brackets and how many trials train
 // to each length, computed by the same pure function steering uses (protocol/schedulerPlan.ts),
 // plus the total compute in resource units.
-import { previewPlan as schedulerPlan } from "../protocol/schedulerPlan.ts";
+import { previewPlan } from "../protocol/schedulerPlan.ts";
 import type { TaskSpec } from "../protocol/taskConfig.ts";
 
-export interface PlanBracket {
+export interface PreviewBracket {
   bracket: number;
   /** Resource levels a trial of this bracket is measured at, the last being its full length. */
   rungs: number[];
   trials: number;
   maxConcurrentTrials: number;
 }
-export interface PlanRow {
+export interface PreviewRow {
   /** Trials that train to exactly this resource level. */
   trials: number;
   resource: number | null;
 }
-export interface Plan {
+export interface TaskPreview {
   scheduler: string;
   exact: boolean;
   note: string;
-  brackets: PlanBracket[];
-  rows: PlanRow[];
+  brackets: PreviewBracket[];
+  rows: PreviewRow[];
   trials: number;
   /** Σ trials × resource; null when a full training has no known length. */
   totalCompute: number | null;
@@ -41,7 +41,7 @@ const NOTES: Record<string, string> = {
   sockeye: "sockeye-recipes ASHA",
 };
 
-export function previewPlan(spec: TaskSpec): Plan {
+export function previewTask(spec: TaskSpec): TaskPreview {
   const segments = spec.segments?.length ?? 1;
   const config = spec.scheduler;
   if (!config) {
@@ -58,8 +58,8 @@ export function previewPlan(spec: TaskSpec): Plan {
       fullCompute: null,
     };
   }
-  const p = schedulerPlan(config, { maxTrials: spec.maxPoints, parallel: spec.nParallelEvaluation });
-  const rows: PlanRow[] = p.counts.map((c) => ({
+  const p = previewPlan(config, { maxTrials: spec.maxPoints, parallel: spec.nParallelEvaluation });
+  const rows: PreviewRow[] = p.counts.map((c) => ({
     trials: c.trials * segments,
     resource: Number.isFinite(c.units) ? c.units : null,
   }));

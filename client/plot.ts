@@ -2,7 +2,7 @@
 // resource level, one line per point, from the points' reports) and the best loss so far against
 // the number of evaluations (points in id order, i.e. the order they were generated).
 import { FAILED_POINT_LOSS } from "../protocol/files.ts";
-import type { PointView } from "../protocol/messages.ts";
+import type { PointView } from "../protocol/api.ts";
 import { formatNumber } from "./format.ts";
 
 const W = 480;

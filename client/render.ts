@@ -1,7 +1,7 @@
 // Human views of a task for `phpo show`: header, segments, points, and rung tables.
 import { unreachable } from "../protocol/errors.ts";
 import type { FailureClass } from "../protocol/failures.ts";
-import type { PointView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
+import type { PointView, TaskDetail, TaskSummary } from "../protocol/api.ts";
 import { formatDuration, formatNumber, formatTime, formatValues, renderTable } from "./format.ts";
 import { renderSteering } from "./steeringView.ts";
 
@@ -13,7 +13,7 @@ export interface RungEntry {
   /** Whether the trial went on to the next rung (it was continued or promoted). */
   promoted: boolean;
 }
-export interface Rung {
+export interface RungTable {
   segment: string | null;
   resource: number;
   entries: RungEntry[];
@@ -27,7 +27,7 @@ export interface Rung {
  * is better). A trial is recorded at a rung with its first report at or past the level, as the
  * schedulers record it.
  */
-export function rungsOf(d: Pick<TaskDetail, "rungs" | "points">): Rung[] {
+export function rungsOf(d: Pick<TaskDetail, "rungs" | "points">): RungTable[] {
   const levels = new Map<string | null, Map<number, number>>();
   for (const r of d.rungs ?? []) {
     const mine = levels.get(r.segment) ?? new Map<number, number>();
@@ -35,7 +35,7 @@ export function rungsOf(d: Pick<TaskDetail, "rungs" | "points">): Rung[] {
     mine.set(r.level, (mine.get(r.level) ?? 0) + (r.count ?? r.values.length));
     levels.set(r.segment, mine);
   }
-  const out: Rung[] = [];
+  const out: RungTable[] = [];
   for (const [segment, byLevel] of levels) {
     const sorted = [...byLevel.keys()].sort((a, b) => a - b);
     sorted.forEach((level, i) => {
@@ -57,7 +57,7 @@ export function rungsOf(d: Pick<TaskDetail, "rungs" | "points">): Rung[] {
   return out;
 }
 
-export function renderRungs(rungs: readonly Rung[], resourceKey: string): string {
+export function renderRungs(rungs: readonly RungTable[], resourceKey: string): string {
   const out: string[] = [];
   let last: string | null | undefined;
   let i = 0;

@@ -1,7 +1,7 @@
 // The steering program's iterations (tasks with steeringExec) as phpo prints them: show's table,
 // the failure line of show, list and watch, and watch's line per iteration.
 import { unreachable } from "../protocol/errors.ts";
-import type { SteeringIterationView, TaskDetail, TaskSummary } from "../protocol/messages.ts";
+import type { SteeringIterationView, TaskDetail, TaskSummary } from "../protocol/api.ts";
 import { formatDuration, formatTime, renderTable } from "./format.ts";
 
 function outcomeOf(i: SteeringIterationView): string {

@@ -39,7 +39,8 @@ export function describeUrl(url: string): string {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** The back-off between tries: rejects with the signal's reason when it aborts (the tries end). */
+function backOff(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     const t = setTimeout(resolve, ms);
@@ -57,7 +58,7 @@ async function withRetry<T>(
 ): Promise<T> {
   let last: unknown;
   for (let i = 0; i < policy.attempts; i++) {
-    if (i > 0) await sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (i - 1)), signal);
+    if (i > 0) await backOff(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (i - 1)), signal);
     const s = signal
       ? AbortSignal.any([signal, AbortSignal.timeout(policy.requestTimeoutMs)])
       : AbortSignal.timeout(policy.requestTimeoutMs);

@@ -17,7 +17,19 @@ export async function settleWithin(p: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-/** A sleep that does not keep the process alive on its own. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
+/**
+ * A sleep that does not keep the process alive on its own. It resolves after `ms`, or early when
+ * `signal` aborts; it never rejects (a caller that must stop checks the signal).
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms).unref();
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

@@ -1,5 +1,6 @@
-// What the three CLIs share: exit codes, the error funnel for the services' commands, and
-// waiting for SIGINT/SIGTERM. (phpo has its own handleError with the same codes.)
+// What the CLIs share: the exit codes (phpo's too), the error funnel of the services' commands
+// (steering, the agent, the stack; phpo has its own, client/errors.ts) and waiting for
+// SIGINT/SIGTERM.
 import { CommanderError } from "commander";
 import { GridtuneError, UnavailableError, ValidationError } from "./errors.ts";
 

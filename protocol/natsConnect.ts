@@ -14,7 +14,6 @@ import {
 } from "@nats-io/transport-node";
 import { UnavailableError, ValidationError } from "./errors.ts";
 import { type Identity, connectionName, inboxPrefix, parseIdentity } from "./identity.ts";
-import { patchNatsRequests } from "./natsRequestPatch.ts";
 
 export type NatsLogLevel = "info" | "warn" | "error";
 export type NatsLogger = (level: NatsLogLevel, message: string, fields?: Record<string, unknown>) => void;
@@ -153,7 +152,6 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
         }
       : {}),
   };
-  patchNatsRequests();
   let nc: NatsConnection;
   try {
     nc = await connect(options);

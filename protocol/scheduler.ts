@@ -3,7 +3,7 @@
 // scheduler core (steering/scheduler) builds a scheduler from the parsed value.
 import { z } from "zod";
 import { describeZodError, ValidationError } from "./errors.ts";
-import { closest } from "./searchSpace.ts";
+import { closest } from "./text.ts";
 
 const posInt = z.number().int().positive();
 const positive = z.number().positive();

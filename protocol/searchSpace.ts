@@ -3,7 +3,7 @@
 // (categorical, uniformint, uniform) extended with the usual hyperopt/Ray names (loguniform,
 // quniform, qloguniform, normal, lognormal).
 //
-// Semantics, shared by the built-in samplers and by validatePoint:
+// Semantics, shared by the built-in samplers and by validatePoint (points.ts):
 // - uniformint: integers low..high, both ends included.
 // - uniform / loguniform: floats in [low, high]; loguniform needs low > 0.
 // - quniform / qloguniform: the multiples of q inside [low, high] (hyperopt/Ray style:
@@ -19,25 +19,9 @@
 // parent must be categorical or uniformint (a finite set, so "in" can be checked for typos);
 // chains are allowed, cycles are not.
 import { z } from "zod";
-import { unreachable, ValidationError } from "./errors.ts";
-
-export const PointValue = z.union([z.string(), z.number(), z.boolean(), z.null()], {
-  error: (i) => `must be a string, number, boolean or null, got ${show(i.input)}`,
-});
-export type PointValue = z.infer<typeof PointValue>;
-export const Point = z.record(z.string(), PointValue);
-export type Point = z.infer<typeof Point>;
-
-/** JSON text of a value for messages; never throws. */
-export function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (typeof v === "number") return String(v); // JSON would print NaN and Infinity as null
-  try {
-    return JSON.stringify(v) ?? `a ${typeof v}`;
-  } catch {
-    return `a ${typeof v} that is not JSON`;
-  }
-}
+import { ValidationError } from "./errors.ts";
+import { multipleRange, PointValue, valueAllowed } from "./points.ts";
+import { show, closest } from "./text.ts";
 
 const num = (what = "a number") =>
   z.number({
@@ -279,131 +263,6 @@ function findCycle(space: SearchSpace): string[] | undefined {
   return undefined;
 }
 
-/** The range of integers k with k*q inside [low, high]; empty when kLo > kHi. */
-export function multipleRange(low: number, high: number, q: number): [number, number] {
-  // the epsilon keeps 0.3 / 0.1 = 2.9999999999999996 from losing the bound 0.3
-  return [Math.ceil(low / q - 1e-9), Math.floor(high / q + 1e-9)];
-}
-
-/** k*q rounded to q's decimal places, so 3 * 0.1 is 0.3 and not 0.30000000000000004. */
-export function quantize(k: number, q: number): number {
-  const [mant = "", exp = "0"] = q.toExponential().split("e");
-  const decimals = Math.max(0, (mant.split(".")[1]?.length ?? 0) - Number(exp));
-  const v = decimals > 0 ? Number((k * q).toFixed(Math.min(decimals, 100))) : k * q;
-  // Math.round(-0.3) is -0: a point must survive JSON (which writes -0 as 0) unchanged
-  return v === 0 ? 0 : v;
-}
-
-/** Whether v is inside [low, high], with a 1e-9 relative allowance for float round-off. */
-function inRange(v: number, low: number, high: number): boolean {
-  const tol = (b: number) => 1e-9 * Math.max(1, Math.abs(b));
-  return v >= low - tol(low) && v <= high + tol(high);
-}
-
-/** Whether v is a value the parameter can take (the rule of validatePoint). */
-export function valueAllowed(p: Parameter, v: PointValue): boolean {
-  if (p.method === "categorical") return p.dimension.categories.some((c) => c === v);
-  if (typeof v !== "number" || !Number.isFinite(v)) return false;
-  switch (p.method) {
-    case "uniformint":
-      return Number.isInteger(v) && v >= p.dimension.low && v <= p.dimension.high;
-    case "uniform":
-    case "loguniform":
-      return inRange(v, p.dimension.low, p.dimension.high);
-    case "quniform":
-    case "qloguniform": {
-      const k = v / p.dimension.q;
-      return (
-        inRange(v, p.dimension.low, p.dimension.high) &&
-        Math.abs(k - Math.round(k)) <= 1e-9 * Math.max(1, Math.abs(k))
-      );
-    }
-    case "normal":
-      return true;
-    case "lognormal":
-      return v > 0;
-    default:
-      return unreachable(p, "parameter");
-  }
-}
-
-function describeAllowed(p: Parameter): string {
-  const d = p.dimension as Record<string, unknown>;
-  switch (p.method) {
-    case "categorical":
-      return `one of ${show(p.dimension.categories)}`;
-    case "uniformint":
-      return `an integer in [${p.dimension.low}, ${p.dimension.high}]`;
-    case "quniform":
-    case "qloguniform":
-      return `a multiple of ${p.dimension.q} in [${p.dimension.low}, ${p.dimension.high}]`;
-    case "normal":
-      return "a finite number";
-    case "lognormal":
-      return "a positive number";
-    case "uniform":
-    case "loguniform":
-      return `a number in [${show(d.low)}, ${show(d.high)}]`;
-    default:
-      return unreachable(p, "parameter");
-  }
-}
-
-/** Whether a parameter's condition holds for the values already in the point. */
-export function conditionHolds(p: Parameter, point: Readonly<Point>): boolean {
-  if (!p.condition) return true;
-  const { param } = p.condition;
-  return Object.hasOwn(point, param) && p.condition.in.some((v) => v === point[param]);
-}
-
-/**
- * Parameter names with every condition parent before its children: at each step the first name in
- * key order whose parent is already placed (so a space without conditions keeps its key order).
- * This is the order the samplers draw in, so it is part of what a seed reproduces.
- */
-export function parameterOrder(space: SearchSpace): string[] {
-  const out: string[] = [];
-  const placed = new Set<string>();
-  const names = Object.keys(space);
-  while (out.length < names.length) {
-    const next = names.find((n) => {
-      const parent = space[n]?.condition?.param;
-      return !placed.has(n) && (parent === undefined || placed.has(parent));
-    });
-    if (next === undefined)
-      throw new Error("search space conditions form a cycle; parse it with parseSearchSpace");
-    out.push(next);
-    placed.add(next);
-  }
-  return out;
-}
-
-/** Levenshtein-closest candidate, or undefined when none is within half the word's length. */
-export function closest(word: string, candidates: readonly string[], always = false): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return always || bestD <= Math.max(2, Math.floor(word.length / 2)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(
-        (prev[j] ?? 0) + 1,
-        (cur[j - 1] ?? 0) + 1,
-        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
-}
-
 function formatPath(path: readonly PropertyKey[]): string {
   return path
     .map((k, i) => (i === 0 ? `"${String(k)}"` : typeof k === "number" ? `[${k}]` : `.${String(k)}`))
@@ -474,43 +333,4 @@ export function parseSearchSpaceFile(json: unknown, nSegments: number, source?: 
       `${name} holds a list of ${json.length} search spaces but the task has ${nSegments} segment${nSegments === 1 ? "" : "s"}; give one space per segment, in segment order, or a single space for all`,
     );
   return json.map((s, i) => parseSearchSpace(s, `${name}[${i}]`));
-}
-
-/**
- * Checks a point against the space (e.g. one produced by an external steering container): every
- * active parameter present with an allowed value, no unknown keys, no key whose condition fails.
- * Throws ValidationError("INVALID_ARGUMENT") naming the offending key.
- */
-export function validatePoint(space: SearchSpace, point: unknown): Point {
-  const fail = (msg: string): never => {
-    throw new ValidationError("INVALID_ARGUMENT", `point ${show(point)}: ${msg}`);
-  };
-  if (!isObject(point)) return fail('must be a JSON object {"<parameter>": value, ...}');
-  for (const key of Object.keys(point)) {
-    if (!Object.hasOwn(space, key)) {
-      const hint = closest(key, Object.keys(space));
-      fail(
-        `unknown parameter "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}; the space defines ${Object.keys(space).join(", ")}`,
-      );
-    }
-  }
-  const checked: Point = {};
-  for (const name of parameterOrder(space)) {
-    const p = space[name] as Parameter;
-    const present = Object.hasOwn(point, name);
-    if (!conditionHolds(p, checked)) {
-      if (present)
-        fail(
-          `"${name}" must be left out: its condition (${p.condition?.param} in ${show(p.condition?.in)}) does not hold`,
-        );
-      continue;
-    }
-    if (!present) fail(`"${name}" is missing; give ${describeAllowed(p)}`);
-    const v = point[name];
-    const parsed = PointValue.safeParse(v);
-    if (!parsed.success || !valueAllowed(p, parsed.data))
-      fail(`"${name}" is ${show(v)}; ${p.method} "${name}" takes ${describeAllowed(p)}`);
-    checked[name] = v as PointValue;
-  }
-  return point as Point;
 }

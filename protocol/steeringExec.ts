@@ -110,8 +110,15 @@ export function rewriteDockerForm(tokens: readonly string[]): DockerFormRewrite 
  */
 export function checkSteeringExecForm(spec: { steeringExec?: string; steeringContainer?: string }): void {
   if (!spec.steeringExec || spec.steeringContainer) return;
-  const tokens = tokenizeExec(spec.steeringExec, "steeringExec");
-  if (tokens[0] !== "run") return;
+  checkSteeringArgvForm(tokenizeExec(spec.steeringExec, "steeringExec"), spec.steeringContainer);
+}
+
+/** checkSteeringExecForm on steeringExec's tokens (a task compiled before the check existed). */
+export function checkSteeringArgvForm(
+  tokens: readonly string[],
+  steeringContainer: string | undefined,
+): void {
+  if (steeringContainer || tokens[0] !== "run") return;
   const r = rewriteDockerForm(tokens);
   const intro =
     "steeringExec is PanDA's docker-argument form (`run [OPTIONS] IMAGE COMMAND`, used without steeringContainer); " +

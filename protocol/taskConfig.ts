@@ -69,7 +69,7 @@ export const TaskSpec = z
       ),
     nParallelEvaluation: posInt.default(1),
     maxPoints: posInt.default(10),
-    /** Default 2 × maxPoints (per segment), applied by compileTask. */
+    /** Default 2 × maxPoints (per segment), applied by steering when it compiles the task. */
     maxEvaluationJobs: posInt.optional(),
     nPointsPerIteration: posInt.default(2),
     minUnevaluatedPoints: nonNegInt.default(0),
@@ -121,7 +121,14 @@ export function parseTaskSpec(input: unknown): TaskSpec {
   if (scheduler !== undefined) parseSchedulerConfig(scheduler, "scheduler");
   const r = TaskSpec.safeParse(input);
   if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error));
-  const spec = r.data;
+  return checkTaskSpec(r.data);
+}
+
+/**
+ * The checks across fields of a spec the schema parsed (steering's API request schema parses the
+ * spec with the request; these follow without parsing it again). Returns the spec.
+ */
+export function checkTaskSpec(spec: TaskSpec): TaskSpec {
   tokenizeExec(spec.evaluationExec, "evaluationExec");
   if (spec.steeringExec) tokenizeExec(spec.steeringExec, "steeringExec");
   checkSteeringExecForm(spec);
@@ -184,9 +191,4 @@ function checkGridDimensions(spec: TaskSpec): void {
         `"dimension": {"categories": [8, 16], "grid_search": 1}, or use --sampler random`,
     );
   });
-}
-
-/** maxEvaluationJobs with PanDA's default (2 × maxPoints), per segment. */
-export function effectiveMaxEvaluationJobs(spec: TaskSpec): number {
-  return spec.maxEvaluationJobs ?? 2 * spec.maxPoints;
 }

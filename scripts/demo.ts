@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../protocol/log.ts";
-import { TaskDetail } from "../protocol/messages.ts";
+import { TaskDetail } from "../protocol/api.ts";
 import { ROOT, startEmbeddedStack } from "../stack/embedded.ts";
 import { dockerAnswers, LOCAL_IMAGES } from "../stack/images.ts";
 

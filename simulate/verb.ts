@@ -4,11 +4,11 @@
 // steering's simulator (steering/sim), which drives steering's real task engine and schedulers.
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { compileTask } from "../client/compile.ts";
+import { specFromOptions } from "../client/compile.ts";
 import type { VerbContext } from "../client/context.ts";
 import type { SimulateFlags } from "../client/extensions.ts";
 import { printJson } from "../client/io.ts";
-import { loadJsonOptions, resolveOptions } from "../client/options.ts";
+import { loadJsonOptions, resolveOptions } from "../client/optionValues.ts";
 import { fetchDetail, parseIntArg, parseTaskArg } from "../client/verbs/common.ts";
 import { ValidationError } from "../protocol/errors.ts";
 import type { SearchSpace } from "../protocol/searchSpace.ts";
@@ -122,7 +122,7 @@ function simTask(spec: TaskSpec, source: CurveSource, workers: number): TaskSpec
 
 function compile(ctx: VerbContext, config: string): TaskSpec {
   const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
-  return compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
+  return specFromOptions(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
 }
 
 interface Outcome {

@@ -2,14 +2,9 @@
 // phpo (the user's NATS identity: it sees only the user's tasks) and follows gt.events.<user>.>;
 // the benchmark feeds the same server a generated task through this interface.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import {
-  type ArtifactKind,
-  type DownloadItem,
-  type TaskDetail,
-  TaskEvents,
-  type TaskSummary,
-} from "../../protocol/messages.ts";
-import { pages, showAll } from "../../protocol/paging.ts";
+import { type ArtifactKind } from "../../protocol/messages.ts";
+import { type DownloadItem, type TaskDetail, TaskEvents, type TaskSummary } from "../../protocol/api.ts";
+import { pages, showAll } from "../paging.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import type { ApiClient } from "../api.ts";
 import { fetchResponse } from "../fetchFile.ts";

@@ -6,7 +6,7 @@
 import { unreachable } from "../../protocol/errors.ts";
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
 import type { SchedulerConfig } from "../../protocol/scheduler.ts";
-import type { PointView, TaskDetail } from "../../protocol/messages.ts";
+import type { PointView, TaskDetail } from "../../protocol/api.ts";
 
 export type RungFate = "promoted" | "stopped" | "waiting" | "running";
 

@@ -2,7 +2,7 @@
 // uPlot draws them (the union of the reported resources, one row of values per point), and the
 // ladder with each rung's values and fates as plain arrays. A 10,000-trial × 20-report task is
 // 40 MB as `show` JSON, a few MB in this form; a point's page asks for the point in full.
-import type { PointView, TaskDetail } from "../../protocol/messages.ts";
+import type { PointView, TaskDetail } from "../../protocol/api.ts";
 import type { Ladder, RungFate } from "./ladder.ts";
 
 /** Significant digits of a curve value: enough to draw and to read in the tip. */

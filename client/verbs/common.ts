@@ -1,8 +1,8 @@
 // Small helpers shared by the verbs.
 import { ValidationError } from "../../protocol/errors.ts";
-import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
+import type { TaskDetail, TaskSummary } from "../../protocol/api.ts";
 import { TASK_ID_RE } from "../../protocol/names.ts";
-import { showAll } from "../../protocol/paging.ts";
+import { showAll } from "../paging.ts";
 import { formatNumber, formatValues } from "../format.ts";
 import { countsLine } from "../render.ts";
 import { steeringFailureLine } from "../steeringView.ts";

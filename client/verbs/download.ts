@@ -3,10 +3,11 @@
 // time. Each metrics tarball is listed with tar afterwards: a file that is not a readable tar.gz is
 // reported and fails the command.
 import { basename, join, resolve } from "node:path";
-import type { ArtifactKind, MissingItem } from "../../protocol/messages.ts";
+import type { ArtifactKind } from "../../protocol/messages.ts";
+import type { MissingItem } from "../../protocol/api.ts";
 import { DirectoryError, makeDirs } from "../../protocol/dirs.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
-import { pages } from "../../protocol/paging.ts";
+import { pages } from "../paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchToFile } from "../fetchFile.ts";
 import { renderTable } from "../format.ts";

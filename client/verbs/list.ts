@@ -1,6 +1,6 @@
 // phpo list: the user's tasks, newest first.
-import type { TaskSummary } from "../../protocol/messages.ts";
-import { pages } from "../../protocol/paging.ts";
+import type { TaskSummary } from "../../protocol/api.ts";
+import { pages } from "../paging.ts";
 import { formatNumber, formatTime, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
 import { budgetNote } from "../render.ts";

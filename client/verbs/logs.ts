@@ -4,9 +4,10 @@
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ValidationError } from "../../protocol/errors.ts";
-import type { ArtifactKind, DownloadItem } from "../../protocol/messages.ts";
+import type { ArtifactKind } from "../../protocol/messages.ts";
+import type { DownloadItem } from "../../protocol/api.ts";
 import type { ApiClient } from "../api.ts";
-import { pages } from "../../protocol/paging.ts";
+import { pages } from "../paging.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchBytes } from "../fetchFile.ts";
 import { printJson } from "../io.ts";

@@ -2,15 +2,15 @@
 // prints the scheduler's plan; with --simulate, also its simulated cost on recorded curves (the
 // simulator is an extension composed in by bin/phpo: see client/extensions.ts).
 import { ValidationError } from "../../protocol/errors.ts";
-import { compileTask } from "../compile.ts";
+import { specFromOptions } from "../compile.ts";
 import type { PhpoExtension, SimulateFlags } from "../extensions.ts";
 import type { VerbContext } from "../context.ts";
 import { formatNumber, renderTable } from "../format.ts";
 import { printJson } from "../io.ts";
-import { loadJsonOptions, resolveOptions } from "../options.ts";
-import { type Plan, previewPlan } from "../plan.ts";
+import { loadJsonOptions, resolveOptions } from "../optionValues.ts";
+import { type TaskPreview, previewTask } from "../plan.ts";
 
-export function renderPlan(p: Plan, resourceKey: string): string {
+export function renderPlan(p: TaskPreview, resourceKey: string): string {
   const n = (x: number) => (p.exact ? String(x) : formatNumber(Math.round(x * 10) / 10));
   const out = [`scheduler ${p.scheduler}: ${p.note}`, ""];
   out.push(
@@ -58,8 +58,11 @@ export async function previewVerb(
       "--simulate: this phpo was started without the simulator; run bin/phpo from a gridtune checkout or install",
     );
   const loaded = loadJsonOptions(config, (m) => ctx.warn(m));
-  const spec = compileTask(resolveOptions({}, loaded.values), { cwd: process.cwd(), jsonDir: loaded.dir });
-  const plan = previewPlan(spec);
+  const spec = specFromOptions(resolveOptions({}, loaded.values), {
+    cwd: process.cwd(),
+    jsonDir: loaded.dir,
+  });
+  const plan = previewTask(spec);
   const sim =
     flags.simulate && simulator?.previewSimulate ? await simulator.previewSimulate(ctx, spec, flags) : null;
   if (ctx.json) printJson(ctx.io, sim ? { ...plan, simulation: sim.json } : plan);

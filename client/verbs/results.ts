@@ -1,6 +1,6 @@
 // phpo results TASK [--csv | --json]: one row per report (the loss at a resource level) and one row
 // per point's final loss, with the point's hyperparameters, for pandas, R or a spreadsheet.
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import type { VerbContext } from "../context.ts";
 import { printJson } from "../io.ts";
 import { fetchDetail, parseTaskArg } from "./common.ts";

@@ -1,5 +1,5 @@
 // phpo status TASK: the short summary of show (one line; --json: the TaskSummary).
-import { TaskSummary } from "../../protocol/messages.ts";
+import { TaskSummary } from "../../protocol/api.ts";
 import { printJson } from "../io.ts";
 import type { VerbContext } from "../context.ts";
 import { fetchDetail, parseTaskArg, summaryLine } from "./common.ts";

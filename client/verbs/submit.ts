@@ -3,19 +3,19 @@
 // never half-submits a task. Then: upload verb → presigned PUT of the sandbox → submit verb.
 import { promotesTrials } from "../../protocol/scheduler.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
-import { compileTask, resolveInputFile } from "../compile.ts";
+import { specFromOptions, resolveInputFile } from "../compile.ts";
 import type { VerbContext } from "../context.ts";
 import { exitCodeOf } from "../errors.ts";
 import { printJson } from "../io.ts";
 import { checkWritable, writeUserFile } from "../localFile.ts";
+import { PHPO_OPTIONS } from "../options.ts";
 import {
-  PHPO_OPTIONS,
   formatHelpGroup,
   type LoadedJson,
   loadJsonOptions,
   type PhpoValues,
   resolveOptions,
-} from "../options.ts";
+} from "../optionValues.ts";
 import { buildSandbox, type Sandbox, uploadSandbox } from "../sandbox.ts";
 import { checkOutcome, followTask } from "./watch.ts";
 import { summaryLine } from "./common.ts";
@@ -43,7 +43,7 @@ export async function prepareTask(
     }
   }
   const files = { cwd, ...(loaded ? { jsonDir: loaded.dir } : {}) };
-  const spec = compileTask(values, files);
+  const spec = specFromOptions(values, files);
   if (spec.scheduler && promotesTrials(spec.scheduler) && (spec.checkPointToSave?.length ?? 0) === 0) {
     ctx.warn(
       `scheduler ${spec.scheduler.type} pauses trials and promotes the best ones as new jobs, but the task ` +

@@ -4,7 +4,7 @@
 // `show` covers the case where none comes at all (e.g. the task ended before we subscribed).
 // Steering gathers changes for up to 100 ms into one message; --json still prints one line per
 // change (a TaskEvent: the change, its task and the message's summary).
-import { type TaskEvent, TaskEvents, TaskSummary } from "../../protocol/messages.ts";
+import { type TaskEvent, TaskEvents, TaskSummary } from "../../protocol/api.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import type { VerbContext } from "../context.ts";
 import { TaskFailedError } from "../errors.ts";

@@ -23,7 +23,8 @@ import { ImageAllowList } from "./dockerImages.ts";
 import { ContainerOwnership } from "./dockerOwnership.ts";
 import { waitExit } from "./dockerWatch.ts";
 import { PauseHold } from "./pauseHold.ts";
-import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
+import { sleep } from "../../protocol/async.ts";
+import { describeStop, LineSplitter, LogCapture, type StopCause } from "./logCapture.ts";
 
 export { buildContainerConfig, CONTAINER_WORKDIR, type ContainerConfigOptions } from "./containerConfig.ts";
 

@@ -3,7 +3,7 @@
 // created from the ID that was checked.
 import type Docker from "dockerode";
 import { RuntimeError } from "../../protocol/errors.ts";
-import { missingImageAdvice } from "../../protocol/images.ts";
+import { missingImageAdvice } from "./imageAdvice.ts";
 import { statusCode, type DockerDaemon } from "./dockerDaemon.ts";
 
 export class ImageAllowList {

@@ -131,20 +131,6 @@ export class LineSplitter {
   }
 }
 
-/** Resolves after `ms`, or early when `signal` aborts; never rejects. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Why a run was ended early; the first cause wins. */
 export type StopCause = "timeout" | "abort" | "oom" | "close";
 

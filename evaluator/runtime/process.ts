@@ -11,7 +11,8 @@ import { GroupMemoryWatch } from "./groupMemory.ts";
 import { PauseHold } from "./pauseHold.ts";
 import { DirectSpawner, HelperSpawner, type SpawnedChild, type Spawner } from "./spawner.ts";
 import type { RunHooks, RunOutcome, RunSpec, Runtime } from "./types.ts";
-import { describeStop, LineSplitter, LogCapture, sleep, type StopCause } from "./logCapture.ts";
+import { sleep } from "../../protocol/async.ts";
+import { describeStop, LineSplitter, LogCapture, type StopCause } from "./logCapture.ts";
 
 export interface ProcessRuntimeOptions {
   /** How often the memory watch samples the process group's RSS (default 200 ms). */

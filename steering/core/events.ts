@@ -2,8 +2,11 @@
 // change is appended here, and acknowledged by the server, before it is acted on; the in-memory
 // state of every task is a fold of these events, so a restarted service rebuilds it exactly.
 import { z } from "zod";
-import { ArtifactKind, PointValues, ResultOutcome, UploadedArtifact } from "../../protocol/messages.ts";
+import { ArtifactKind, ResultOutcome, UploadedArtifact } from "../../protocol/messages.ts";
+import { TaskState } from "../../protocol/api.ts";
+import { Point } from "../../protocol/points.ts";
 import { TaskSpec } from "../../protocol/taskConfig.ts";
+import { CompiledTask, compileTask } from "./task/compiledTask.ts";
 
 const Suggestion = z.discriminatedUnion("action", [
   z.object({ action: z.literal("new"), trial: z.string(), milestone: z.number() }),
@@ -13,19 +16,33 @@ const Suggestion = z.discriminatedUnion("action", [
 const base = { taskId: z.string(), at: z.number() };
 const attemptRef = { jobId: z.string(), attempt: z.number().int().positive() };
 
-export const LogEvent = z.discriminatedUnion("type", [
-  z.object({
+/**
+ * A task was submitted: its spec compiled once (task/compiledTask.ts). An older steering logged the
+ * spec alone (`spec`); such an event is compiled here, as it is read, and nowhere else.
+ */
+const TaskCreated = z
+  .object({
     type: z.literal("task-created"),
     ...base,
     user: z.string(),
-    spec: TaskSpec,
+    task: CompiledTask.optional(),
+    spec: TaskSpec.optional(),
     seed: z.number().int(),
-  }),
+  })
+  .transform(({ task, spec, ...rest }, ctx) => {
+    if (task) return { ...rest, task };
+    if (spec) return { ...rest, task: compileTask(spec) };
+    ctx.addIssue({ code: "custom", path: ["task"], message: "a task-created event needs its task" });
+    return z.NEVER;
+  });
+
+export const LogEvent = z.discriminatedUnion("type", [
+  TaskCreated,
   z.object({
     type: z.literal("points-added"),
     ...base,
     segment: z.number().int().nonnegative(),
-    points: z.array(z.object({ pointId: z.number().int().nonnegative(), values: PointValues })),
+    points: z.array(z.object({ pointId: z.number().int().nonnegative(), values: Point })),
     /** The sampler's state after producing these points (restores it exactly). */
     sampler: z.unknown(),
     /** The sampler said it has nothing more to offer (iDDS: an empty list ends generation). */
@@ -77,7 +94,7 @@ export const LogEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("task-state"),
     ...base,
-    state: z.enum(["running", "paused", "killed", "finished"]),
+    state: TaskState,
   }),
   /**
    * One run of the steering program (tasks with steeringExec), committed when it ended, before the
@@ -106,7 +123,7 @@ export const LogEvent = z.discriminatedUnion("type", [
     segment: z.number().int().nonnegative(),
     pointId: z.number().int().nonnegative(),
     suggestion: Suggestion,
-    values: PointValues.nullable(),
+    values: Point.nullable(),
     sampler: z.unknown(),
     exhausted: z.boolean(),
   }),

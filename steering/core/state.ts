@@ -1,6 +1,6 @@
 // Steering's state: the tasks in memory (a fold of their logged events) and the summaries of the
 // retired ones. Pure: changed only by apply() of a logged event (the Committer's stage()).
-import type { TaskSummary } from "../../protocol/messages.ts";
+import type { TaskSummary } from "../../protocol/api.ts";
 import type { LogEvent } from "./events.ts";
 import { SubmitWindow } from "./limits.ts";
 import { TaskEngine } from "./task/taskEngine.ts";

@@ -6,7 +6,7 @@ import {
   type PointView,
   type TaskDetail,
   type TaskSummary,
-} from "../../protocol/messages.ts";
+} from "../../protocol/api.ts";
 import { view as steeringView } from "./task/steeringIterations.ts";
 import { TaskEngine, type PointRec } from "./task/taskEngine.ts";
 

@@ -53,7 +53,7 @@ export class SteeringDispatch {
     const e = this.d.c.state.engines.get(taskId);
     const due = e?.steeringDue().find((d) => d.segment === segment);
     if (!e || !due || due.notBefore > this.d.now()) return;
-    const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
+    const run = this.runSteering(e.taskId, e.task, due).finally(() => {
       this.runs.delete(key);
       if (!this.d.signal.aborted) this.d.kick();
     });
@@ -68,18 +68,18 @@ export class SteeringDispatch {
    */
   private async runSteering(
     taskId: string,
-    spec: TaskEngine["spec"],
+    task: TaskEngine["task"],
     due: ReturnType<TaskEngine["steeringDue"]>[number],
   ): Promise<void> {
     const log = { taskId, segment: due.segment, n: due.n, generated: due.generated, failures: due.failures };
     const startedAt = this.d.now();
     this.d.logger.info("steering iteration started", log);
     const program = new SteeringProgram(this.d.runner, {
-      spec,
+      task,
       segmentName: due.segmentName,
       space: due.space,
       signal: this.d.signal,
-      sandbox: (dir) => placeSandbox(this.d.storage, spec.sandboxKey, dir),
+      sandbox: (dir) => placeSandbox(this.d.storage, task.spec.sandboxKey, dir),
     });
     const r = await program.run(due.n, due.history);
     if (this.d.signal.aborted) return;

@@ -7,11 +7,11 @@
 import { readFile, rm, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { GridtuneError, RuntimeError, ValidationError } from "../../protocol/errors.ts";
-import { tokenizeExec } from "../../protocol/execString.ts";
 import { substitutePlaceholders } from "../../protocol/placeholders.ts";
-import { checkSteeringExecForm } from "../../protocol/steeringExec.ts";
-import type { Point, SearchSpace } from "../../protocol/searchSpace.ts";
-import type { TaskSpec } from "../../protocol/taskConfig.ts";
+import { checkSteeringArgvForm } from "../../protocol/steeringExec.ts";
+import type { SearchSpace } from "../../protocol/searchSpace.ts";
+import type { Point } from "../../protocol/points.ts";
+import type { CompiledTask } from "../core/task/compiledTask.ts";
 import {
   buildSteeringInput,
   readSteeringOutput,
@@ -25,17 +25,18 @@ export const STEERING_IN = "idds_input.json";
 export const STEERING_OUT = "idds_output.json";
 
 /**
- * The argv of steeringExec. PanDA's docker-argument form without steeringContainer is refused
- * (at submission already; again here for a task logged before that check) with the rewrite.
+ * The argv of steeringExec (tokenized at submission). PanDA's docker-argument form without
+ * steeringContainer is refused (at submission already; again here for a task logged before that
+ * check) with the rewrite.
  */
-export function steeringArgv(spec: Pick<TaskSpec, "steeringExec" | "steeringContainer">): string[] {
-  if (!spec.steeringExec) throw new ValidationError("INVALID_CONFIG", "the task has no steeringExec");
-  checkSteeringExecForm(spec);
-  return tokenizeExec(spec.steeringExec, "steeringExec");
+export function steeringArgv(task: Pick<CompiledTask, "spec" | "steeringArgv">): string[] {
+  if (!task.steeringArgv) throw new ValidationError("INVALID_CONFIG", "the task has no steeringExec");
+  checkSteeringArgvForm(task.steeringArgv, task.spec.steeringContainer);
+  return task.steeringArgv;
 }
 
 export interface SteeringIteration {
-  spec: TaskSpec;
+  task: CompiledTask;
   segmentName: string | null;
   space: SearchSpace;
   signal: AbortSignal;
@@ -68,7 +69,8 @@ export class SteeringProgram implements ExternalSampler {
 
   /** Runs one iteration; never rejects: a failure is the outcome's error, with the output kept. */
   async run(n: number, history: History): Promise<SteeringRunOutcome> {
-    const { spec, space } = this.it;
+    const { task, space } = this.it;
+    const spec = task.spec;
     let exitCode: number | null = null;
     let output: Buffer = Buffer.alloc(0);
     const failed = (err: unknown): SteeringRunOutcome => ({
@@ -87,7 +89,7 @@ export class SteeringProgram implements ExternalSampler {
       return failed(err);
     }
     try {
-      const argv = steeringArgv(spec).map((t) =>
+      const argv = steeringArgv(task).map((t) =>
         substitutePlaceholders(t, {
           MAX_POINTS: String(spec.maxPoints),
           NUM_POINTS: String(n),

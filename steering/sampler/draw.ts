@@ -1,17 +1,16 @@
 // Drawing one value per method, and one whole point. Shared by the random and grid samplers so
 // both follow the semantics documented in protocol/searchSpace.ts.
 import { unreachable } from "../../protocol/errors.ts";
-import type { Rng } from "../../protocol/rng.ts";
+import type { Rng } from "../core/rng.ts";
+import { type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
 import {
   conditionHolds,
   multipleRange,
   parameterOrder,
   quantize,
-  type Parameter,
   type Point,
   type PointValue,
-  type SearchSpace,
-} from "../../protocol/searchSpace.ts";
+} from "../../protocol/points.ts";
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 

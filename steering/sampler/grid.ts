@@ -16,18 +16,17 @@
 // The grid is never materialised: combination i is decoded from its index, so the state is the
 // index of the next combination and the Rng state.
 import { unreachable, ValidationError } from "../../protocol/errors.ts";
-import { Rng, type RngState } from "../../protocol/rng.ts";
-import type { GridSamplerState } from "../../protocol/sampler.ts";
+import { Rng, type RngState } from "../core/rng.ts";
+import type { GridSamplerState } from "./state.ts";
+import { type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
 import {
   conditionHolds,
   multipleRange,
   parameterOrder,
   quantize,
-  type Parameter,
   type Point,
   type PointValue,
-  type SearchSpace,
-} from "../../protocol/searchSpace.ts";
+} from "../../protocol/points.ts";
 import { samplePoint } from "./draw.ts";
 import { checkAskCount, checkTell, type Sampler } from "./sampler.ts";
 

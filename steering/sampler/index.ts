@@ -1,8 +1,8 @@
 // The samplers the steering service uses: createSampler for a new task, restoreSampler to
 // rebuild one from its snapshot after a crash.
-import type { z } from "zod";
 import { ValidationError, describeZodError, unreachable } from "../../protocol/errors.ts";
-import { SamplerConfig, SamplerState } from "../../protocol/sampler.ts";
+import type { SamplerConfig } from "../../protocol/sampler.ts";
+import { SamplerState } from "./state.ts";
 import type { SearchSpace } from "../../protocol/searchSpace.ts";
 import { GridSampler } from "./grid.ts";
 import { RandomSampler } from "./random.ts";
@@ -22,17 +22,8 @@ export {
   type History,
 } from "./programIo.ts";
 
-/** A sampler config as written (seed optional, defaulting to 0) or as parsed. */
-export type SamplerConfigInput = z.input<typeof SamplerConfig>;
-
-function parseConfig(config: unknown): SamplerConfig {
-  const r = SamplerConfig.safeParse(config);
-  if (!r.success) throw new ValidationError("INVALID_CONFIG", describeZodError(r.error, "sampler"));
-  return r.data;
-}
-
-export function createSampler(space: SearchSpace, config: SamplerConfigInput): Sampler {
-  const c = parseConfig(config);
+/** A sampler for a parsed config (the task spec's, parsed once at submission). */
+export function createSampler(space: SearchSpace, c: SamplerConfig): Sampler {
   switch (c.type) {
     case "random":
       return new RandomSampler(space, c.seed);
@@ -44,8 +35,7 @@ export function createSampler(space: SearchSpace, config: SamplerConfigInput): S
 }
 
 /** Rebuilds a sampler from snapshot(); it continues exactly where the snapshot was taken. */
-export function restoreSampler(space: SearchSpace, config: SamplerConfigInput, state: unknown): Sampler {
-  const c = parseConfig(config);
+export function restoreSampler(space: SearchSpace, c: SamplerConfig, state: unknown): Sampler {
   const r = SamplerState.safeParse(state);
   if (!r.success) throw new ValidationError("INVALID_ARGUMENT", describeZodError(r.error, "sampler state"));
   const s = r.data;

@@ -6,7 +6,9 @@
 //   %OUT a JSON list of new points, each a dictionary over the space's keys; [] = stop.
 import { z } from "zod";
 import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
-import { Point, show, validatePoint, type SearchSpace } from "../../protocol/searchSpace.ts";
+import { type SearchSpace } from "../../protocol/searchSpace.ts";
+import { show } from "../../protocol/text.ts";
+import { Point, validatePoint } from "../../protocol/points.ts";
 
 /** Every point generated so far with its loss, null while it is not evaluated. */
 export type History = ReadonlyArray<readonly [Point, number | null]>;

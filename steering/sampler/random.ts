@@ -1,8 +1,9 @@
 // Independent seeded draws from every dimension: PanDA's default behaviour without a steering
 // container's optimiser. It never runs out.
-import { Rng, type RngState } from "../../protocol/rng.ts";
-import type { RandomSamplerState } from "../../protocol/sampler.ts";
-import { parameterOrder, type Point, type SearchSpace } from "../../protocol/searchSpace.ts";
+import { Rng, type RngState } from "../core/rng.ts";
+import type { RandomSamplerState } from "./state.ts";
+import { type SearchSpace } from "../../protocol/searchSpace.ts";
+import { parameterOrder, type Point } from "../../protocol/points.ts";
 import { samplePoint } from "./draw.ts";
 import { checkAskCount, checkTell, type Sampler } from "./sampler.ts";
 

@@ -1,7 +1,9 @@
 // The interface the steering service drives, and the checks every built-in sampler shares.
 import { ValidationError } from "../../protocol/errors.ts";
-import type { SamplerState } from "../../protocol/sampler.ts";
-import { show, validatePoint, type Point, type SearchSpace } from "../../protocol/searchSpace.ts";
+import type { SamplerState } from "./state.ts";
+import { type SearchSpace } from "../../protocol/searchSpace.ts";
+import { show } from "../../protocol/text.ts";
+import { validatePoint, type Point } from "../../protocol/points.ts";
 
 /**
  * A synchronous ask-and-tell sampler. ask(n) returns up to n new points; fewer means the sampler is

@@ -3,7 +3,7 @@
 // Tune's PromotionRungSystem (rule "syne-tune") or Determined's legacy promotion ASHA ("determined").
 import { unreachable } from "../../protocol/errors.ts";
 import type { BracketDistribution } from "../../protocol/scheduler.ts";
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import {
   drawIndex,
   optunaBracketBudgets,

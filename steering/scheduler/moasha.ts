@@ -10,7 +10,7 @@
 // the non-dominated one costs O(n log F) for two objectives and O(n²) for more.
 import type { MoashaPriority } from "../../protocol/scheduler.ts";
 import { ValidationError } from "../../protocol/errors.ts";
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { drawIndex, rayMilestones, softmaxBracketProbabilities } from "../../protocol/schedulerFormulas.ts";
 import { OrderStatTree } from "./ostree.ts";
 import { compareLex, frontsOfSorted, linearPriority } from "./pareto.ts";

@@ -5,7 +5,7 @@
 // unstarted config or a promotable one), drawn with the seeded Rng instead of Python's random.
 // Single objective: O(log n) per decision with the order-statistics trees. Multi-objective (Pareto
 // rank of metric and time) recomputes the fronts of a rung on demand, as the reference does.
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { sockeyeMaxRung, sockeyeRungTotal } from "../../protocol/schedulerFormulas.ts";
 import { Rung, scoreOf, type Sign } from "./rung.ts";
 import { nondominatedFronts } from "./pareto.ts";

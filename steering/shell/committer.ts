@@ -5,7 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { UnavailableError } from "../../protocol/errors.ts";
 import type { Logger } from "../../protocol/log.ts";
-import { MAX_CHANGES_PER_MESSAGE, type TaskChange, type TaskEvents } from "../../protocol/messages.ts";
+import { MAX_CHANGES_PER_MESSAGE, type TaskChange, type TaskEvents } from "../../protocol/api.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import { TaskEngine } from "../core/task/taskEngine.ts";
 import type { EventLog } from "./eventLog.ts";

@@ -17,7 +17,7 @@ import {
   userScope,
 } from "../../protocol/datasets.ts";
 import type { Logger } from "../../protocol/log.ts";
-import type { ApiRequest } from "../../protocol/messages.ts";
+import type { ApiRequest } from "../../protocol/api.ts";
 import { checkDatasetQuota } from "../core/limits.ts";
 import type { LiveUpload } from "../core/decide/uploads.ts";
 import { DatasetIndex } from "./datasetIndex.ts";

@@ -230,7 +230,7 @@ export class Dispatcher {
     if (!e || !rec?.site || rec.attempt !== attempt || rec.state !== "dispatched") return;
     try {
       const job = {
-        ...buildJob(e, jobId, await this.trainingFiles(e, rec.pointId)),
+        ...buildJob(e, jobId),
         avoidAgents: agentsToAvoid(
           rec,
           rec.site,

@@ -18,6 +18,7 @@ import { settleWithin } from "../../protocol/async.ts";
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import type { Logger } from "../../protocol/log.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
+import { patchNatsRequests } from "./natsRequestPatch.ts";
 import {
   STEERING_QUEUE,
   STEERING_RESULTS_CONSUMER,
@@ -86,6 +87,8 @@ export class SteeringService {
       keyFile: this.config.keyFile,
       logger: (level: "info" | "warn" | "error", message: string) => this.logger[level](message),
     };
+    // steering makes a request per job publish and log append: the cost the patch removes
+    patchNatsRequests();
     const nc = await connectNats({
       ...tls,
       seedFile: this.config.seedFile,

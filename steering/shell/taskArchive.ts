@@ -14,7 +14,7 @@
 //     retired again).
 // So at start-up an entry always matches its task's log, and every other task is read in full.
 import type { Logger } from "../../protocol/log.ts";
-import type { TaskSummary } from "../../protocol/messages.ts";
+import type { TaskSummary } from "../../protocol/api.ts";
 import type { Committer, TaskLogReader } from "./committer.ts";
 import { foldTask } from "../core/state.ts";
 import type { TaskEngine } from "../core/task/taskEngine.ts";

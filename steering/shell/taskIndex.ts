@@ -6,7 +6,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../protocol/log.ts";
-import { TaskSummary } from "../../protocol/messages.ts";
+import { TaskSummary } from "../../protocol/api.ts";
 import { KV_STATE, STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import type { FinishedIndex } from "./taskArchive.ts";
 

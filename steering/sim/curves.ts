@@ -3,8 +3,8 @@
 // benchmark's configurations are the search space (a categorical "trial" dimension) or by the
 // nearest configuration for a user's own search space.
 import { ValidationError } from "../../protocol/errors.ts";
-import type { PointValues } from "../../protocol/messages.ts";
 import type { SearchSpace } from "../../protocol/searchSpace.ts";
+import type { Point } from "../../protocol/points.ts";
 
 /** One recorded curve: ascending resource levels, the objective (minimised) and cumulative seconds. */
 export interface Curve {
@@ -26,7 +26,7 @@ export interface CurveSource {
   readonly maxResource: number;
   /** The search space whose points this source maps (its configurations when it has no other). */
   readonly space: SearchSpace;
-  curveOf(point: PointValues): Curve;
+  curveOf(point: Point): Curve;
 }
 
 /** The index of the last level ≤ r (−1 when r is below the first level). */

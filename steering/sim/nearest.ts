@@ -6,8 +6,8 @@
 // nearest configuration stands for the point); with no config, the benchmark's configurations
 // themselves are the search space and nothing is approximated (curves.ts, tabularSource).
 import { ValidationError } from "../../protocol/errors.ts";
-import type { PointValues } from "../../protocol/messages.ts";
-import { parameterOrder, type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
+import { type Parameter, type SearchSpace } from "../../protocol/searchSpace.ts";
+import { parameterOrder, type Point } from "../../protocol/points.ts";
 import type { Curve, CurveSource } from "./curves.ts";
 
 /** The benchmark's configurations: column names and one row of numbers per curve. */
@@ -31,7 +31,7 @@ function phi(z: number): number {
 }
 
 /** Where `v` lies in the distribution of parameter `p`, in [0, 1] (0.5 when absent or unknown). */
-export function quantileOf(p: Parameter, v: PointValues[string] | undefined): number {
+export function quantileOf(p: Parameter, v: Point[string] | undefined): number {
   if (v === undefined || v === null) return 0.5;
   if (p.method === "categorical") {
     const i = p.dimension.categories.findIndex((c) => c === v);

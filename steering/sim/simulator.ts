@@ -6,9 +6,10 @@
 // charged the curve's own time between the two, plus a start overhead.
 import type { PointRec } from "../core/task/records.ts";
 import { TaskEngine } from "../core/task/taskEngine.ts";
+import { compileTask } from "../core/task/compiledTask.ts";
 import type { LogEvent, LogEventOf } from "../core/events.ts";
 import { ValidationError } from "../../protocol/errors.ts";
-import { Rng } from "../../protocol/rng.ts";
+import { Rng } from "../core/rng.ts";
 import type { TaskSpec } from "../../protocol/taskConfig.ts";
 import { reportLevels, timeAt, valueAt, type Curve, type CurveSource } from "./curves.ts";
 
@@ -91,7 +92,7 @@ export function simulate(o: SimOptions): SimResult {
     taskId,
     at: 0,
     user: "sim",
-    spec: o.spec,
+    task: compileTask(o.spec),
     seed: o.seed,
   });
   const workers: Array<Running | null> = Array.from({ length: o.workers }, () => null);

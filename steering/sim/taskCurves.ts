@@ -3,7 +3,7 @@
 // level is when its report arrived, counted from the start of the attempt that sent it, plus the
 // time of the levels earlier jobs of the point had trained (a promoted job resumes).
 import { ValidationError } from "../../protocol/errors.ts";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import { tabularSource, type Curve, type CurveSource } from "./curves.ts";
 
 export interface TaskCurves {

@@ -18,7 +18,7 @@ import {
   type TaskEvent,
   type TaskEvents,
   type TaskSummary,
-} from "../../protocol/messages.ts";
+} from "../../protocol/api.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { parseApiSubject, subjects } from "../../protocol/subjects.ts";
 import { parseTaskSpec } from "../../protocol/taskConfig.ts";

@@ -2,14 +2,8 @@
 // `reports` reports (resource 1…reports), its attempts and sites, served through MemoryBackend,
 // the monitor's backend interface with everything in memory (the same server code path as NATS).
 import { GridtuneError } from "../../protocol/errors.ts";
-import type {
-  ArtifactKind,
-  DownloadItem,
-  PointView,
-  TaskDetail,
-  TaskEvents,
-  TaskSummary,
-} from "../../protocol/messages.ts";
+import type { ArtifactKind } from "../../protocol/messages.ts";
+import type { DownloadItem, PointView, TaskDetail, TaskEvents, TaskSummary } from "../../protocol/api.ts";
 import { parseTaskSpec } from "../../protocol/taskConfig.ts";
 import type { ControlVerb, MonitorBackend } from "../../client/monitor/backend.ts";
 

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { steeringIdentity, userIdentity } from "../../protocol/identity.ts";
 import { createLogger } from "../../protocol/log.ts";
-import { ApiReplies, type ApiRequest, type TaskDetail } from "../../protocol/messages.ts";
+import { ApiReplies, type ApiRequest, type TaskDetail } from "../../protocol/api.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import { subjects } from "../../protocol/subjects.ts";
-import { showAll } from "../../protocol/paging.ts";
+import { showAll } from "../../client/paging.ts";
 import { type TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { ROOT, startEmbeddedStack, type EmbeddedStack, type StackOptions } from "../../stack/embedded.ts";
@@ -21,11 +21,11 @@ export const STEPS_PAYLOAD = join(FIXTURES, "payloads", "steps.py");
 
 export interface TestStack extends EmbeddedStack {
   /** A client connection as `user` (created on demand; the server is reloaded for a new user). */
-  connect(user?: string): Promise<ApiClient>;
+  connect(user?: string): Promise<StackClient>;
   cleanup(): Promise<void>;
 }
 
-export class ApiClient {
+export class StackClient {
   constructor(
     readonly nc: NatsConnection,
     readonly user: string,
@@ -118,7 +118,7 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
-  const clients: ApiClient[] = [];
+  const clients: StackClient[] = [];
   const t = stack as TestStack;
   t.connect = async (user = "demo") => {
     const created = await stack.store.ensure(userIdentity(user));
@@ -130,7 +130,7 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
       identity: userIdentity(user),
       logger: () => undefined,
     });
-    const c = new ApiClient(nc, user);
+    const c = new StackClient(nc, user);
     clients.push(c);
     return c;
   };

@@ -53,7 +53,7 @@ describe(
     it("trains at most one epoch past the report that got it stopped", async (t) => {
       const d = new Driver(spec({ maxPoints: 1 }), "7");
       d.sampleAll();
-      const built = buildJob(d.engine, d.dispatch("s")!.jobId, []);
+      const built = buildJob(d.engine, d.dispatch("s")!.jobId);
       const job = {
         ...built,
         judgeAt: [1, 3, 9],

@@ -18,7 +18,13 @@ import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { setLimits } from "../../steering/security/adminLimits.ts";
 import { keys, Storage } from "../../steering/shell/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
-import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import {
+  FIXTURES,
+  plainUserEnv,
+  startTestStack,
+  type StackClient,
+  type TestStack,
+} from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -39,8 +45,8 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
   let stack: TestStack;
   /** Steering's keys, for the test's own checks and an admin's upload only; phpo never has them. */
   let storage: Storage;
-  let demo: ApiClient;
-  let alice: ApiClient;
+  let demo: StackClient;
+  let alice: StackClient;
   let work: string;
   const env: Record<string, Record<string, string>> = {};
 

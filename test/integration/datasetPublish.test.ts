@@ -14,7 +14,13 @@ import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { keys, Storage } from "../../steering/shell/storage.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
-import { FIXTURES, plainUserEnv, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import {
+  FIXTURES,
+  plainUserEnv,
+  startTestStack,
+  type StackClient,
+  type TestStack,
+} from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -25,7 +31,7 @@ describe(
   () => {
     let stack: TestStack;
     let storage: Storage;
-    let alice: ApiClient;
+    let alice: StackClient;
     let work: string;
     const env: Record<string, Record<string, string>> = {};
 

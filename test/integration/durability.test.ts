@@ -4,7 +4,7 @@
 // more often than its attempts allow.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import { startNatsServer } from "../../steering/security/natsServer.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
 

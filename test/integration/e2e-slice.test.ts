@@ -12,11 +12,11 @@ import * as tar from "tar";
 import { parseSearchSpace } from "../../protocol/searchSpace.ts";
 import { dockerAnswers } from "../../stack/images.ts";
 import { ensureTestImages } from "../harness/images.ts";
-import { startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const QUICKSTART = new URL("../../examples/quickstart", import.meta.url).pathname;
 
-async function uploadSandbox(api: ApiClient): Promise<string> {
+async function uploadSandbox(api: StackClient): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "gt-sandbox-"));
   const file = join(dir, "sandbox.tgz");
   await tar.c({ gzip: true, file, cwd: QUICKSTART, portable: true }, [

@@ -12,7 +12,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { keys, Storage } from "../../steering/shell/storage.ts";
-import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const PROBE = join(FIXTURES, "payloads", "probe.py");
 
@@ -49,7 +49,7 @@ function probeTask(over: Partial<TaskSpecInput>, point: Record<string, unknown>)
 describe("evaluator data: trainingDS, segments and checkpoints", { timeout: 300_000 }, () => {
   let stack: TestStack;
   let storage: Storage;
-  let api: ApiClient;
+  let api: StackClient;
   before(async () => {
     stack = await startTestStack({ agents: 1, slotsPerAgent: 2 });
     storage = new Storage(compileSteeringConfig({}, stack.steeringEnv).s3);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import { TaskDetail } from "../../protocol/messages.ts";
+import { TaskDetail } from "../../protocol/api.ts";
 import { BUSYBOX_IMAGE, dockerAvailable, ensureTestImages } from "../harness/images.ts";
 import { runBin, startTestStack, type TestStack } from "../harness/stack.ts";
 

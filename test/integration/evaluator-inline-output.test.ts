@@ -12,7 +12,7 @@ import type { LogEventOf } from "../../steering/core/events.ts";
 import { Storage } from "../../steering/shell/storage.ts";
 import { readTaskLog } from "../../steering/shell/taskLog.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { connectAsSteering, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { connectAsSteering, startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 function task(script: string): TaskSpecInput {
   return {
@@ -29,7 +29,7 @@ function task(script: string): TaskSpecInput {
 describe("quiet evaluations skip S3", { timeout: 120_000 }, () => {
   let stack: TestStack;
   let storage: Storage;
-  let api: ApiClient;
+  let api: StackClient;
   before(async () => {
     stack = await startTestStack({ agents: 1, slotsPerAgent: 1, runtime: "process" });
     storage = new Storage(compileSteeringConfig({}, stack.steeringEnv).s3);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildSandbox, uploadSandbox } from "../../client/sandbox.ts";
-import type { PointView, TaskDetail } from "../../protocol/messages.ts";
+import type { PointView, TaskDetail } from "../../protocol/api.ts";
 import { DEFAULT_BUCKET } from "../../stack/embedded.ts";
 import { startS3Server, type S3ServerHandle } from "../../stack/s3Server.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";

@@ -11,11 +11,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { numpyQuantile } from "../../protocol/schedulerFormulas.ts";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import { userIdentity } from "../../protocol/identity.ts";
 import { ROOT } from "../../stack/embedded.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../harness/browser.ts";
-import { FIXTURES, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, startTestStack, stepsTask, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const CURVE = join(FIXTURES, "payloads", "curve.py");
 const SHOTS = process.env.GRIDTUNE_UPDATE_SCREENSHOTS ? join(ROOT, "docs", "img") : null;
@@ -84,7 +84,7 @@ const stateIs = (page: Page, state: string, timeout: number) =>
 
 describe("phpo monitor in a browser", { timeout: 300_000 }, () => {
   let stack: TestStack;
-  let api: ApiClient;
+  let api: StackClient;
   let monitor: ChildProcess | undefined;
   let url: string;
   let browser: BrowserContext;

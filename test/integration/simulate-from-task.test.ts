@@ -6,13 +6,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FIXTURES, runBin, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, runBin, startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const CURVE = join(FIXTURES, "payloads", "curve.py");
 
 describe("phpo simulate --from-task", { timeout: 300_000 }, () => {
   let stack: TestStack;
-  let api: ApiClient;
+  let api: StackClient;
   let home: string;
   before(async () => {
     stack = await startTestStack({ agents: 1, slotsPerAgent: 3 });

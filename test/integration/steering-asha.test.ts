@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { TaskDetail, TaskSummary } from "../../protocol/messages.ts";
+import type { TaskDetail, TaskSummary } from "../../protocol/api.ts";
 import type { SchedulerConfigInput } from "../../protocol/scheduler.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { FIXTURES, runBin, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, runBin, startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const CURVE = join(FIXTURES, "payloads", "curve.py");
 const LADDER = { max_t: 9, grace_period: 1, reduction_factor: 3 };
@@ -37,7 +37,7 @@ function curveTask(
 
 const FINAL = ["done", "paused", "stopped", "failed"];
 
-async function logsOf(api: ApiClient, taskId: string, pointId: number): Promise<string[]> {
+async function logsOf(api: StackClient, taskId: string, pointId: number): Promise<string[]> {
   const { items } = await api.call("download", { taskId, kinds: ["log"] });
   const out: string[] = [];
   for (const it of items.filter((i) => i.pointId === pointId)) {
@@ -80,7 +80,7 @@ const decisions = (d: TaskDetail) =>
 
 describe("steering with the ASHA family", { timeout: 600_000 }, () => {
   let stack: TestStack;
-  let api: ApiClient;
+  let api: StackClient;
   before(async () => {
     stack = await startTestStack({ agents: 1, slotsPerAgent: 3 });
     api = await stack.connect();

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import { dockerAnswers } from "../../stack/images.ts";
 import { dockerObjectExists, testDocker } from "../harness/images.ts";
 import {
@@ -18,7 +18,7 @@ import {
   runBin,
   startTestStack,
   stepsTask,
-  type ApiClient,
+  type StackClient,
   type TestStack,
 } from "../harness/stack.ts";
 
@@ -62,7 +62,7 @@ function assertAllDone(d: TaskDetail, points: number): void {
 
 describe("steering container (PanDA steeringExec)", { timeout: 600_000 }, () => {
   let stack: TestStack;
-  let api: ApiClient;
+  let api: StackClient;
   let work: string;
 
   before(async () => {

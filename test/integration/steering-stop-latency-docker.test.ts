@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { dockerAvailable, ensureTestImages, PYTHON_IMAGE } from "../harness/images.ts";
-import { startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const available = await dockerAvailable();
 const skip = available ? false : "no Docker daemon answers (start dockerd or set DOCKER_HOST)";
@@ -40,7 +40,7 @@ describe(
   { skip, timeout: 300_000 },
   () => {
     let stack: TestStack;
-    let api: ApiClient;
+    let api: StackClient;
     before(async () => {
       await ensureTestImages();
       stack = await startTestStack({ agents: 1, slotsPerAgent: 3, runtime: "docker" });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { FIXTURES, startTestStack, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { FIXTURES, startTestStack, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const CURVE = join(FIXTURES, "payloads", "curve.py");
 /** Reports past the judged one a stopped trial may show: one, plus two for a loaded CI host's lag. */
@@ -15,7 +15,7 @@ const SLACK = 3;
 
 describe("asha-stopping: the stop reaches the payload within a report", { timeout: 300_000 }, () => {
   let stack: TestStack;
-  let api: ApiClient;
+  let api: StackClient;
   before(async () => {
     stack = await startTestStack({ agents: 1, slotsPerAgent: 3 });
     api = await stack.connect();

@@ -14,7 +14,7 @@ import { createLogger } from "../../protocol/log.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { SteeringService } from "../../steering/shell/service.ts";
-import { runBin, startTestStack, stepsTask, type ApiClient, type TestStack } from "../harness/stack.ts";
+import { runBin, startTestStack, stepsTask, type StackClient, type TestStack } from "../harness/stack.ts";
 
 const ACTIVE = 4;
 const SPEC_BYTES = 400_000;
@@ -44,7 +44,7 @@ async function refused(p: Promise<unknown>): Promise<GridtuneError> {
   assert.fail("expected a refusal");
 }
 
-async function listMs(c: ApiClient): Promise<number> {
+async function listMs(c: StackClient): Promise<number> {
   const t0 = performance.now();
   await c.call("list", { from: 0 });
   return performance.now() - t0;

@@ -48,7 +48,7 @@ void describe("agent: the retry of a job it already failed", () => {
     const d = new Driver(spec({ maxPoints: 1 }), "7");
     d.sampleAll();
     const ref = d.dispatch("s")!;
-    const job = { ...buildJob(d.engine, ref.jobId, []), avoidAgents: ["a"] };
+    const job = { ...buildJob(d.engine, ref.jobId), avoidAgents: ["a"] };
     const workRoot = await mkdtemp(join(tmpdir(), "gt-avoid-"));
     t.after(() => rm(workRoot, { recursive: true, force: true }));
     const agent = new Agent({

@@ -78,7 +78,7 @@ async function setup() {
   const d = new Driver(spec({ maxPoints: 1 }), "7");
   d.sampleAll();
   const ref = d.dispatch("s")!;
-  const job = buildJob(d.engine, ref.jobId, []);
+  const job = buildJob(d.engine, ref.jobId);
   const workRoot = await mkdtemp(join(tmpdir(), "gt-dup-"));
   const runtime = new WaitingRuntime();
   const agent = new Agent({

@@ -38,7 +38,7 @@ class StandIn implements Runtime {
 async function resultOf(end: Partial<RunOutcome> | Error): Promise<Extract<AgentReport, { type: "result" }>> {
   const d = new Driver(spec({ maxPoints: 1 }), "7");
   d.sampleAll();
-  const job = buildJob(d.engine, d.dispatch("s")!.jobId, []);
+  const job = buildJob(d.engine, d.dispatch("s")!.jobId);
   const workRoot = await mkdtemp(join(tmpdir(), "gt-class-"));
   const reports: AgentReport[] = [];
   const link: SteeringLink = {

@@ -58,7 +58,7 @@ class EpochPayload implements Runtime {
 async function run(o: { stopAt: number | null; answers: boolean; gate: boolean }) {
   const d = new Driver(spec({ maxPoints: 1 }), "7");
   d.sampleAll();
-  const job = { ...buildJob(d.engine, d.dispatch("s")!.jobId, []), judgeAt: [1, 3, 9] };
+  const job = { ...buildJob(d.engine, d.dispatch("s")!.jobId), judgeAt: [1, 3, 9] };
   const workRoot = await mkdtemp(join(tmpdir(), "gt-judge-"));
   const controller = new AbortController();
   const verdicts = new Verdicts();

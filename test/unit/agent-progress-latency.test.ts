@@ -47,7 +47,7 @@ class LockstepPayload implements Runtime {
 async function run(burst: number): Promise<{ reports: AgentReport[]; ms: number }> {
   const d = new Driver(spec({ maxPoints: 1 }), "7");
   d.sampleAll();
-  const job = buildJob(d.engine, d.dispatch("s")!.jobId, []);
+  const job = buildJob(d.engine, d.dispatch("s")!.jobId);
   const workRoot = await mkdtemp(join(tmpdir(), "gt-progress-"));
   const reports: AgentReport[] = [];
   const link: SteeringLink = {

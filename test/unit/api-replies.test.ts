@@ -4,8 +4,8 @@
 // neither destroys failure records it cannot run again nor requeues the points of a killed task.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ApiReplies, type ApiReply, type DownloadItem } from "../../protocol/messages.ts";
-import { pages, showAll } from "../../protocol/paging.ts";
+import { ApiReplies, type ApiReply, type DownloadItem } from "../../protocol/api.ts";
+import { pages, showAll } from "../../client/paging.ts";
 import { PAGE_BYTES } from "../../steering/core/views.ts";
 import { apiKit, call, createTask, fakeMsg, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
 

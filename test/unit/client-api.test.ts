@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listTarGz } from "../../client/sandbox.ts";
-import type { ApiRequest, TaskEvent } from "../../protocol/messages.ts";
+import type { ApiRequest, TaskEvent } from "../../protocol/api.ts";
 import {
   type FakeSteering,
   runPhpo,
@@ -438,7 +438,7 @@ describe("phpo against a fake steering on a real nats-server", () => {
 });
 
 import { sampleDetail } from "../harness/fakeSteering.ts";
-import type { TaskSummary } from "../../protocol/messages.ts";
+import type { TaskSummary } from "../../protocol/api.ts";
 
 function detailWith(s: TaskSummary) {
   return { ...sampleDetail("7"), ...s };

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withDefaultVerb } from "../../client/main.ts";
 import { parseJsonText } from "../../client/jsonText.ts";
-import { PHPO_OPTIONS, formatHelpGroup } from "../../client/options.ts";
+import { PHPO_OPTIONS } from "../../client/options.ts";
+import { formatHelpGroup } from "../../client/optionValues.ts";
 import { runPhpo } from "../harness/fakeSteering.ts";
 
 const SPACE = {

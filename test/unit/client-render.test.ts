@@ -3,7 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { formatNumber, renderTable } from "../../client/format.ts";
-import { type Plan, previewPlan } from "../../client/plan.ts";
+import { type TaskPreview, previewTask } from "../../client/plan.ts";
 import { bestSoFar, renderPlotSvg, ticks } from "../../client/plot.ts";
 import { rungsOf } from "../../client/render.ts";
 import { resultRows, resultsCsv } from "../../client/verbs/results.ts";
@@ -20,7 +20,7 @@ const spec = (scheduler?: TaskSpecInput["scheduler"], over: Partial<TaskSpecInpu
     ...(scheduler ? { scheduler } : {}),
     ...over,
   });
-const rows = (p: Plan) => p.rows.map((r) => [r.resource, r.trials]);
+const rows = (p: TaskPreview) => p.rows.map((r) => [r.resource, r.trials]);
 
 describe("phpo rendering", () => {
   test("tables pad columns, right-align numbers and show null as -", () => {
@@ -94,7 +94,7 @@ describe("phpo rendering", () => {
   });
 
   test("preview: Determined adaptive ASHA is exact (TV-DET-4 a, c)", () => {
-    const a = previewPlan(
+    const a = previewTask(
       spec({ type: "adaptive-asha", max_trials: 10, max_time: 100, max_concurrent_trials: 2 }),
     );
     assert.equal(a.exact, true);
@@ -109,7 +109,7 @@ describe("phpo rendering", () => {
         [[100], 3],
       ],
     );
-    const c = previewPlan(
+    const c = previewTask(
       spec({
         type: "adaptive-asha",
         max_trials: 10,
@@ -131,7 +131,7 @@ describe("phpo rendering", () => {
   });
 
   test("preview: sockeye rung sizes (TV-SR3-1) and FIFO", () => {
-    const s = previewPlan(spec({ type: "sockeye", r: 1, u: 1, R: 6, p: 2, max_trials: 20 }));
+    const s = previewTask(spec({ type: "sockeye", r: 1, u: 1, R: 6, p: 2, max_trials: 20 }));
     assert.deepEqual(rows(s), [
       [1, 10],
       [2, 5],
@@ -140,14 +140,14 @@ describe("phpo rendering", () => {
       [5, 1],
     ]);
     assert.equal(s.trials, 20);
-    const f = previewPlan(spec(undefined, { maxPoints: 12 }));
+    const f = previewTask(spec(undefined, { maxPoints: 12 }));
     assert.deepEqual(rows(f), [[null, 12]]);
     assert.equal(f.totalCompute, null);
     assert.match(renderPlan(f, "epochs"), /12 +train to completion/);
   });
 
   test("preview: asynchronous ASHA uses steering's plan: whole trials per length, adding up to the budget", () => {
-    const p = previewPlan(spec({ type: "asha-stopping", max_t: 27, reduction_factor: 3, max_trials: 27 }));
+    const p = previewTask(spec({ type: "asha-stopping", max_t: 27, reduction_factor: 3, max_trials: 27 }));
     assert.equal(p.exact, true);
     assert.deepEqual(
       rows(p).map((r) => r[0]),
@@ -155,7 +155,7 @@ describe("phpo rendering", () => {
     );
     for (const [, n] of rows(p)) assert.ok(Number.isInteger(n) && (n ?? 0) > 0);
     assert.equal(p.trials, 27);
-    const hb = previewPlan(spec({ type: "hyperband", max_t: 9, reduction_factor: 3, max_trials: 30 }));
+    const hb = previewTask(spec({ type: "hyperband", max_t: 9, reduction_factor: 3, max_trials: 30 }));
     assert.equal(hb.brackets.length, 3);
     assert.ok(Math.abs(hb.trials - 30) < 1e-9);
     assert.deepEqual(

@@ -3,7 +3,7 @@
 // and watch's line per run; nothing for a task without steeringExec.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { SteeringIterationView, TaskDetail } from "../../protocol/messages.ts";
+import type { SteeringIterationView, TaskDetail } from "../../protocol/api.ts";
 import { renderShow } from "../../client/render.ts";
 import { renderSteering, steeringFailureLine, steeringIterationLine } from "../../client/steeringView.ts";
 import { sampleDetail } from "../harness/fakeSteering.ts";

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
-import { Job, RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/messages.ts";
-import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
+import { Job } from "../../protocol/messages.ts";
+import { RUNG_VALUES_SHOWN, TaskDetail } from "../../protocol/api.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
@@ -37,7 +37,7 @@ void describe("TaskEngine with a scheduler: every type end to end, replayed exac
       const e = d.engine;
       assert.equal(e.state, "finished");
       assert.ok(e.points.size <= 12 && e.points.size > 0, `points ${e.points.size}`);
-      assert.ok(e.attemptsUsedIn(0) <= effectiveMaxEvaluationJobs(d.spec));
+      assert.ok(e.attemptsUsedIn(0) <= e.task.maxEvaluationJobs);
       assert.ok(suggestions(d).length >= e.points.size);
       for (const p of e.points.values()) {
         assert.ok(
@@ -66,11 +66,10 @@ void describe("TaskEngine with asha-promotion: pause and resume through checkpoi
     sim.pump();
     const first = suggestions(d)[0]!;
     assert.deepEqual(first.suggestion, { action: "new", trial: "T0", milestone: 1 });
-    const job0 = Job.parse(buildJob(d.engine, "t42-p0-j1", []));
+    const job0 = Job.parse(buildJob(d.engine, "t42-p0-j1"));
     assert.equal(job0.point.epochs, 1);
-    assert.deepEqual(job0.resource, { key: "epochs", target: 1, from: null });
-    assert.equal(job0.reportProgress, true);
-    assert.equal(job0.hasCheckpoint, false);
+    const p0 = d.engine.points.get(0)!;
+    assert.deepEqual([p0.job.target, p0.checkpointResource, p0.checkpointKey], [1, null, null]);
     // run until a promotion appears
     let promo: LogEventOf<"trial-suggested"> | undefined;
     for (let i = 0; i < 500 && !promo; i++) {
@@ -84,10 +83,9 @@ void describe("TaskEngine with asha-promotion: pause and resume through checkpoi
     assert.equal(p.job.seq, 2);
     assert.equal(p.job.attempt, 1);
     assert.equal(p.jobs, 2);
-    const job = Job.parse(buildJob(d.engine, p.job.jobId, []));
+    const job = Job.parse(buildJob(d.engine, p.job.jobId));
     assert.equal(job.jobId, `t42-p${p.pointId}-j2`);
-    assert.equal(job.hasCheckpoint, true);
-    assert.deepEqual(job.resource, { key: "epochs", target: 3, from: 1 });
+    assert.deepEqual([p.job.target, p.checkpointResource], [3, 1], "trains from level 1 to 3");
     assert.equal(job.point.epochs, 3);
     assert.equal(p.checkpointKey, `ck/t42-p${p.pointId}-j1/1/1`);
   });

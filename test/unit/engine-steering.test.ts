@@ -4,8 +4,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
+import { TaskSpec } from "../../protocol/taskConfig.ts";
+import { compileTask } from "../../steering/core/task/compiledTask.ts";
 import { steeringArgv } from "../../steering/program/iteration.ts";
-import { Driver, spec, throwsCode } from "./fixtures/engineKit.ts";
+import { Driver, spec, specInput, throwsCode } from "./fixtures/engineKit.ts";
+
+/** A task as a steering from before the submission check logged it (the spec parsed, not cross-checked). */
+const logged = (over: { steeringExec: string; steeringContainer?: string }) =>
+  compileTask(TaskSpec.parse(specInput(over)));
 
 const EXEC = "hpogrid generate --n_point=%NUM_POINTS --max_point=%MAX_POINTS --infile=%IN --outfile=%OUT";
 const pt = (x: number) => ({ x, n: 1 });
@@ -151,16 +157,19 @@ void describe("TaskEngine: external steering (steeringExec)", () => {
 
   void it("steeringArgv refuses PanDA's docker-argument form without steeringContainer, naming the fix", () => {
     throwsCode(
-      () => steeringArgv({ steeringExec: "run -v $(pwd):/data IMAGE python /opt/opt.py --input=/data/%IN" }),
+      () =>
+        steeringArgv(
+          logged({ steeringExec: "run -v $(pwd):/data IMAGE python /opt/opt.py --input=/data/%IN" }),
+        ),
       "INVALID_CONFIG",
       "docker-argument form",
       "steeringContainer",
     );
-    assert.deepEqual(steeringArgv({ steeringExec: "run --fast", steeringContainer: "img" }), [
+    assert.deepEqual(steeringArgv(logged({ steeringExec: "run --fast", steeringContainer: "img" })), [
       "run",
       "--fast",
     ]);
-    assert.deepEqual(steeringArgv({ steeringExec: `/bin/bash -c "a %IN  b"` }), [
+    assert.deepEqual(steeringArgv(logged({ steeringExec: `/bin/bash -c "a %IN  b"` })), [
       "/bin/bash",
       "-c",
       "a %IN  b",

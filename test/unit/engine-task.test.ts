@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FAILED_POINT_LOSS } from "../../protocol/files.ts";
 import { MAX_SITE_FAILURES } from "../../protocol/failures.ts";
-import { Job, TaskDetail, TaskSummary } from "../../protocol/messages.ts";
+import { Job } from "../../protocol/messages.ts";
+import { TaskDetail, TaskSummary } from "../../protocol/api.ts";
 import { JOB_ID_RE } from "../../protocol/names.ts";
-import { effectiveMaxEvaluationJobs } from "../../protocol/taskConfig.ts";
 import { buildJob } from "../../steering/core/task/jobBuilder.ts";
 import { MAX_POINTS_PER_CALL } from "../../steering/core/task/sampling.ts";
 import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
@@ -192,8 +192,8 @@ void describe("TaskEngine: dispatch limits", () => {
 
   void it("maxEvaluationJobs defaults to 2 × maxPoints", () => {
     const s = spec({ maxPoints: 2, nPointsPerIteration: 2, maxAttempts: 20 });
-    assert.equal(effectiveMaxEvaluationJobs(s), 4);
     const d = new Driver(s);
+    assert.equal(d.engine.task.maxEvaluationJobs, 4);
     d.sampleAll();
     let n = 0;
     for (let r = d.dispatch(); r; r = d.dispatch()) {
@@ -702,7 +702,7 @@ void describe("TaskEngine: segments", () => {
     const d = new Driver(segSpec());
     d.sampleAll();
     const segB = pointsOf(d).find((p) => p.segment === 1)!;
-    const j = buildJob(d.engine, segB.job.jobId, ["f2"]);
+    const j = buildJob(d.engine, segB.job.jobId);
     Job.parse(j);
     assert.deepEqual(j.evaluation.argv, [
       "python",
@@ -711,9 +711,7 @@ void describe("TaskEngine: segments", () => {
       "--tag=seg-B run",
       "%SEGMENT_NAMES",
     ]);
-    assert.equal(j.segment, "seg-B");
-    assert.deepEqual(j.trainingFiles, ["f2"]);
-    assert.equal(j.pointId, segB.pointId);
+    assert.equal(j.jobId, segB.job.jobId);
     assert.deepEqual(j.point, segB.values);
   });
 });
@@ -736,14 +734,15 @@ void describe("jobBuilder: buildJob", () => {
     d.claim(r);
     d.finish(r, "failed", null);
     const p = point(d, 0);
-    const j = buildJob(d.engine, p.job.jobId, []);
+    const j = buildJob(d.engine, p.job.jobId);
     assert.deepEqual(Job.parse(j), j);
     assert.equal(j.jobId, "t42-p0-j1");
     assert.equal(j.attempt, 2);
     assert.equal(j.taskId, "42");
     assert.equal(j.user, "alice");
-    assert.equal(j.segment, null);
-    assert.equal(j.resource, null);
+    assert.equal(p.segment, 0);
+    assert.equal(p.job.target, null, "no resource level: the point is sent as sampled");
+    assert.deepEqual(j.point, p.values);
     assert.deepEqual(j.evaluation.argv, ["bash", "-c", "python train.py --in input.json"]);
     assert.equal(j.evaluation.container, "busybox:1.36");
     assert.equal(j.evaluation.inputFile, "input.json");
@@ -758,14 +757,23 @@ void describe("jobBuilder: buildJob", () => {
     assert.equal(j.evaluation.memoryBytes, 512 * 1024 * 1024);
     assert.equal(j.evaluation.nanoCpus, 1_500_000_000);
     assert.equal(j.evaluation.network, "bridge");
-    assert.equal(j.hasSandbox, true);
-    assert.equal(j.hasCheckpoint, false);
-    assert.equal(j.reportProgress, false);
+    assert.deepEqual(j.judgeAt, [], "no scheduler: nothing to judge while the job runs");
+    assert.equal(p.checkpointKey, null);
+    for (const gone of [
+      "v",
+      "segment",
+      "pointId",
+      "resource",
+      "trainingFiles",
+      "hasSandbox",
+      "hasCheckpoint",
+    ])
+      assert.ok(!(gone in j), `${gone} is not sent: the agent never read it`);
   });
 
   void it("throws for an unknown job", () => {
     const d = new Driver(spec());
-    assert.throws(() => buildJob(d.engine, "t42-p0-j1", []), /unknown job t42-p0-j1/);
+    assert.throws(() => buildJob(d.engine, "t42-p0-j1"), /unknown job t42-p0-j1/);
   });
 });
 

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
-import { MAX_CHANGES_PER_MESSAGE, TaskEvents, type TaskDetail } from "../../protocol/messages.ts";
-import { showAll } from "../../protocol/paging.ts";
+import { MAX_CHANGES_PER_MESSAGE, TaskEvents, type TaskDetail } from "../../protocol/api.ts";
+import { showAll } from "../../client/paging.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import type { LogEvent, LogEventOf } from "../../steering/core/events.ts";

@@ -97,7 +97,7 @@ void describe("agent: an attempt whose log S3 does not take", () => {
     );
     d.sampleAll();
     const ref = d.dispatch("s")!;
-    const job = buildJob(d.engine, ref.jobId, []);
+    const job = buildJob(d.engine, ref.jobId);
     const workRoot = await mkdtemp(join(tmpdir(), "gt-late-"));
     const reports: AgentReport[] = [];
     const presigns: AgentRequest[] = [];

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildLadder, rungCutoff } from "../../client/monitor/ladder.ts";
-import type { PointView, TaskDetail } from "../../protocol/messages.ts";
+import type { PointView, TaskDetail } from "../../protocol/api.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
 import { generatedTask } from "../harness/monitorData.ts";
 

@@ -1,4 +1,4 @@
-// The nats.js request patch (protocol/natsRequestPatch.ts): an answered request no longer builds a
+// The nats.js request patch (steering/shell/natsRequestPatch.ts): an answered request no longer builds a
 // RequestError for its settled promise; a request cancelled without an answer still rejects with
 // the library's RequestError("cancelled"). The library's own errors module is reached by file
 // path (its package exports do not list it) to count RequestError constructions.
@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { RequestOne, type MuxSubscription, type Msg } from "@nats-io/nats-core/internal";
-import { patchNatsRequests } from "../../protocol/natsRequestPatch.ts";
+import { patchNatsRequests } from "../../steering/shell/natsRequestPatch.ts";
 
 const require = createRequire(import.meta.url);
 const errorsModule = require(join(dirname(require.resolve("@nats-io/nats-core")), "errors.js")) as {

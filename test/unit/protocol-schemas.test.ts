@@ -17,20 +17,16 @@ import {
   MAX_OUTPUT_MESSAGE_CHARS,
   ProgressLine,
 } from "../../protocol/files.ts";
+import { AgentReply, AgentReport, AgentRequest, ControlMessage, Job } from "../../protocol/messages.ts";
 import {
-  AgentReply,
-  AgentReport,
-  AgentRequest,
   ApiReplies,
   ApiReply,
   ApiRequest,
-  ControlMessage,
-  Job,
   TaskEvent,
   TaskEvents,
   MAX_CHANGES_PER_MESSAGE,
   TaskSummary,
-} from "../../protocol/messages.ts";
+} from "../../protocol/api.ts";
 import { JOB_ID_RE, NAME_RE, TASK_ID_RE, jobIdOf } from "../../protocol/names.ts";
 import {
   parseApiSubject,
@@ -38,12 +34,8 @@ import {
   parseResultSubject,
   subjects,
 } from "../../protocol/subjects.ts";
-import {
-  MAX_TIMER_MINUTES,
-  TaskSpec,
-  effectiveMaxEvaluationJobs,
-  parseTaskSpec,
-} from "../../protocol/taskConfig.ts";
+import { MAX_TIMER_MINUTES, TaskSpec, parseTaskSpec, type TaskSpecInput } from "../../protocol/taskConfig.ts";
+import { compileTask } from "../../steering/core/task/compiledTask.ts";
 import { SMALL_SPACE, specInput, throwsCode } from "./fixtures/engineKit.ts";
 
 /** safeParse must fail, and one issue's path must be exactly `path` (the offending field). */
@@ -62,15 +54,11 @@ function accepts<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 const job = (): Record<string, unknown> => ({
-  v: 1,
   jobId: "t12-p3-j1",
   attempt: 1,
   taskId: "12",
   user: "alice",
-  segment: null,
-  pointId: 3,
   point: { lr: 0.1, opt: "adam", bn: true, drop: null },
-  resource: null,
   evaluation: {
     container: "busybox:1.36",
     argv: ["python", "train.py"],
@@ -88,10 +76,6 @@ const job = (): Record<string, unknown> => ({
     nanoCpus: 1e9,
     network: "none",
   },
-  trainingFiles: [],
-  hasSandbox: false,
-  hasCheckpoint: false,
-  reportProgress: false,
 });
 const withEval = (over: Record<string, unknown>) => {
   const j = job();
@@ -132,21 +116,31 @@ void describe("messages: Job", () => {
     const j = accepts(Job, job());
     assert.deepEqual(j.point, { lr: 0.1, opt: "adam", bn: true, drop: null });
   });
-  void it("accepts an ASHA resource and a segment name", () => {
-    accepts(Job, { ...job(), segment: "seg_A", resource: { key: "epochs", target: 9, from: 3 } });
-    accepts(Job, { ...job(), resource: { key: "epochs", target: 9, from: null } });
+  void it("reads a version-1 job (its extra fields are dropped): a queued job survives the upgrade", () => {
+    const old = {
+      ...job(),
+      v: 1,
+      segment: "seg_A",
+      pointId: 3,
+      resource: { key: "epochs", target: 9, from: 3 },
+      trainingFiles: [],
+      hasSandbox: false,
+      hasCheckpoint: false,
+      reportProgress: true,
+    };
+    assert.deepEqual(accepts(Job, old), accepts(Job, job()));
   });
   void it("refuses a malformed job id, naming jobId", () => {
     for (const bad of ["t12-p3", "12-p3-j1", "t12-p3-j1 ", "t1.2-p3-j1", "t12-p3-j12345", "T12-p3-j1"]) {
       refuses(Job, { ...job(), jobId: bad }, ["jobId"]);
     }
   });
-  void it("refuses attempt 0, a non-decimal task id and a negative point id", () => {
+  void it("refuses attempt 0 and a non-decimal task id", () => {
     refuses(Job, { ...job(), attempt: 0 }, ["attempt"]);
     refuses(Job, { ...job(), attempt: 1.5 }, ["attempt"]);
     refuses(Job, { ...job(), taskId: "abc" }, ["taskId"]);
     refuses(Job, { ...job(), taskId: "1234567890123" }, ["taskId"]);
-    refuses(Job, { ...job(), pointId: -1 }, ["pointId"]);
+    refuses(Job, { ...job(), taskId: 12 }, ["taskId"]);
   });
   void it("refuses an empty argv, a bad network and non-integer limits", () => {
     refuses(Job, withEval({ argv: [] }), ["evaluation", "argv"]);
@@ -160,8 +154,8 @@ void describe("messages: Job", () => {
     refuses(Job, { ...job(), point: { a: [1, 2] } }, ["point", "a"]);
     refuses(Job, { ...job(), point: { a: { b: 1 } } }, ["point", "a"]);
     const j = job();
-    delete j.hasSandbox;
-    refuses(Job, j, ["hasSandbox"]);
+    delete j.user;
+    refuses(Job, j, ["user"]);
   });
 });
 
@@ -494,13 +488,12 @@ void describe("taskConfig: TaskSpec and parseTaskSpec", () => {
     assert.equal(s.evaluationOutput, "out.json");
     assert.deepEqual(Object.keys(s.searchSpace).sort(), Object.keys(SMALL_SPACE).sort());
   });
-  void it("effectiveMaxEvaluationJobs defaults to 2 × maxPoints, and an explicit value wins", () => {
-    assert.equal(effectiveMaxEvaluationJobs(parseTaskSpec(specInput())), 20);
-    assert.equal(effectiveMaxEvaluationJobs(parseTaskSpec(specInput({ maxPoints: 7 }))), 14);
-    assert.equal(
-      effectiveMaxEvaluationJobs(parseTaskSpec(specInput({ maxPoints: 7, maxEvaluationJobs: 3 }))),
-      3,
-    );
+  void it("maxEvaluationJobs compiles to 2 × maxPoints by default, and an explicit value wins", () => {
+    const jobs = (over: Partial<TaskSpecInput>) =>
+      compileTask(parseTaskSpec(specInput(over))).maxEvaluationJobs;
+    assert.equal(jobs({}), 20);
+    assert.equal(jobs({ maxPoints: 7 }), 14);
+    assert.equal(jobs({ maxPoints: 7, maxEvaluationJobs: 3 }), 3);
   });
   void it("refuses an unknown key, naming it", () => {
     throwsCode(() => parseTaskSpec({ ...specInput(), maxPiont: 3 }), "INVALID_CONFIG", "maxPiont");

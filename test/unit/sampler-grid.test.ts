@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { parseSearchSpace, validatePoint, type Point } from "../../protocol/searchSpace.ts";
+import { parseSearchSpace } from "../../protocol/searchSpace.ts";
+import { validatePoint, type Point } from "../../protocol/points.ts";
 import { createSampler, GridSampler, restoreSampler } from "../../steering/sampler/index.ts";
 
 const space = parseSearchSpace({

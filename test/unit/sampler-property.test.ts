@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { parseSearchSpace, validatePoint, type Point } from "../../protocol/searchSpace.ts";
+import { parseSearchSpace } from "../../protocol/searchSpace.ts";
+import { validatePoint, type Point } from "../../protocol/points.ts";
 import { createSampler, restoreSampler } from "../../steering/sampler/index.ts";
 
 const flag = fc.constantFrom(undefined, 0, 1, true, false);

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { parseSearchSpace, validatePoint, type Point } from "../../protocol/searchSpace.ts";
+import { parseSearchSpace } from "../../protocol/searchSpace.ts";
+import { validatePoint, type Point } from "../../protocol/points.ts";
+import { parseTaskSpec } from "../../protocol/taskConfig.ts";
 import { createSampler, RandomSampler, restoreSampler } from "../../steering/sampler/index.ts";
+import { specInput } from "./fixtures/engineKit.ts";
 
 const N = 4000;
 const draws = (dimension: object, method: string, seed = 1, n = N): number[] => {
@@ -122,9 +125,10 @@ void describe("RandomSampler: determinism and state", () => {
     assert.deepEqual([...s.ask(3), ...s.ask(7)], whole);
   });
 
-  void it("defaults the seed to 0", () => {
+  void it("defaults the seed to 0 (when the spec is parsed)", () => {
+    const config = parseTaskSpec(specInput({ sampler: { type: "random" } })).sampler!;
     assert.deepEqual(
-      createSampler(PANDA, { type: "random" }).ask(3),
+      createSampler(PANDA, config).ask(3),
       createSampler(PANDA, { type: "random", seed: 0 }).ask(3),
     );
   });
@@ -163,9 +167,10 @@ void describe("RandomSampler: determinism and state", () => {
 });
 
 void describe("createSampler / restoreSampler: bad input", () => {
+  // the config is parsed with the task's spec, once (createSampler takes it parsed)
   const configError = (config: unknown, part: RegExp) =>
     assert.throws(
-      () => createSampler(PANDA, config as never),
+      () => parseTaskSpec(specInput({ sampler: config as never })),
       (e: unknown) => e instanceof ValidationError && e.code === "INVALID_CONFIG" && part.test(e.message),
     );
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { parseSearchSpace, type Point } from "../../protocol/searchSpace.ts";
+import { parseSearchSpace } from "../../protocol/searchSpace.ts";
+import { type Point } from "../../protocol/points.ts";
 import {
   buildSteeringInput,
   createSampler,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
-import { parameterOrder, parseSearchSpace, quantize, validatePoint } from "../../protocol/searchSpace.ts";
+import { parseSearchSpace } from "../../protocol/searchSpace.ts";
+import { parameterOrder, quantize, validatePoint } from "../../protocol/points.ts";
 
 const space = parseSearchSpace({
   layers: { method: "uniformint", dimension: { low: 1, high: 3 } },

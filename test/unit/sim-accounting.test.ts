@@ -3,10 +3,10 @@
 // results for the same seed. The simulator drives steering's real TaskEngine and scheduler.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { PointValues } from "../../protocol/messages.ts";
+import type { SearchSpace } from "../../protocol/searchSpace.ts";
+import type { Point } from "../../protocol/points.ts";
 import type { SchedulerConfigInput } from "../../protocol/scheduler.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
-import type { SearchSpace } from "../../protocol/searchSpace.ts";
 import { timeAt, valueAt, type Curve, type CurveSource } from "../../steering/sim/curves.ts";
 import { simSpec } from "../../steering/sim/methods.ts";
 import { simulate } from "../../steering/sim/simulator.ts";
@@ -31,7 +31,7 @@ function inOrder(curves: Curve[]): CurveSource {
     curves,
     maxResource: 3,
     space: SPACE,
-    curveOf(p: PointValues) {
+    curveOf(p: Point) {
       const key = JSON.stringify(p);
       let c = seen.get(key);
       if (!c) {

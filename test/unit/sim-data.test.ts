@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
-import { TaskDetail } from "../../protocol/messages.ts";
+import { TaskDetail } from "../../protocol/api.ts";
 import { parseSchedulerConfig } from "../../protocol/scheduler.ts";
 import type { SearchSpace } from "../../protocol/searchSpace.ts";
 import { timeAt, valueAt } from "../../steering/sim/curves.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createLogger } from "../../protocol/log.ts";
-import { ApiReplies, type ApiReply, type TaskSummary } from "../../protocol/messages.ts";
+import { ApiReplies, type ApiReply, type TaskSummary } from "../../protocol/api.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import type { LogEvent } from "../../steering/core/events.ts";

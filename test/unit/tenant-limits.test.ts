@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Command } from "commander";
 import { createLogger } from "../../protocol/log.ts";
-import { ApiReplies, type ApiReply } from "../../protocol/messages.ts";
+import { ApiReplies, type ApiReply } from "../../protocol/api.ts";
 import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { DEFAULT_TENANT_LIMITS } from "../../steering/core/limits.ts";

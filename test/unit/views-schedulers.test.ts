@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderShow, rungsOf } from "../../client/render.ts";
 import { progressLine } from "../../client/verbs/watch.ts";
-import { TaskDetail, TaskSummary, type PointView } from "../../protocol/messages.ts";
+import { TaskDetail, TaskSummary, type PointView } from "../../protocol/api.ts";
 import { detail, summarize } from "../../steering/core/views.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import { ALL, LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";

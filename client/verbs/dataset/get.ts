@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { DatasetPath } from "../../../protocol/datasets.ts";
 import { DirectoryError, makeDirs } from "../../../protocol/dirs.ts";
 import { GridtuneError } from "../../../protocol/errors.ts";
-import { pages } from "../../../protocol/paging.ts";
+import { pages } from "../../paging.ts";
 import type { VerbContext } from "../../context.ts";
 import { getFile, sha256File } from "../../datasetTransfer.ts";
 import { renderTable } from "../../format.ts";

@@ -1,6 +1,6 @@
 // phpo dataset show NAME: the files of a dataset the user may read, with sizes and sha256.
 import { DatasetName, type DatasetFile } from "../../../protocol/datasets.ts";
-import { pages } from "../../../protocol/paging.ts";
+import { pages } from "../../paging.ts";
 import { ValidationError } from "../../../protocol/errors.ts";
 import type { VerbContext } from "../../context.ts";
 import { renderTable } from "../../format.ts";

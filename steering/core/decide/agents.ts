@@ -318,7 +318,7 @@ export function decidePresign(
     pointId = first.point.pointId;
   }
   for (const a of req.artifacts) {
-    const limit = a.kind === "checkpoint" ? e.spec.checkPointLimitMB * 1024 * 1024 : MAX_UPLOAD_BYTES;
+    const limit = a.kind === "checkpoint" ? e.task.evaluation.checkPointLimitBytes : MAX_UPLOAD_BYTES;
     if (a.size > limit)
       return only(refusal("TOO_LARGE", `${a.kind} of ${a.size} bytes exceeds the limit of ${limit}`));
   }

@@ -5,7 +5,7 @@
 // tasks: another user's task is reported as not found. Refusals are thrown as GridtuneErrors
 // naming the field or limit and the fix; nothing is logged for a refused command.
 import { GridtuneError } from "../../../protocol/errors.ts";
-import type { TaskSummary } from "../../../protocol/messages.ts";
+import type { TaskSummary } from "../../../protocol/api.ts";
 import type { TaskSpec } from "../../../protocol/taskConfig.ts";
 import type { SitePolicy } from "../../security/sitePolicy.ts";
 import type { Decision } from "../decision.ts";
@@ -13,6 +13,7 @@ import type { Effect } from "../effects.ts";
 import type { LogEvent } from "../events.ts";
 import { checkActive, checkMaxPoints, checkRate, type TenantLimits } from "../limits.ts";
 import { checkSubmitSites } from "../sites.ts";
+import { compileTask } from "../task/compiledTask.ts";
 import type { TaskEngine } from "../task/taskEngine.ts";
 import { checkTrainingData } from "../trainingData.ts";
 import type { World } from "../world.ts";
@@ -98,7 +99,7 @@ export function decideSubmit(w: World, cmd: SubmitCommand, now: number): Decisio
   const taskId = String(w.tasks.maxTaskId + 1);
   const seed = spec.sampler?.seed ?? cmd.randomSeed;
   return {
-    events: [{ type: "task-created", taskId, at: now, user, spec, seed }],
+    events: [{ type: "task-created", taskId, at: now, user, task: compileTask(spec), seed }],
     effects: [
       { type: "log", level: "info", message: "task submitted", fields: { user, taskId, outDS: spec.outDS } },
       { type: "kick" },

@@ -2,7 +2,6 @@
 // within nParallelEvaluation and maxEvaluationJobs, after each retry's back-off), whether the task
 // is over, which running attempts must be told to stop, the budget, and whether a retry fits it.
 // Pure reads of the task's state.
-import { effectiveMaxEvaluationJobs } from "../../../protocol/taskConfig.ts";
 import type { JobRec, PointRec, StopRequest } from "./records.ts";
 import type { TaskData } from "./taskData.ts";
 
@@ -28,7 +27,7 @@ export function nextReady(
   readyAt: ReadyAt,
 ): { job: JobRec | null; wakeAt: number | null } {
   if (t.state !== "running" || t.inFlight() >= t.spec.nParallelEvaluation) return { job: null, wakeAt: null };
-  const budget = effectiveMaxEvaluationJobs(t.spec);
+  const budget = t.task.maxEvaluationJobs;
   // FIFO by point: the lowest point id among the ready queued jobs with budget left
   let first: PointRec | null = null;
   let wakeAt: number | null = null;
@@ -45,7 +44,7 @@ export function nextReady(
 export function isComplete(t: TaskData): boolean {
   if (t.state !== "running") return false;
   if (t.inFlight() > 0) return false;
-  const budget = effectiveMaxEvaluationJobs(t.spec);
+  const budget = t.task.maxEvaluationJobs;
   for (let i = 0; i < t.segments.length; i++) {
     const queued = [...t.index.queued].some((p) => p.segment === i);
     const budgetLeft = t.attemptsUsedIn(i) < budget;
@@ -70,7 +69,7 @@ export function stopRequests(t: TaskData): Array<{ job: JobRec; reason: StopRequ
 
 /** maxEvaluationJobs over all segments: attempts dispatched, the limit, and whether a segment spent its own. */
 export function budget(t: TaskData): { used: number; limit: number; spent: boolean } {
-  const per = effectiveMaxEvaluationJobs(t.spec);
+  const per = t.task.maxEvaluationJobs;
   return {
     used: t.attemptsUsed.reduce((a, b) => a + b, 0),
     limit: per * t.attemptsUsed.length,
@@ -85,7 +84,7 @@ export function budget(t: TaskData): { used: number; limit: number; spent: boole
  * is refused unless every segment can run its points. Empty when all fit.
  */
 export function requeueShortfall(t: TaskData, pointIds: readonly number[]): Shortfall[] {
-  const limit = effectiveMaxEvaluationJobs(t.spec);
+  const limit = t.task.maxEvaluationJobs;
   const wanted = new Map<number, number>();
   for (const id of pointIds) {
     const p = t.points.get(id);

@@ -1,56 +1,27 @@
-// Turns the engine's job record into the Job message an agent runs: the exec string tokenized
-// once and %SEGMENT_NAME substituted per token (no shell), limits from the task's resources.
-import { tokenizeExec } from "../../../protocol/execString.ts";
+// Turns the engine's job record into the Job message an agent runs: the task's compiled
+// evaluation (tokenized once, at submission) with %SEGMENT_NAME substituted per token (no shell).
 import type { Job } from "../../../protocol/messages.ts";
 import { substitutePlaceholders } from "../../../protocol/placeholders.ts";
-import { PROTOCOL_VERSION } from "../../../protocol/version.ts";
 import type { TaskEngine } from "./taskEngine.ts";
 
-export function buildJob(engine: TaskEngine, jobId: string, trainingFiles: string[]): Job {
+export function buildJob(engine: TaskEngine, jobId: string): Job {
   const p = engine.pointOfJob(jobId);
   if (!p) throw new Error(`buildJob: unknown job ${jobId}`);
-  const spec = engine.spec;
+  const evaluation = engine.task.evaluation;
   const segment = engine.segmentName(p.segment);
-  const values: Record<string, string> = segment === null ? {} : { SEGMENT_NAME: segment };
-  const argv = tokenizeExec(spec.evaluationExec).map((t) => substitutePlaceholders(t, values));
-  const r = spec.resources;
+  const argv =
+    segment === null
+      ? [...evaluation.argv]
+      : evaluation.argv.map((t) => substitutePlaceholders(t, { SEGMENT_NAME: segment }));
   const point = { ...p.values };
-  if (p.job.target !== null) point[spec.resourceKey] = p.job.target;
+  if (p.job.target !== null) point[engine.spec.resourceKey] = p.job.target;
   return {
-    v: PROTOCOL_VERSION,
     jobId,
     attempt: p.job.attempt,
     taskId: engine.taskId,
     user: engine.user,
-    segment,
-    pointId: p.pointId,
     point,
-    resource:
-      p.job.target === null
-        ? null
-        : { key: spec.resourceKey, target: p.job.target, from: p.checkpointResource },
-    evaluation: {
-      container: spec.evaluationContainer,
-      argv,
-      inputFile: spec.evaluationInput,
-      trainingDataFile: spec.evaluationTrainingData,
-      outputFile: spec.evaluationOutput,
-      metaFile: spec.evaluationMeta ?? null,
-      metricsFile: spec.evaluationMetrics ?? null,
-      checkPointToSave: spec.checkPointToSave ?? [],
-      checkPointToLoad: spec.checkPointToLoad ?? null,
-      checkPointIntervalMs: spec.checkPointInterval * 60_000,
-      checkPointLimitBytes: spec.checkPointLimitMB * 1024 * 1024,
-      timeoutMs: r.timeoutMinutes * 60_000,
-      memoryBytes: r.memoryMB * 1024 * 1024,
-      nanoCpus: Math.round(r.cpus * 1e9),
-      network: r.network,
-    },
-    trainingFiles,
-    hasSandbox: spec.sandboxKey !== undefined,
-    hasCheckpoint: p.checkpointKey !== null,
-    // every scheduler decides on intermediate reports (rungs), so the agent forwards them
-    reportProgress: spec.scheduler !== undefined,
+    evaluation: { ...evaluation, argv },
     judgeAt: judgeLevels(engine, p.segment),
     // the dispatcher fills these in from the live agents (steering/core/retryPolicy.ts)
     avoidAgents: [],

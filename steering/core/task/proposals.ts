@@ -2,8 +2,7 @@
 // program runs that are due, and, for a task with a scheduler, the next trial to start or promote.
 // Each answer is an event for the Committer to log; nothing here changes the task's state except
 // suggest() inside a scheduler (see proposeTrial).
-import type { Point } from "../../../protocol/searchSpace.ts";
-import { effectiveMaxEvaluationJobs } from "../../../protocol/taskConfig.ts";
+import type { Point } from "../../../protocol/points.ts";
 import type { LogEventOf } from "../events.ts";
 import { pausing } from "./attemptOutcome.ts";
 import {
@@ -61,7 +60,7 @@ function samplingView(t: TaskData): SamplingView {
     points: t.points,
     nextPointId: t.nextPointId,
     unevaluated: (segment) => t.index.unevaluatedIn(segment),
-    jobsLeft: (segment) => effectiveMaxEvaluationJobs(t.spec) - t.attemptsUsedIn(segment),
+    jobsLeft: (segment) => t.task.maxEvaluationJobs - t.attemptsUsedIn(segment),
   };
 }
 
@@ -75,7 +74,7 @@ export function proposeTrial(t: TaskData, at: number): LogEventOf<"trial-suggest
   if (t.state !== "running" || !t.schedulers || t.hasUnloggedSuggestion()) return null;
   const queued = [...t.index.queued];
   if (t.inFlight() + queued.length >= t.spec.nParallelEvaluation) return null;
-  const budget = effectiveMaxEvaluationJobs(t.spec);
+  const budget = t.task.maxEvaluationJobs;
   for (let i = 0; i < t.schedulers.length; i++) {
     const sched = t.schedulers[i]!;
     const mineQueued = queued.filter((p) => p.segment === i).length;

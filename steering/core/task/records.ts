@@ -2,7 +2,9 @@
 // is a new attempt of the same job, an ASHA promotion a new job of the same point).
 import type { ErrorCode } from "../../../protocol/errors.ts";
 import type { FailureClass } from "../../../protocol/failures.ts";
-import type { ArtifactKind, PointState, PointValues } from "../../../protocol/messages.ts";
+import type { ArtifactKind } from "../../../protocol/messages.ts";
+import type { PointState } from "../../../protocol/api.ts";
+import type { Point } from "../../../protocol/points.ts";
 import { jobIdOf } from "../../../protocol/names.ts";
 import type { Decision } from "../../scheduler/index.ts";
 
@@ -53,7 +55,7 @@ export interface MissingRec {
 export interface PointRec {
   pointId: number;
   segment: number;
-  values: PointValues;
+  values: Point;
   state: PointState;
   loss: number | null;
   attempts: number;
@@ -100,7 +102,7 @@ export function newPoint(
   taskId: string,
   pointId: number,
   segment: number,
-  values: PointValues,
+  values: Point,
   target: number | null,
   trial: string | null,
 ): PointRec {

@@ -5,7 +5,8 @@
 // (proposeSampling); a steering program (steeringExec) is run by the dispatcher outside the
 // commit queue (steeringDue), and its answer becomes the same points-added event (steeringResult).
 // Pure functions over a read-only view of the engine.
-import type { Point, SearchSpace } from "../../../protocol/searchSpace.ts";
+import type { SearchSpace } from "../../../protocol/searchSpace.ts";
+import type { Point } from "../../../protocol/points.ts";
 import type { TaskSpec } from "../../../protocol/taskConfig.ts";
 import type { LogEventOf } from "../events.ts";
 import type { PointRec } from "./records.ts";

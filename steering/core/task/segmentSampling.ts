@@ -7,7 +7,8 @@
 // commit queue; the engine only says when an iteration is due and turns its result into the same
 // points-added event (sampler state null).
 import type { SamplerConfig } from "../../../protocol/sampler.ts";
-import type { Point, SearchSpace } from "../../../protocol/searchSpace.ts";
+import type { SearchSpace } from "../../../protocol/searchSpace.ts";
+import type { Point } from "../../../protocol/points.ts";
 import type { TaskSpec } from "../../../protocol/taskConfig.ts";
 import { createSampler, restoreSampler } from "../../sampler/index.ts";
 

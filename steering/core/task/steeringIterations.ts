@@ -5,7 +5,7 @@
 // generation for the segment and is the task's named failure. Pure: a fold of the log, with
 // times from the events.
 import { backoffDelay, stableUnit, type Backoff } from "../../../protocol/backoff.ts";
-import type { SteeringIterationView, SteeringSummary } from "../../../protocol/messages.ts";
+import type { SteeringIterationView, SteeringSummary } from "../../../protocol/api.ts";
 import type { LogEventOf } from "../events.ts";
 
 /** Runs of one iteration before generation ends (PanDA's maxAttempts default for evaluations). */

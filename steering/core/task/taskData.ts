@@ -2,22 +2,25 @@
 // jobs, the indexes over them, the per-segment samplers and schedulers and the attempts dispatched.
 // The decisions (fences.ts, proposals.ts, dispatchQueue.ts) read it; only evolve() writes it.
 import { pointIdOfJob } from "../../../protocol/names.ts";
-import { effectiveMaxEvaluationJobs, type TaskSpec } from "../../../protocol/taskConfig.ts";
+import type { TaskState } from "../../../protocol/api.ts";
+import type { TaskSpec } from "../../../protocol/taskConfig.ts";
 import type { LogEventOf } from "../events.ts";
 import { PointIndex } from "./pointIndex.ts";
 import type { PointRec } from "./records.ts";
 import { SegmentSampling } from "./segmentSampling.ts";
 import { SegmentScheduler } from "./segmentScheduler.ts";
 import { SteeringIterations } from "./steeringIterations.ts";
-
-export type TaskRunState = "running" | "paused" | "killed" | "finished";
+import type { CompiledTask } from "./compiledTask.ts";
 
 export class TaskData {
   readonly taskId: string;
   readonly user: string;
+  /** The spec compiled at submission (the engine's shape: ms, bytes, argv tokens). */
+  readonly task: CompiledTask;
+  /** The spec as submitted (task.spec). */
   readonly spec: TaskSpec;
   readonly createdAt: number;
-  state: TaskRunState = "running";
+  state: TaskState = "running";
   finishedAt: number | null = null;
   readonly points = new Map<number, PointRec>();
   /** The point of each current job (a retry keeps the job id, a promotion renames it). Fold-owned. */
@@ -37,23 +40,19 @@ export class TaskData {
   constructor(ev: LogEventOf<"task-created">) {
     this.taskId = ev.taskId;
     this.user = ev.user;
-    this.spec = ev.spec;
+    this.task = ev.task;
+    this.spec = ev.task.spec;
     this.createdAt = ev.at;
-    const names = ev.spec.segments?.map((s) => s.name) ?? [null];
+    const spec = this.spec;
+    const names = spec.segments?.map((s) => s.name) ?? [null];
     this.segments = names.map(
       (name, i) =>
-        new SegmentSampling(
-          ev.spec,
-          i,
-          name,
-          ev.spec.segmentSearchSpaces?.[i] ?? ev.spec.searchSpace,
-          ev.seed + i,
-        ),
+        new SegmentSampling(spec, i, name, spec.segmentSearchSpaces?.[i] ?? spec.searchSpace, ev.seed + i),
     );
     this.attemptsUsed = names.map(() => 0);
-    const cfg = ev.spec.scheduler;
+    const cfg = spec.scheduler;
     this.schedulers = cfg
-      ? names.map((_, i) => new SegmentScheduler(cfg, ev.spec.maxPoints, ev.seed + i))
+      ? names.map((_, i) => new SegmentScheduler(cfg, spec.maxPoints, ev.seed + i))
       : null;
   }
 
@@ -83,7 +82,7 @@ export class TaskData {
 
   /** Whether the segment's maxEvaluationJobs are all dispatched. */
   budgetSpentIn(segment: number): boolean {
-    return this.attemptsUsedIn(segment) >= effectiveMaxEvaluationJobs(this.spec);
+    return this.attemptsUsedIn(segment) >= this.task.maxEvaluationJobs;
   }
 
   inFlight(): number {

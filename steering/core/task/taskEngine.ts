@@ -8,7 +8,7 @@
 //   fences.ts        whether a claim, result or late upload still counts
 //   proposals.ts     what to sample, which steering runs are due, the scheduler's next trial
 //   dispatchQueue.ts the next job to dispatch, completion, stop requests, the budget
-import type { Point } from "../../../protocol/searchSpace.ts";
+import type { Point } from "../../../protocol/points.ts";
 import type { ArtifactKind } from "../../../protocol/messages.ts";
 import type { LogEvent, LogEventOf } from "../events.ts";
 import * as queue from "./dispatchQueue.ts";
@@ -21,7 +21,6 @@ import { TaskData } from "./taskData.ts";
 
 export type { JobRec, JobState, PointRec, StopRequest } from "./records.ts";
 export type { SteeringDue } from "./sampling.ts";
-export type { TaskRunState } from "./taskData.ts";
 export type { Fence, LateFence } from "./fences.ts";
 export type { ReadyAt, Shortfall } from "./dispatchQueue.ts";
 

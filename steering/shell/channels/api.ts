@@ -11,14 +11,9 @@ import { randomBytes, randomInt } from "node:crypto";
 import type { Msg } from "@nats-io/transport-node";
 import { GridtuneError, toWireError } from "../../../protocol/errors.ts";
 import type { Logger } from "../../../protocol/log.ts";
-import {
-  ApiRequest,
-  RUNG_VALUES_SHOWN,
-  type ApiReply,
-  type TaskSummary,
-} from "../../../protocol/messages.ts";
+import { ApiRequest, RUNG_VALUES_SHOWN, type ApiReply, type TaskSummary } from "../../../protocol/api.ts";
 import { parseApiSubject } from "../../../protocol/subjects.ts";
-import { parseTaskSpec } from "../../../protocol/taskConfig.ts";
+import { checkTaskSpec, type TaskSpec } from "../../../protocol/taskConfig.ts";
 import { admitSubmission, ownTask, type SubmitCommand, type TaskReply } from "../../core/decide/api.ts";
 import { decide, type Command, type ReplyOf } from "../../core/decider.ts";
 import { checkSpecBytes } from "../../core/limits.ts";
@@ -246,8 +241,9 @@ export class Api {
    * trainingDS listing, which is read only once the submission is admitted (a refused flood costs
    * no listing). The decision checks everything again in the queue.
    */
-  private async submit(user: string, input: unknown): Promise<{ taskId: string; warnings?: string[] }> {
-    const spec = parseTaskSpec(input);
+  private async submit(user: string, input: TaskSpec): Promise<{ taskId: string; warnings?: string[] }> {
+    // parsed with the request (ApiRequest); checked across fields here, compiled in the decision
+    const spec = checkTaskSpec(input);
     const limits = await this.p.limits.limitsOf(user);
     const check = { user, spec, limits, policy: await this.p.sites.refresh() };
     admitSubmission(this.p.world(), check, this.p.clock.now());

@@ -1,13 +1,8 @@
 // The artifacts of a task as presigned GETs (`download`, `steering-log`), named as PanDA names
 // them. A download reply grows with the task, so it comes a page at a time within a byte budget.
 import { GridtuneError } from "../../../protocol/errors.ts";
-import type {
-  ApiRequest,
-  ArtifactKind,
-  DownloadItem,
-  MissingItem,
-  SteeringIterationView,
-} from "../../../protocol/messages.ts";
+import type { ApiRequest, DownloadItem, MissingItem, SteeringIterationView } from "../../../protocol/api.ts";
+import type { ArtifactKind } from "../../../protocol/messages.ts";
 import { view as steeringView } from "../../core/task/steeringIterations.ts";
 import type { PointRec, TaskEngine } from "../../core/task/taskEngine.ts";
 import { FRAMING_BYTES, jsonBytes } from "../../core/views.ts";

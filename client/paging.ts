@@ -1,7 +1,7 @@
 // Replies that can grow with a task (or a user's tasks) come a page at a time: a reply must stay
 // under NATS's max_payload. showAll asks for the pages of `show` in turn and joins them into one
 // TaskDetail; pages() walks the pages of `list` and `download`, which say where the next starts.
-import { MAX_POINTS_LIMIT, type TaskDetail } from "./messages.ts";
+import { MAX_POINTS_LIMIT, type TaskDetail } from "../protocol/api.ts";
 
 /** Fetches one page: the points from index `from`, at most `limit` of them. */
 export type ShowPage = (from: number, limit: number) => Promise<TaskDetail>;

@@ -6,12 +6,13 @@
 // The patch skips building the error for an answered request and keeps every other path (a
 // timeout, a real cancel with its error, a closed connection) as the library has it.
 // If a later nats.js changes the shape of RequestOne, the patch is not applied and
-// patchNatsRequests() says so (its unit test fails); behaviour stays the library's own.
+// patchNatsRequests() says so (its unit test fails); behaviour stays the library's own. Steering
+// applies it before it connects (steering/shell/service.ts); the other processes make few requests.
 import { RequestOne } from "@nats-io/nats-core/internal";
 
 let applied: boolean | null = null;
 
-/** Applies the patch once per process; true if it is in effect. Called by connectNats. */
+/** Applies the patch once per process; true if it is in effect. */
 export function patchNatsRequests(): boolean {
   if (applied !== null) return applied;
   const proto = RequestOne.prototype as Partial<RequestOne>;
