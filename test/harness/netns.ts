@@ -198,9 +198,10 @@ export async function startSiteAgent(
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  child.stdout.pipe(log);
+  // both streams into one file, which is closed once the agent has exited (not at the first end)
+  child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const exited = new Promise<void>((r) => child.once("close", () => (log.end(), r())));
   await new Promise<void>((resolve, reject) => {
     const rl = createInterface({ input: child.stderr });
     const done = (err?: Error) => {
