@@ -58,6 +58,8 @@ export interface SiteNet {
 export interface NetnsLab {
   /** The address on the host's bridge: NATS and S3 of the test stack listen here. */
   hub: string;
+  /** The host's bridge that carries the hub address and the sites' veth ends. */
+  bridge: string;
   sites: ReadonlyMap<string, SiteNet>;
   /** Takes the site's link down: its packets go nowhere (nothing is refused, as on a broken WAN). */
   cut(site: string): Promise<void>;
@@ -129,6 +131,7 @@ export async function createNetnsLab(siteNames: string[]): Promise<NetnsLab> {
   };
   return {
     hub,
+    bridge,
     sites,
     cut: async (site) => void (await ip("link", "set", get(site).hostVeth, "down")),
     restore: async (site) => void (await ip("link", "set", get(site).hostVeth, "up")),
