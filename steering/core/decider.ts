@@ -22,9 +22,18 @@ import {
   type ProposeReply,
 } from "./decide/dispatch.ts";
 import { decideReport, decideReportVerdict, type ReportCommand, type ReportReply } from "./decide/reports.ts";
+import {
+  decideControl,
+  decideRetry,
+  decideSubmit,
+  type ApiCommand,
+  type RetryReply,
+  type SubmitReply,
+  type TaskReply,
+} from "./decide/api.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand | AgentCommand | DispatchCommand | ReportCommand;
+export type Command = LeaseCommand | AgentCommand | DispatchCommand | ReportCommand | ApiCommand;
 
 /** The reply each command gets. */
 export interface Replies {
@@ -38,6 +47,11 @@ export interface Replies {
   "dispatch-job": DispatchJobReply;
   report: ReportReply;
   "report-verdict": null;
+  submit: SubmitReply;
+  kill: TaskReply;
+  pause: TaskReply;
+  resume: TaskReply;
+  retry: RetryReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -65,6 +79,14 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
       return decideReport(w, command, now);
     case "report-verdict":
       return decideReportVerdict(w, command);
+    case "submit":
+      return decideSubmit(w, command, now);
+    case "kill":
+    case "pause":
+    case "resume":
+      return decideControl(w, command, now);
+    case "retry":
+      return decideRetry(w, command, now);
     default:
       return unreachable(command, "command");
   }

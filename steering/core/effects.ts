@@ -36,6 +36,8 @@ export type Effect =
   | { readonly type: "remove-agent"; readonly site: string; readonly agent: string }
   /** The site's durable pull consumer on JOBS exists (made once per site). */
   | { readonly type: "ensure-site-consumer"; readonly site: string }
+  /** Tell the agents running the task's attempts (as they are once the events are durable) to stop them. */
+  | { readonly type: "stop-attempts"; readonly taskId: string; readonly reason: StopReason }
   /** A line in steering's own log. */
   | {
       readonly type: "log";

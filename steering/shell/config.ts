@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Backoff } from "../../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../../protocol/errors.ts";
-import { DEFAULT_TENANT_LIMITS, TenantLimits } from "./limits.ts";
+import { DEFAULT_TENANT_LIMITS, TenantLimits } from "../core/limits.ts";
 
 export const SteeringConfig = z.object({
   natsUrl: z.string().min(1),

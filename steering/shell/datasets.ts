@@ -1,6 +1,6 @@
 // The API side of `phpo dataset`: users bring their own training data without S3 keys. Steering
 // mints presigned URLs for the user's own scope only (`user.<user>.*`, PanDA/Rucio naming),
-// checks the user's dataset quota (limits.ts) before any upload, and at the end of each file's
+// checks the user's dataset quota (core/limits.ts) before any upload, and at the end of each file's
 // upload reads the object back and records its size and sha256 in a manifest
 // (`datasetmeta/<name>.json`) only when they match what the user declared: the manifest's
 // checksums are steering's, never the client's word. Datasets outside the `user.` scope are an
@@ -16,7 +16,8 @@ import {
   userScope,
 } from "../../protocol/datasets.ts";
 import type { ApiRequest } from "../../protocol/messages.ts";
-import type { TenantLimiter } from "./limits.ts";
+import { checkDatasetQuota } from "../core/limits.ts";
+import type { TenantLimitsReader } from "./limits.ts";
 import { keys, type Storage } from "./storage.ts";
 
 type Req<V extends ApiRequest["verb"]> = Extract<ApiRequest, { verb: V }>;
@@ -111,7 +112,7 @@ export class Datasets {
 
   constructor(
     private readonly storage: Storage,
-    private readonly limiter: TenantLimiter,
+    private readonly limiter: Pick<TenantLimitsReader, "limitsOf">,
     /** Bytes one page of show or get may take (a reply stays under NATS's max_payload). */
     private readonly pageBytes: () => number,
   ) {}
@@ -284,7 +285,7 @@ export class Datasets {
     head: { size: number } | null,
   ): Promise<void> {
     const [usage, limits] = await Promise.all([this.usage(user), this.limiter.limitsOf(user)]);
-    this.limiter.checkDatasetQuota(
+    checkDatasetQuota(
       user,
       limits,
       { bytes: usage.bytes - (head?.size ?? 0) + size, files: usage.files + (head ? 0 : 1) },

@@ -32,16 +32,14 @@ import type { SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import type { TaskEngine } from "../core/task/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
+import { systemClock } from "./clock.ts";
 import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
-import { stopAllEffects, stopEffects } from "../core/decide/reports.ts";
-import type { StopReason } from "../core/effects.ts";
-import { systemClock } from "./clock.ts";
+import { stopEffects } from "../core/decide/reports.ts";
 import { Storage } from "./storage.ts";
-import { LimitsFileReader, TenantLimiter } from "./limits.ts";
+import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
@@ -139,7 +137,7 @@ export class SteeringService {
       this.config.limitsFile === undefined
         ? null
         : new LimitsFileReader(this.config.limitsFile, this.logger.child("limits"));
-    const limiter = new TenantLimiter(this.config.limits, (user) =>
+    const limiter = new TenantLimitsReader(this.config.limits, (user) =>
       limitsFile ? limitsFile.overrides(user) : Promise.resolve({}),
     );
     const registry = new AgentRegistry(this.config.leaseMs);
@@ -167,19 +165,20 @@ export class SteeringService {
     this.dispatcher = dispatcher;
     archive.onRetired = (taskId) => dispatcher.forget(taskId);
     const control = new AgentControl(c, storage, dispatcher, jsm, this.logger.child("agents"), sites);
-    const api = new Api(
+    const apiLogger = this.logger.child("api");
+    const api = new Api({
       c,
       storage,
-      dispatcher,
-      (e, reason) => this.stopAttempts(e, reason),
-      this.logger.child("api"),
-      // the server's limit as it told this connection (1 MiB unless configured otherwise)
-      () => apiNc.info?.max_payload ?? 1024 * 1024,
-      limiter,
       archive,
-      registry,
+      logger: apiLogger,
+      world: () => dispatcher.world(),
+      effects: dispatcher.effects,
+      clock: systemClock,
+      // the server's limit as it told this connection (1 MiB unless configured otherwise)
+      maxPayload: () => apiNc.info?.max_payload ?? 1024 * 1024,
+      limits: limiter,
       sites,
-    );
+    });
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
     this.ingest = ingest;
 
@@ -271,16 +270,6 @@ export class SteeringService {
         max_ack_pending: 1024,
       });
     }
-  }
-
-  /** Tells the agents running the task's attempts to stop them (send-stop effects). */
-  private stopAttempts(e: TaskEngine, reason: StopReason): void {
-    const effects = this.dispatcher?.effects;
-    if (!effects) return;
-    for (const stop of stopAllEffects(e, reason))
-      effects
-        .run(stop)
-        .catch((err: unknown) => this.logger.warn("could not send a stop request", { error: String(err) }));
   }
 
   /** Drains: stops taking requests, lets in-flight commits finish (up to graceMs), then closes. */

@@ -24,6 +24,7 @@ function runner(control: ((site: string, agent: string, msg: ControlMessage) => 
     control,
     wakeAt: () => undefined,
     startProgramIteration: () => undefined,
+    stopsOf: () => [],
   });
   return { r, warnings };
 }
