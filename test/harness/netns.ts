@@ -32,6 +32,11 @@ async function ip(...args: string[]): Promise<string> {
 export async function netnsSupport(): Promise<{ ok: true } | { ok: false; reason: string }> {
   if (process.platform !== "linux") return { ok: false, reason: "network namespaces need Linux" };
   if (process.getuid?.() !== 0) return { ok: false, reason: "network namespaces need root (ip netns add)" };
+  if (spawnSync("ip", ["-V"]).error)
+    return {
+      ok: false,
+      reason: "the ip command is missing (Debian package iproute2; npm run setup installs it)",
+    };
   const probe = `gridtune-probe-${randomBytes(3).toString("hex")}`;
   try {
     await ip("netns", "add", probe);
