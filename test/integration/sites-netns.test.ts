@@ -100,11 +100,12 @@ describe(
       const job = `t${taskId}-p0-j1`;
       const onEast = await api.waitFor(taskId, (d) => d.points[0]?.state === "running", 60_000);
       assert.equal(onEast.points[0]!.site, "east");
-      // West joins only now, so the first attempt went to east (the only site with a slot).
+      // East is cut at once (its payload has 6 s to go); west joins only now, so the first attempt
+      // went to east, the only site with a slot, and however long west takes to start counts
+      // into the cut, not into east's run.
+      await l.cut("east");
       const west = await startSiteAgent(s, l, "west", "a1", { users: TEST_USERS });
       agents.push(west);
-
-      await l.cut("east");
       const ignoredBefore = steering.ingest!.ignored;
       await api.waitFor(
         taskId,
