@@ -31,9 +31,11 @@ import {
   type SubmitReply,
   type TaskReply,
 } from "./decide/api.ts";
+import { decideUploadSweep, type UploadCommand, type UploadSweepReply } from "./decide/uploads.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand | AgentCommand | DispatchCommand | ReportCommand | ApiCommand;
+export type Command =
+  LeaseCommand | AgentCommand | DispatchCommand | ReportCommand | ApiCommand | UploadCommand;
 
 /** The reply each command gets. */
 export interface Replies {
@@ -52,6 +54,7 @@ export interface Replies {
   pause: TaskReply;
   resume: TaskReply;
   retry: RetryReply;
+  "upload-sweep": UploadSweepReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -87,6 +90,8 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
       return decideControl(w, command, now);
     case "retry":
       return decideRetry(w, command, now);
+    case "upload-sweep":
+      return decideUploadSweep(command, now);
     default:
       return unreachable(command, "command");
   }

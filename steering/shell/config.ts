@@ -33,6 +33,12 @@ export const SteeringConfig = z.object({
   heartbeatMs: z.number().int().positive().default(5_000),
   /** A dispatched attempt nobody claims in this time is lost (its site may be gone). */
   dispatchTimeoutMs: z.number().int().positive().default(300_000),
+  /** A dataset file's multipart upload with no part for this long is aborted (its parts freed). */
+  datasetUploadMaxAgeMs: z
+    .number()
+    .int()
+    .min(60_000, "at least 60000 (a minute): an upload between two of its parts is not abandoned")
+    .default(86_400_000),
   /** Replicas of the JetStream streams (1 on a single server). */
   replicas: z.number().int().min(1).max(5).default(1),
   /** Every user's limits unless the limits file overrides them (docs/steering.md). */
@@ -92,6 +98,7 @@ export function compileSteeringConfig(
     leaseMs: num(pick("leaseMs", "GRIDTUNE_LEASE_MS")),
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
+    datasetUploadMaxAgeMs: num(pick("datasetUploadMaxAgeMs", "GRIDTUNE_DATASET_UPLOAD_MAX_AGE_MS")),
     limits: {
       activeTasks: num(pick("limitActiveTasks", "GRIDTUNE_LIMIT_ACTIVE_TASKS")),
       maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),

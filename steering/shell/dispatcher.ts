@@ -28,6 +28,7 @@ import type { DispatchView } from "../core/decide/dispatch.ts";
 import type { World } from "../core/world.ts";
 import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
+import { abortUploadPort } from "./datasetUploads.ts";
 import { agentsToAvoid } from "../core/retryPolicy.ts";
 
 export class Dispatcher {
@@ -74,6 +75,7 @@ export class Dispatcher {
         const e = c.state.engines.get(taskId);
         return e ? stopAllEffects(e, reason) : [];
       },
+      abortUpload: abortUploadPort(storage, logger),
     });
     this.steering = new SteeringDispatch({
       c,

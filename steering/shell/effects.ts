@@ -26,6 +26,8 @@ export interface EffectPorts {
   readonly startProgramIteration: (taskId: string, segment: number) => void;
   /** The stops of a task's attempts as they are now (run for a stop-attempts effect). */
   readonly stopsOf: (taskId: string, reason: StopReason) => readonly Effect[];
+  /** Aborts a multipart upload in S3 (datasetUploads.ts abortUploadPort). */
+  readonly abortUpload: (key: string, uploadId: string) => Promise<void>;
 }
 
 export interface Effects {
@@ -74,6 +76,8 @@ export class EffectRunner implements Effects {
         // decided at the kill, expanded here: the attempts are the ones the durable log has now
         for (const stop of p.stopsOf(effect.taskId, effect.reason)) await this.run(stop);
         return;
+      case "abort-upload":
+        return p.abortUpload(effect.key, effect.uploadId);
       case "log":
         p.logger[effect.level](effect.message, { ...effect.fields });
         return Promise.resolve();

@@ -33,7 +33,6 @@ import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { EventLog } from "./eventLog.ts";
-import { systemClock } from "./clock.ts";
 import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
@@ -43,6 +42,8 @@ import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
+import { systemClock, type Cancel } from "./clock.ts";
+import { UploadSweep } from "./datasetUploads.ts";
 
 /** How often tasks whose retirement failed are tried again. */
 const RETIRE_SWEEP_MS = 10_000;
@@ -57,6 +58,7 @@ export class SteeringService {
   private storage: Storage | null = null;
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private stopUploadSweep: Cancel | null = null;
   private dispatcher: Dispatcher | null = null;
   private background: Promise<unknown>[] = [];
   private closing: Promise<void> | null = null;
@@ -229,6 +231,16 @@ export class SteeringService {
           .catch((e: unknown) => this.logger.error("retiring tasks failed", { error: String(e) }));
       }, RETIRE_SWEEP_MS),
     );
+    // Abandoned multipart uploads of dataset files are aborted once idle past their age.
+    this.stopUploadSweep = new UploadSweep({
+      storage,
+      run: (d, effects) => c.run(d, effects),
+      world: () => dispatcher.world(),
+      effects: dispatcher.effects,
+      clock: systemClock,
+      maxAgeMs: this.config.datasetUploadMaxAgeMs,
+      logger: this.logger.child("uploads"),
+    }).start();
     this.state = "running";
     dispatcher.kick();
     this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
@@ -277,6 +289,7 @@ export class SteeringService {
     this.closing ??= (async () => {
       this.state = "draining";
       for (const t of this.timers) clearInterval(t);
+      this.stopUploadSweep?.();
       // steering iterations in flight are killed, not committed, and their containers removed
       const iterations = this.dispatcher?.close() ?? Promise.resolve();
       for (const s of this.subs) s.unsubscribe();

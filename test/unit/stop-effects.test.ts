@@ -25,6 +25,7 @@ function runner(control: ((site: string, agent: string, msg: ControlMessage) => 
     wakeAt: () => undefined,
     startProgramIteration: () => undefined,
     stopsOf: () => [],
+    abortUpload: () => Promise.resolve(),
   });
   return { r, warnings };
 }

@@ -64,7 +64,7 @@ export class Api {
   constructor(private readonly p: ApiPorts) {
     this.c = p.c;
     this.logger = p.logger;
-    this.datasets = new Datasets(p.storage, p.limits, () => this.pageBytes());
+    this.datasets = new Datasets(p.storage, p.limits, () => this.pageBytes(), p.logger);
     this.artifacts = new Artifacts(p.storage, () => this.pageBytes());
   }
 
