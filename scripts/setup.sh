@@ -23,6 +23,8 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missin
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 /usr/bin/python3 -c 'import optuna' >/dev/null 2>&1 || missing+=(python3-optuna)
+# the tests of sites on their own networks make namespaces and links with ip (test/harness/netns.ts)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)
 # the monitor's browser tests drive Debian's chromium through playwright-core (never a downloaded browser)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -52,6 +52,12 @@ export interface StackOptions {
    */
   natsCluster?: number;
   /**
+   * The address NATS and S3 listen on (and the NATS certificate names): default 127.0.0.1, so a
+   * user's stack is never reachable from elsewhere. Tests of sites on their own networks pass the
+   * hub address of their network namespaces (test/harness/netns.ts).
+   */
+  listenHost?: string;
+  /**
    * Start on the ports of the previous start in `dir` when they are free (kept in ports.json), so
    * that the URLs printed, and any agent or phpo configured by hand, stay valid across restarts.
    */
@@ -229,13 +235,15 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     });
   } else {
     const natsPort = o.natsPort || (await reusable(last.nats));
-    nats = await startNatsServer({ dir, store, port: natsPort });
+    const listen = o.listenHost ? { host: o.listenHost, tls: { hosts: [o.listenHost] } } : {};
+    nats = await startNatsServer({ dir, store, port: natsPort, ...listen });
   }
   const s3Port = await reusable(last.s3);
   const s3 = await startS3Server({
     dir: join(dir, "s3", "data"),
     buckets: [DEFAULT_BUCKET],
     ...(s3Port ? { port: s3Port } : {}),
+    ...(o.listenHost ? { host: o.listenHost } : {}),
   }).catch(async (e: unknown) => {
     await nats.stop();
     throw e;
