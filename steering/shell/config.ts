@@ -33,6 +33,12 @@ export const SteeringConfig = z.object({
   heartbeatMs: z.number().int().positive().default(5_000),
   /** A dispatched attempt nobody claims in this time is lost (its site may be gone). */
   dispatchTimeoutMs: z.number().int().positive().default(300_000),
+  /**
+   * TTL of the leader's lease (KV bucket gtleader; docs/architecture.md, "Standby steering"): a
+   * standby takes over at most about this long after the leader stops renewing. The bucket keeps
+   * the TTL it was created with; every process uses the bucket's.
+   */
+  leaderTtlMs: z.number().int().min(1000).default(10_000),
   /** Replicas of the JetStream streams (1 on a single server). */
   replicas: z.number().int().min(1).max(5).default(1),
   /** Every user's limits unless the limits file overrides them (docs/steering.md). */
@@ -92,6 +98,7 @@ export function compileSteeringConfig(
     leaseMs: num(pick("leaseMs", "GRIDTUNE_LEASE_MS")),
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
+    leaderTtlMs: num(pick("leaderTtlMs", "GRIDTUNE_LEADER_TTL_MS")),
     limits: {
       activeTasks: num(pick("limitActiveTasks", "GRIDTUNE_LIMIT_ACTIVE_TASKS")),
       maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),

@@ -16,6 +16,7 @@ import { GridtuneError, UnavailableError } from "../../protocol/errors.ts";
 import { STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "../core/events.ts";
 import type { Logger } from "../../protocol/log.ts";
+import { isWrongLastSequence, NotLeaderError } from "./leadership.ts";
 
 /** A batch message stays well under NATS's 1 MiB max_payload. */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -37,6 +38,16 @@ export class EventLog {
   private unacked = 0;
   /** Tasks with a failed batch: their appends are refused until resume(). */
   private readonly failed = new Set<string>();
+  /**
+   * Set by fence() while this process leads: the stream's last sequence as its own acks tell it
+   * (the leader is GTLOG's only writer). Every append expects it; a refusal means another process
+   * appended, so this one no longer leads: every later append is refused too (never retried).
+   */
+  private fencing: {
+    lastSeq: number;
+    deposed: NotLeaderError | null;
+    onFenced: (e: NotLeaderError) => void;
+  } | null = null;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -70,6 +81,7 @@ export class EventLog {
         "TOO_LARGE",
         `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
       );
+    if (this.fencing?.deposed) return Promise.reject(this.fencing.deposed);
     if (this.failed.has(ev.taskId)) return Promise.reject(this.refusal(ev.taskId));
     return new Promise((resolve, reject) => {
       const batches = this.pending.get(ev.taskId) ?? [];
@@ -84,6 +96,14 @@ export class EventLog {
       b.settle.push({ resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /**
+   * Fences every later append with the stream's last sequence (`lastSeq`, read after the replay
+   * at takeover): an append refused for a wrong last sequence calls onFenced once.
+   */
+  fence(lastSeq: number, onFenced: (e: NotLeaderError) => void): void {
+    this.fencing = { lastSeq, deposed: null, onFenced };
   }
 
   private scheduleFlush(): void {
@@ -116,15 +136,23 @@ export class EventLog {
       if (batches.length === 0) this.pending.delete(taskId);
     }
     this.unacked = sent.length;
-    for (const b of sent) {
+    // every earlier publish is acknowledged, so the fence's sequence is exact: the server stores
+    // this flush's publishes in the order sent, each right after the one before
+    const base = this.fencing?.lastSeq;
+    sent.forEach((b, i) => {
       // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
       const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
+      const expect = base === undefined ? {} : { expect: { lastSequence: base + i } };
       void this.js
-        .publish(subjects.log(b.taskId), body, { timeout: 10_000 })
+        .publish(subjects.log(b.taskId), body, { timeout: 10_000, ...expect })
         .then(
-          () => b.settle.forEach((s) => s.resolve()),
+          (ack) => {
+            if (this.fencing) this.fencing.lastSeq = Math.max(this.fencing.lastSeq, ack.seq);
+            b.settle.forEach((s) => s.resolve());
+          },
           (e: unknown) => {
-            b.settle.forEach((s) => s.reject(e));
+            const err = this.fencing && isWrongLastSequence(e) ? this.fenced(e) : e;
+            b.settle.forEach((s) => s.reject(err));
             this.fail(b.taskId);
           },
         )
@@ -132,7 +160,19 @@ export class EventLog {
           this.unacked--;
           this.scheduleFlush();
         });
-    }
+    });
+  }
+
+  /** The log refused an append for its expected sequence: another process leads. */
+  private fenced(cause: unknown): NotLeaderError {
+    const f = this.fencing!;
+    if (f.deposed) return f.deposed;
+    f.deposed = new NotLeaderError("the event log refused an append: another process appended", { cause });
+    this.log.warn("append refused by the log's expected last sequence: another steering process leads", {
+      expectedAfter: f.lastSeq,
+    });
+    f.onFenced(f.deposed);
+    return f.deposed;
   }
 
   /** A batch of the task failed: the task's batches queued behind it are refused unsent. */

@@ -23,6 +23,7 @@ import {
   STEERING_QUEUE,
   STEERING_RESULTS_CONSUMER,
   STREAM_JOBS,
+  STREAM_LOG,
   STREAM_RESULTS,
   subjects,
 } from "../../protocol/subjects.ts";
@@ -44,6 +45,7 @@ import { LimitsFileReader, TenantLimiter } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
+import { repliesWhileLeading, type LeaderTerm } from "./leadership.ts";
 
 /** How often tasks whose retirement failed are tried again. */
 const RETIRE_SWEEP_MS = 10_000;
@@ -71,6 +73,8 @@ export class SteeringService {
   constructor(
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
+    /** The lease this service leads under (standby.ts); none: the only steering, unfenced. */
+    private readonly term: LeaderTerm | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -134,6 +138,9 @@ export class SteeringService {
       finished: state.finished.size,
     });
     c.onDurable = (e) => archive.maybeRetire(e);
+    const term = this.term;
+    // the stream's last sequence after the replay: every append of this term must follow it
+    if (term) log.fence((await jsm.streams.info(STREAM_LOG)).state.last_seq, (e) => term.fenced(e));
     const limitsFile =
       this.config.limitsFile === undefined
         ? null
@@ -203,7 +210,8 @@ export class SteeringService {
         queue: STEERING_QUEUE,
         callback: (err, m) => {
           if (err) return this.logger.error("subscription failed", { subject, error: String(err) });
-          fn(m).catch((e: unknown) =>
+          if (term && !term.holds()) return this.notLeading(m.subject);
+          fn(term ? repliesWhileLeading(m, term, () => this.notLeading(m.subject)) : m).catch((e: unknown) =>
             this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
           );
         },
@@ -238,6 +246,11 @@ export class SteeringService {
     this.state = "running";
     dispatcher.kick();
     this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
+  }
+
+  /** A request this process took but may not answer: it no longer holds the lease. */
+  private notLeading(subject: string): void {
+    this.logger.warn("request not answered: this process no longer leads", { subject });
   }
 
   private async ensureStreams(jsm: JetStreamManager): Promise<void> {
