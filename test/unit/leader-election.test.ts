@@ -8,7 +8,7 @@ import type { KvEntry } from "@nats-io/kv";
 import { createLogger } from "../../protocol/log.ts";
 import { decideLeadership, termHolds } from "../../steering/core/leadership.ts";
 import type { Cancel, Clock } from "../../steering/shell/clock.ts";
-import { LeaderElection, type LeaseStore } from "../../steering/shell/leadership.ts";
+import { LeaderElection, repliesWhileLeading, type LeaseStore } from "../../steering/shell/leadership.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -229,5 +229,28 @@ describe("the leader election", () => {
     }
     assert.deepEqual(b.events, ["standby for (unreadable lease)", "elected after (unreadable lease)"]);
     await b.election.stop();
+  });
+});
+
+describe("a reply under a term", () => {
+  it("goes out while the term holds and not once it lapsed, however long the handler took", () => {
+    let holds = true;
+    const sent: string[] = [];
+    let dropped = 0;
+    const msg = {
+      subject: "gt.api.demo.list",
+      respond: (data?: unknown) => {
+        sent.push(String(data));
+        return true;
+      },
+    };
+    const term = { holds: () => holds, fenced: () => undefined };
+    const m = repliesWhileLeading(msg, term, () => dropped++);
+    assert.equal(m.subject, "gt.api.demo.list", "the request reads as before");
+    assert.equal(m.respond("one"), true);
+    holds = false; // the lease ran out while the handler worked (a stall, SIGSTOP)
+    assert.equal(m.respond("two"), false);
+    assert.deepEqual(sent, ["one"]);
+    assert.equal(dropped, 1);
   });
 });
