@@ -16,7 +16,7 @@ export function pointIdOfJob(jobId: string): number | null {
 
 /** The task id a job id names (`t12-p3-j1` → "12"), or null for anything else. */
 export function taskIdOfJob(jobId: string): string | null {
-  return /^t([0-9]+)-/.exec(jobId)?.[1] ?? null;
+  return /^t([0-9]{1,12})-p[0-9]{1,9}-j[0-9]{1,4}$/.exec(jobId)?.[1] ?? null;
 }
 
 /** The Docker label on every container gridtune makes: "true" for jobs, "steering" for steering programs. */

@@ -86,8 +86,8 @@ export class AgentRegistry {
  * `avoid` (where the job already failed) are taken only when no other such site has room.
  */
 export function pickSite(
-  capacity: Map<string, number>,
-  outstanding: Map<string, number>,
+  capacity: ReadonlyMap<string, number>,
+  outstanding: ReadonlyMap<string, number>,
   allowed: readonly string[] | undefined,
   accepts: (site: string) => boolean,
   avoid: ReadonlySet<string> = new Set(),

@@ -14,9 +14,17 @@ import {
   type AgentCommand,
   type AgentReplies,
 } from "./decide/agents.ts";
+import {
+  decideDispatchJob,
+  decideDispatchPropose,
+  type DispatchCommand,
+  type DispatchJobReply,
+  type ProposeReply,
+} from "./decide/dispatch.ts";
+import { decideReport, decideReportVerdict, type ReportCommand, type ReportReply } from "./decide/reports.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand | AgentCommand;
+export type Command = LeaseCommand | AgentCommand | DispatchCommand | ReportCommand;
 
 /** The reply each command gets. */
 export interface Replies {
@@ -26,6 +34,10 @@ export interface Replies {
   "agent-claim": AgentReplies["agent-claim"];
   "agent-presign": AgentReplies["agent-presign"];
   "agent-bye": AgentReplies["agent-bye"];
+  "dispatch-propose": ProposeReply;
+  "dispatch-job": DispatchJobReply;
+  report: ReportReply;
+  "report-verdict": null;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -45,6 +57,14 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
       return decidePresign(w, command, now);
     case "agent-bye":
       return decideBye(w, command, now);
+    case "dispatch-propose":
+      return decideDispatchPropose(w, command, now);
+    case "dispatch-job":
+      return decideDispatchJob(w, command, now);
+    case "report":
+      return decideReport(w, command, now);
+    case "report-verdict":
+      return decideReportVerdict(w, command);
     default:
       return unreachable(command, "command");
   }

@@ -1,6 +1,10 @@
 // Effects: what the shell does once a decision's events are durable (shell/effects.ts runs them).
 // A decider never does I/O itself; it says what is to be done here, as data.
 import type { LogLevel } from "../../protocol/log.ts";
+import type { ControlMessage } from "../../protocol/messages.ts";
+
+/** Why an agent is told to stop an attempt (the stop message's reason). */
+export type StopReason = Extract<ControlMessage, { type: "stop" }>["reason"];
 
 export type Effect =
   /** Schedule one dispatcher pump (kicks while one is pending coalesce). */
@@ -38,6 +42,35 @@ export type Effect =
       readonly level: Exclude<LogLevel, "debug">;
       readonly message: string;
       readonly fields: Readonly<Record<string, unknown>>;
-    };
+    }
+  /** Publish the Job message of this attempt to its site (only if it is still the dispatched one). */
+  | {
+      readonly type: "publish-job";
+      readonly taskId: string;
+      readonly jobId: string;
+      readonly attempt: number;
+    }
+  /** Tell the agent running this attempt to stop it (a duplicate is harmless: the agent ignores it). */
+  | {
+      readonly type: "send-stop";
+      readonly site: string;
+      readonly agent: string;
+      readonly jobId: string;
+      readonly attempt: number;
+      readonly reason: StopReason;
+    }
+  /** Tell the agent holding this attempt at `resource` that steering judged it and lets it go on. */
+  | {
+      readonly type: "send-continue";
+      readonly site: string;
+      readonly agent: string;
+      readonly jobId: string;
+      readonly attempt: number;
+      readonly resource: number;
+    }
+  /** A pump at `at` (the end of the earliest retry back-off), unless one is due sooner. */
+  | { readonly type: "wake-at"; readonly at: number }
+  /** Run the due steering-program iteration of this segment (outside the commit queue). */
+  | { readonly type: "start-program-iteration"; readonly taskId: string; readonly segment: number };
 
 export type EffectType = Effect["type"];

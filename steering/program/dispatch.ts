@@ -1,8 +1,9 @@
-// The steering-program iterations of tasks with steeringExec, for the dispatcher: at most one per
-// segment at a time, outside the commit queue (they never block reports or dispatch), each
-// recorded as a steering-iteration event with its output stored in S3, a failure retried after a
-// back-off (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash
-// is run again after the restart, and one whose points are logged is never re-run (the engine's
+// The steering-program iterations of tasks with steeringExec, started by the dispatcher's
+// start-program-iteration effect (decided in core/decide/dispatch.ts): at most one per segment at
+// a time, outside the commit queue (they never block reports or dispatch), each recorded as a
+// steering-iteration event with its output stored in S3, a failure retried after a back-off
+// (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash is run
+// again after the restart, and one whose points are logged is never re-run (the engine's
 // generated count moved on).
 import type { Backoff } from "../../protocol/backoff.ts";
 import type { Logger } from "../../protocol/log.ts";
@@ -25,8 +26,8 @@ export interface SteeringDispatchDeps {
   runner: SteeringRunner;
   /** Aborted when steering stops: runs in flight are killed, their results not committed. */
   signal: AbortSignal;
-  /** A pump at `t` (the end of a retry back-off). */
-  wakeAt: (t: number) => void;
+  /** The time now (the shell's Clock port). */
+  now: () => number;
   kick: () => void;
 }
 
@@ -42,23 +43,21 @@ export class SteeringDispatch {
   }
 
   /**
-   * Starts the due steering iteration of each segment that has none running (never awaited here);
-   * one held by its retry back-off wakes the dispatcher when it ends.
+   * Starts the segment's due steering iteration unless one runs already (never awaited here). The
+   * pump decided it due; it is looked up again here, as the state is now: one whose result was
+   * committed meanwhile, or held by its retry back-off, is left to the next pump's decision.
    */
-  start(e: TaskEngine): void {
-    for (const due of e.steeringDue()) {
-      const key = `${e.taskId}/${due.segment}`;
-      if (this.runs.has(key) || this.d.signal.aborted) continue;
-      if (due.notBefore > Date.now()) {
-        this.d.wakeAt(due.notBefore);
-        continue;
-      }
-      const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
-        this.runs.delete(key);
-        if (!this.d.signal.aborted) this.d.kick();
-      });
-      this.runs.set(key, run);
-    }
+  start(taskId: string, segment: number): void {
+    const key = `${taskId}/${segment}`;
+    if (this.runs.has(key) || this.d.signal.aborted) return;
+    const e = this.d.c.state.engines.get(taskId);
+    const due = e?.steeringDue().find((d) => d.segment === segment);
+    if (!e || !due || due.notBefore > this.d.now()) return;
+    const run = this.runSteering(e.taskId, e.spec, due).finally(() => {
+      this.runs.delete(key);
+      if (!this.d.signal.aborted) this.d.kick();
+    });
+    this.runs.set(key, run);
   }
 
   /**
@@ -73,7 +72,7 @@ export class SteeringDispatch {
     due: ReturnType<TaskEngine["steeringDue"]>[number],
   ): Promise<void> {
     const log = { taskId, segment: due.segment, n: due.n, generated: due.generated, failures: due.failures };
-    const startedAt = Date.now();
+    const startedAt = this.d.now();
     this.d.logger.info("steering iteration started", log);
     const program = new SteeringProgram(this.d.runner, {
       spec,
@@ -92,7 +91,7 @@ export class SteeringDispatch {
       });
       points = points.slice(0, due.n);
     }
-    const endedAt = Date.now();
+    const endedAt = this.d.now();
     const logKey = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
     let stored: string | null = logKey;
     let reason = r.error ? r.error.message.slice(0, STEERING_REASON_CHARS) : null;
@@ -154,7 +153,7 @@ export class SteeringDispatch {
           ...log,
           added: events.reduce((n, ev) => n + ev.points.length, 0),
           exhausted: events.at(-1)?.exhausted ?? false,
-          ms: Date.now() - startedAt,
+          ms: this.d.now() - startedAt,
         });
       })
       .catch((err: unknown) =>

@@ -1,12 +1,17 @@
-// The dispatcher: samples points when due, hands the next job of each task to the site with the
-// most free capacity (round robin over tasks, so concurrent tasks share evaluators fairly), and
-// expires leases. Every decision is committed to the log before the job is published.
-// Steering-program iterations (tasks with steeringExec) are started from each pump and run
-// outside the commit queue (steeringDispatch.ts).
+// The dispatcher: the I/O around the dispatch rules (core/decide/dispatch.ts). A pump runs in the
+// serial queue and, round robin over the running tasks (so concurrent tasks share evaluators
+// fairly), decides each task's dispatch-propose then its dispatch-job command, staging their
+// events at once (group commit), until a round moves nothing; each decision's effects run once its
+// events are durable: a Job is published only after its job-dispatched event is stored. The
+// dispatcher also does the Job message itself (trainingDS listing, avoided agents), the wake-ups
+// at the end of a back-off (through the Clock port), and the lease tick (core/decide/leases.ts).
+// Steering-program iterations (tasks with steeringExec) run outside the commit queue
+// (program/dispatch.ts).
 import type { JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../protocol/log.ts";
 import { subjects } from "../../protocol/subjects.ts";
-import { pickSite, type AgentRegistry } from "../core/agentRegistry.ts";
+import type { AgentRegistry } from "../core/agentRegistry.ts";
 import type { SteeringConfig } from "./config.ts";
 import type { Committer } from "./committer.ts";
 import { buildJob } from "../core/task/jobBuilder.ts";
@@ -17,10 +22,12 @@ import { LocalSteeringRunner, type SteeringRunner } from "../program/runner.ts";
 import { segmentFiles } from "../core/trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
 import { decide } from "../core/decider.ts";
+import type { Decision } from "../core/decision.ts";
+import type { DispatchView } from "../core/decide/dispatch.ts";
 import type { World } from "../core/world.ts";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
-import { agentsToAvoid, failedSites, retryReadyAt } from "../core/retryPolicy.ts";
+import { agentsToAvoid } from "../core/retryPolicy.ts";
 
 export class Dispatcher {
   private kicked = false;
@@ -28,12 +35,13 @@ export class Dispatcher {
   /** trainingDS listing by task id. */
   private readonly datasetFiles = new Map<string, string[]>();
   private readonly steeringAbort = new AbortController();
-  /** The steering-program iterations (tasks with steeringExec): steeringDispatch.ts. */
+  /** The steering-program iterations (tasks with steeringExec): program/dispatch.ts. */
   private readonly steering: SteeringDispatch;
   /** A pump at the end of the earliest retry back-off still running (see wakeAt). */
-  private wakeTimer: NodeJS.Timeout | null = null;
+  private cancelWake: Cancel | null = null;
   private wakeTime = Number.POSITIVE_INFINITY;
-  private readonly effects: EffectRunner;
+  /** The one executor of the decisions' effects (jobs, stops, wake-ups, pumps). */
+  readonly effects: EffectRunner;
 
   constructor(
     private readonly c: Committer,
@@ -48,8 +56,20 @@ export class Dispatcher {
     private leaseBaseline: number,
     steeringRunner: SteeringRunner = new LocalSteeringRunner(),
     private readonly clock: Clock = systemClock,
+    /** Steering's connection for control messages to the agents (stop, continue). */
+    control: Pick<NatsConnection, "publish"> | null = null,
   ) {
-    this.effects = new EffectRunner({ logger, agents: registry, kick: () => this.kick() });
+    this.effects = new EffectRunner({
+      logger,
+      agents: registry,
+      kick: () => this.kick(),
+      publishJob: (taskId, jobId, attempt) => this.publish(taskId, jobId, attempt),
+      control:
+        control &&
+        ((site, agent, msg) => control.publish(subjects.control(site, agent), JSON.stringify(msg))),
+      wakeAt: (t) => this.wakeAt(t),
+      startProgramIteration: (taskId, segment) => this.steering.start(taskId, segment),
+    });
     this.steering = new SteeringDispatch({
       c,
       storage,
@@ -57,7 +77,7 @@ export class Dispatcher {
       logger,
       runner: steeringRunner,
       signal: this.steeringAbort.signal,
-      wakeAt: (t) => this.wakeAt(t),
+      now: () => clock.now(),
       kick: () => this.kick(),
     });
   }
@@ -68,7 +88,7 @@ export class Dispatcher {
    */
   async close(): Promise<void> {
     this.steeringAbort.abort();
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.cancelWake?.();
     await this.steering.settled();
   }
 
@@ -101,9 +121,14 @@ export class Dispatcher {
 
   private async pump(): Promise<void> {
     await this.c.recover();
-    const now = this.clock.now();
-    const capacity = this.registry.capacityBySite(now);
+    const capacity = this.registry.capacityBySite(this.clock.now());
     const outstanding = this.outstandingBySite();
+    const policy = this.policy();
+    const view: DispatchView = {
+      capacity,
+      outstanding,
+      accepts: (site, user) => siteAccepts(policy, site, user),
+    };
     // A task whose event is refused (e.g. too large to log) is skipped for this pump; the others
     // still get their turn.
     const failed = new Set<string>();
@@ -116,7 +141,7 @@ export class Dispatcher {
       for (const e of this.c.state.engines.values()) {
         if (e.state !== "running" || this.c.isDiverged(e.taskId) || failed.has(e.taskId)) continue;
         try {
-          moved = this.step(e, capacity, outstanding, sampled) || moved;
+          moved = this.step(e, view, outstanding, sampled) || moved;
         } catch (err) {
           failed.add(e.taskId);
           this.logger.error("dispatch failed for a task; retried on the next pump", {
@@ -132,81 +157,62 @@ export class Dispatcher {
       });
   }
 
-  /** One round of a task: sampling, a scheduler suggestion, one dispatch; true if anything moved. */
+  /**
+   * One round of a task: its dispatch-propose decision (program iterations, sampling, a scheduler
+   * suggestion) staged, then its dispatch-job decision on the state that made (see
+   * core/decide/dispatch.ts for why two); true if anything moved.
+   */
   private step(
     e: TaskEngine,
-    capacity: Map<string, number>,
+    view: DispatchView,
     outstanding: Map<string, number>,
     sampled: Set<TaskEngine>,
   ): boolean {
-    let moved = false;
-    this.steering.start(e);
-    // Events are staged (group commit): the decisions go on at once; a job is published only
-    // after its job-dispatched event is stored.
-    const sampling = sampled.has(e) ? null : e.proposeSampling(this.clock.now());
-    if (sampling) {
-      this.c.stage(sampling);
-      sampled.add(e);
-      moved = true;
-    }
-    // a retry waits out its back-off (a pump is due when the earliest one ends), and prefers a
-    // site where the job has not failed; only sites that accept the task's user are candidates
-    const ready = e.nextReady(this.clock.now(), (p) => retryReadyAt(this.config.retry, p));
-    this.wakeAt(ready.wakeAt);
-    let job = ready.job;
-    const policy = this.policy();
-    const site = pickSite(
-      capacity,
-      outstanding,
-      e.spec.site,
-      (s) => siteAccepts(policy, s, e.user),
-      job ? failedSites(job) : undefined,
+    const w = this.world();
+    const proposed = decide(
+      w,
+      { type: "dispatch-propose", taskId: e.taskId, view, sampled: sampled.has(e) },
+      this.clock.now(),
     );
-    // A scheduler is asked only when a slot is really free (a site has room and nothing of the
-    // task is queued): a later suggest() knows more (it may promote instead of starting anew).
-    if (!job && site && e.schedulers) {
-      const suggestion = e.proposeTrial(this.clock.now());
-      if (suggestion) {
-        job = this.c.stage(suggestion).engine?.nextDispatchable() ?? null;
-        moved = true;
-      }
-    }
-    if (job && site) {
-      const { jobId, attempt } = job;
-      const staged = this.c.stage({
-        type: "job-dispatched",
-        taskId: e.taskId,
-        at: this.clock.now(),
-        jobId,
-        attempt,
-        site,
-      });
-      outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
-      void staged.durable.then(
-        () => this.publish(e.taskId, jobId, attempt),
-        () => undefined, // not logged: the task is rebuilt and the job dispatched again
-      );
-      moved = true;
-    }
-    if (e.isComplete())
-      this.c.stage({ type: "task-state", taskId: e.taskId, at: this.clock.now(), state: "finished" });
-    return moved;
+    this.enact(proposed);
+    if (proposed.reply.sampled) sampled.add(e);
+    const dispatched = decide(w, { type: "dispatch-job", taskId: e.taskId, view }, this.clock.now());
+    this.enact(dispatched);
+    const site = dispatched.reply.site;
+    if (site !== null) outstanding.set(site, (outstanding.get(site) ?? 0) + 1);
+    return proposed.reply.moved || site !== null;
+  }
+
+  /**
+   * Stages the decision's events now (inside the serial queue: group commit, the pump goes on at
+   * once) and runs its effects once they are all durable. A refused event throws here (the task
+   * is skipped for this pump); one whose append fails runs no effect: the task is rebuilt from
+   * the log and dispatched again.
+   */
+  private enact(d: Decision<unknown>): void {
+    // most decisions of a pump round are of tasks with nothing to do: no promise chain for those
+    if (d.events.length === 0 && d.effects.length === 0) return;
+    const durable = d.events.map((ev) => this.c.stage(ev).durable);
+    void Promise.all(durable)
+      .then(
+        async () => {
+          for (const effect of d.effects) await this.effects.run(effect);
+        },
+        () => undefined,
+      )
+      .catch((err: unknown) => this.logger.error("a dispatch effect failed", { error: String(err) }));
   }
 
   /** Schedules a pump at `t` (the end of a retry back-off), unless one is due sooner. */
-  private wakeAt(t: number | null): void {
-    if (t === null || t >= this.wakeTime || this.steeringAbort.signal.aborted) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+  private wakeAt(t: number): void {
+    if (t >= this.wakeTime || this.steeringAbort.signal.aborted) return;
+    this.cancelWake?.();
     this.wakeTime = t;
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeTimer = null;
-        this.wakeTime = Number.POSITIVE_INFINITY;
-        this.kick();
-      },
-      Math.max(0, t - this.clock.now()),
-    );
-    this.wakeTimer.unref();
+    this.cancelWake = this.clock.after(t - this.clock.now(), () => {
+      this.cancelWake = null;
+      this.wakeTime = Number.POSITIVE_INFINITY;
+      this.kick();
+    });
   }
 
   /** Publishes the job of this attempt if it is still the current one; duplicates are dropped by the msgID. */

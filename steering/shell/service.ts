@@ -17,7 +17,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { settleWithin } from "../../protocol/async.ts";
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import type { Logger } from "../../protocol/log.ts";
-import type { ControlMessage } from "../../protocol/messages.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
 import {
   STEERING_QUEUE,
@@ -39,7 +38,9 @@ import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
-import { sendStopRequests } from "./stopRequests.ts";
+import { stopAllEffects, stopEffects } from "../core/decide/reports.ts";
+import type { StopReason } from "../core/effects.ts";
+import { systemClock } from "./clock.ts";
 import { Storage } from "./storage.ts";
 import { LimitsFileReader, TenantLimiter } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
@@ -167,18 +168,12 @@ export class SteeringService {
       this.logger.child("dispatch"),
       Date.now(), // leases start now, after the replay and the sweep
       runner,
+      systemClock,
+      nc,
     );
     this.dispatcher = dispatcher;
     archive.onRetired = (taskId) => dispatcher.forget(taskId);
-    const control = new AgentControl(
-      c,
-      registry,
-      storage,
-      dispatcher,
-      jsm,
-      this.logger.child("agents"),
-      sites,
-    );
+    const control = new AgentControl(c, storage, dispatcher, jsm, this.logger.child("agents"), sites);
     const api = new Api(
       c,
       storage,
@@ -192,7 +187,7 @@ export class SteeringService {
       registry,
       sites,
     );
-    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"), nc);
+    const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
     this.ingest = ingest;
 
     // Attempts dispatched before a crash may never have reached JetStream: publish them again
@@ -201,7 +196,7 @@ export class SteeringService {
       for (const j of e.activeJobs())
         if (j.state === "dispatched") await dispatcher.publish(e.taskId, j.jobId, j.attempt);
       // Stop decisions are state re-derived by the replay: tell the agents again.
-      sendStopRequests(nc, e, this.logger);
+      for (const stop of stopEffects(e)) await dispatcher.effects.run(stop);
     }
 
     // Callbacks, not the subscriptions' async iterators: a few microtask hops less per message.
@@ -291,16 +286,14 @@ export class SteeringService {
     }
   }
 
-  /** Tells the agents running the task's attempts to stop them. */
-  private stopAttempts(
-    e: TaskEngine,
-    reason: ControlMessage & { type: "stop" } extends { reason: infer R } ? R : never,
-  ): void {
-    for (const j of e.activeJobs()) {
-      if (!j.site || !j.agent || !this.nc) continue;
-      const msg: ControlMessage = { type: "stop", jobId: j.jobId, attempt: j.attempt, reason };
-      this.nc.publish(subjects.control(j.site, j.agent), JSON.stringify(msg));
-    }
+  /** Tells the agents running the task's attempts to stop them (send-stop effects). */
+  private stopAttempts(e: TaskEngine, reason: StopReason): void {
+    const effects = this.dispatcher?.effects;
+    if (!effects) return;
+    for (const stop of stopAllEffects(e, reason))
+      effects
+        .run(stop)
+        .catch((err: unknown) => this.logger.warn("could not send a stop request", { error: String(err) }));
   }
 
   /** Drains: stops taking requests, lets in-flight commits finish (up to graceMs), then closes. */

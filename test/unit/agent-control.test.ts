@@ -19,7 +19,7 @@ import type { LogEvent } from "../../steering/core/events.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
 import type { TaskSpecInput } from "../../protocol/taskConfig.ts";
-import { AGENT_RULES, dispatcherStub } from "./fixtures/agentKit.ts";
+import { AGENT_RULES, dispatcherStub, quietPorts } from "./fixtures/agentKit.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -64,7 +64,6 @@ function setup(opts: { failClaim?: number; spec?: Partial<TaskSpecInput>; storag
   const control = () =>
     new AgentControl(
       c,
-      registry,
       (opts.storage ?? {}) as Storage,
       dispatcher,
       {} as JetStreamManager,
@@ -254,7 +253,7 @@ void describe("agent control: grants and goodbyes", () => {
   });
 
   void it("the site's JOBS consumer is made only by a runner that has the port for it", async () => {
-    const runner = new EffectRunner({ logger, agents: new AgentRegistry(1), kick: () => undefined });
+    const runner = new EffectRunner(quietPorts(new AgentRegistry(1), () => undefined));
     await assert.rejects(runner.run({ type: "ensure-site-consumer", site: "s" }), /no JOBS consumer port/);
   });
 });

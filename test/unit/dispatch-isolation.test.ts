@@ -15,12 +15,15 @@ import type { LogEvent } from "../../steering/core/events.ts";
 import type { SitePolicy } from "../../steering/security/sitePolicy.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { FakeClock } from "./fixtures/fakeClock.ts";
 
 const logger = createLogger("test", { level: "error" });
-const until = async (cond: () => boolean, what: string) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), what);
-};
+
+/** The pumps queued so far have run and what they started (appends, effects) has settled. */
+async function drained(c: Committer): Promise<void> {
+  await c.serial(() => Promise.resolve());
+  await new Promise((r) => setImmediate(r));
+}
 
 function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = "all") {
   const state = new SteeringState();
@@ -47,8 +50,9 @@ function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = 
     },
   };
   const c = new Committer(state, log, { publish: () => undefined }, logger);
+  const clock = new FakeClock();
   const registry = new AgentRegistry(60_000);
-  registry.register({ site: "s", agent: "a", slots: 8, gpus: [], runtime: "process" }, Date.now());
+  registry.register({ site: "s", agent: "a", slots: 8, gpus: [], runtime: "process" }, clock.now());
   const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
   const policy: SitePolicy = {
     version: 1,
@@ -71,6 +75,8 @@ function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = 
     config,
     logger,
     0,
+    undefined,
+    clock,
   );
   const ackAll = () => {
     release = () => {};
@@ -81,12 +87,13 @@ function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = 
 
 void describe("dispatcher pump", () => {
   void it("publishes a job only after its job-dispatched event is stored", async () => {
-    const { d, stored, published, ackAll } = setup(() => false);
+    const { d, c, stored, published, ackAll } = setup(() => false);
     d.kick();
-    await new Promise((r) => setTimeout(r, 20));
+    await drained(c);
     assert.deepEqual(published, [], "nothing published while the appends wait");
     ackAll();
-    await until(() => published.length === 4, "both tasks' jobs published once stored");
+    await drained(c);
+    assert.equal(published.length, 4, "both tasks' jobs published once stored");
     assert.equal(stored.filter((e) => e.type === "job-dispatched").length, 4);
     assert.deepEqual(published.sort(), [
       "gt.jobs.s t1-p0-j1.1",
@@ -97,10 +104,11 @@ void describe("dispatcher pump", () => {
   });
 
   void it("a task whose events are refused does not hold up the others", async () => {
-    const { d, published, ackAll } = setup((ev) => ev.taskId === "1");
+    const { d, c, published, ackAll } = setup((ev) => ev.taskId === "1");
     ackAll();
     d.kick();
-    await until(() => published.length === 2, "task 2 dispatched");
+    await drained(c);
+    assert.equal(published.length, 2, "task 2 dispatched");
     assert.ok(
       published.every((p) => p.includes("t2-")),
       published.join(", "),
@@ -111,8 +119,7 @@ void describe("dispatcher pump", () => {
     const { d, c, stored, published, ackAll } = setup(() => false, ["someone-else"]);
     ackAll();
     d.kick();
-    await c.serial(() => Promise.resolve()); // the pump ran (it is queued ahead of this)
-    await new Promise((r) => setTimeout(r, 50)); // and anything it staged would be published by now
+    await drained(c); // the pump ran, and anything it staged would be published by now
     assert.deepEqual(published, [], "site s has room but does not accept the tasks' user");
     assert.equal(stored.filter((e) => e.type === "job-dispatched").length, 0);
   });

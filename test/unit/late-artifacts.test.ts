@@ -315,7 +315,6 @@ void describe("steering: a result with a missing artifact", () => {
     const storage = { presignPut: (key: string) => Promise.resolve(`http://s3/${key}?X-Amz-Signature=x`) };
     const ctl = new AgentControl(
       c,
-      registry,
       storage as unknown as Storage,
       dispatcherStub(c, registry).dispatcher,
       {} as JetStreamManager,

@@ -139,15 +139,9 @@ void describe("replies only into the requester's inbox", () => {
         },
       },
     } as unknown as JetStreamManager;
-    const control = new AgentControl(
-      c,
-      registry,
-      {} as Storage,
-      dispatcherStub(c, registry).dispatcher,
-      jsm,
-      logger,
-      { refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])) },
-    );
+    const control = new AgentControl(c, {} as Storage, dispatcherStub(c, registry).dispatcher, jsm, logger, {
+      refresh: () => Promise.resolve(openPolicy("s", ["docker", "process"])),
+    });
     const requests: AgentRequest[] = [
       { type: "register", v: PROTOCOL_VERSION, slots: 2, gpus: [], runtime: "process", software: "t" },
       { type: "heartbeat", running: [job], freeSlots: 2, draining: false },

@@ -1,7 +1,7 @@
 // Retries of failed or lost attempts (issue 14, item 7): they wait an exponential back-off with
 // jitter (steering config), the same after a replay, and prefer another site, then another agent
 // of the site, than the ones the job already failed on. Literal clocks throughout; the
-// dispatcher test runs the real Dispatcher and Committer with in-memory stand-ins.
+// dispatcher test runs the real Dispatcher and Committer with in-memory stand-ins and a fake clock.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JetStreamClient } from "@nats-io/jetstream";
@@ -18,6 +18,13 @@ import { agentsToAvoid, failedSites, retryReadyAt } from "../../steering/core/re
 import type { Storage } from "../../steering/shell/storage.ts";
 import { openPolicy } from "./fixtures/apiKit.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
+import { FakeClock } from "./fixtures/fakeClock.ts";
+
+/** The pumps queued so far have run and what they started (appends, effects) has settled. */
+async function drained(c: Committer): Promise<void> {
+  await c.serial(() => Promise.resolve());
+  await new Promise((r) => setImmediate(r));
+}
 
 const NO_JITTER: Backoff = { baseMs: 1000, maxMs: 8000, jitter: 0 };
 
@@ -199,12 +206,13 @@ void describe("steering config: retry", () => {
 void describe("dispatcher: a failed attempt's retry is published only after its back-off", () => {
   void it("holds the retry, then publishes it when the back-off ends (no other kick needed)", async () => {
     const logger = createLogger("test", { level: "error" });
+    // time moves only by hand: the back-off's end is a timer of the Clock port
+    const clock = new FakeClock(50_000);
     const d = new Driver(spec({ maxPoints: 1, maxAttempts: 3 }), "1");
     d.sampleAll();
     const ref = d.dispatch("s")!;
     d.claim(ref, "s", "a");
-    // the failure happened just now on the real clock (the dispatcher reads Date.now())
-    d.apply({ ...d.finishEvent(ref, "failed", null, "s", "a"), at: Date.now() });
+    d.apply({ ...d.finishEvent(ref, "failed", null, "s", "a"), at: clock.now() });
     const state = new SteeringState();
     for (const ev of d.log) state.apply(ev);
     const stored: LogEvent[] = [];
@@ -212,13 +220,13 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
     const published: Array<{ msgID: string; at: number }> = [];
     const js = {
       publish: (_s: string, _d: string, o: { msgID: string }) => {
-        published.push({ msgID: o.msgID, at: Date.now() });
+        published.push({ msgID: o.msgID, at: clock.now() });
         return Promise.resolve({});
       },
     };
     const c = new Committer(state, log, { publish: () => undefined }, logger);
     const registry = new AgentRegistry(60_000);
-    registry.register({ site: "s", agent: "a", slots: 2, gpus: [], runtime: "process" }, Date.now());
+    registry.register({ site: "s", agent: "a", slots: 2, gpus: [], runtime: "process" }, clock.now());
     const config = {
       leaseMs: 60_000,
       dispatchTimeoutMs: 60_000,
@@ -233,12 +241,18 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
       config,
       logger,
       0,
+      undefined,
+      clock,
     );
     const failedAt = (d.log.at(-1) as LogEventOf<"job-finished">).at;
     disp.kick();
-    await new Promise((r) => setTimeout(r, 150));
+    await drained(c);
     assert.equal(published.length, 0, "not published during the back-off");
-    for (let i = 0; i < 200 && published.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    clock.advance(399);
+    await drained(c);
+    assert.equal(published.length, 0, "not published 1 ms before the back-off ends");
+    clock.advance(1);
+    await drained(c);
     await disp.close();
     assert.equal(published.length, 1, "published once the back-off ended");
     assert.equal(published[0]!.msgID, `${ref.jobId}.2`);
@@ -246,5 +260,6 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
       published[0]!.at >= failedAt + 400,
       `published ${published[0]!.at - failedAt} ms after the failure`,
     );
+    assert.equal(clock.pending, 0, "no wake-up left behind");
   });
 });

@@ -18,7 +18,6 @@ import {
 } from "../../../protocol/messages.ts";
 import { taskIdOfJob } from "../../../protocol/names.ts";
 import { STREAM_JOBS, parseHeartbeatSubject, subjects } from "../../../protocol/subjects.ts";
-import type { AgentRegistry } from "../../core/agentRegistry.ts";
 import type { ClaimToGrant, UploadsToPresign } from "../../core/decide/agents.ts";
 import { decide, type Command, type ReplyOf } from "../../core/decider.ts";
 import type { Committer } from "../committer.ts";
@@ -38,21 +37,15 @@ export class AgentControl {
 
   constructor(
     private readonly c: Committer,
-    registry: AgentRegistry,
     private readonly storage: Storage,
-    private readonly dispatcher: Dispatcher,
+    private readonly dispatcher: Pick<Dispatcher, "kick" | "trainingFiles" | "world" | "effects">,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
     /** The site policy (sites.json): which runtimes a site's agents may register with. */
     private readonly sites: { refresh(): Promise<SitePolicy> },
     private readonly clock: Clock = systemClock,
   ) {
-    this.effects = new EffectRunner({
-      logger,
-      agents: registry,
-      kick: () => dispatcher.kick(),
-      ensureSiteConsumer: (site) => this.ensureSiteConsumer(site),
-    });
+    this.effects = dispatcher.effects.with({ ensureSiteConsumer: (site) => this.ensureSiteConsumer(site) });
   }
 
   async handle(msg: Msg): Promise<void> {

@@ -1,20 +1,22 @@
-// Intake of agent reports from the RESULTS stream (durable consumer "steering"). A report counts
-// only if its attempt is the one currently leased to that site and agent (fencing); anything else
-// is logged and ignored. Uploaded artifacts are checked with HeadObject against the agent's claim.
-// Reports are handled concurrently: the S3 checks run outside the serial queue, the fence and the
-// staging inside it, and a report is acked once its event is stored. The reports of one job keep
-// their order (a final checkpoint is recorded before the result that follows it).
+// Intake of agent reports from the RESULTS stream (durable consumer "steering"): the I/O around the
+// report rules (core/decide/reports.ts: the fence, what each report becomes, the stop and continue
+// verdicts). Here: parse the message, check uploaded artifacts with HeadObject against the agent's
+// claim (passed to the decider as the verified ones), stage the decided events, run the effects
+// once they are durable, and ack. Reports are handled concurrently: the S3 checks run outside the
+// serial queue, the decision and the staging inside it. The reports of one job keep their order
+// (a final checkpoint is recorded before the result that follows it).
 import type { JsMsg } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { GridtuneError } from "../../../protocol/errors.ts";
 import type { Logger } from "../../../protocol/log.ts";
 import { AgentReport, type ArtifactKind, type UploadedArtifact } from "../../../protocol/messages.ts";
+import { taskIdOfJob } from "../../../protocol/names.ts";
 import { parseResultSubject } from "../../../protocol/subjects.ts";
-import { taskIdOfJob } from "./agentControl.ts";
+import { decide } from "../../core/decider.ts";
+import type { Effect } from "../../core/effects.ts";
 import type { Committer } from "../committer.ts";
 import type { Dispatcher } from "../dispatcher.ts";
+import { systemClock, type Clock } from "../clock.ts";
 import { keys, type Storage } from "../storage.ts";
-import { sendVerdict } from "../stopRequests.ts";
 
 interface Who {
   site: string;
@@ -29,6 +31,12 @@ interface Checked {
   artifacts: UploadedArtifact[];
 }
 
+/** A report staged: its events' durability and the effects to run once they are durable. */
+interface Staged {
+  durable: Promise<unknown>;
+  effects: readonly Effect[];
+}
+
 export class ResultIngest {
   ignored = 0;
   /** Per job, the staging of its latest report (the next report of the job waits for it). */
@@ -38,9 +46,10 @@ export class ResultIngest {
   constructor(
     private readonly c: Committer,
     private readonly storage: Storage,
+    /** The decider's world and the one effect executor. */
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,
-    private readonly nc: Pick<NatsConnection, "publish"> | null = null,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /**
@@ -84,6 +93,8 @@ export class ResultIngest {
       const s = await staged;
       if (s) await s.durable;
       m.ack();
+      // once durable (an effect that fails is no reason to have the report redelivered)
+      if (s && s.effects.length > 0) await this.runEffects(s.effects, m.subject);
     } catch (e) {
       if (e instanceof GridtuneError && e.code === "TOO_LARGE") {
         // It can never be logged: dropped (the attempt's lease lapses and the job is retried).
@@ -96,6 +107,14 @@ export class ResultIngest {
         error: String(e),
       });
       m.nak(2000);
+    }
+  }
+
+  private async runEffects(effects: readonly Effect[], subject: string): Promise<void> {
+    try {
+      for (const effect of effects) await this.dispatcher.effects.run(effect);
+    } catch (e) {
+      this.logger.error("an effect of a report failed", { subject, error: String(e) });
     }
   }
 
@@ -145,89 +164,29 @@ export class ResultIngest {
     return { who, report: r, artifacts: claimed.filter((_, i) => ok[i]) };
   }
 
-  /** Fence and stage (inside the queue); null when the report is ignored. */
-  private record({ who, report: r, artifacts }: Checked): { durable: Promise<void> } | null {
-    const taskId = taskIdOfJob(r.jobId);
-    const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
-    if (r.type === "artifact") return this.recordLate(who, r, artifacts);
-    const f = e?.fence(r.jobId, r.attempt, who.site, who.agent);
-    if (!e || !f?.ok) {
-      this.ignore(f && !f.ok ? f.reason : "unknown task", {
-        site: who.site,
-        agent: who.agent,
-        jobId: r.jobId,
-        attempt: r.attempt,
-        type: r.type,
-      });
-      return null;
-    }
-    const ref = { taskId: e.taskId, at: Date.now(), jobId: r.jobId, attempt: r.attempt };
-    switch (r.type) {
-      case "progress": {
-        const s = this.c.stage({ type: "job-progress", ...ref, resource: r.resource, metrics: r.metrics });
-        // the scheduler may have decided to stop this attempt (pruned, or paused before its target)
-        const nc = this.nc;
-        const engine = s.engine;
-        if (engine && nc)
-          void s.durable.then(
-            () => sendVerdict(nc, engine, this.logger, r),
-            () => undefined,
-          );
-        return s;
-      }
-      case "checkpoint": {
-        const artifact = artifacts[0];
-        if (!artifact) return null;
-        return this.c.stage({ type: "job-checkpoint", ...ref, artifact, resource: r.resource });
-      }
-      case "result": {
-        const { type: _type, jobId: _jobId, attempt: _attempt, ...outcome } = r;
-        const s = this.c.stage({
-          type: "job-finished",
-          ...ref,
-          site: who.site,
-          agent: who.agent,
-          ...outcome,
-          artifacts,
-        });
-        this.dispatcher.kick();
-        return s;
-      }
-    }
-  }
-
   /**
-   * A missing artifact of an ended attempt, uploaded late or given up: it counts only from the
-   * attempt's own site and agent, while its result still awaits it. An upload that does not match
-   * what the agent declares is recorded as given up, with that reason.
+   * Decides the report and stages its events (inside the queue); null when it is ignored. A logged
+   * progress report is then judged (report-verdict) on the state its own event made.
    */
-  private recordLate(
-    who: Who,
-    r: Extract<AgentReport, { type: "artifact" }>,
-    verified: UploadedArtifact[],
-  ): { durable: Promise<void> } | null {
-    const taskId = taskIdOfJob(r.jobId);
-    const e = taskId === null ? undefined : this.c.state.engines.get(taskId);
-    const f = e?.lateFence(r.jobId, r.attempt, r.kind, who.site, who.agent);
-    if (!e || !f?.ok) {
-      this.ignore(f && !f.ok ? f.reason : "unknown task", { ...who, attempt: r.attempt, type: r.type });
+  private record({ who, report: r, artifacts }: Checked): Staged | null {
+    const now = this.clock.now();
+    const w = this.dispatcher.world();
+    const d = decide(w, { type: "report", site: who.site, agent: who.agent, report: r, artifacts }, now);
+    if (d.reply.ignored) {
+      this.ignore(d.reply.ignored.why, { ...d.reply.ignored.fields });
       return null;
     }
-    const artifact = verified[0] ?? null;
-    const reason =
-      r.artifact !== null && artifact === null
-        ? `the late ${r.kind} upload does not match what the agent declared`
-        : r.reason;
-    return this.c.stage({
-      type: "job-artifact",
-      taskId: e.taskId,
-      at: Date.now(),
-      jobId: r.jobId,
-      attempt: r.attempt,
-      kind: r.kind,
-      artifact,
-      reason: artifact === null ? (reason ?? "given up by the agent") : null,
-    });
+    const staged = d.events.map((ev) => this.c.stage(ev).durable);
+    // a report is one event: no Promise.all for it
+    const durable = staged.length === 1 ? staged[0]! : Promise.all(staged);
+    if (r.type !== "progress" || d.events.length === 0) return { durable, effects: d.effects };
+    const held = r.held ?? false;
+    const verdict = decide(
+      w,
+      { type: "report-verdict", jobId: r.jobId, attempt: r.attempt, resource: r.resource, held },
+      now,
+    );
+    return { durable, effects: [...d.effects, ...verdict.effects] };
   }
 
   /**
