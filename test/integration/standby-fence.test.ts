@@ -8,11 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { steeringIdentity } from "../../protocol/identity.ts";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
+import { steeringIdentity, type Identity } from "../../protocol/identity.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { connectNats } from "../../protocol/natsConnect.ts";
-import { LEADER_KEY, STREAM_LOG } from "../../protocol/subjects.ts";
+import { KV_LEADER, LEADER_KEY, STREAM_LOG } from "../../protocol/subjects.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import { IdentityStore } from "../../steering/security/identities.ts";
 import { startNatsServer, type NatsServerHandle } from "../../steering/security/natsServer.ts";
@@ -33,20 +33,29 @@ describe("standby fences on nats-server", { timeout: 60_000 }, () => {
   let dir: string;
   let nats: NatsServerHandle;
   let nc: NatsConnection;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "gridtune-fence-"));
-    const store = new IdentityStore(dir);
-    const seed = (await store.ensure(steeringIdentity())).seedFile;
-    nats = await startNatsServer({ dir, store, port: 0 });
-    nc = await connectNats({
+  let store: IdentityStore;
+  const others: NatsConnection[] = [];
+  const connectAs = async (identity: Identity) => {
+    const c = await connectNats({
       servers: nats.url,
-      seedFile: seed,
+      seedFile: (await store.ensure(identity)).seedFile,
       caFile: nats.caFile,
-      identity: steeringIdentity(),
+      identity,
       logger: () => undefined,
     });
+    if (identity.role !== "steering") others.push(c);
+    return c;
+  };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gridtune-fence-"));
+    store = new IdentityStore(dir);
+    await store.ensure({ role: "agent", site: "s", agent: "a" });
+    await store.ensure({ role: "user", user: "mallory" });
+    nats = await startNatsServer({ dir, store, port: 0 });
+    nc = await connectAs(steeringIdentity());
   });
   after(async () => {
+    await Promise.allSettled(others.map((c) => c.close()));
     await nc?.close();
     await nats?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -109,5 +118,42 @@ describe("standby fences on nats-server", { timeout: 60_000 }, () => {
     await c.tick();
     assert.equal(c.holds(), true);
     await c.stop();
+  });
+
+  it("neither an agent nor a user can take, renew, release or purge the lease", async () => {
+    const { kv, ttlMs } = await openLeaseBucket(nc, 5000, 1);
+    const leader = new LeaderElection(kv, "steering-1", ttlMs, systemClock, logger, {
+      elected: () => undefined,
+      deposed: () => undefined,
+      standingBy: () => undefined,
+    });
+    await leader.tick();
+    const revision = (await kv.get(LEADER_KEY))!.revision;
+    const denied = (e: unknown) => {
+      let x: unknown = e;
+      while (x instanceof Error && !(x instanceof PermissionViolationError)) x = x.cause;
+      return x instanceof PermissionViolationError;
+    };
+    for (const who of [
+      { role: "agent", site: "s", agent: "a" },
+      { role: "user", user: "mallory" },
+    ] as const) {
+      const c = await connectAs(who);
+      const body = JSON.stringify({ holder: "intruder" });
+      // a KV put is a JetStream publish on the key's subject; purge and delete are API requests
+      await assert.rejects(c.request(`$KV.${KV_LEADER}.${LEADER_KEY}`, body, { timeout: 2000 }), denied);
+      await assert.rejects(
+        c.request(`$JS.API.STREAM.PURGE.KV_${KV_LEADER}`, "{}", { timeout: 2000 }),
+        denied,
+      );
+      await assert.rejects(
+        c.request(`$JS.API.STREAM.DELETE.KV_${KV_LEADER}`, "{}", { timeout: 2000 }),
+        denied,
+      );
+    }
+    const after = await kv.get(LEADER_KEY);
+    assert.equal(after?.revision, revision, "the lease is unchanged");
+    assert.equal(leader.holds(), true);
+    await leader.stop();
   });
 });
