@@ -5,7 +5,8 @@ import { Command } from "commander";
 import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
 import { createLogger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
-import { DEFAULT_STACK_DIR, startEmbeddedStack } from "./embedded.ts";
+import { join } from "node:path";
+import { DEFAULT_STACK_DIR, startEmbeddedStack, startService } from "./embedded.ts";
 import { dockerAnswers, LOCAL_IMAGES } from "./images.ts";
 
 export async function main(argv: string[]): Promise<number> {
@@ -20,6 +21,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--user <name>", "the phpo user identity to create", "demo")
     .option("--nats-port <port>", "NATS client port (0: the previous start's port when free, else any)", "0")
     .option("--json", "print the endpoints as JSON")
+    .option(
+      "--steering-standby",
+      "start a second steering process that stands by and takes over when the leader stops (docs/architecture.md)",
+    )
     .action(
       async (o: {
         dir: string;
@@ -29,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
         user: string;
         natsPort: string;
         json?: boolean;
+        steeringStandby?: boolean;
       }) => {
         const logger = createLogger("stack");
         const runtime =
@@ -48,6 +54,20 @@ export async function main(argv: string[]): Promise<number> {
           allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
           logger,
         });
+        // the leader holds the lease already, so this one logs "standing by" and waits
+        const standby = o.steeringStandby
+          ? await startService(
+              "steering standby",
+              "gridtune-steering",
+              ["serve"],
+              stack.steeringEnv,
+              join(stack.dir, "logs", "steering-standby.log"),
+              /standing by|steering running/,
+            ).catch(async (e: unknown) => {
+              await stack.stop();
+              throw e;
+            })
+          : null;
         const info = {
           nats: stack.nats.url,
           s3: stack.s3.endpoint,
@@ -61,13 +81,14 @@ export async function main(argv: string[]): Promise<number> {
           process.stdout.write(
             `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
               `  NATS     ${info.nats}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
-              `  logs     ${info.logs}\n` +
+              `  logs     ${info.logs}${standby ? " (a standby steering: steering-standby.log)" : ""}\n` +
               `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
               `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,
           );
         }
         await waitForShutdown();
         process.stdout.write("stopping…\n");
+        await standby?.stop();
         await stack.stop();
       },
     );
