@@ -5,9 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { KvEntry } from "@nats-io/kv";
+import { ValidationError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { decideLeadership, termHolds } from "../../steering/core/leadership.ts";
 import type { Cancel, Clock } from "../../steering/shell/clock.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { LeaderElection, repliesWhileLeading, type LeaseStore } from "../../steering/shell/leadership.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
 
@@ -252,5 +254,31 @@ describe("a reply under a term", () => {
     assert.equal(m.respond("two"), false);
     assert.deepEqual(sent, ["one"]);
     assert.equal(dropped, 1);
+  });
+});
+
+describe("the lease TTL setting", () => {
+  const env = {
+    NATS_URL: "tls://127.0.0.1:4222",
+    GRIDTUNE_SEED_FILE: "/s/seeds/steering.nk",
+    GRIDTUNE_API_SEED_FILE: "/s/seeds/steering-api.nk",
+    S3_ENDPOINT: "http://127.0.0.1:9000",
+    AWS_ACCESS_KEY_ID: "k",
+    AWS_SECRET_ACCESS_KEY: "s",
+  };
+  it("defaults to 10 s; the flag beats GRIDTUNE_LEADER_TTL_MS", () => {
+    assert.equal(compileSteeringConfig({}, env).leaderTtlMs, 10_000);
+    assert.equal(compileSteeringConfig({}, { ...env, GRIDTUNE_LEADER_TTL_MS: "4000" }).leaderTtlMs, 4000);
+    assert.equal(
+      compileSteeringConfig({ leaderTtlMs: "2500" }, { ...env, GRIDTUNE_LEADER_TTL_MS: "4000" }).leaderTtlMs,
+      2500,
+    );
+  });
+  it("a TTL under a second or not a number is refused, naming the field", () => {
+    for (const bad of ["500", "ten"])
+      assert.throws(
+        () => compileSteeringConfig({}, { ...env, GRIDTUNE_LEADER_TTL_MS: bad }),
+        (e: unknown) => e instanceof ValidationError && /leaderTtlMs/.test(e.message),
+      );
   });
 });
