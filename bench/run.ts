@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in sequence. Figures go to stdout; docs/benchmarks.md records
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
+import { benchDatasetListing } from "./datasetListing.ts";
 import { benchMonitor } from "./monitor.ts";
 import { benchPayloadFiles } from "./payloadFiles.ts";
 import { benchScheduler } from "./scheduler.ts";
@@ -18,6 +19,7 @@ const benches: Record<string, () => Promise<void>> = {
   "payload-files": benchPayloadFiles,
   search: benchSearch,
   monitor: benchMonitor,
+  "dataset-ls": benchDatasetListing,
 };
 
 const wanted = process.argv.slice(2);

@@ -125,10 +125,14 @@ export const DatasetSummary = z.object({
 export type DatasetSummary = z.infer<typeof DatasetSummary>;
 
 const Usage = z.object({
+  /** Bytes and files of the user's datasets and unfinished multipart uploads (both count). */
   bytes: z.number().int().nonnegative(),
   files: z.number().int().nonnegative(),
   maxBytes: z.number().int().positive(),
   maxFiles: z.number().int().positive(),
+  /** Unfinished multipart uploads (a put interrupted) and their parts' bytes; older steering: 0. */
+  uploads: z.number().int().nonnegative().default(0),
+  uploadBytes: z.number().int().nonnegative().default(0),
 });
 
 export const DatasetPutReply = z.discriminatedUnion("type", [

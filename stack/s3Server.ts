@@ -1,12 +1,14 @@
 // The embedded S3-compatible server: @20minutes/s3rver 4.0 (a maintained fork of s3rver) in its own
 // process, filesystem-backed under the stack's state directory. Unlike s3rver 3.x it recomputes
 // SigV4 for Authorization headers and presigned query strings, so an edited or expired presigned
-// URL is refused (403). Two things it does not do on its own are added by the boot script below:
+// URL is refused (403). Three things it does not do on its own are added by the boot script below:
 //   - it serves unsigned (anonymous) requests: a guard in front of its routes refuses them, so the
 //     bucket is neither readable nor writable without a signature;
 //   - its only key pair is the well-known S3RVER/S3RVER: it is revoked and replaced by a random
 //     pair kept in `credentials.json` beside the data directory (0600; the same pair after a
-//     restart on the same directory).
+//     restart on the same directory);
+//   - ListMultipartUploads, ListParts and AbortMultipartUpload (steering's quota and its sweep of
+//     abandoned dataset uploads), behind the server's own SigV4 check.
 // It runs with --openssl-legacy-provider because its listing continuation tokens use DES
 // (paginated ListObjectsV2 fails with ERR_OSSL_EVP_UNSUPPORTED otherwise).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -56,6 +58,72 @@ server.middleware.unshift(async function refuseAnonymous(ctx, next) {
   ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\\n<Error><Code>AccessDenied</Code>' +
     "<Message>Anonymous requests are not allowed: sign the request or use a presigned URL</Message></Error>";
 });
+// ListMultipartUploads, ListParts and AbortMultipartUpload, which the server answers with
+// NotImplemented or MethodNotAllowed: steering's sweep of abandoned dataset uploads and its quota
+// need them. They read its own upload store (<dir>/<bucket>/._S3rver_uploads/<uploadId>/: the
+// key, then one file per part and its md5) after its own SigV4 check; no paging (one reply).
+const lib = require("path").dirname(process.argv[1]);
+const authenticate = require(require("path").join(lib, "middleware", "authentication.js"))();
+const S3Error = require(require("path").join(lib, "models", "error.js"));
+const fsp = require("fs/promises");
+const esc = (v) => String(v).replace(/[<>&"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
+const xml = (root, body) => '<?xml version="1.0" encoding="UTF-8"?>\\n<' + root +
+  ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' + body + "</" + root + ">";
+const tag = (name, v) => "<" + name + ">" + esc(v) + "</" + name + ">";
+async function uploadOf(bucket, key, uploadId) {
+  const d = require("path").join(dir, bucket, "._S3rver_uploads", uploadId);
+  const stored = /^[0-9a-f]{32}$/.test(uploadId) ? await fsp.readFile(d + "/key", "utf8").catch(() => null) : null;
+  if (stored !== key) throw new S3Error("NoSuchUpload", "The specified upload does not exist.", { UploadId: uploadId });
+  return d;
+}
+async function multipartExtras(ctx, next) {
+  const m = /^\\/([^/]+)(?:\\/(.+))?$/.exec(ctx.path);
+  const q = ctx.query;
+  const op = !m ? null : ctx.method === "GET" && !m[2] && "uploads" in q ? "list"
+    : ctx.method === "GET" && m[2] && "uploadId" in q && !("partNumber" in q) ? "parts"
+    : ctx.method === "DELETE" && m[2] && "uploadId" in q ? "abort" : null;
+  if (!op) return next();
+  const bucket = decodeURIComponent(m[1]);
+  const key = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+  ctx.params = key === undefined ? { bucket } : { bucket, key };
+  await authenticate(ctx, async () => {
+    if (!ctx.state.account) throw new S3Error("AccessDenied", "Access Denied");
+    if (!(await fsp.stat(require("path").join(dir, bucket)).catch(() => null)))
+      throw new S3Error("NoSuchBucket", "The specified bucket does not exist", { BucketName: bucket });
+    ctx.type = "application/xml";
+    if (op === "list") {
+      const root = require("path").join(dir, bucket, "._S3rver_uploads");
+      const prefix = typeof q.prefix === "string" ? q.prefix : "";
+      let body = tag("Bucket", bucket) + tag("Prefix", prefix) + tag("IsTruncated", "false");
+      for (const id of (await fsp.readdir(root).catch(() => [])).sort()) {
+        const k = await fsp.readFile(root + "/" + id + "/key", "utf8").catch(() => null);
+        if (k === null || !k.startsWith(prefix)) continue;
+        const st = await fsp.stat(root + "/" + id + "/key");
+        body += "<Upload>" + tag("Key", k) + tag("UploadId", id) + tag("Initiated", st.mtime.toISOString()) +
+          tag("StorageClass", "STANDARD") + "</Upload>";
+      }
+      ctx.body = xml("ListMultipartUploadsResult", body);
+      return;
+    }
+    const d = await uploadOf(bucket, key, String(q.uploadId));
+    if (op === "abort") {
+      await fsp.rm(d, { recursive: true, force: true });
+      ctx.status = 204;
+      ctx.body = null;
+      return;
+    }
+    let body = tag("Bucket", bucket) + tag("Key", key) + tag("UploadId", q.uploadId) + tag("IsTruncated", "false");
+    const parts = (await fsp.readdir(d)).filter((f) => /^[0-9]+$/.test(f)).map(Number).sort((a, b) => a - b);
+    for (const n of parts) {
+      const st = await fsp.stat(d + "/" + n);
+      const md5 = await fsp.readFile(d + "/" + n + ".md5", "utf8").catch(() => "");
+      body += "<Part>" + tag("PartNumber", n) + tag("LastModified", st.mtime.toISOString()) +
+        tag("ETag", '"' + md5 + '"') + tag("Size", st.size) + "</Part>";
+    }
+    ctx.body = xml("ListPartsResult", body);
+  });
+}
+server.middleware.splice(1, 0, multipartExtras);
 server.run()
   .then((info) => process.stdout.write(JSON.stringify({ port: info.port }) + "\\n"))
   .catch((e) => { process.stderr.write(String(e && e.stack || e) + "\\n"); process.exit(1); });

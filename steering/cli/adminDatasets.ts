@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { describeZodError, ValidationError } from "../../protocol/errors.ts";
 import { z } from "zod";
 import { SteeringConfig } from "../shell/config.ts";
+import { DatasetIndex } from "../shell/datasetIndex.ts";
 import { listPublished, parseSource, publishDataset, unpublishDataset } from "../shell/datasetPublish.ts";
 import { Storage, type StorageConfig } from "../shell/storage.ts";
 
@@ -102,6 +103,15 @@ export function registerAdminDatasetCommands(
     withStorage(unpublish, async (s, o) => {
       const r = await unpublishDataset(s, name);
       write(o.json ? JSON.stringify(r) + "\n" : `unpublished ${r.name}: ${r.files} files removed\n`);
+    }),
+  );
+  const reindex = ds
+    .command("reindex")
+    .description("list every dataset's files once and rewrite the dataset index that phpo dataset ls reads");
+  reindex.action(() =>
+    withStorage(reindex, async (s, o) => {
+      const r = await new DatasetIndex(s).rebuild(true);
+      write(o.json ? JSON.stringify(r) + "\n" : `dataset index rebuilt: ${r.datasets} datasets\n`);
     }),
   );
   const list = ds.command("list").description("the published datasets");

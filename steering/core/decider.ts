@@ -22,9 +22,20 @@ import {
   type ProposeReply,
 } from "./decide/dispatch.ts";
 import { decideReport, decideReportVerdict, type ReportCommand, type ReportReply } from "./decide/reports.ts";
+import {
+  decideControl,
+  decideRetry,
+  decideSubmit,
+  type ApiCommand,
+  type RetryReply,
+  type SubmitReply,
+  type TaskReply,
+} from "./decide/api.ts";
+import { decideUploadSweep, type UploadCommand, type UploadSweepReply } from "./decide/uploads.ts";
 import type { World } from "./world.ts";
 
-export type Command = LeaseCommand | AgentCommand | DispatchCommand | ReportCommand;
+export type Command =
+  LeaseCommand | AgentCommand | DispatchCommand | ReportCommand | ApiCommand | UploadCommand;
 
 /** The reply each command gets. */
 export interface Replies {
@@ -38,6 +49,12 @@ export interface Replies {
   "dispatch-job": DispatchJobReply;
   report: ReportReply;
   "report-verdict": null;
+  submit: SubmitReply;
+  kill: TaskReply;
+  pause: TaskReply;
+  resume: TaskReply;
+  retry: RetryReply;
+  "upload-sweep": UploadSweepReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -65,6 +82,16 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
       return decideReport(w, command, now);
     case "report-verdict":
       return decideReportVerdict(w, command);
+    case "submit":
+      return decideSubmit(w, command, now);
+    case "kill":
+    case "pause":
+    case "resume":
+      return decideControl(w, command, now);
+    case "retry":
+      return decideRetry(w, command, now);
+    case "upload-sweep":
+      return decideUploadSweep(command, now);
     default:
       return unreachable(command, "command");
   }

@@ -36,6 +36,10 @@ export type Effect =
   | { readonly type: "remove-agent"; readonly site: string; readonly agent: string }
   /** The site's durable pull consumer on JOBS exists (made once per site). */
   | { readonly type: "ensure-site-consumer"; readonly site: string }
+  /** Tell the agents running the task's attempts (as they are once the events are durable) to stop them. */
+  | { readonly type: "stop-attempts"; readonly taskId: string; readonly reason: StopReason }
+  /** Abort a dataset file's multipart upload (its parts are deleted); one gone already is no error. */
+  | { readonly type: "abort-upload"; readonly key: string; readonly uploadId: string }
   /** A line in steering's own log. */
   | {
       readonly type: "log";

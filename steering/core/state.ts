@@ -2,6 +2,7 @@
 // retired ones. Pure: changed only by apply() of a logged event (the Committer's stage()).
 import type { TaskSummary } from "../../protocol/messages.ts";
 import type { LogEvent } from "./events.ts";
+import { SubmitWindow } from "./limits.ts";
 import { TaskEngine } from "./task/taskEngine.ts";
 
 export class SteeringState {
@@ -10,6 +11,11 @@ export class SteeringState {
   /** Retired tasks: their summary only; `show` and the like load them from the log on demand. */
   readonly finished = new Map<string, TaskSummary>();
   maxTaskId = 0;
+  /**
+   * The users' submissions of the last minute (submits_per_minute), from the task-created events
+   * applied live: a restart or a rebuild does not count them again, as a restart starts afresh.
+   */
+  readonly submits = new SubmitWindow();
 
   /** Replaces a task's engine by a fold of its logged events (they start with task-created). */
   rebuild(taskId: string, events: readonly LogEvent[]): TaskEngine | undefined {
@@ -26,6 +32,7 @@ export class SteeringState {
       const e = new TaskEngine(ev);
       this.engines.set(ev.taskId, e);
       this.noteTaskId(ev.taskId);
+      this.submits.note(ev.user, ev.at);
       return e;
     }
     const e = this.engines.get(ev.taskId);

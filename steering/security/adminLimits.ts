@@ -7,7 +7,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ValidationError } from "../../protocol/errors.ts";
 import { validateIdentityName } from "../../protocol/identity.ts";
-import { LIMIT_NAMES, LimitsFile, TenantLimits } from "../shell/limits.ts";
+import { LIMIT_NAMES, TenantLimits } from "../core/limits.ts";
+import { LimitsFile } from "../shell/limits.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 
 export const limitsFilePath = (dir: string): string => join(dir, "limits.json");

@@ -8,9 +8,12 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { GridtuneError, ValidationError, describeZodError } from "../../protocol/errors.ts";
+import { ValidationError, describeZodError } from "../../protocol/errors.ts";
 import { IdentityName } from "../../protocol/identity.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./fsutil.ts";
+
+// The pure rules over a policy live in core/sites.ts (the decider uses them); importers keep this path.
+export { checkSubmitSites, siteAccepts, sitesOf } from "../core/sites.ts";
 
 export const SiteRuntime = z.enum(["docker", "process"]);
 export type SiteRuntime = z.infer<typeof SiteRuntime>;
@@ -44,22 +47,6 @@ export type SitePolicy = z.infer<typeof SitePolicy>;
 export const EMPTY_POLICY: SitePolicy = { version: 1, sites: {}, users: {} };
 
 export const sitePolicyFile = (dir: string): string => join(dir, "sites.json");
-
-/** Whether `site` accepts work from `user` (false for a site without an entry). */
-export function siteAccepts(p: SitePolicy, site: string, user: string): boolean {
-  const a = Object.hasOwn(p.sites, site) ? p.sites[site] : undefined;
-  if (!a) return false;
-  if (a.all || a.users.includes(user)) return true;
-  const groups = Object.hasOwn(p.users, user) ? (p.users[user]?.groups ?? []) : [];
-  return a.groups.some((g) => groups.includes(g));
-}
-
-/** The sites that accept `user`, sorted. */
-export function sitesOf(p: SitePolicy, user: string): string[] {
-  return Object.keys(p.sites)
-    .filter((s) => siteAccepts(p, s, user))
-    .sort();
-}
 
 /** Parses "a,b" (the --users/--groups/--runtimes options); empty entries dropped, duplicates removed. */
 export function parseNameList(list: string, option: string): string[] {
@@ -195,43 +182,4 @@ export class SitePolicyFile {
       throw err;
     }
   }
-}
-
-/**
- * Steering's check of a submission's `site` field. Returns the warnings for the submit reply (a
- * listed site, or every site of the user, with no agent registered now). Throws, naming the field
- * and the fix, for a site that does not exist (INVALID_ARGUMENT) or does not accept the user
- * (FORBIDDEN); both list the sites the user may use.
- */
-export function checkSubmitSites(
-  p: SitePolicy,
-  user: string,
-  sites: readonly string[] | undefined,
-  live: ReadonlySet<string>,
-): string[] {
-  const mine = sitesOf(p, user);
-  const yours =
-    mine.length > 0
-      ? `sites you may use: ${mine.join(", ")}`
-      : `no site accepts your work yet: ask the operator (gridtune-steering admin set-site <site> --users ${user})`;
-  const listed = sites ?? [];
-  for (const s of listed) {
-    if (!Object.hasOwn(p.sites, s))
-      throw new GridtuneError(
-        "INVALID_ARGUMENT",
-        `site: there is no site "${s}"; ${yours}. Fix --site (or leave it out to use any of yours).`,
-      );
-    if (!siteAccepts(p, s, user))
-      throw new GridtuneError(
-        "FORBIDDEN",
-        `site: site "${s}" does not accept work from user ${user}; ${yours}. Fix --site, or ask the operator to add you (gridtune-steering admin set-site ${s} --users …).`,
-      );
-  }
-  if (listed.length === 0 && mine.length === 0) throw new GridtuneError("FORBIDDEN", `site: ${yours}`);
-  const candidates = listed.length > 0 ? listed : mine;
-  if (candidates.some((s) => live.has(s))) return [];
-  return [
-    `site: no agent of ${candidates.length === 1 ? "site" : "sites"} ${candidates.join(", ")} is registered now; ` +
-      `the task waits until one registers (check --site, or ask the site's operator)`,
-  ];
 }

@@ -72,13 +72,15 @@ export class Committer {
    * earlier command's events folded in), its events are staged in order (group commit: the queue
    * moves on at once), and once all of them are durable its effects run, in order, and its reply
    * is returned. If an event could not be logged no effect runs and the error goes to the caller
-   * (the task is rebuilt from the log, see stage()).
+   * (the task is rebuilt from the log, see stage()). A `decide` that needs a read only the queue
+   * makes safe (a retired task's log, read and brought back to memory by a retry) may be async:
+   * nothing else is decided between its read and its decision.
    */
-  async run<R>(decide: () => Decision<R>, effects: Effects): Promise<R> {
-    const { decision, durable } = await this.serial(() => {
-      const decision = decide();
+  async run<R>(decide: () => Decision<R> | Promise<Decision<R>>, effects: Effects): Promise<R> {
+    const { decision, durable } = await this.serial(async () => {
+      const decision = await decide();
       const durable = decision.events.map((ev) => this.stage(ev).durable);
-      return Promise.resolve({ decision, durable });
+      return { decision, durable };
     });
     await Promise.all(durable);
     for (const effect of decision.effects) await effects.run(effect);

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Backoff } from "../../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../../protocol/errors.ts";
-import { DEFAULT_TENANT_LIMITS, TenantLimits } from "./limits.ts";
+import { DEFAULT_TENANT_LIMITS, TenantLimits } from "../core/limits.ts";
 
 export const SteeringConfig = z.object({
   natsUrl: z.string().min(1),
@@ -39,6 +39,12 @@ export const SteeringConfig = z.object({
    * the TTL it was created with; every process uses the bucket's.
    */
   leaderTtlMs: z.number().int().min(1000).default(10_000),
+  /** A dataset file's multipart upload with no part for this long is aborted (its parts freed). */
+  datasetUploadMaxAgeMs: z
+    .number()
+    .int()
+    .min(60_000, "at least 60000 (a minute): an upload between two of its parts is not abandoned")
+    .default(86_400_000),
   /** Replicas of the JetStream streams (1 on a single server). */
   replicas: z.number().int().min(1).max(5).default(1),
   /** Every user's limits unless the limits file overrides them (docs/steering.md). */
@@ -99,6 +105,7 @@ export function compileSteeringConfig(
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
     leaderTtlMs: num(pick("leaderTtlMs", "GRIDTUNE_LEADER_TTL_MS")),
+    datasetUploadMaxAgeMs: num(pick("datasetUploadMaxAgeMs", "GRIDTUNE_DATASET_UPLOAD_MAX_AGE_MS")),
     limits: {
       activeTasks: num(pick("limitActiveTasks", "GRIDTUNE_LIMIT_ACTIVE_TASKS")),
       maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),

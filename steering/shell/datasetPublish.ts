@@ -7,7 +7,9 @@ import { stat } from "node:fs/promises";
 import { DatasetName, type DatasetSummary } from "../../protocol/datasets.ts";
 import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
 import { localFiles, type LocalFile } from "../../protocol/localFiles.ts";
-import { isPublishedName, readManifest, summarise, writeManifest } from "./datasets.ts";
+import type { Logger } from "../../protocol/log.ts";
+import { DatasetIndex, isPublishedName } from "./datasetIndex.ts";
+import { readManifest, writeManifest } from "./datasets.ts";
 import { keys, type Storage } from "./storage.ts";
 
 /** Where the files of a published dataset come from. */
@@ -105,6 +107,7 @@ export async function publishDataset(
       throw new Error(`unknown source ${JSON.stringify(never)}`);
     }
   }
+  const index = new DatasetIndex(storage);
   for (const o of existing) await storage.remove(o.key);
   await storage.remove(keys.datasetManifest(name));
   const files: PublishedFile[] = [];
@@ -115,10 +118,11 @@ export async function publishDataset(
     const got = await storage.sha256(key);
     files.push({ path: c.path, size: got.size, sha256: got.sha256 });
   }
-  await writeManifest(storage, {
-    name,
-    files: Object.fromEntries(files.map((f) => [f.path, { size: f.size, sha256: f.sha256 }])),
-  });
+  await writeManifest(
+    storage,
+    { name, files: Object.fromEntries(files.map((f) => [f.path, { size: f.size, sha256: f.sha256 }])) },
+    index,
+  );
   return { name, files };
 }
 
@@ -132,14 +136,16 @@ export async function unpublishDataset(
     throw new GridtuneError("NOT_FOUND", `dataset ${name} is not published; see admin dataset list`);
   for (const o of objects) await storage.remove(o.key);
   await storage.remove(keys.datasetManifest(name));
+  await new DatasetIndex(storage).remove(name);
   return { name, files: objects.length };
 }
 
-/** Published datasets, with whether each file has a recorded checksum. */
+/** Published datasets (by the index), with how many files have a recorded checksum. */
 export async function listPublished(
   storage: Storage,
+  logger: Pick<Logger, "warn"> | null = null,
 ): Promise<Array<DatasetSummary & { checksummed: number }>> {
-  const all = summarise(await storage.list("datasets/"), isPublishedName, true);
+  const all = await new DatasetIndex(storage, logger).published();
   return Promise.all(
     all.map(async (d) => ({
       ...d,

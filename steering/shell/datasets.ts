@@ -1,22 +1,28 @@
 // The API side of `phpo dataset`: users bring their own training data without S3 keys. Steering
 // mints presigned URLs for the user's own scope only (`user.<user>.*`, PanDA/Rucio naming),
-// checks the user's dataset quota (limits.ts) before any upload, and at the end of each file's
+// checks the user's dataset quota (core/limits.ts) before any upload, and at the end of each file's
 // upload reads the object back and records its size and sha256 in a manifest
 // (`datasetmeta/<name>.json`) only when they match what the user declared: the manifest's
 // checksums are steering's, never the client's word. Datasets outside the `user.` scope are an
-// admin's (written with steering's keys) and readable by every user.
+// admin's (written with steering's keys) and readable by every user. `ls` reads the dataset index
+// (datasetIndex.ts), one entry per dataset; the quota counts unfinished multipart uploads too
+// (datasetUploads.ts), until they are finished or the sweep aborts them.
 import { z } from "zod";
 import { GridtuneError, ValidationError } from "../../protocol/errors.ts";
 import {
   type DatasetFile,
   type DatasetReplies,
-  type DatasetSummary,
   MAX_PARTS,
   Sha256,
   userScope,
 } from "../../protocol/datasets.ts";
+import type { Logger } from "../../protocol/log.ts";
 import type { ApiRequest } from "../../protocol/messages.ts";
-import type { TenantLimiter } from "./limits.ts";
+import { checkDatasetQuota } from "../core/limits.ts";
+import type { LiveUpload } from "../core/decide/uploads.ts";
+import { DatasetIndex } from "./datasetIndex.ts";
+import { liveUploads } from "./datasetUploads.ts";
+import type { TenantLimitsReader } from "./limits.ts";
 import { keys, type Storage } from "./storage.ts";
 
 type Req<V extends ApiRequest["verb"]> = Extract<ApiRequest, { verb: V }>;
@@ -43,33 +49,14 @@ export async function readManifest(storage: Storage, name: string): Promise<Mani
   return parsed.success ? parsed.data : { name, files: {} };
 }
 
-export async function writeManifest(storage: Storage, m: Manifest): Promise<void> {
+/** Writes the manifest, then the dataset's index entry (its files and bytes as recorded). */
+export async function writeManifest(storage: Storage, m: Manifest, index: DatasetIndex): Promise<void> {
   await storage.put(keys.datasetManifest(m.name), JSON.stringify(m));
+  const files = Object.values(m.files);
+  await index.put({ name: m.name, files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) });
 }
 
-/** A dataset's name from one of its object keys (`datasets/<name>/<path>`). */
-const datasetOfKey = (key: string) => key.slice("datasets/".length).split("/")[0] ?? "";
-
-/** Datasets and their file counts and bytes, from a listing of their objects. */
-export function summarise(
-  objects: ReadonlyArray<{ key: string; size: number }>,
-  keep: (name: string) => boolean,
-  published: boolean,
-): DatasetSummary[] {
-  const by = new Map<string, DatasetSummary>();
-  for (const o of objects) {
-    const name = datasetOfKey(o.key);
-    if (!keep(name)) continue;
-    const s = by.get(name) ?? { name, files: 0, bytes: 0, published };
-    s.files++;
-    s.bytes += o.size;
-    by.set(name, s);
-  }
-  return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Published datasets: every scope but `user.` (written with steering's keys). */
-export const isPublishedName = (name: string) => name !== "" && !name.startsWith("user.");
+export { isPublishedName } from "./datasetIndex.ts";
 
 /** The scope rule: a user writes `user.<user>.<name>` only. `field` names the option to fix. */
 export function assertWritable(user: string, name: string, field: string): void {
@@ -108,13 +95,18 @@ function partCount(path: string, size: number, partSize: number): number {
 export class Datasets {
   /** Manifest updates of one dataset, one after the other (commits of parallel uploads). */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Each dataset's files and bytes, so that `ls` lists datasets, not every file (datasetIndex.ts). */
+  readonly index: DatasetIndex;
 
   constructor(
     private readonly storage: Storage,
-    private readonly limiter: TenantLimiter,
+    private readonly limiter: Pick<TenantLimitsReader, "limitsOf">,
     /** Bytes one page of show or get may take (a reply stays under NATS's max_payload). */
     private readonly pageBytes: () => number,
-  ) {}
+    logger: Pick<Logger, "warn"> | null = null,
+  ) {
+    this.index = new DatasetIndex(storage, logger);
+  }
 
   async put(user: string, req: Req<"datasetPut">): Promise<Reply<"datasetPut">> {
     assertWritable(user, req.name, "--name");
@@ -124,11 +116,14 @@ export class Datasets {
     // Already stored, checked and recorded: a re-run of put skips it.
     if (had && had.sha256 === req.sha256 && had.size === req.size && head?.size === req.size)
       return { type: "complete" };
-    await this.checkQuota(user, req.path, req.size, head);
+    const uploads = await this.checkQuota(user, key, req.path, req.size, head, req.uploadId ?? null);
     if (req.partSize === undefined)
       return { type: "single", url: await this.storage.presignPut(key, req.size) };
     partCount(req.path, req.size, req.partSize);
-    const uploadId = req.uploadId ?? (await this.storage.createMultipart(key));
+    // An upload to resume that S3 no longer holds (aborted as abandoned, or not this file's) is
+    // not resumed: a new one starts, and phpo, given another upload id, sends every part again.
+    const live = uploads.some((u) => u.key === key && u.uploadId === req.uploadId);
+    const uploadId = live && req.uploadId ? req.uploadId : await this.storage.createMultipart(key);
     return { type: "multipart", uploadId, partSize: req.partSize };
   }
 
@@ -137,7 +132,7 @@ export class Datasets {
     const key = keys.dataset(req.name) + req.path;
     // The size is checked against the quota again (it may differ from datasetPut's), and each
     // part's length is signed into its URL: the parts together cannot exceed it.
-    await this.checkQuota(user, req.path, req.size, await this.storage.head(key));
+    await this.checkQuota(user, key, req.path, req.size, await this.storage.head(key), req.uploadId);
     const count = partCount(req.path, req.size, req.partSize);
     const beyond = req.partNumbers.filter((n) => n > count);
     if (beyond.length > 0)
@@ -183,31 +178,33 @@ export class Datasets {
     await this.serial(req.name, async () => {
       const m = await this.manifest(req.name);
       m.files[req.path] = { size: got.size, sha256: got.sha256 };
-      await writeManifest(this.storage, m);
+      await writeManifest(this.storage, m, this.index);
     });
     return { path: req.path, size: got.size, sha256: got.sha256 };
   }
 
   async list(user: string, req: Req<"datasetList">): Promise<Reply<"datasetList">> {
-    const mine = summarise(
-      await this.storage.list(keys.dataset(userScope(user)).slice(0, -1)),
-      () => true,
-      false,
-    );
-    // Other users' datasets are listed by S3 too (one prefix holds them all): they are dropped here.
-    // A delimited listing (names only) would be cheaper, but the embedded S3 server leaves out a
-    // dataset whose files are all in subfolders from its common prefixes: every key is listed.
-    const published =
-      req.mine === true ? [] : summarise(await this.storage.list("datasets/"), isPublishedName, true);
-    const datasets = mine;
-    const limits = await this.limiter.limitsOf(user);
+    // The index: one entry per dataset, never a listing of every file (datasetIndex.ts).
+    const scope = keys.dataset(userScope(user)).slice(0, -1);
+    const [mine, published, limits, uploads] = await Promise.all([
+      this.index.ofScope(userScope(user)),
+      req.mine === true ? Promise.resolve([]) : this.index.published(),
+      this.limiter.limitsOf(user),
+      liveUploads(this.storage, scope),
+    ]);
+    // as the quota counts them (usage() below): a file still in parts is one more file
+    const pendingKeys = [...new Set(uploads.map((u) => u.key))];
+    const pending = (await Promise.all(pendingKeys.map((k) => this.storage.head(k)))).filter((h) => !h);
+    const uploadBytes = uploads.reduce((n, u) => n + u.bytes, 0);
     return {
       datasets: [...mine, ...published],
       usage: {
-        bytes: datasets.reduce((n, d) => n + d.bytes, 0),
-        files: datasets.reduce((n, d) => n + d.files, 0),
+        bytes: mine.reduce((n, d) => n + d.bytes, 0) + uploadBytes,
+        files: mine.reduce((n, d) => n + d.files, 0) + pending.length,
         maxBytes: limits.datasetBytes,
         maxFiles: limits.datasetFiles,
+        uploads: uploads.length,
+        uploadBytes,
       },
     };
   }
@@ -255,6 +252,8 @@ export class Datasets {
     await this.serial(name, async () => {
       for (const f of files) await this.storage.remove(keys.dataset(name) + f.path);
       await this.storage.remove(keys.datasetManifest(name));
+      // last: a removal cut short stays listed, and `rm` again finishes it
+      await this.index.remove(name);
     });
     return { name, files: files.length };
   }
@@ -276,25 +275,50 @@ export class Datasets {
     });
   }
 
-  /** The user's datasets once `size` bytes replace `head` (the object there now, if any). */
+  /**
+   * The user's datasets once `size` bytes replace `head` (the object there now, if any) at `key`.
+   * Unfinished multipart uploads count too, abandoned ones included until the sweep aborts them
+   * (datasetUploads.ts): their parts are storage the user holds. The upload being resumed
+   * (`uploadId`) is not counted twice: its parts become the file of `size`.
+   */
   private async checkQuota(
     user: string,
+    key: string,
     path: string,
     size: number,
     head: { size: number } | null,
-  ): Promise<void> {
-    const [usage, limits] = await Promise.all([this.usage(user), this.limiter.limitsOf(user)]);
-    this.limiter.checkDatasetQuota(
+    uploadId: string | null,
+  ): Promise<LiveUpload[]> {
+    const [usage, limits] = await Promise.all([this.usage(user, key, uploadId), this.limiter.limitsOf(user)]);
+    checkDatasetQuota(
       user,
       limits,
       { bytes: usage.bytes - (head?.size ?? 0) + size, files: usage.files + (head ? 0 : 1) },
       `${path} (${size} bytes)`,
     );
+    return usage.uploads;
   }
 
-  private async usage(user: string): Promise<{ bytes: number; files: number }> {
-    const objects = await this.storage.list(keys.dataset(userScope(user)).slice(0, -1));
-    return { bytes: objects.reduce((n, o) => n + o.size, 0), files: objects.length };
+  /** Bytes and files of the user's objects and unfinished uploads (but `uploadId`'s, and a file at `key`). */
+  private async usage(
+    user: string,
+    key: string,
+    uploadId: string | null,
+  ): Promise<{ bytes: number; files: number; uploads: LiveUpload[] }> {
+    const prefix = keys.dataset(userScope(user)).slice(0, -1);
+    const [objects, uploads] = await Promise.all([
+      this.storage.list(prefix),
+      liveUploads(this.storage, prefix),
+    ]);
+    const stored = new Set(objects.map((o) => o.key));
+    // a file in parts is a file once, whether stored already or not; `key` is counted by the caller
+    const pending = new Set(uploads.filter((u) => !stored.has(u.key) && u.key !== key).map((u) => u.key));
+    const partBytes = uploads.filter((u) => u.uploadId !== uploadId).reduce((n, u) => n + u.bytes, 0);
+    return {
+      bytes: objects.reduce((n, o) => n + o.size, 0) + partBytes,
+      files: objects.length + pending.size,
+      uploads,
+    };
   }
 
   private manifest(name: string): Promise<Manifest> {

@@ -22,11 +22,13 @@ import { LocalSteeringRunner, type SteeringRunner } from "../program/runner.ts";
 import { segmentFiles } from "../core/trainingData.ts";
 import { keys, type Storage } from "./storage.ts";
 import { decide } from "../core/decider.ts";
+import { stopAllEffects } from "../core/decide/reports.ts";
 import type { Decision } from "../core/decision.ts";
 import type { DispatchView } from "../core/decide/dispatch.ts";
 import type { World } from "../core/world.ts";
 import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
+import { abortUploadPort } from "./datasetUploads.ts";
 import { agentsToAvoid } from "../core/retryPolicy.ts";
 
 export class Dispatcher {
@@ -69,6 +71,11 @@ export class Dispatcher {
         ((site, agent, msg) => control.publish(subjects.control(site, agent), JSON.stringify(msg))),
       wakeAt: (t) => this.wakeAt(t),
       startProgramIteration: (taskId, segment) => this.steering.start(taskId, segment),
+      stopsOf: (taskId, reason) => {
+        const e = c.state.engines.get(taskId);
+        return e ? stopAllEffects(e, reason) : [];
+      },
+      abortUpload: abortUploadPort(storage, logger),
     });
     this.steering = new SteeringDispatch({
       c,

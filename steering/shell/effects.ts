@@ -4,7 +4,7 @@ import { unreachable } from "../../protocol/errors.ts";
 import type { Logger } from "../../protocol/log.ts";
 import type { ControlMessage } from "../../protocol/messages.ts";
 import type { AgentRegistry } from "../core/agentRegistry.ts";
-import type { Effect } from "../core/effects.ts";
+import type { Effect, StopReason } from "../core/effects.ts";
 
 export interface EffectPorts {
   readonly logger: Logger;
@@ -24,6 +24,10 @@ export interface EffectPorts {
   readonly wakeAt: (at: number) => void;
   /** Runs the due steering-program iteration of the segment, unless one runs already. */
   readonly startProgramIteration: (taskId: string, segment: number) => void;
+  /** The stops of a task's attempts as they are now (run for a stop-attempts effect). */
+  readonly stopsOf: (taskId: string, reason: StopReason) => readonly Effect[];
+  /** Aborts a multipart upload in S3 (datasetUploads.ts abortUploadPort). */
+  readonly abortUpload: (key: string, uploadId: string) => Promise<void>;
 }
 
 export interface Effects {
@@ -68,6 +72,12 @@ export class EffectRunner implements Effects {
             `ensure-site-consumer ${effect.site}: this effect runner has no JOBS consumer port`,
           );
         return p.ensureSiteConsumer(effect.site);
+      case "stop-attempts":
+        // decided at the kill, expanded here: the attempts are the ones the durable log has now
+        for (const stop of p.stopsOf(effect.taskId, effect.reason)) await this.run(stop);
+        return;
+      case "abort-upload":
+        return p.abortUpload(effect.key, effect.uploadId);
       case "log":
         p.logger[effect.level](effect.message, { ...effect.fields });
         return Promise.resolve();

@@ -33,20 +33,20 @@ import type { SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import type { TaskEngine } from "../core/task/taskEngine.ts";
 import { EventLog } from "./eventLog.ts";
 import { ResultIngest } from "./channels/resultIngest.ts";
 import { SitePolicyFile } from "../security/sitePolicy.ts";
 import { DEFAULT_STEERING_LIMITS, LocalSteeringRunner, steeringInstance } from "../program/runner.ts";
-import { stopAllEffects, stopEffects } from "../core/decide/reports.ts";
-import type { StopReason } from "../core/effects.ts";
-import { systemClock } from "./clock.ts";
+import { stopEffects } from "../core/decide/reports.ts";
 import { Storage } from "./storage.ts";
-import { LimitsFileReader, TenantLimiter } from "./limits.ts";
+import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { readTaskLog } from "./taskLog.ts";
 import { repliesWhileLeading, type LeaderTerm } from "./leadership.ts";
+import { systemClock, type Cancel } from "./clock.ts";
+import { abortUploadPort, UploadSweep } from "./datasetUploads.ts";
+import { EffectRunner } from "./effects.ts";
 
 /** How often tasks whose retirement failed are tried again. */
 const RETIRE_SWEEP_MS = 10_000;
@@ -61,6 +61,7 @@ export class SteeringService {
   private storage: Storage | null = null;
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private stopUploadSweep: Cancel | null = null;
   private dispatcher: Dispatcher | null = null;
   private background: Promise<unknown>[] = [];
   private closing: Promise<void> | null = null;
@@ -146,7 +147,7 @@ export class SteeringService {
       this.config.limitsFile === undefined
         ? null
         : new LimitsFileReader(this.config.limitsFile, this.logger.child("limits"));
-    const limiter = new TenantLimiter(this.config.limits, (user) =>
+    const limiter = new TenantLimitsReader(this.config.limits, (user) =>
       limitsFile ? limitsFile.overrides(user) : Promise.resolve({}),
     );
     const registry = new AgentRegistry(this.config.leaseMs);
@@ -174,19 +175,20 @@ export class SteeringService {
     this.dispatcher = dispatcher;
     archive.onRetired = (taskId) => dispatcher.forget(taskId);
     const control = new AgentControl(c, storage, dispatcher, jsm, this.logger.child("agents"), sites);
-    const api = new Api(
+    const apiLogger = this.logger.child("api");
+    const api = new Api({
       c,
       storage,
-      dispatcher,
-      (e, reason) => this.stopAttempts(e, reason),
-      this.logger.child("api"),
-      // the server's limit as it told this connection (1 MiB unless configured otherwise)
-      () => apiNc.info?.max_payload ?? 1024 * 1024,
-      limiter,
       archive,
-      registry,
+      logger: apiLogger,
+      world: () => dispatcher.world(),
+      effects: dispatcher.effects,
+      clock: systemClock,
+      // the server's limit as it told this connection (1 MiB unless configured otherwise)
+      maxPayload: () => apiNc.info?.max_payload ?? 1024 * 1024,
+      limits: limiter,
       sites,
-    );
+    });
     const ingest = new ResultIngest(c, storage, dispatcher, this.logger.child("results"));
     this.ingest = ingest;
 
@@ -238,6 +240,16 @@ export class SteeringService {
           .catch((e: unknown) => this.logger.error("retiring tasks failed", { error: String(e) }));
       }, RETIRE_SWEEP_MS),
     );
+    // Abandoned multipart uploads of dataset files are aborted once idle past their age.
+    this.stopUploadSweep = new UploadSweep({
+      storage,
+      run: (d, effects) => c.run(d, effects),
+      world: () => dispatcher.world(),
+      effects: dispatcher.effects,
+      clock: systemClock,
+      maxAgeMs: this.config.datasetUploadMaxAgeMs,
+      logger: this.logger.child("uploads"),
+    }).start();
     this.state = "running";
     dispatcher.kick();
     this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
@@ -286,21 +298,12 @@ export class SteeringService {
     }
   }
 
-  /** Tells the agents running the task's attempts to stop them (send-stop effects). */
-  private stopAttempts(e: TaskEngine, reason: StopReason): void {
-    const effects = this.dispatcher?.effects;
-    if (!effects) return;
-    for (const stop of stopAllEffects(e, reason))
-      effects
-        .run(stop)
-        .catch((err: unknown) => this.logger.warn("could not send a stop request", { error: String(err) }));
-  }
-
   /** Drains: stops taking requests, lets in-flight commits finish (up to graceMs), then closes. */
   close(graceMs = 5000): Promise<void> {
     this.closing ??= (async () => {
       this.state = "draining";
       for (const t of this.timers) clearInterval(t);
+      this.stopUploadSweep?.();
       // steering iterations in flight are killed, not committed, and their containers removed
       const iterations = this.dispatcher?.close() ?? Promise.resolve();
       for (const s of this.subs) s.unsubscribe();

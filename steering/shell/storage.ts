@@ -14,7 +14,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -47,6 +49,13 @@ export const keys = {
     `tasks/${taskId}/steering/s${segment}-g${generated}-f${failures}.log.txt`,
   /** Steering's record of a dataset's files and their sha256 (phpo dataset). */
   datasetManifest: (name: string) => `datasetmeta/${name}.json`,
+  /** A dataset's index entry (datasetIndex.ts): users' and published datasets under their own prefix. */
+  datasetIndex: (name: string) =>
+    `datasetindex/${name.startsWith("user.") ? "users" : "published"}/${name}.json`,
+  datasetIndexUsers: "datasetindex/users/",
+  datasetIndexPublished: "datasetindex/published/",
+  /** Written once every dataset older than the index has its entry (the migration ran). */
+  datasetIndexBuilt: "datasetindex/built.json",
   artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
     `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
 };
@@ -293,6 +302,64 @@ export class Storage {
         ),
       `abort the multipart upload of ${key}`,
     );
+  }
+
+  /** The multipart uploads started under `prefix` and neither completed nor aborted. */
+  async listMultipartUploads(
+    prefix: string,
+  ): Promise<Array<{ key: string; uploadId: string; initiated: number }>> {
+    const out: Array<{ key: string; uploadId: string; initiated: number }> = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const r = await this.wrap(
+        () =>
+          this.s3.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.config.bucket,
+              Prefix: prefix,
+              KeyMarker: keyMarker,
+              UploadIdMarker: uploadIdMarker,
+            }),
+          ),
+        `list the multipart uploads under ${prefix}`,
+      );
+      for (const u of r.Uploads ?? [])
+        if (u.Key && u.UploadId)
+          out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? 0 });
+      if (!r.IsTruncated) return out;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+    }
+  }
+
+  /** The parts a multipart upload holds so far; null when the upload is gone (completed or aborted). */
+  async listParts(
+    key: string,
+    uploadId: string,
+  ): Promise<Array<{ n: number; size: number; lastModified: number }> | null> {
+    const out: Array<{ n: number; size: number; lastModified: number }> = [];
+    let marker: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await this.s3.send(
+          new ListPartsCommand({
+            Bucket: this.config.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumberMarker: marker,
+          }),
+        );
+      } catch (e) {
+        if (e instanceof S3ServiceException && e.name === "NoSuchUpload") return null;
+        throw this.unavailable(e, `list the parts of ${key}`);
+      }
+      for (const p of r.Parts ?? [])
+        out.push({ n: p.PartNumber ?? 0, size: p.Size ?? 0, lastModified: p.LastModified?.getTime() ?? 0 });
+      if (!r.IsTruncated) return out;
+      marker = r.NextPartNumberMarker;
+    }
   }
 
   close(): void {

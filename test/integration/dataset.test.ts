@@ -317,6 +317,13 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
       multipartThreshold: "6",
       partSize: "5",
     };
+    const usage = async () =>
+      (
+        JSON.parse((await phpo("demo", ["dataset", "ls", "--mine", "--json"])).stdout) as {
+          usage: { bytes: number; uploads: number; uploadBytes: number };
+        }
+      ).usage;
+    const before = await usage();
     // the first run stops (as a killed phpo would) once S3 has accepted part 1 of 3
     const ctx = new VerbContext(
       { stdout: { write: () => true }, stderr: { write: () => true } },
@@ -335,6 +342,14 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     } finally {
       await ctx.close();
     }
+    // the interrupted upload's part (5 MiB) counts in demo's quota until it is resumed (or swept)
+    const held = await usage();
+    assert.deepEqual(
+      [held.uploads - before.uploads, held.uploadBytes - before.uploadBytes, held.bytes - before.bytes],
+      [1, 5 * MiB, 5 * MiB],
+    );
+    const ls = await phpo("demo", ["dataset", "ls", "--mine"]);
+    assert.match(ls.stdout, /of which \d+ unfinished uploads hold \d+ bytes: run the same put again/);
     const run = await phpo("demo", [
       "dataset",
       "put",
@@ -355,6 +370,12 @@ describe("phpo dataset: user training data through presigned URLs", { timeout: 3
     );
     assert.match(run.stderr, /resuming, 1\/3 parts already sent/);
     assert.match(run.stderr, /part 3\/3 \(100%\)/);
+    const done = await usage();
+    assert.deepEqual(
+      [done.uploads - before.uploads, done.bytes - before.bytes],
+      [0, data.length],
+      "the upload became the file: its parts are no longer counted apart",
+    );
 
     const dest = join(work, "got");
     const got = await phpo("demo", ["dataset", "get", "user.demo.big", "--dest", dest, "--json"]);

@@ -1,6 +1,6 @@
 // The rules of `phpo dataset` that need no server: names and paths (protocol/datasets.ts), the
 // scope rules steering applies (steering/shell/datasets.ts), phpo's own name check, the files `put`
-// takes from a directory, the quota check (steering/shell/limits.ts) and the admin's new overrides.
+// takes from a directory, the quota check (steering/core/limits.ts) and the admin's new overrides.
 import assert from "node:assert/strict";
 import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,7 +11,7 @@ import { checkPutName } from "../../client/verbs/dataset/put.ts";
 import { DatasetName, DatasetPath } from "../../protocol/datasets.ts";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { assertReadable, assertWritable } from "../../steering/shell/datasets.ts";
-import { DEFAULT_TENANT_LIMITS, LimitExceededError, TenantLimiter } from "../../steering/shell/limits.ts";
+import { checkDatasetQuota, DEFAULT_TENANT_LIMITS, LimitExceededError } from "../../steering/core/limits.ts";
 import { readLimitsFile, setLimits } from "../../steering/security/adminLimits.ts";
 
 const code = (fn: () => unknown): string | null => {
@@ -140,11 +140,10 @@ void describe("dataset rules", () => {
   });
 
   void it("quota: bytes and files after the upload, the refusal naming the limit and the admin command", () => {
-    const limiter = new TenantLimiter(DEFAULT_TENANT_LIMITS);
     const limits = { ...DEFAULT_TENANT_LIMITS, datasetBytes: 100, datasetFiles: 3 };
-    limiter.checkDatasetQuota("bob", limits, { bytes: 100, files: 3 }, "f");
+    checkDatasetQuota("bob", limits, { bytes: 100, files: 3 }, "f");
     assert.throws(
-      () => limiter.checkDatasetQuota("bob", limits, { bytes: 101, files: 1 }, "big.bin (101 bytes)"),
+      () => checkDatasetQuota("bob", limits, { bytes: 101, files: 1 }, "big.bin (101 bytes)"),
       (e: unknown) =>
         e instanceof LimitExceededError &&
         e.limit === "datasetBytes" &&
@@ -153,7 +152,7 @@ void describe("dataset rules", () => {
         ),
     );
     assert.throws(
-      () => limiter.checkDatasetQuota("bob", limits, { bytes: 1, files: 4 }, "f"),
+      () => checkDatasetQuota("bob", limits, { bytes: 1, files: 4 }, "f"),
       (e: unknown) => e instanceof LimitExceededError && e.limit === "datasetFiles" && !e.retryable,
     );
   });

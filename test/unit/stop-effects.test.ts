@@ -24,6 +24,8 @@ function runner(control: ((site: string, agent: string, msg: ControlMessage) => 
     control,
     wakeAt: () => undefined,
     startProgramIteration: () => undefined,
+    stopsOf: () => [],
+    abortUpload: () => Promise.resolve(),
   });
   return { r, warnings };
 }

@@ -1,4 +1,4 @@
-// Per-user limits (steering/shell/limits.ts) through Api.handle: one tenant cannot take steering for
+// Per-user limits (steering/core/limits.ts) through Api.handle: one tenant cannot take steering for
 // itself with many, huge or fast submissions. Each refusal is a LIMIT_EXCEEDED error naming the
 // limit, its value and the fix, and nothing of a refused task is logged. The rate uses a literal
 // clock. And the admin's overrides: the limits file, written atomically, read again when it changes.
@@ -12,9 +12,11 @@ import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiReply } from "../../protocol/messages.ts";
 import { registerAdminCommands } from "../../steering/cli/adminCommands.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
-import { DEFAULT_TENANT_LIMITS, LimitsFileReader } from "../../steering/shell/limits.ts";
+import { DEFAULT_TENANT_LIMITS } from "../../steering/core/limits.ts";
+import { LimitsFileReader } from "../../steering/shell/limits.ts";
 import { limitsFilePath, readLimitsFile, setLimits } from "../../steering/security/adminLimits.ts";
 import { apiKit, call, type ApiKit } from "./fixtures/apiKit.ts";
+import { FakeClock } from "./fixtures/fakeClock.ts";
 import { specInput } from "./fixtures/engineKit.ts";
 
 const logger = createLogger("test", { level: "error" });
@@ -98,11 +100,11 @@ void describe("tenant limits", () => {
   });
 
   void it("submits_per_minute: refused (retryable, saying when) within the minute, accepted after it", async () => {
-    let now = 1_000_000;
-    const kit = apiKit({ limits: { submitsPerMinute: 3 }, now: () => now });
+    const clock = new FakeClock(1_000_000);
+    const kit = apiKit({ limits: { submitsPerMinute: 3 }, clock });
     for (let i = 0; i < 3; i++) {
       await submitted(kit, "alice");
-      now += 10_000;
+      clock.advance(10_000);
     }
     const fast = refusal(await submit(kit, "alice"));
     assert.equal(fast.code, "LIMIT_EXCEEDED");
@@ -112,7 +114,7 @@ void describe("tenant limits", () => {
       /you submitted 3 tasks in the last minute, the limit submits_per_minute is 3: try again in 30 s/,
     );
     await submitted(kit, "bob");
-    now += 30_001; // the first submission is now more than a minute old
+    clock.advance(30_001); // the first submission is now more than a minute old
     await submitted(kit, "alice");
     assert.ok(!(await submit(kit, "alice")).ok, "the window slides: 3 in the last minute again");
   });

@@ -23,5 +23,10 @@ export async function datasetLsVerb(ctx: VerbContext, flags: { mine?: boolean } 
     );
   const u = r.usage;
   ctx.io.stdout.write(`quota: ${u.bytes}/${u.maxBytes} bytes, ${u.files}/${u.maxFiles} files (yours)\n`);
+  if (u.uploads > 0)
+    ctx.io.stdout.write(
+      `of which ${u.uploads} unfinished uploads hold ${u.uploadBytes} bytes: run the same put again to ` +
+        `resume them; steering aborts one idle for longer than its limit (default 24 h)\n`,
+    );
   return 0;
 }
