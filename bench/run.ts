@@ -2,6 +2,7 @@
 // the ones measured, with the command. Run one alone with `npm run bench -- scheduler`.
 import { benchAgent } from "./agent.ts";
 import { benchDatasetListing } from "./datasetListing.ts";
+import { benchClusterFailover } from "./clusterFailover.ts";
 import { benchMonitor } from "./monitor.ts";
 import { benchPayloadFiles } from "./payloadFiles.ts";
 import { benchScheduler } from "./scheduler.ts";
@@ -20,6 +21,7 @@ const benches: Record<string, () => Promise<void>> = {
   search: benchSearch,
   monitor: benchMonitor,
   "dataset-ls": benchDatasetListing,
+  "cluster-failover": benchClusterFailover,
 };
 
 const wanted = process.argv.slice(2);

@@ -10,6 +10,12 @@ import {
 } from "@nats-io/transport-node";
 import type { z } from "zod";
 import { describeZodError, GridtuneError, UnavailableError, ValidationError } from "../protocol/errors.ts";
+import {
+  DEFAULT_ELECTION_RETRY,
+  ElectionRetryError,
+  type ElectionRetry,
+  withElectionRetry,
+} from "../protocol/natsRetry.ts";
 import { type ApiRequest, ApiReplies, ApiReply, type ApiVerb } from "../protocol/messages.ts";
 import { subjects } from "../protocol/subjects.ts";
 import { RemoteError } from "./errors.ts";
@@ -26,6 +32,12 @@ export class ApiClient {
     /** For messages: where NATS is. */
     readonly url: string,
     readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+    /**
+     * How long "no responders" is retried: steering's request connection is moving to another
+     * server of the cluster (or steering restarts). Only that failure is retried: a request that
+     * reached steering and timed out may have been done (a submit), so it is never sent twice.
+     */
+    readonly retry: ElectionRetry = DEFAULT_ELECTION_RETRY,
   ) {}
 
   /** `timeoutMs`: a longer deadline for a request whose work grows with its data (datasetCommit). */
@@ -37,9 +49,11 @@ export class ApiClient {
     const subject = subjects.api(this.user, verb);
     let text: string;
     try {
-      const msg = await this.nc.request(subject, JSON.stringify({ verb, ...payload }), {
-        timeout: timeoutMs,
-      });
+      const msg = await withElectionRetry(
+        `request ${verb}`,
+        () => this.nc.request(subject, JSON.stringify({ verb, ...payload }), { timeout: timeoutMs }),
+        { bound: this.retry, retryable: isNoResponders, boundSetting: "GRIDTUNE_NATS_RETRY_MS" },
+      );
       text = msg.string();
     } catch (err) {
       throw this.describe(err, verb, timeoutMs);
@@ -87,12 +101,10 @@ export class ApiClient {
         );
       }
     }
-    const noResponders =
-      err instanceof NoRespondersError ||
-      (err instanceof RequestError && (err.isNoResponders() || err.cause instanceof NoRespondersError));
-    if (noResponders) {
+    if (err instanceof ElectionRetryError && isNoResponders(err.cause)) {
       return new UnavailableError(
-        `steering is not running at ${this.url} (no responders for ${verb}): start it (gridtune-stack, or gridtune-steering) and try again`,
+        `steering is not running at ${this.url} (no responders for ${verb}, ${err.attempts} tries within ` +
+          `${err.totalMs} ms, GRIDTUNE_NATS_RETRY_MS): start it (gridtune-stack, or gridtune-steering) and try again`,
         { cause: err },
       );
     }
@@ -107,4 +119,11 @@ export class ApiClient {
       { cause: err },
     );
   }
+}
+
+function isNoResponders(err: unknown): boolean {
+  return (
+    err instanceof NoRespondersError ||
+    (err instanceof RequestError && (err.isNoResponders() || err.cause instanceof NoRespondersError))
+  );
 }

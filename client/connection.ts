@@ -10,14 +10,21 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { describeZodError, UnavailableError, ValidationError } from "../protocol/errors.ts";
 import { IdentityName, userIdentity } from "../protocol/identity.ts";
-import { connectNats } from "../protocol/natsConnect.ts";
+import { connectNats, parseNatsServers } from "../protocol/natsConnect.ts";
 import type { GlobalOptions, Io } from "./io.ts";
 import { parseJsonText } from "./jsonText.ts";
 
 /** The config file format; every field may also come from a flag or the environment. */
 export const ClientConfig = z
   .object({
-    natsUrl: z.string().min(1),
+    /** One server, a comma-separated list, or a list of the servers of a cluster (any of them). */
+    natsUrl: z.union([
+      z.string().min(1),
+      z
+        .array(z.string().min(1))
+        .min(1)
+        .transform((a) => a.join(",")),
+    ]),
     user: IdentityName,
     /** nkey seed file (SU…, mode 0600); relative paths are relative to the config file. */
     seedFile: z.string().min(1),
@@ -124,6 +131,8 @@ export function resolveClientConfig(flags: GlobalOptions, env: Env = process.env
     });
     throw new ValidationError("INVALID_CONFIG", `incomplete connection settings:\n${lines.join("\n")}`);
   }
+  const fromFile = flags.natsUrl === undefined && env.NATS_URL === undefined;
+  parseNatsServers(r.data.natsUrl, fromFile && source ? `natsUrl in ${source}` : "--nats-url or NATS_URL");
   return { ...r.data, source };
 }
 

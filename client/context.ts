@@ -3,6 +3,7 @@
 import { ApiClient, DEFAULT_TIMEOUT_MS } from "./api.ts";
 import { type Connection, type Env, openConnection } from "./connection.ts";
 import { ValidationError } from "../protocol/errors.ts";
+import { DEFAULT_ELECTION_RETRY, type ElectionRetry } from "../protocol/natsRetry.ts";
 import type { GlobalOptions, Io } from "./io.ts";
 
 export class VerbContext {
@@ -33,9 +34,22 @@ export class VerbContext {
     if (!this.client) {
       const timeoutMs = this.timeoutMs(); // a bad --timeout is a usage error, found before connecting
       const c = await this.connection();
-      this.client = new ApiClient(c.nc, c.config.user, c.config.natsUrl, timeoutMs);
+      this.client = new ApiClient(c.nc, c.config.user, c.config.natsUrl, timeoutMs, this.retryBound());
     }
     return this.client;
+  }
+
+  /** GRIDTUNE_NATS_RETRY_MS: how long phpo retries while steering cannot be reached (an election). */
+  private retryBound(): ElectionRetry {
+    const raw = this.env.GRIDTUNE_NATS_RETRY_MS;
+    if (raw === undefined) return DEFAULT_ELECTION_RETRY;
+    const ms = Number(raw);
+    if (!Number.isInteger(ms) || ms < 0 || ms > 600_000)
+      throw new ValidationError(
+        "INVALID_ARGUMENT",
+        `GRIDTUNE_NATS_RETRY_MS=${raw}: give milliseconds from 0 to 600000 (how long phpo retries while steering cannot be reached), e.g. 15000`,
+      );
+    return { ...DEFAULT_ELECTION_RETRY, totalMs: ms };
   }
 
   private timeoutMs(): number {

@@ -68,7 +68,10 @@ function buildProgram(
     .version(GRIDTUNE_VERSION, "-V, --version", "print the version and exit")
     .option("-v, --verbose", "stack traces and NATS details")
     .option("--json", "machine-readable output on stdout")
-    .option("--nats-url <url>", "NATS server of the gridtune service (env NATS_URL)")
+    .option(
+      "--nats-url <urls>",
+      "NATS server of the gridtune service, or its cluster's servers separated by commas (env NATS_URL)",
+    )
     .option("--user <name>", "your gridtune user name (env GRIDTUNE_USER)")
     .option("--seed-file <file>", "your NATS nkey seed file (env GRIDTUNE_SEED_FILE)")
     .option("--ca-file <file>", "CA of the NATS server certificate (env GRIDTUNE_CA_FILE)")

@@ -25,6 +25,7 @@ import {
   type ClaimGrant,
 } from "../protocol/messages.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
+import { type ElectionRetry, tryTimeout, withElectionRetry } from "../protocol/natsRetry.ts";
 import { STREAM_JOBS, subjects } from "../protocol/subjects.ts";
 import { GRIDTUNE_VERSION, PROTOCOL_VERSION } from "../protocol/version.ts";
 import { agentInstance } from "./config.ts";
@@ -61,6 +62,8 @@ export type AgentState = "idle" | "starting" | "running" | "draining" | "stopped
 
 /** How often an agent puts back the retry of a job it already failed (Job.avoidAgents). */
 const MAX_DEFERRALS = 3;
+/** A report is retried for 15 minutes (NATS restarts, elections), every 10 s at most. */
+const REPORT_RETRY: ElectionRetry = { totalMs: 15 * 60_000, baseMs: 200, maxMs: 10_000, jitter: 0 };
 
 interface Running {
   job: Job;
@@ -220,19 +223,23 @@ export class Agent implements SteeringLink {
         : r.type === "checkpoint"
           ? `${r.jobId}.${r.attempt}.${r.artifact.etag}`
           : undefined;
-    const deadline = Date.now() + 15 * 60_000;
-    for (let i = 0; ; i++) {
-      try {
-        await this.js!.publish(subject, JSON.stringify(r), { msgID, timeout: 10_000 });
-        return;
-      } catch (e) {
-        if (Date.now() > deadline)
-          throw new UnavailableError(`could not publish the ${r.type} of ${r.jobId}`, { cause: e });
-        if (i % 5 === 0)
-          this.o.logger.warn(`publishing a ${r.type} failed; retrying`, { jobId: r.jobId, error: String(e) });
-        await sleep(Math.min(10_000, 200 * 2 ** i));
-      }
-    }
+    // Every failure is retried, not only an election's: a result must not be lost while NATS is
+    // away (a restart, an election on a cluster); the msgID drops a retry that was stored twice.
+    await withElectionRetry(
+      `publishing the ${r.type} of ${r.jobId}`,
+      (left) => this.js!.publish(subject, JSON.stringify(r), { msgID, timeout: tryTimeout(10_000, left) }),
+      {
+        bound: REPORT_RETRY,
+        retryable: () => true,
+        onRetry: (e, n) => {
+          if (n % 5 === 1)
+            this.o.logger.warn(`publishing a ${r.type} failed; retrying`, {
+              jobId: r.jobId,
+              error: String(e),
+            });
+        },
+      },
+    );
   }
 
   // -------------------------------------------------------------------- pulling

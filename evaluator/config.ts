@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { describeZodError, ValidationError } from "../protocol/errors.ts";
 import { IdentityName, validateIdentityName } from "../protocol/identity.ts";
+import { parseNatsServers } from "../protocol/natsConnect.ts";
 
 /**
  * The agent's name on its host: the same across restarts of one agent of one deployment (its NATS
@@ -168,6 +169,7 @@ export function compileAgentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = proce
   const r = AgentConfig.safeParse(raw);
   if (!r.success)
     throw new ValidationError("INVALID_CONFIG", `evaluator configuration:\n${describeZodError(r.error)}`);
+  parseNatsServers(r.data.natsUrl, "--nats-url or NATS_URL");
   if (r.data.runtime === "docker" && !r.data.allowedImages && !r.data.allowAnyImage) {
     throw new ValidationError(
       "INVALID_CONFIG",

@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--gpus <ids>", "GPU ids to use, one slot per GPU (or --gpus-per-job K per slot)")
     .option("--gpus-per-job <k>", "GPUs per evaluation (default 1)")
     .option("--runtime <kind>", "auto | docker | process (default auto)")
-    .option("--nats-url <url>", "NATS server (env NATS_URL)")
+    .option("--nats-url <urls>", "NATS server, or a cluster's servers separated by commas (env NATS_URL)")
     .option("--seed-file <file>", "nkey seed of this agent, mode 0600 (env GRIDTUNE_SEED_FILE)")
     .option("--ca-file <file>", "CA of the NATS server (env GRIDTUNE_CA_FILE)")
     .option("--cert-file <file>", "client certificate for mutual TLS")

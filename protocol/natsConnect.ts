@@ -20,6 +20,7 @@ export type NatsLogLevel = "info" | "warn" | "error";
 export type NatsLogger = (level: NatsLogLevel, message: string, fields?: Record<string, unknown>) => void;
 
 export interface ConnectNatsOptions {
+  /** One URL, a comma-separated list, or a list: any server of a cluster (parseNatsServers). */
   servers: string | string[];
   /** nkey seed file (`SU…`), mode 0600. */
   seedFile: string;
@@ -81,10 +82,42 @@ export function readSeedFile(seedFile: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
+/**
+ * The servers to connect to, from a URL, a comma-separated list of URLs (NATS_URL, --nats-url,
+ * the client profile's natsUrl) or a list: any one of them answering is enough, and nats.js moves
+ * to another on a disconnect. Each entry must be `[nats|tls]://host:port` or `host:port`; `field`
+ * names the setting in the error.
+ */
+export function parseNatsServers(value: string | readonly string[], field = "NATS_URL"): string[] {
+  const entries = (typeof value === "string" ? value.split(",") : value).map((s) => s.trim());
+  const fix = `give one or more NATS URLs separated by commas, e.g. tls://10.0.0.1:4222,tls://10.0.0.2:4222`;
+  if (entries.length === 0 || entries.every((e) => e === ""))
+    throw new ValidationError("INVALID_CONFIG", `${field} is empty: ${fix}`);
+  const out: string[] = [];
+  for (const [i, e] of entries.entries()) {
+    if (e === "") throw new ValidationError("INVALID_CONFIG", `${field}: entry ${i + 1} is empty: ${fix}`);
+    let url: URL;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(e) ? e : `nats://${e}`);
+    } catch (err) {
+      throw new ValidationError("INVALID_CONFIG", `${field}: ${JSON.stringify(e)} is not a URL: ${fix}`, {
+        cause: err,
+      });
+    }
+    if (!["nats:", "tls:"].includes(url.protocol) || url.hostname === "" || url.pathname.length > 1)
+      throw new ValidationError(
+        "INVALID_CONFIG",
+        `${field}: ${JSON.stringify(e)} is not a NATS server URL (nats:// or tls://, a host, an optional port, no path): ${fix}`,
+      );
+    if (!out.includes(e)) out.push(e);
+  }
+  return out;
+}
+
 export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnection> {
   const identity = parseIdentity(opts.identity);
   const logger = opts.logger ?? stderrLogger;
-  const servers = Array.isArray(opts.servers) ? opts.servers : [opts.servers];
+  const servers = parseNatsServers(opts.servers);
   const where = servers.join(", ");
   let seed = readSeedFile(opts.seedFile);
   const name = connectionName(identity) + (opts.nameSuffix ? `:${opts.nameSuffix}` : "");

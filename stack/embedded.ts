@@ -14,10 +14,11 @@ import { createLogger, type Logger } from "../protocol/log.ts";
 import { compileSteeringConfig } from "../steering/shell/config.ts";
 import { limitsFilePath } from "../steering/security/adminLimits.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
-import { startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
+import { NATS_CLUSTER_DIR, startNatsServer, type NatsServerHandle } from "../steering/security/natsServer.ts";
 import { SitePolicyStore, type SiteAccess, type SitePolicy } from "../steering/security/sitePolicy.ts";
 import { SteeringService } from "../steering/shell/service.ts";
 import { dockerAnswers } from "./images.ts";
+import { startNatsCluster, type NatsClusterHandle } from "./natsCluster.ts";
 import { startS3Server, type S3ServerHandle } from "./s3Server.ts";
 import { superviseAgent } from "./supervise.ts";
 
@@ -45,6 +46,11 @@ export interface StackOptions {
   leaseMs?: number;
   heartbeatMs?: number;
   natsPort?: number;
+  /**
+   * A local NATS cluster of this many nodes instead of one server (stack/natsCluster.ts); steering
+   * then keeps its streams and KV bucket in min(3, n) replicas. A restart reuses its ports where free.
+   */
+  natsCluster?: number;
   /**
    * Start on the ports of the previous start in `dir` when they are free (kept in ports.json), so
    * that the URLs printed, and any agent or phpo configured by hand, stay valid across restarts.
@@ -75,7 +81,10 @@ export interface ServiceProcess {
 
 export interface EmbeddedStack {
   dir: string;
+  /** The server, or the cluster (its url lists every node; reload and stop act on all). */
   nats: NatsServerHandle;
+  /** The nodes of a cluster (kill/restart one), when started with natsCluster. */
+  cluster: NatsClusterHandle | null;
   s3: S3ServerHandle;
   store: IdentityStore;
   client: ClientProfile;
@@ -204,8 +213,24 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const trusted = trustedUsersOf(policy, site);
 
   const last = o.stablePorts ? await lastPorts(dir) : {};
-  const natsPort = o.natsPort || (await reusable(last.nats));
-  const nats = await startNatsServer({ dir, store, port: natsPort });
+  let cluster: NatsClusterHandle | null = null;
+  let nats: NatsServerHandle;
+  if (o.natsCluster !== undefined && o.natsCluster > 1) {
+    cluster = await startNatsCluster({
+      dir: join(dir, NATS_CLUSTER_DIR),
+      store,
+      nodes: o.natsCluster,
+      pkiDir: join(dir, "pki"),
+    });
+    nats = cluster;
+    await cluster.waitForMetaLeader().catch(async (e: unknown) => {
+      await nats.stop();
+      throw e;
+    });
+  } else {
+    const natsPort = o.natsPort || (await reusable(last.nats));
+    nats = await startNatsServer({ dir, store, port: natsPort });
+  }
   const s3Port = await reusable(last.s3);
   const s3 = await startS3Server({
     dir: join(dir, "s3", "data"),
@@ -233,6 +258,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
     GRIDTUNE_HEARTBEAT_MS: String(o.heartbeatMs ?? 5_000),
     // where `gridtune-steering admin set-limits --dir <stack dir>` writes the per-user limits
     GRIDTUNE_LIMITS_FILE: limitsFilePath(dir),
+    ...(cluster ? { GRIDTUNE_NATS_REPLICAS: String(Math.min(3, cluster.nodes.length)) } : {}),
     ...o.env,
   };
   const startSteering = async () =>
@@ -315,6 +341,7 @@ export async function startEmbeddedStack(o: StackOptions = {}): Promise<Embedded
   const stack: EmbeddedStack = {
     dir,
     nats,
+    cluster,
     s3,
     store,
     client,

@@ -3,6 +3,7 @@
 // phpo at them; stops everything cleanly on Ctrl-C.
 import { Command } from "commander";
 import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
+import { ValidationError } from "../protocol/errors.ts";
 import { createLogger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
 import { join } from "node:path";
@@ -20,6 +21,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--runtime <kind>", "auto | docker | process", "auto")
     .option("--user <name>", "the phpo user identity to create", "demo")
     .option("--nats-port <port>", "NATS client port (0: the previous start's port when free, else any)", "0")
+    .option(
+      "--nats-cluster <n>",
+      "run a local NATS cluster of n nodes (3: streams in 3 replicas) instead of one server",
+    )
     .option("--json", "print the endpoints as JSON")
     .option(
       "--steering-standby",
@@ -33,10 +38,20 @@ export async function main(argv: string[]): Promise<number> {
         runtime: string;
         user: string;
         natsPort: string;
+        natsCluster?: string;
         json?: boolean;
         steeringStandby?: boolean;
       }) => {
         const logger = createLogger("stack");
+        const clusterNodes = o.natsCluster === undefined ? undefined : Number(o.natsCluster);
+        if (
+          clusterNodes !== undefined &&
+          !(Number.isInteger(clusterNodes) && clusterNodes >= 3 && clusterNodes <= 9)
+        )
+          throw new ValidationError(
+            "INVALID_ARGUMENT",
+            `--nats-cluster ${o.natsCluster}: give the number of nodes, 3 to 9 (3 keeps every stream in 3 replicas and survives one node's loss)`,
+          );
         const runtime =
           o.runtime === "auto"
             ? (await dockerAnswers())
@@ -50,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
           runtime,
           user: o.user,
           natsPort: Number(o.natsPort),
+          ...(clusterNodes ? { natsCluster: clusterNodes } : {}),
           stablePorts: true,
           allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
           logger,
@@ -80,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
         else {
           process.stdout.write(
             `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
-              `  NATS     ${info.nats}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
+              `  NATS     ${info.nats}${stack.cluster ? ` (a cluster of ${stack.cluster.nodes.length} nodes, streams in ${stack.steeringEnv.GRIDTUNE_NATS_REPLICAS} replicas)` : ""}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
               `  logs     ${info.logs}${standby ? " (a standby steering: steering-standby.log)" : ""}\n` +
               `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
               `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,

@@ -17,7 +17,15 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command("serve", { isDefault: true })
     .description("run the steering service against NATS and S3 (flags override the environment)")
-    .option("--nats-url <url>", "NATS server (env NATS_URL)")
+    .option("--nats-url <urls>", "NATS server, or a cluster's servers separated by commas (env NATS_URL)")
+    .option(
+      "--replicas <n>",
+      "replicas of the streams and KV buckets: 1 on one server, 3 on a cluster (env GRIDTUNE_NATS_REPLICAS)",
+    )
+    .option(
+      "--nats-retry-ms <ms>",
+      "how long a JetStream publish is retried through a leader election (env GRIDTUNE_NATS_RETRY_MS, default 15000)",
+    )
     .option("--seed-file <file>", "nkey seed of the steering identity, mode 0600 (env GRIDTUNE_SEED_FILE)")
     .option(
       "--api-seed-file <file>",
@@ -51,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: Record<string, string | undefined>) => {
       const config = compileSteeringConfig({
         natsUrl: o.natsUrl,
+        replicas: o.replicas,
+        natsRetryMs: o.natsRetryMs,
         seedFile: o.seedFile,
         apiSeedFile: o.apiSeedFile,
         caFile: o.caFile,

@@ -16,7 +16,7 @@ import {
   validateIdentityName,
 } from "../../protocol/identity.ts";
 import { IdentityStore, type IdentityRecord } from "./identities.ts";
-import { natsFiles, reloadRunningServer, writeConfigFromStore } from "./natsServer.ts";
+import { clusterNodeDirs, natsFiles, reloadRunningServer, writeConfigFromStore } from "./natsServer.ts";
 import { SitePolicyStore, type SiteAccess, type SitePolicy } from "./sitePolicy.ts";
 
 export interface AdminIdentity {
@@ -73,15 +73,24 @@ const describeRecord = (r: IdentityRecord, extra: Partial<AdminIdentity> = {}): 
   ...extra,
 });
 
-/** Rewrites the config and reloads the server when the stack has been set up in `dir`. */
+/**
+ * Rewrites the config and reloads the server when the stack has been set up in `dir`, and each
+ * node of its local NATS cluster (gridtune-stack --nats-cluster) the same way.
+ */
 async function apply(dir: string, store: IdentityStore): Promise<{ reloaded: boolean; configFile?: string }> {
-  try {
-    await access(natsFiles(dir).settingsFile);
-  } catch {
-    return { reloaded: false }; // never started: the next start renders the config from the store
+  let reloaded = false;
+  let configFile: string | undefined;
+  for (const d of [dir, ...(await clusterNodeDirs(dir))]) {
+    try {
+      await access(natsFiles(d).settingsFile);
+    } catch {
+      continue; // never started: the next start renders the config from the store
+    }
+    const file = await writeConfigFromStore(d, store);
+    configFile ??= file;
+    if (await reloadRunningServer(d)) reloaded = true;
   }
-  const configFile = await writeConfigFromStore(dir, store);
-  return { reloaded: await reloadRunningServer(dir), configFile };
+  return { reloaded, ...(configFile ? { configFile } : {}) };
 }
 
 async function addIdentities(dir: string, action: string, ids: Identity[]): Promise<AdminResult> {

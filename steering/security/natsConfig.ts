@@ -18,6 +18,23 @@ export const NatsTlsSettings = z.object({
 });
 export type NatsTlsSettings = z.infer<typeof NatsTlsSettings>;
 
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+export const NatsClusterSettings = z.object({
+  name: z.string().regex(TOKEN),
+  /** Route listen address: loopback unless the nodes are on several hosts. */
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  routes: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).min(1),
+  /**
+   * Routes authenticate with this user and password: without it any process that reaches a
+   * route port could join as a server and receive every message of every account.
+   */
+  user: z.string().regex(TOKEN),
+  password: z.string().regex(/^[A-Za-z0-9]{16,}$/, "a route password of 16+ letters and digits"),
+});
+export type NatsClusterSettings = z.infer<typeof NatsClusterSettings>;
+
 export const NatsConfigInput = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
@@ -25,8 +42,14 @@ export const NatsConfigInput = z.object({
   storeDir: z.string().min(1),
   tls: NatsTlsSettings,
   identities: z.array(z.object({ identity: Identity, publicKey: z.string().regex(/^U[A-Z2-7]{55}$/) })),
-  /** Shown in the server log and monitoring. */
+  /** Shown in the server log and monitoring; distinct per node of a cluster. */
   serverName: z.string().optional(),
+  /** JetStream's limits; without them each server may claim 75 % of the host's memory and disk. */
+  jetstreamLimits: z
+    .object({ maxMemBytes: z.number().int().positive(), maxFileBytes: z.number().int().positive() })
+    .optional(),
+  /** A node of a cluster: routes to every node (itself included), with a shared route secret. */
+  cluster: NatsClusterSettings.optional(),
   /** Written by the server itself, so a server restarted by hand can be found for a reload. */
   pidFile: z.string().min(1).optional(),
   /** The server's own log file (reload confirmations are read from it). */
@@ -65,7 +88,24 @@ export function renderNatsConfig(input: NatsConfigInput): string {
     port: cfg.port,
     // Monitoring stays on loopback whatever the client host: it shows connection names and subjects.
     ...(cfg.monitorPort ? { http: `127.0.0.1:${cfg.monitorPort}` } : {}),
-    jetstream: { store_dir: cfg.storeDir },
+    jetstream: {
+      store_dir: cfg.storeDir,
+      ...(cfg.jetstreamLimits
+        ? { max_mem: cfg.jetstreamLimits.maxMemBytes, max_file: cfg.jetstreamLimits.maxFileBytes }
+        : {}),
+    },
+    ...(cfg.cluster
+      ? {
+          cluster: {
+            name: cfg.cluster.name,
+            listen: `${cfg.cluster.host}:${cfg.cluster.port}`,
+            authorization: { user: cfg.cluster.user, password: cfg.cluster.password, timeout: 5 },
+            routes: cfg.cluster.routes.map(
+              (r) => `nats-route://${cfg.cluster!.user}:${cfg.cluster!.password}@${r.host}:${r.port}`,
+            ),
+          },
+        }
+      : {}),
     ...(cfg.pidFile ? { pid_file: cfg.pidFile } : {}),
     ...(cfg.logFile ? { log_file: cfg.logFile } : {}),
     tls: {

@@ -4,7 +4,7 @@
 // The admin verbs (admin.ts) rewrite the config and reload the running server through the pid file.
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants, accessSync } from "node:fs";
-import { open, readFile, rm, stat } from "node:fs/promises";
+import { open, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { z } from "zod";
@@ -12,7 +12,7 @@ import { GridtuneError, UnavailableError, ValidationError, describeZodError } fr
 import { steeringApiIdentity, steeringIdentity } from "../../protocol/identity.ts";
 import { ensurePrivateDir, writeFileAtomic } from "./fsutil.ts";
 import type { IdentityStore } from "./identities.ts";
-import { NatsTlsSettings, writeNatsConfig } from "./natsConfig.ts";
+import { NatsClusterSettings, NatsConfigInput, NatsTlsSettings, writeNatsConfig } from "./natsConfig.ts";
 import { findServerPid, listening } from "./natsProcess.ts";
 import { ensurePki } from "./pki.ts";
 
@@ -22,6 +22,9 @@ export const NatsServerSettings = z.object({
   monitorPort: z.number().int().optional(),
   storeDir: z.string(),
   tls: NatsTlsSettings,
+  serverName: z.string().optional(),
+  jetstreamLimits: NatsConfigInput.shape.jetstreamLimits,
+  cluster: NatsClusterSettings.optional(),
 });
 export type NatsServerSettings = z.infer<typeof NatsServerSettings>;
 
@@ -46,6 +49,10 @@ export interface NatsServerOptions {
   readyTimeoutMs?: number;
   /** nats-server binary; default GRIDTUNE_NATS_SERVER, /usr/sbin/nats-server, then PATH. */
   binary?: string;
+  /** For a node of a cluster (stack/natsCluster.ts): its name, JetStream limits and routes. */
+  serverName?: string;
+  jetstreamLimits?: NatsConfigInput["jetstreamLimits"];
+  cluster?: NatsClusterSettings;
 }
 
 export interface NatsServerHandle {
@@ -73,6 +80,16 @@ export const natsFiles = (dir: string) => ({
 });
 
 const STOP_GRACE_MS = 5000;
+
+/** Where a stack directory keeps the nodes of its local NATS cluster (stack/natsCluster.ts). */
+export const NATS_CLUSTER_DIR = "nats-cluster";
+
+/** The state directories of the stack's cluster nodes (`<dir>/nats-cluster/n1`, …), if any. */
+export async function clusterNodeDirs(dir: string): Promise<string[]> {
+  const root = join(dir, NATS_CLUSTER_DIR);
+  const names = await readdir(root).catch(() => [] as string[]);
+  return names.filter((n) => /^n[0-9]+$/.test(n)).map((n) => join(root, n));
+}
 
 export function findNatsServer(binary?: string): string {
   const candidates = [binary, process.env.GRIDTUNE_NATS_SERVER, "/usr/sbin/nats-server"];
@@ -206,7 +223,16 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ? opts.port : await freePort(host);
     const monitorPort = opts.monitorPort ? opts.monitorPort : await freePort("127.0.0.1");
-    const settings: NatsServerSettings = { host, port, monitorPort, storeDir: files.storeDir, tls };
+    const settings: NatsServerSettings = {
+      host,
+      port,
+      monitorPort,
+      storeDir: files.storeDir,
+      tls,
+      ...(opts.serverName ? { serverName: opts.serverName } : {}),
+      ...(opts.jetstreamLimits ? { jetstreamLimits: opts.jetstreamLimits } : {}),
+      ...(opts.cluster ? { cluster: opts.cluster } : {}),
+    };
     await writeFileAtomic(files.settingsFile, JSON.stringify(settings, null, 2) + "\n", 0o600);
     await writeConfigFromStore(dir, opts.store);
     try {
@@ -306,7 +332,7 @@ async function launch(
   };
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);

@@ -4,9 +4,12 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Backoff } from "../../protocol/backoff.ts";
 import { describeZodError, ValidationError } from "../../protocol/errors.ts";
+import { parseNatsServers } from "../../protocol/natsConnect.ts";
+import { DEFAULT_ELECTION_RETRY, type ElectionRetry } from "../../protocol/natsRetry.ts";
 import { DEFAULT_TENANT_LIMITS, TenantLimits } from "../core/limits.ts";
 
 export const SteeringConfig = z.object({
+  /** One NATS server or a comma-separated list of a cluster's servers (any of them). */
   natsUrl: z.string().min(1),
   /** Seed of the `steering` identity: JetStream (streams, event log, jobs, results), stop requests, events. */
   seedFile: z.string().min(1),
@@ -45,8 +48,10 @@ export const SteeringConfig = z.object({
     .int()
     .min(60_000, "at least 60000 (a minute): an upload between two of its parts is not abandoned")
     .default(86_400_000),
-  /** Replicas of the JetStream streams (1 on a single server). */
+  /** Replicas of the JetStream streams and KV buckets: 1 on a single server, 3 on a cluster. */
   replicas: z.number().int().min(1).max(5).default(1),
+  /** How long a publish to JetStream is retried through a leader election before it fails. */
+  natsRetryMs: z.number().int().min(0).max(600_000).default(15_000),
   /** Every user's limits unless the limits file overrides them (docs/steering.md). */
   limits: z
     .object({
@@ -106,6 +111,8 @@ export function compileSteeringConfig(
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
     leaderTtlMs: num(pick("leaderTtlMs", "GRIDTUNE_LEADER_TTL_MS")),
     datasetUploadMaxAgeMs: num(pick("datasetUploadMaxAgeMs", "GRIDTUNE_DATASET_UPLOAD_MAX_AGE_MS")),
+    replicas: num(pick("replicas", "GRIDTUNE_NATS_REPLICAS")),
+    natsRetryMs: num(pick("natsRetryMs", "GRIDTUNE_NATS_RETRY_MS")),
     limits: {
       activeTasks: num(pick("limitActiveTasks", "GRIDTUNE_LIMIT_ACTIVE_TASKS")),
       maxPoints: num(pick("limitMaxPoints", "GRIDTUNE_LIMIT_MAX_POINTS")),
@@ -137,9 +144,10 @@ export function compileSteeringConfig(
     throw new ValidationError(
       "INVALID_CONFIG",
       `steering configuration:\n${describeZodError(r.error)}\n` +
-        `(set flags, or NATS_URL, GRIDTUNE_SEED_FILE, GRIDTUNE_API_SEED_FILE, GRIDTUNE_CA_FILE, S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`,
+        `(set flags, or NATS_URL, GRIDTUNE_NATS_REPLICAS, GRIDTUNE_SEED_FILE, GRIDTUNE_API_SEED_FILE, GRIDTUNE_CA_FILE, S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`,
     );
   }
+  parseNatsServers(r.data.natsUrl, "--nats-url or NATS_URL");
   if (r.data.heartbeatMs * 2 > r.data.leaseMs) {
     throw new ValidationError(
       "INVALID_CONFIG",
@@ -147,4 +155,9 @@ export function compileSteeringConfig(
     );
   }
   return r.data;
+}
+
+/** How JetStream publishes ride through an election: the default back-off, the configured bound. */
+export function natsRetryBound(c: Pick<SteeringConfig, "natsRetryMs">): ElectionRetry {
+  return { ...DEFAULT_ELECTION_RETRY, totalMs: c.natsRetryMs };
 }

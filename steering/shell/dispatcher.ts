@@ -12,7 +12,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../protocol/log.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import type { AgentRegistry } from "../core/agentRegistry.ts";
-import type { SteeringConfig } from "./config.ts";
+import { natsRetryBound, type SteeringConfig } from "./config.ts";
+import { tryTimeout, withElectionRetry } from "../../protocol/natsRetry.ts";
 import type { Committer } from "./committer.ts";
 import { buildJob } from "../core/task/jobBuilder.ts";
 import type { TaskEngine } from "../core/task/taskEngine.ts";
@@ -238,9 +239,17 @@ export class Dispatcher {
           this.config.leaseMs,
         ),
       };
-      await this.js.publish(subjects.jobs(rec.site), JSON.stringify(job), {
-        msgID: `${jobId}.${attempt}`,
-      });
+      // through a leader election of JOBS: sent again under the same msgID (stored once)
+      const site = rec.site;
+      await withElectionRetry(
+        `publishing job ${jobId}.${attempt}`,
+        (left) =>
+          this.js.publish(subjects.jobs(site), JSON.stringify(job), {
+            msgID: `${jobId}.${attempt}`,
+            timeout: tryTimeout(5_000, left),
+          }),
+        { bound: natsRetryBound(this.config), boundSetting: "GRIDTUNE_NATS_RETRY_MS" },
+      );
     } catch (err) {
       // The attempt stays dispatched; its claim deadline expires it and it is retried.
       this.logger.error("could not publish a job", { jobId, attempt, error: String(err) });

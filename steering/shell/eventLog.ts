@@ -10,13 +10,29 @@
 // unsent (and so are its later appends) until the Committer has rebuilt the task and calls
 // resume(): a later event stored without the lost one would be acted on (its `durable` resolves)
 // while a rebuild or a restart knows nothing of what it depends on.
+// Elections: on a cluster a batch is sent again while GTLOG has no leader (withElectionRetry, up
+// to the configured bound) under the same msgID, so a first try that was stored but whose ack was
+// lost with the old leader is dropped by JetStream as a duplicate: each event is in the log once.
+// Fencing (standby steering, fence()): a leader's appends also expect GTLOG's last sequence; a
+// refusal ("wrong last sequence", never retried) means another process appended: it deposes this
+// one and every later append is refused unsent.
+import { randomUUID } from "node:crypto";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { GridtuneError, UnavailableError } from "../../protocol/errors.ts";
+import {
+  DEFAULT_ELECTION_RETRY,
+  type ElectionRetry,
+  realRetryTime,
+  type RetryTime,
+  tryTimeout,
+  withElectionRetry,
+} from "../../protocol/natsRetry.ts";
 import { STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "../core/events.ts";
 import type { Logger } from "../../protocol/log.ts";
 import { isWrongLastSequence, NotLeaderError } from "./leadership.ts";
+import { ensureStream } from "./streams.ts";
 
 /** A batch message stays well under NATS's 1 MiB max_payload. */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -48,10 +64,16 @@ export class EventLog {
     deposed: NotLeaderError | null;
     onFenced: (e: NotLeaderError) => void;
   } | null = null;
+  /** msgIDs are `<this process>.<batch number>`: unique across restarts, the same on a retry. */
+  private readonly writer = randomUUID();
+  private batches = 0;
 
   constructor(
     private readonly js: JetStreamClient,
     private readonly log: Logger,
+    private readonly retry: ElectionRetry = DEFAULT_ELECTION_RETRY,
+    /** Where the retries read the time and wait (a fake in tests). */
+    private readonly time: RetryTime = realRetryTime,
   ) {}
 
   static async ensureStream(jsm: JetStreamManager, replicas: number): Promise<void> {
@@ -64,11 +86,7 @@ export class EventLog {
       num_replicas: replicas,
       max_msg_size: 8 * 1024 * 1024,
     };
-    try {
-      await jsm.streams.info(STREAM_LOG);
-    } catch {
-      await jsm.streams.add(config);
-    }
+    await ensureStream(jsm, config);
   }
 
   /** Resolves once the event is stored (with the other events of its batch). */
@@ -143,8 +161,27 @@ export class EventLog {
       // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
       const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
       const expect = base === undefined ? {} : { expect: { lastSequence: base + i } };
-      void this.js
-        .publish(subjects.log(b.taskId), body, { timeout: 10_000, ...expect })
+      const msgID = `${this.writer}.${++this.batches}`;
+      void withElectionRetry(
+        `appending to the event log (${STREAM_LOG})`,
+        (left) =>
+          this.js.publish(subjects.log(b.taskId), body, {
+            msgID,
+            timeout: tryTimeout(10_000, left),
+            ...expect,
+          }),
+        {
+          bound: this.retry,
+          time: this.time,
+          boundSetting: "GRIDTUNE_NATS_RETRY_MS",
+          onRetry: (e, attempt) => {
+            if (attempt === 1)
+              this.log.warn("the event log is unavailable (a leader election?); retrying", {
+                error: String(e),
+              });
+          },
+        },
+      )
         .then(
           (ack) => {
             if (this.fencing) this.fencing.lastSeq = Math.max(this.fencing.lastSeq, ack.seq);

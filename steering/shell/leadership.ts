@@ -46,11 +46,13 @@ export async function openLeaseBucket(
   return { kv, ttlMs: status.ttl > 0 ? status.ttl : ttlMs };
 }
 
-/** True for JetStream's "wrong last sequence" (10071): a create or compare-and-set that lost. */
-export function isWrongLastSequence(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: unknown }).code;
-  return code === 10071 || /wrong last sequence/i.test(e.message);
+/** True for JetStream's "wrong last sequence" (10071): a create or compare-and-set that lost. Walks the cause chain. */
+export function isWrongLastSequence(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 10071 || /wrong last sequence/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 export class LeaderElection {

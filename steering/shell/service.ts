@@ -21,6 +21,7 @@ import { connectNats } from "../../protocol/natsConnect.ts";
 import {
   STEERING_QUEUE,
   STEERING_RESULTS_CONSUMER,
+  KV_STATE,
   STREAM_JOBS,
   STREAM_LOG,
   STREAM_RESULTS,
@@ -29,7 +30,7 @@ import {
 import { AgentControl } from "./channels/agentControl.ts";
 import { AgentRegistry } from "../core/agentRegistry.ts";
 import { Api } from "./channels/api.ts";
-import type { SteeringConfig } from "./config.ts";
+import { natsRetryBound, type SteeringConfig } from "./config.ts";
 import { Committer } from "./committer.ts";
 import { SteeringState } from "../core/state.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -42,11 +43,11 @@ import { Storage } from "./storage.ts";
 import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
+import { ensureStream, reconcileBucket, type StreamSpec } from "./streams.ts";
 import { readTaskLog } from "./taskLog.ts";
 import { repliesWhileLeading, type LeaderTerm } from "./leadership.ts";
 import { systemClock, type Cancel } from "./clock.ts";
-import { abortUploadPort, UploadSweep } from "./datasetUploads.ts";
-import { EffectRunner } from "./effects.ts";
+import { UploadSweep } from "./datasetUploads.ts";
 
 /** How often tasks whose retirement failed are tried again. */
 const RETIRE_SWEEP_MS = 10_000;
@@ -114,7 +115,7 @@ export class SteeringService {
     this.storage = storage;
     await storage.ensureBucket();
 
-    const log = new EventLog(js, this.logger.child("log"));
+    const log = new EventLog(js, this.logger.child("log"), natsRetryBound(this.config));
     const state = new SteeringState();
     const sites = new SitePolicyFile(this.config.sitesFile, (e) =>
       this.logger.error("the site policy is invalid; the previous one stays in force", { error: e.message }),
@@ -220,7 +221,14 @@ export class SteeringService {
     serve(subjects.apiAll, (m) => api.handle(m));
 
     const consumer = await js.consumers.get(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
-    const messages = await consumer.consume({ max_messages: 256, callback: (m) => ingest.receive(m) });
+    // A pull that expires every 5 s (idle heartbeats every 2.5 s) rather than nats.js's 30 s: after
+    // the server or the consumer's leader went away (a cluster election), a lost pull is noticed
+    // and sent again within seconds, not after two missed 15 s heartbeats, which outlast a lease.
+    const messages = await consumer.consume({
+      max_messages: 256,
+      expires: 5_000,
+      callback: (m) => ingest.receive(m),
+    });
     this.stopResults = () => messages.close().then(() => undefined);
     this.background.push(messages.closed().then(() => ingest.idle()));
 
@@ -261,13 +269,9 @@ export class SteeringService {
   }
 
   private async ensureStreams(jsm: JetStreamManager): Promise<void> {
-    const add = async (name: string, cfg: Parameters<JetStreamManager["streams"]["add"]>[0]) => {
-      try {
-        await jsm.streams.info(name);
-      } catch {
-        await jsm.streams.add(cfg);
-      }
-    };
+    // created with the configured replicas, or scaled to them (streams.ts)
+    const add = (_name: string, cfg: StreamSpec) =>
+      ensureStream(jsm, cfg, this.logger, natsRetryBound(this.config));
     const replicas = this.config.replicas;
     await add(STREAM_JOBS, {
       name: STREAM_JOBS,
@@ -286,6 +290,7 @@ export class SteeringService {
       max_msg_size: 1024 * 1024,
     });
     await EventLog.ensureStream(jsm, replicas);
+    await reconcileBucket(jsm, KV_STATE, replicas, this.logger);
     try {
       await jsm.consumers.info(STREAM_RESULTS, STEERING_RESULTS_CONSUMER);
     } catch {

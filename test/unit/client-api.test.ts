@@ -375,7 +375,8 @@ describe("phpo against a fake steering on a real nats-server", () => {
     assert.equal(r.stderr, "phpo: error: steering: boom\n");
     await fake.stopResponder();
     try {
-      const down = await phpo("list");
+      // no retries (GRIDTUNE_NATS_RETRY_MS=0): the answer at once, not after the 15 s bound
+      const down = await runPhpo([...fake.flags(), "list"], { GRIDTUNE_NATS_RETRY_MS: "0" });
       assert.equal(down.code, 3);
       assert.match(
         down.stderr,
