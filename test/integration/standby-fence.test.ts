@@ -86,6 +86,16 @@ describe("standby fences on nats-server", { timeout: 60_000 }, () => {
     assert.equal(await lastSeq(), before + 1);
   });
 
+  it("a retried append (same msgID, same expected sequence) whose first try was stored is a duplicate, not a refusal", async () => {
+    const js = jetstream(nc);
+    const last = (await (await jetstreamManager(nc)).streams.info(STREAM_LOG)).state.last_seq;
+    const body = JSON.stringify(event("t9", 9));
+    const first = await js.publish("gt.log.t9", body, { msgID: "retry-1", expect: { lastSequence: last } });
+    const again = await js.publish("gt.log.t9", body, { msgID: "retry-1", expect: { lastSequence: last } });
+    assert.equal(again.duplicate, true);
+    assert.equal(again.seq, first.seq);
+  });
+
   it("the lease: create only when absent, a polling standby takes it once the TTL expires it", async () => {
     const { kv, ttlMs } = await openLeaseBucket(nc, 1500, 1);
     assert.equal(ttlMs, 1500);
