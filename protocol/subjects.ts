@@ -5,6 +5,8 @@ export const STREAM_JOBS = "JOBS"; // WorkQueue stream of evaluation jobs, one d
 export const STREAM_RESULTS = "RESULTS"; // agent → steering: started, progress and final results
 export const STREAM_LOG = "GTLOG"; // steering's durable event log, one subject per task
 export const KV_STATE = "gtstate"; // steering's KV bucket (snapshots, indexes)
+export const KV_LEADER = "gtleader"; // the steering leader's lease (bucket TTL = the lease's TTL)
+export const LEADER_KEY = "steering"; // the one key of KV_LEADER
 export const STEERING_RESULTS_CONSUMER = "steering";
 export const STEERING_QUEUE = "steering"; // queue group of the API and agent-control subscriptions
 

@@ -108,7 +108,7 @@ export interface EmbeddedStack {
 }
 
 /** Starts a service process; resolves once its log shows `ready` (or rejects if it exits first). */
-async function startService(
+export async function startService(
   name: string,
   bin: string,
   args: string[],

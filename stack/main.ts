@@ -6,7 +6,8 @@ import { reportCliError, waitForShutdown } from "../protocol/cli.ts";
 import { ValidationError } from "../protocol/errors.ts";
 import { createLogger } from "../protocol/log.ts";
 import { GRIDTUNE_VERSION } from "../protocol/version.ts";
-import { DEFAULT_STACK_DIR, startEmbeddedStack } from "./embedded.ts";
+import { join } from "node:path";
+import { DEFAULT_STACK_DIR, startEmbeddedStack, startService } from "./embedded.ts";
 import { dockerAnswers, LOCAL_IMAGES } from "./images.ts";
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
       "run a local NATS cluster of n nodes (3: streams in 3 replicas) instead of one server",
     )
     .option("--json", "print the endpoints as JSON")
+    .option(
+      "--steering-standby",
+      "start a second steering process that stands by and takes over when the leader stops (docs/architecture.md)",
+    )
     .action(
       async (o: {
         dir: string;
@@ -35,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
         natsPort: string;
         natsCluster?: string;
         json?: boolean;
+        steeringStandby?: boolean;
       }) => {
         const logger = createLogger("stack");
         const clusterNodes = o.natsCluster === undefined ? undefined : Number(o.natsCluster);
@@ -64,6 +70,20 @@ export async function main(argv: string[]): Promise<number> {
           allowedImages: runtime === "docker" ? LOCAL_IMAGES : undefined,
           logger,
         });
+        // the leader holds the lease already, so this one logs "standing by" and waits
+        const standby = o.steeringStandby
+          ? await startService(
+              "steering standby",
+              "gridtune-steering",
+              ["serve"],
+              stack.steeringEnv,
+              join(stack.dir, "logs", "steering-standby.log"),
+              /standing by|steering running/,
+            ).catch(async (e: unknown) => {
+              await stack.stop();
+              throw e;
+            })
+          : null;
         const info = {
           nats: stack.nats.url,
           s3: stack.s3.endpoint,
@@ -77,13 +97,14 @@ export async function main(argv: string[]): Promise<number> {
           process.stdout.write(
             `gridtune stack running (TLS + nkey identities; Ctrl-C stops it)\n` +
               `  NATS     ${info.nats}${stack.cluster ? ` (a cluster of ${stack.cluster.nodes.length} nodes, streams in ${stack.steeringEnv.GRIDTUNE_NATS_REPLICAS} replicas)` : ""}\n  S3       ${info.s3}\n  runtime  ${runtime}, ${o.agents} agent(s) × ${o.slots} slot(s) on site ${stack.site}\n` +
-              `  logs     ${info.logs}\n` +
+              `  logs     ${info.logs}${standby ? " (a standby steering: steering-standby.log)" : ""}\n` +
               `phpo finds this stack by itself (${info.clientConfig}); from another shell:\n` +
               `  cd examples/quickstart && ../../bin/phpo --loadJson ../quickstart.json --wait\n`,
           );
         }
         await waitForShutdown();
         process.stdout.write("stopping…\n");
+        await standby?.stop();
         await stack.stop();
       },
     );

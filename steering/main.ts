@@ -7,7 +7,7 @@ import { GRIDTUNE_VERSION } from "../protocol/version.ts";
 import { registerAdminCommands } from "./cli/adminCommands.ts";
 import { registerSchedulerCommands } from "./cli/schedulerCommands.ts";
 import { compileSteeringConfig } from "./shell/config.ts";
-import { SteeringService } from "./shell/service.ts";
+import { StandbySteering } from "./shell/standby.ts";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("gridtune-steering")
@@ -49,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
       new Option("--dispatch-timeout-ms <ms>", "claim deadline of a dispatched attempt (default 300000)"),
     )
     .option(
+      "--leader-ttl-ms <ms>",
+      "TTL of the leader's lease: a standby takes over this long after the leader stops (default 10000; env GRIDTUNE_LEADER_TTL_MS)",
+    )
+    .option(
       "--limits-file <file>",
       "per-user limit overrides written by `admin set-limits` (env GRIDTUNE_LIMITS_FILE)",
     )
@@ -69,9 +73,11 @@ export async function main(argv: string[]): Promise<number> {
         heartbeatMs: o.heartbeatMs,
         dispatchTimeoutMs: o.dispatchTimeoutMs,
         limitsFile: o.limitsFile,
+        leaderTtlMs: o.leaderTtlMs,
       });
       const logger = createLogger("steering");
-      const service = new SteeringService(config, logger);
+      // leads while it holds the lease; stands by (and takes over) while another process leads
+      const service = new StandbySteering(config, logger);
       const stopped = waitForShutdown();
       await service.start();
       const sig = await stopped;

@@ -36,6 +36,12 @@ export const SteeringConfig = z.object({
   heartbeatMs: z.number().int().positive().default(5_000),
   /** A dispatched attempt nobody claims in this time is lost (its site may be gone). */
   dispatchTimeoutMs: z.number().int().positive().default(300_000),
+  /**
+   * TTL of the leader's lease (KV bucket gtleader; docs/architecture.md, "Standby steering"): a
+   * standby takes over at most about this long after the leader stops renewing. The bucket keeps
+   * the TTL it was created with; every process uses the bucket's.
+   */
+  leaderTtlMs: z.number().int().min(1000).default(10_000),
   /** A dataset file's multipart upload with no part for this long is aborted (its parts freed). */
   datasetUploadMaxAgeMs: z
     .number()
@@ -103,6 +109,7 @@ export function compileSteeringConfig(
     leaseMs: num(pick("leaseMs", "GRIDTUNE_LEASE_MS")),
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
+    leaderTtlMs: num(pick("leaderTtlMs", "GRIDTUNE_LEADER_TTL_MS")),
     datasetUploadMaxAgeMs: num(pick("datasetUploadMaxAgeMs", "GRIDTUNE_DATASET_UPLOAD_MAX_AGE_MS")),
     replicas: num(pick("replicas", "GRIDTUNE_NATS_REPLICAS")),
     natsRetryMs: num(pick("natsRetryMs", "GRIDTUNE_NATS_RETRY_MS")),

@@ -13,6 +13,9 @@
 // Elections: on a cluster a batch is sent again while GTLOG has no leader (withElectionRetry, up
 // to the configured bound) under the same msgID, so a first try that was stored but whose ack was
 // lost with the old leader is dropped by JetStream as a duplicate: each event is in the log once.
+// Fencing (standby steering, fence()): a leader's appends also expect GTLOG's last sequence; a
+// refusal ("wrong last sequence", never retried) means another process appended: it deposes this
+// one and every later append is refused unsent.
 import { randomUUID } from "node:crypto";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
@@ -28,6 +31,7 @@ import {
 import { STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "../core/events.ts";
 import type { Logger } from "../../protocol/log.ts";
+import { isWrongLastSequence, NotLeaderError } from "./leadership.ts";
 import { ensureStream } from "./streams.ts";
 
 /** A batch message stays well under NATS's 1 MiB max_payload. */
@@ -50,6 +54,16 @@ export class EventLog {
   private unacked = 0;
   /** Tasks with a failed batch: their appends are refused until resume(). */
   private readonly failed = new Set<string>();
+  /**
+   * Set by fence() while this process leads: the stream's last sequence as its own acks tell it
+   * (the leader is GTLOG's only writer). Every append expects it; a refusal means another process
+   * appended, so this one no longer leads: every later append is refused too (never retried).
+   */
+  private fencing: {
+    lastSeq: number;
+    deposed: NotLeaderError | null;
+    onFenced: (e: NotLeaderError) => void;
+  } | null = null;
   /** msgIDs are `<this process>.<batch number>`: unique across restarts, the same on a retry. */
   private readonly writer = randomUUID();
   private batches = 0;
@@ -85,6 +99,7 @@ export class EventLog {
         "TOO_LARGE",
         `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
       );
+    if (this.fencing?.deposed) return Promise.reject(this.fencing.deposed);
     if (this.failed.has(ev.taskId)) return Promise.reject(this.refusal(ev.taskId));
     return new Promise((resolve, reject) => {
       const batches = this.pending.get(ev.taskId) ?? [];
@@ -99,6 +114,14 @@ export class EventLog {
       b.settle.push({ resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /**
+   * Fences every later append with the stream's last sequence (`lastSeq`, read after the replay
+   * at takeover): an append refused for a wrong last sequence calls onFenced once.
+   */
+  fence(lastSeq: number, onFenced: (e: NotLeaderError) => void): void {
+    this.fencing = { lastSeq, deposed: null, onFenced };
   }
 
   private scheduleFlush(): void {
@@ -131,13 +154,22 @@ export class EventLog {
       if (batches.length === 0) this.pending.delete(taskId);
     }
     this.unacked = sent.length;
-    for (const b of sent) {
+    // every earlier publish is acknowledged, so the fence's sequence is exact: the server stores
+    // this flush's publishes in the order sent, each right after the one before
+    const base = this.fencing?.lastSeq;
+    sent.forEach((b, i) => {
       // a lone event is written as itself, a batch as {"batch": [...]} (see LogBatch)
       const body = b.json.length === 1 ? b.json[0]! : `{"batch":[${b.json.join(",")}]}`;
+      const expect = base === undefined ? {} : { expect: { lastSequence: base + i } };
       const msgID = `${this.writer}.${++this.batches}`;
       void withElectionRetry(
         `appending to the event log (${STREAM_LOG})`,
-        (left) => this.js.publish(subjects.log(b.taskId), body, { msgID, timeout: tryTimeout(10_000, left) }),
+        (left) =>
+          this.js.publish(subjects.log(b.taskId), body, {
+            msgID,
+            timeout: tryTimeout(10_000, left),
+            ...expect,
+          }),
         {
           bound: this.retry,
           time: this.time,
@@ -151,9 +183,13 @@ export class EventLog {
         },
       )
         .then(
-          () => b.settle.forEach((s) => s.resolve()),
+          (ack) => {
+            if (this.fencing) this.fencing.lastSeq = Math.max(this.fencing.lastSeq, ack.seq);
+            b.settle.forEach((s) => s.resolve());
+          },
           (e: unknown) => {
-            b.settle.forEach((s) => s.reject(e));
+            const err = this.fencing && isWrongLastSequence(e) ? this.fenced(e) : e;
+            b.settle.forEach((s) => s.reject(err));
             this.fail(b.taskId);
           },
         )
@@ -161,7 +197,19 @@ export class EventLog {
           this.unacked--;
           this.scheduleFlush();
         });
-    }
+    });
+  }
+
+  /** The log refused an append for its expected sequence: another process leads. */
+  private fenced(cause: unknown): NotLeaderError {
+    const f = this.fencing!;
+    if (f.deposed) return f.deposed;
+    f.deposed = new NotLeaderError("the event log refused an append: another process appended", { cause });
+    this.log.warn("append refused by the log's expected last sequence: another steering process leads", {
+      expectedAfter: f.lastSeq,
+    });
+    f.onFenced(f.deposed);
+    return f.deposed;
   }
 
   /** A batch of the task failed: the task's batches queued behind it are refused unsent. */

@@ -24,6 +24,7 @@ import {
   STEERING_RESULTS_CONSUMER,
   KV_STATE,
   STREAM_JOBS,
+  STREAM_LOG,
   STREAM_RESULTS,
   subjects,
 } from "../../protocol/subjects.ts";
@@ -45,6 +46,7 @@ import { TaskArchive } from "./taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
 import { ensureStream, reconcileBucket, type StreamSpec } from "./streams.ts";
 import { readTaskLog } from "./taskLog.ts";
+import { repliesWhileLeading, type LeaderTerm } from "./leadership.ts";
 import { systemClock, type Cancel } from "./clock.ts";
 import { UploadSweep } from "./datasetUploads.ts";
 
@@ -75,6 +77,8 @@ export class SteeringService {
   constructor(
     private readonly config: SteeringConfig,
     private readonly logger: Logger,
+    /** The lease this service leads under (standby.ts); none: the only steering, unfenced. */
+    private readonly term: LeaderTerm | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -140,6 +144,9 @@ export class SteeringService {
       finished: state.finished.size,
     });
     c.onDurable = (e) => archive.maybeRetire(e);
+    const term = this.term;
+    // the stream's last sequence after the replay: every append of this term must follow it
+    if (term) log.fence((await jsm.streams.info(STREAM_LOG)).state.last_seq, (e) => term.fenced(e));
     const limitsFile =
       this.config.limitsFile === undefined
         ? null
@@ -204,7 +211,8 @@ export class SteeringService {
         queue: STEERING_QUEUE,
         callback: (err, m) => {
           if (err) return this.logger.error("subscription failed", { subject, error: String(err) });
-          fn(m).catch((e: unknown) =>
+          if (term && !term.holds()) return this.notLeading(m.subject);
+          fn(term ? repliesWhileLeading(m, term, () => this.notLeading(m.subject)) : m).catch((e: unknown) =>
             this.logger.error("handler failed", { subject: m.subject, error: String(e) }),
           );
         },
@@ -256,6 +264,11 @@ export class SteeringService {
     this.state = "running";
     dispatcher.kick();
     this.logger.info("steering running", { nats: this.config.natsUrl, s3: this.config.s3.endpoint });
+  }
+
+  /** A request this process took but may not answer: it no longer holds the lease. */
+  private notLeading(subject: string): void {
+    this.logger.warn("request not answered: this process no longer leads", { subject });
   }
 
   private async ensureStreams(jsm: JetStreamManager): Promise<void> {
