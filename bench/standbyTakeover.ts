@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createLogger } from "../protocol/log.ts";
 import { startEmbeddedStack, type ServiceProcess } from "../stack/embedded.ts";
 import { startSteeringProcess, steeringProcessOf, type SteeringProcess } from "../test/harness/standby.ts";
-import { ApiClient } from "../test/harness/stack.ts";
+import { StackClient } from "../test/harness/stack.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
 import { userIdentity } from "../protocol/identity.ts";
 import { arg } from "./args.ts";
@@ -36,7 +36,7 @@ try {
     identity: userIdentity(user),
     logger: () => undefined,
   });
-  const api = new ApiClient(nc, user);
+  const api = new StackClient(nc, user);
   let leader: SteeringProcess = steeringProcessOf(
     stack.steering as ServiceProcess,
     join(dir, "logs", "steering.log"),

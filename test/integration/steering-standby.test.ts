@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefix, userIdentity } from "../../protocol/identity.ts";
-import type { TaskDetail } from "../../protocol/messages.ts";
+import type { TaskDetail } from "../../protocol/api.ts";
 import { STREAM_JOBS, STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import type { ServiceProcess } from "../../stack/embedded.ts";
 import { connectAsSteering, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
