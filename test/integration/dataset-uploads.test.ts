@@ -21,7 +21,7 @@ import { abortUploadPort, UploadSweep } from "../../steering/shell/datasetUpload
 import { Datasets } from "../../steering/shell/datasets.ts";
 import { EffectRunner } from "../../steering/shell/effects.ts";
 import { DEFAULT_TENANT_LIMITS } from "../../steering/core/limits.ts";
-import { quietPorts } from "../unit/fixtures/agentKit.ts";
+import { quietPorts, testWorld } from "../unit/fixtures/agentKit.ts";
 import { TenantLimitsReader } from "../../steering/shell/limits.ts";
 import { keys, Storage } from "../../steering/shell/storage.ts";
 import { FakeClock } from "../unit/fixtures/fakeClock.ts";
@@ -188,18 +188,7 @@ describe(
         logger,
       );
       const agents = new AgentRegistry(30_000);
-      const world: World = {
-        tasks: state,
-        agents,
-        diverged: new Set(),
-        rules: {
-          leaseMs: 30_000,
-          heartbeatMs: 5_000,
-          dispatchTimeoutMs: 300_000,
-          retry: { baseMs: 0, maxMs: 0, jitter: 0 },
-        },
-        leases: { baseline: 0, paused: false },
-      };
+      const world: World = testWorld({ tasks: state, agents });
       const sweep = new UploadSweep({
         storage,
         run: (d, effects) => c.run(d, effects),

@@ -2,12 +2,11 @@
 // times: an upload idle past maxAgeMs (no part since, nor the start) is aborted, a log line first;
 // one still within it is kept; an upload outside datasets/ is not steering's. And the shell's
 // timer (UploadSweep.start) on the FakeClock: a sweep every quarter of the age, no sleeping.
+import { testWorld } from "./fixtures/agentKit.ts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
 import { decide } from "../../steering/core/decider.ts";
 import type { LiveUpload } from "../../steering/core/decide/uploads.ts";
-import { SteeringState } from "../../steering/core/state.ts";
 import type { World } from "../../steering/core/world.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { UploadSweep, uploadSweepEveryMs } from "../../steering/shell/datasetUploads.ts";
@@ -16,18 +15,7 @@ import { FakeClock } from "./fixtures/fakeClock.ts";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-const world: World = {
-  tasks: new SteeringState(),
-  agents: new AgentRegistry(30_000),
-  diverged: new Set(),
-  rules: {
-    leaseMs: 30_000,
-    heartbeatMs: 5_000,
-    dispatchTimeoutMs: 300_000,
-    retry: { baseMs: 0, maxMs: 0, jitter: 0 },
-  },
-  leases: { baseline: 0, paused: false },
-};
+const world: World = testWorld();
 
 const upload = (over: Partial<LiveUpload> = {}): LiveUpload => ({
   key: "datasets/user.alice.big/train.bin",

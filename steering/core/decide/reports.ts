@@ -70,14 +70,7 @@ export function decideReport(
   const e = engineOf(w, r.jobId);
   if (r.type === "artifact") return decideLateArtifact(e, c, r, now);
   const f = e?.fence(r.jobId, r.attempt, c.site, c.agent);
-  if (!e || !f?.ok)
-    return ignored(f && !f.ok ? f.reason : "unknown task", {
-      site: c.site,
-      agent: c.agent,
-      jobId: r.jobId,
-      attempt: r.attempt,
-      type: r.type,
-    });
+  if (!e || !f?.ok) return fencedOut(f, c, r);
   const ref = { taskId: e.taskId, at: now, jobId: r.jobId, attempt: r.attempt };
   const taken = (events: LogEvent[], effects: Effect[] = []): Decision<ReportReply> => ({
     events,
@@ -123,14 +116,7 @@ function decideLateArtifact(
   now: number,
 ): Decision<ReportReply> {
   const f = e?.lateFence(r.jobId, r.attempt, r.kind, c.site, c.agent);
-  if (!e || !f?.ok)
-    return ignored(f && !f.ok ? f.reason : "unknown task", {
-      site: c.site,
-      agent: c.agent,
-      jobId: r.jobId,
-      attempt: r.attempt,
-      type: r.type,
-    });
+  if (!e || !f?.ok) return fencedOut(f, c, r);
   const artifact = c.artifacts[0] ?? null;
   const reason =
     r.artifact !== null && artifact === null
@@ -229,4 +215,19 @@ export function stopAllEffects(e: TaskEngine, reason: StopReason): Effect[] {
         reason,
       });
   return out;
+}
+
+/** A report the fence refused (or of a task steering does not hold): ignored, and logged why. */
+function fencedOut(
+  f: { ok: true } | { ok: false; reason: string } | undefined,
+  c: Extract<ReportCommand, { type: "report" }>,
+  r: AgentReport,
+): Decision<ReportReply> {
+  return ignored(f && !f.ok ? f.reason : "unknown task", {
+    site: c.site,
+    agent: c.agent,
+    jobId: r.jobId,
+    attempt: r.attempt,
+    type: r.type,
+  });
 }
