@@ -31,11 +31,18 @@ import {
   type SubmitReply,
   type TaskReply,
 } from "./decide/api.ts";
+import { decideProgramResult, type ProgramResultCommand, type ProgramResultReply } from "./decide/program.ts";
 import { decideUploadSweep, type UploadCommand, type UploadSweepReply } from "./decide/uploads.ts";
 import type { World } from "./world.ts";
 
 export type Command =
-  LeaseCommand | AgentCommand | DispatchCommand | ReportCommand | ApiCommand | UploadCommand;
+  | LeaseCommand
+  | AgentCommand
+  | DispatchCommand
+  | ReportCommand
+  | ApiCommand
+  | UploadCommand
+  | ProgramResultCommand;
 
 /** The reply each command gets. */
 export interface Replies {
@@ -55,6 +62,7 @@ export interface Replies {
   resume: TaskReply;
   retry: RetryReply;
   "upload-sweep": UploadSweepReply;
+  "program-result": ProgramResultReply;
 }
 
 export type ReplyOf<C extends Command> = Replies[C["type"]];
@@ -92,6 +100,8 @@ export function decide(w: World, command: Command, now: number): Decision<Replie
       return decideRetry(w, command, now);
     case "upload-sweep":
       return decideUploadSweep(command, now);
+    case "program-result":
+      return decideProgramResult(w, command);
     default:
       return unreachable(command, "command");
   }

@@ -5,10 +5,9 @@
 // (engine/steeringIterations.ts). Only the log counts: an iteration in flight at a crash is run
 // again after the restart, and one whose points are logged is never re-run (the engine's
 // generated count moved on).
-import type { Backoff } from "../../protocol/backoff.ts";
 import type { Logger } from "../../protocol/log.ts";
 import type { Committer } from "../shell/committer.ts";
-import { steeringRetryAt } from "../core/task/steeringIterations.ts";
+import type { ProgramResultCommand, ProgramResultReply } from "../core/decide/program.ts";
 import type { TaskEngine } from "../core/task/taskEngine.ts";
 import { SteeringProgram } from "./iteration.ts";
 import type { SteeringRunner } from "./runner.ts";
@@ -21,7 +20,8 @@ const STEERING_REASON_CHARS = 8192;
 export interface SteeringDispatchDeps {
   c: Committer;
   storage: Storage;
-  retry: Backoff;
+  /** Decides an iteration's end and commits it (Committer.run): its reply once the events are durable. */
+  decide: (command: ProgramResultCommand) => Promise<ProgramResultReply>;
   logger: Logger;
   runner: SteeringRunner;
   /** Aborted when steering stops: runs in flight are killed, their results not committed. */
@@ -92,76 +92,63 @@ export class SteeringDispatch {
       points = points.slice(0, due.n);
     }
     const endedAt = this.d.now();
-    const logKey = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
-    let stored: string | null = logKey;
+    const key = keys.steeringLog(taskId, due.segment, due.generated, due.failures);
+    let logKey: string | null = key;
     let reason = r.error ? r.error.message.slice(0, STEERING_REASON_CHARS) : null;
     try {
-      await this.d.storage.put(logKey, r.output);
+      await this.d.storage.put(key, r.output);
     } catch (err) {
-      stored = null;
+      logKey = null;
       this.d.logger.warn("could not store a steering iteration's output", { ...log, error: String(err) });
       if (reason !== null) reason += ` (its output could not be stored: ${String(err)})`;
     }
-    // A refused configuration fails again however often it runs; anything else may pass later
-    // (an image loaded, a file fixed, a flaky program).
-    const retryable = r.error !== null && !["INVALID_CONFIG", "ARCHIVE_REJECTED"].includes(r.error.code);
-    const retryAt =
-      r.error === null ? null : steeringRetryAt(this.d.retry, due.failures, retryable, endedAt, logKey);
-    const outcome = r.error !== null ? "failed" : points.length === 0 ? "empty" : "points";
-    if (r.error)
-      this.d.logger.warn(
-        retryAt === null
-          ? "steering iteration failed: generation ends for the segment"
-          : "steering iteration failed: it runs again after a back-off",
-        { ...log, ...(retryAt === null ? {} : { retryInMs: retryAt - endedAt }), reason: r.error.message },
-      );
-    else if (points.length === 0)
-      this.d.logger.info(
-        "steering returned [] (nothing more to offer): generation ends for the segment",
-        log,
-      );
-    const exhausted = r.error !== null ? retryAt === null : points.length === 0;
-    await this.d.c
-      .serial(async () => {
-        const e = this.d.c.state.engines.get(taskId);
-        if (!e || e.state === "killed" || e.state === "finished") {
-          this.d.logger.info("steering result dropped: the task ended meanwhile", log);
-          return;
-        }
-        // a failure to be retried adds no points and ends nothing: only its record is logged
-        const events =
-          r.error !== null && !exhausted
-            ? []
-            : e.steeringResult(due.segment, due.generated, points, exhausted, endedAt);
-        // an answer that came after the segment moved on (it was run twice; the first one won)
-        const stale = r.error === null && events.length === 0;
-        await this.d.c.commit({
-          type: "steering-iteration",
-          taskId,
-          at: endedAt,
-          segment: due.segment,
-          startedAt,
-          outcome,
-          added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exitCode: r.exitCode,
-          reason: stale ? "its result came after the segment had moved on (not used)" : reason,
-          retryAt: stale ? null : retryAt,
-          logKey: stored,
-        });
-        for (const ev of events) await this.d.c.commit(ev);
+    try {
+      // what the iteration's end becomes is decided in core/decide/program.ts
+      const d = await this.d.decide({
+        type: "program-result",
+        taskId,
+        segment: due.segment,
+        generated: due.generated,
+        failures: due.failures,
+        startedAt,
+        endedAt,
+        points,
+        exitCode: r.exitCode,
+        error: r.error ? { code: r.error.code, message: r.error.message } : null,
+        reason,
+        key,
+        logKey,
+      });
+      if (d.dropped) this.d.logger.info("steering result dropped: the task ended meanwhile", log);
+      else if (r.error)
+        this.d.logger.warn(
+          d.retryAt === null
+            ? "steering iteration failed: generation ends for the segment"
+            : "steering iteration failed: it runs again after a back-off",
+          {
+            ...log,
+            ...(d.retryAt === null ? {} : { retryInMs: d.retryAt - endedAt }),
+            reason: r.error.message,
+          },
+        );
+      else if (points.length === 0)
+        this.d.logger.info(
+          "steering returned [] (nothing more to offer): generation ends for the segment",
+          log,
+        );
+      if (!d.dropped)
         this.d.logger.info("steering iteration committed", {
           ...log,
-          added: events.reduce((n, ev) => n + ev.points.length, 0),
-          exhausted: events.at(-1)?.exhausted ?? false,
+          added: d.added,
+          exhausted: d.exhausted,
           ms: this.d.now() - startedAt,
         });
-      })
-      .catch((err: unknown) =>
-        // not logged: the next pump finds the iteration still due and runs it again
-        this.d.logger.error("could not commit a steering result; the iteration will run again", {
-          ...log,
-          error: String(err),
-        }),
-      );
+    } catch (err) {
+      // not logged: the next pump finds the iteration still due and runs it again
+      this.d.logger.error("could not commit a steering result; the iteration will run again", {
+        ...log,
+        error: String(err),
+      });
+    }
   }
 }

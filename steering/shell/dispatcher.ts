@@ -81,7 +81,7 @@ export class Dispatcher {
     this.steering = new SteeringDispatch({
       c,
       storage,
-      retry: config.retry,
+      decide: (command) => this.c.run(() => decide(this.world(), command, this.clock.now()), this.effects),
       logger,
       runner: steeringRunner,
       signal: this.steeringAbort.signal,
