@@ -7,7 +7,6 @@
 // at the end of a back-off (through the Clock port), and the lease tick (core/decide/leases.ts).
 // Steering-program iterations (tasks with steeringExec) run outside the commit queue
 // (program/dispatch.ts).
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../protocol/log.ts";
 import { subjects } from "../../protocol/subjects.ts";
@@ -29,6 +28,7 @@ import type { DispatchView } from "../core/decide/dispatch.ts";
 import type { World } from "../core/world.ts";
 import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import { EffectRunner } from "./effects.ts";
+import type { StreamPublisher } from "./ports.ts";
 import { abortUploadPort } from "./datasetUploads.ts";
 import { agentsToAvoid } from "../core/retryPolicy.ts";
 
@@ -48,7 +48,7 @@ export class Dispatcher {
 
   constructor(
     private readonly c: Committer,
-    private readonly js: JetStreamClient,
+    private readonly js: StreamPublisher,
     private readonly registry: AgentRegistry,
     /** The site policy now: a job goes only to a site that accepts its task's user. */
     private readonly policy: () => SitePolicy,

@@ -17,7 +17,8 @@
 // refusal ("wrong last sequence", never retried) means another process appended: it deposes this
 // one and every later append is refused unsent.
 import { randomUUID } from "node:crypto";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { StreamPublisher } from "./ports.ts";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { GridtuneError, UnavailableError } from "../../protocol/errors.ts";
 import {
@@ -29,7 +30,7 @@ import {
   withElectionRetry,
 } from "../../protocol/natsRetry.ts";
 import { STREAM_LOG, subjects } from "../../protocol/subjects.ts";
-import { eventsOf, type LogEvent } from "../core/events.ts";
+import { type LogEvent } from "../core/events.ts";
 import type { Logger } from "../../protocol/log.ts";
 import { isWrongLastSequence, NotLeaderError } from "./leadership.ts";
 import { ensureStream } from "./streams.ts";
@@ -69,7 +70,7 @@ export class EventLog {
   private batches = 0;
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly js: StreamPublisher,
     private readonly log: Logger,
     private readonly retry: ElectionRetry = DEFAULT_ELECTION_RETRY,
     /** Where the retries read the time and wait (a fake in tests). */
@@ -219,25 +220,5 @@ export class EventLog {
     this.pending.delete(taskId);
     const refusal = this.refusal(taskId);
     for (const b of queued) b.settle.forEach((s) => s.reject(refusal));
-  }
-
-  /** Every event in log order. Unparseable events are reported and skipped, never fatal. */
-  async *replay(jsm: JetStreamManager): AsyncGenerator<LogEvent> {
-    const info = await jsm.streams.info(STREAM_LOG);
-    const last = info.state.last_seq;
-    if (info.state.messages === 0) return;
-    const consumer = await this.js.consumers.get(STREAM_LOG);
-    const messages = await consumer.consume({ max_messages: 1000 });
-    try {
-      for await (const m of messages) {
-        for (const r of eventsOf(m.json())) {
-          if (r.ok) yield r.event;
-          else this.log.error("skipping an unreadable log event", { seq: m.seq, issue: r.issue });
-        }
-        if (m.seq >= last) break;
-      }
-    } finally {
-      await messages.close();
-    }
   }
 }

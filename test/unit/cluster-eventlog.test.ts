@@ -3,9 +3,9 @@
 // msgID (JetStream drops a retry that was stored before its ack was lost) until it is stored;
 // past GRIDTUNE_NATS_RETRY_MS it fails naming the bound, and the task's later appends are refused
 // until it is rebuilt; any other failure is not retried.
+import type { PublishAck } from "../../steering/shell/ports.ts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { NoRespondersError, RequestError } from "@nats-io/transport-node";
 import { createLogger } from "../../protocol/log.ts";
 import { ElectionRetryError, type RetryTime } from "../../protocol/natsRetry.ts";
@@ -44,10 +44,10 @@ class ElectionJs {
     private failures: number,
     private readonly error: () => Error = notEnabled,
   ) {}
-  publish(subject: string, _body: string, opts?: { msgID?: string }): Promise<object> {
+  publish(subject: string, _body: string, opts?: { msgID?: string }): Promise<PublishAck> {
     this.tries.push({ subject, msgID: opts?.msgID });
     if (this.failures-- > 0) return Promise.reject(this.error());
-    return Promise.resolve({ stream: "GTLOG", seq: this.tries.length, duplicate: false });
+    return Promise.resolve({ seq: this.tries.length, duplicate: false });
   }
 }
 
@@ -56,7 +56,7 @@ const event = (taskId: string): LogEvent => ({ type: "task-state", taskId, at: 1
 describe("the event log through an election", () => {
   it("retries a batch under one msgID until it is stored; the next batch has another", async () => {
     const js = new ElectionJs(3);
-    const log = new EventLog(js as unknown as JetStreamClient, logger, bound, fakeTime());
+    const log = new EventLog(js, logger, bound, fakeTime());
     await log.append(event("1"));
     assert.equal(js.tries.length, 4);
     const ids = new Set(js.tries.map((t) => t.msgID));
@@ -69,7 +69,7 @@ describe("the event log through an election", () => {
   it("past the bound: the append fails naming it, and the task is refused until resumed", async () => {
     const js = new ElectionJs(Number.POSITIVE_INFINITY);
     const time = fakeTime();
-    const log = new EventLog(js as unknown as JetStreamClient, logger, bound, time);
+    const log = new EventLog(js, logger, bound, time);
     const start = time.t;
     await assert.rejects(log.append(event("1")), (e) => {
       assert.ok(e instanceof ElectionRetryError, String(e));
@@ -83,7 +83,7 @@ describe("the event log through an election", () => {
 
   it("a failure an election does not cause is not retried", async () => {
     const js = new ElectionJs(1, () => new Error("maximum payload exceeded"));
-    const log = new EventLog(js as unknown as JetStreamClient, logger, bound, fakeTime());
+    const log = new EventLog(js, logger, bound, fakeTime());
     await assert.rejects(log.append(event("1")), /maximum payload exceeded/);
     assert.equal(js.tries.length, 1);
   });

@@ -3,7 +3,6 @@
 // whose events the log refuses does not stop the others from being dispatched.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { GridtuneError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
@@ -46,7 +45,7 @@ function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = 
   const js = {
     publish: (subject: string, _data: string, o: { msgID: string }) => {
       published.push(`${subject} ${o.msgID}`);
-      return Promise.resolve({});
+      return Promise.resolve({ seq: published.length, duplicate: false });
     },
   };
   const c = new Committer(state, log, { publish: () => undefined }, logger);
@@ -66,18 +65,7 @@ function setup(refuse: (ev: LogEvent) => boolean, siteUsers: "all" | string[] = 
     },
     users: {},
   };
-  const d = new Dispatcher(
-    c,
-    js as unknown as JetStreamClient,
-    registry,
-    () => policy,
-    {} as Storage,
-    config,
-    logger,
-    0,
-    undefined,
-    clock,
-  );
+  const d = new Dispatcher(c, js, registry, () => policy, {} as Storage, config, logger, 0, undefined, clock);
   const ackAll = () => {
     release = () => {};
     for (const ok of held.splice(0)) ok();

@@ -2,9 +2,9 @@
 // a task's log never has a hole. Once a batch of a task is lost, the task's batches queued behind
 // it are refused unsent (their `durable` rejects, so nothing acts on them) until the Committer has
 // rebuilt the task from what the log holds; other tasks go on.
+import type { PublishAck } from "../../steering/shell/ports.ts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { createLogger } from "../../protocol/log.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
@@ -20,7 +20,7 @@ class ManualJs {
   readonly stored: LogEvent[] = [];
   readonly sent: Array<{ subject: string; events: LogEvent[]; ok: () => void; fail: (e: Error) => void }> =
     [];
-  publish(subject: string, body: string): Promise<object> {
+  publish(subject: string, body: string): Promise<PublishAck> {
     const events = eventsOf(JSON.parse(body) as unknown).flatMap((r) => (r.ok ? [r.event] : []));
     return new Promise((resolve, reject) => {
       this.sent.push({
@@ -28,7 +28,7 @@ class ManualJs {
         events,
         ok: () => {
           this.stored.push(...events);
-          resolve({});
+          resolve({ seq: this.stored.length, duplicate: false });
         },
         fail: reject,
       });
@@ -44,7 +44,7 @@ class ManualJs {
 
 function setup() {
   const js = new ManualJs();
-  const log = new EventLog(js as unknown as JetStreamClient, logger);
+  const log = new EventLog(js, logger);
   const state = new SteeringState();
   const drivers = ["1", "2"].map((id) => new Driver(spec({ maxPoints: 4, nParallelEvaluation: 2 }), id));
   for (const d of drivers)

@@ -2,7 +2,6 @@
 // stored must not wedge its task (rebuild after rebuild) or its report (redelivered forever).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { parseProgressLine } from "../../evaluator/progress.ts";
 import { MAX_ERROR_MESSAGE, WireError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
@@ -46,8 +45,13 @@ void describe("limits", () => {
     const state = new SteeringState();
     for (const ev of d.log) state.apply(ev);
     const sent: string[] = [];
-    const js = { publish: (subject: string) => (sent.push(subject), Promise.resolve({})) };
-    const log = new EventLog(js as unknown as JetStreamClient, logger);
+    const js = {
+      publish: (subject: string) => (
+        sent.push(subject),
+        Promise.resolve({ seq: sent.length, duplicate: false })
+      ),
+    };
+    const log = new EventLog(js, logger);
     const c = new Committer(state, log, { publish: () => undefined }, logger);
     const before = engineState(state.engines.get("42")!);
     const huge: LogEventOf<"points-added"> = {

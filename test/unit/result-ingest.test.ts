@@ -4,7 +4,7 @@
 // agent that does not hold the attempt is acked, counted as ignored and logs nothing.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport, ControlMessage } from "../../protocol/messages.ts";
 import { subjects } from "../../protocol/subjects.ts";
@@ -62,7 +62,7 @@ function setup(log: readonly LogEvent[]) {
   const config = { leaseMs: 60_000, dispatchTimeoutMs: 60_000 } as SteeringConfig;
   const d = new Dispatcher(
     c,
-    { publish: () => Promise.resolve({}) } as unknown as JetStreamClient,
+    { publish: () => Promise.resolve({ seq: 1, duplicate: false }) },
     registry,
     () => openPolicy("site-a", ["process"]),
     {} as Storage,

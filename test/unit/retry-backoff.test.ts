@@ -4,7 +4,6 @@
 // dispatcher test runs the real Dispatcher and Committer with in-memory stand-ins and a fake clock.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { backoffDelay, stableUnit, type Backoff } from "../../protocol/backoff.ts";
 import { createLogger } from "../../protocol/log.ts";
 import { AgentRegistry, pickSite, type AgentRec } from "../../steering/core/agentRegistry.ts";
@@ -221,7 +220,7 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
     const js = {
       publish: (_s: string, _d: string, o: { msgID: string }) => {
         published.push({ msgID: o.msgID, at: clock.now() });
-        return Promise.resolve({});
+        return Promise.resolve({ seq: published.length, duplicate: false });
       },
     };
     const c = new Committer(state, log, { publish: () => undefined }, logger);
@@ -234,7 +233,7 @@ void describe("dispatcher: a failed attempt's retry is published only after its 
     } as SteeringConfig;
     const disp = new Dispatcher(
       c,
-      js as unknown as JetStreamClient,
+      js,
       registry,
       () => openPolicy("s", ["process"]),
       {} as Storage,
