@@ -8,8 +8,9 @@
 // Then, each in a fresh process (bench/replayMeasure.ts, so the peak RSS is the replay's own):
 // the whole start-up rebuild as SteeringService.start() does it, the phases apart (read,
 // JSON.parse, zod validation, fold), and the rebuild again (the first one meets the server's
-// caches as a restart does; the second shows how much of it was the server reading its files).
-//   node --import tsx bench/replay.ts [--events 1000000] [--tasks 1000]
+// caches as a restart does; the second shows how much of it was the server reading its files),
+// with, before it, the alternative of one unfiltered pass over the stream (EventLog.replay).
+//   node --import tsx bench/replay.ts [--events 1000000] [--tasks 1000] [--shape one-task|many-tasks]
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -50,6 +51,12 @@ interface Phases {
   rssAfterReadMiB: number;
   peakRssMiB: number;
 }
+interface Whole {
+  active: number;
+  readMs: number;
+  totalMs: number;
+  peakRssMiB: number;
+}
 interface Service {
   tasksRead: number;
   active: number;
@@ -58,7 +65,7 @@ interface Service {
   peakRssMiB: number;
 }
 
-function measure<T>(mode: "phases" | "service", conn: string[]): Promise<T> {
+function measure<T>(mode: "phases" | "service" | "whole", conn: string[]): Promise<T> {
   const script = join(import.meta.dirname, "replayMeasure.ts");
   const child = spawn(process.execPath, ["--import", "tsx", script, mode, ...conn], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -76,7 +83,7 @@ function measure<T>(mode: "phases" | "service", conn: string[]): Promise<T> {
 }
 
 /** Writes about `events` events of `tasks` tasks through the EventLog; returns how many. */
-async function generate(log: EventLog, shape: "one-task" | "many-tasks", events: number, tasks: number) {
+async function generate(log: EventLog, shape: Shape, events: number, tasks: number) {
   const n = shape === "one-task" ? 1 : tasks;
   const budget = Math.ceil(events / n);
   let acks: Promise<void>[] = [];
@@ -114,7 +121,12 @@ async function generate(log: EventLog, shape: "one-task" | "many-tasks", events:
 
 const perSec = (events: number, ms: number) => Math.round(events / (ms / 1000));
 
-export async function benchReplay(opts: { events?: number; tasks?: number } = {}): Promise<void> {
+const SHAPES = ["one-task", "many-tasks"] as const;
+type Shape = (typeof SHAPES)[number];
+
+export async function benchReplay(
+  opts: { events?: number; tasks?: number; shapes?: readonly Shape[] } = {},
+): Promise<void> {
   const events = opts.events ?? 1_000_000;
   const tasks = opts.tasks ?? 1000;
   const dir = await mkdtemp(join(tmpdir(), "gridtune-bench-replay-"));
@@ -134,7 +146,7 @@ export async function benchReplay(opts: { events?: number; tasks?: number } = {}
     const jsm = await jetstreamManager(nc);
     await EventLog.ensureStream(jsm, 1);
     const log = new EventLog(jetstream(nc), createLogger("bench-replay", { level: "warn" }));
-    for (const shape of ["one-task", "many-tasks"] as const) {
+    for (const shape of opts.shapes ?? SHAPES) {
       await jsm.streams.purge(STREAM_LOG);
       let t0 = performance.now();
       const written = await generate(log, shape, events, tasks);
@@ -153,7 +165,9 @@ export async function benchReplay(opts: { events?: number; tasks?: number } = {}
       const p = await measure<Phases>("phases", conn);
       if (p.events !== written || p.unreadable !== 0)
         throw new Error(`read back ${p.events} events (${p.unreadable} unreadable), wrote ${written}`);
+      const w = await measure<Whole>("whole", conn);
       const s = await measure<Service>("service", conn);
+      if (w.active !== p.tasks) throw new Error(`the single pass rebuilt ${w.active} of ${p.tasks} tasks`);
       for (const r of [first, s])
         if (r.active !== p.tasks) throw new Error(`start-up rebuilt ${r.active} of ${p.tasks} tasks`);
       const phase = (name: string, ms: number) =>
@@ -167,12 +181,21 @@ export async function benchReplay(opts: { events?: number; tasks?: number } = {}
           phase("sum of the phases", p.readMs + p.parseMs + p.validateMs + p.foldMs),
           phase("start-up rebuild, 1st", first.totalMs),
           phase("start-up rebuild, 2nd", s.totalMs),
+          phase("one pass: read", w.readMs),
+          phase("one pass: rebuild", w.totalMs),
           `  peak RSS: phases ${p.peakRssMiB} MiB (after the read ${p.rssAfterReadMiB} MiB), ` +
-            `start-up rebuild ${first.peakRssMiB} and ${s.peakRssMiB} MiB`,
+            `start-up rebuild ${first.peakRssMiB} and ${s.peakRssMiB} MiB, one pass ${w.peakRssMiB} MiB`,
         ].join("\n"),
       );
       console.log(
-        JSON.stringify({ shape, genMs: Math.round(genMs), gtlogMiB: mib, ...p, service: [first, s] }),
+        JSON.stringify({
+          shape,
+          genMs: Math.round(genMs),
+          gtlogMiB: mib,
+          ...p,
+          service: [first, s],
+          whole: w,
+        }),
       );
     }
     await nc.close();
@@ -183,5 +206,8 @@ export async function benchReplay(opts: { events?: number; tasks?: number } = {}
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await benchReplay({ events: arg("events", 1_000_000), tasks: arg("tasks", 1000) });
+  const i = process.argv.indexOf("--shape");
+  const only = SHAPES.find((s) => s === process.argv[i + 1]);
+  if (i >= 0 && !only) throw new Error(`--shape: one of ${SHAPES.join(", ")}`);
+  await benchReplay({ events: arg("events", 1_000_000), tasks: arg("tasks", 1000), shapes: only && [only] });
 }

@@ -4,9 +4,11 @@
 //            readTaskLog, per task), JSON.parse, validation (eventsOf: LogBatch + LogEvent, zod),
 //            folding (foldTask: TaskEngine.apply = evolve), each timed on its own;
 //   service  the start-up rebuild as SteeringService.start() does it: loggedTaskIds, then
-//            TaskArchive.restore (finished index, readTaskLog and SteeringState.rebuild per task).
+//            TaskArchive.restore (finished index, readTaskLog and SteeringState.rebuild per task);
+//   whole    the alternative: one unfiltered pass over the stream (EventLog.replay), the events
+//            grouped by task, then foldTask per task (not what start-up does today).
 // Prints one JSON line.
-//   node --import tsx bench/replayMeasure.ts <phases|service> <natsUrl> <caFile> <seedFile>
+//   node --import tsx bench/replayMeasure.ts <phases|service|whole> <natsUrl> <caFile> <seedFile>
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { steeringIdentity } from "../protocol/identity.ts";
 import { createLogger } from "../protocol/log.ts";
@@ -15,13 +17,14 @@ import { STREAM_LOG, subjects } from "../protocol/subjects.ts";
 import { eventsOf, type LogEvent } from "../steering/core/events.ts";
 import { foldTask, SteeringState } from "../steering/core/state.ts";
 import { Committer } from "../steering/shell/committer.ts";
+import { EventLog } from "../steering/shell/eventLog.ts";
 import { TaskArchive } from "../steering/shell/taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "../steering/shell/taskIndex.ts";
 import { readTaskLog } from "../steering/shell/taskLog.ts";
 
 const [mode, url, caFile, seedFile] = process.argv.slice(2);
-if (!url || !caFile || !seedFile || (mode !== "phases" && mode !== "service"))
-  throw new Error("usage: replayMeasure.ts <phases|service> <natsUrl> <caFile> <seedFile>");
+if (!url || !caFile || !seedFile || (mode !== "phases" && mode !== "service" && mode !== "whole"))
+  throw new Error("usage: replayMeasure.ts <phases|service|whole> <natsUrl> <caFile> <seedFile>");
 
 const logger = createLogger("bench-replay", { level: "warn" });
 const nc = await connectNats({
@@ -117,6 +120,23 @@ if (mode === "phases") {
       rssAfterReadMiB: rssAfterRead,
       peakRssMiB: rssMiB(),
     }),
+  );
+} else if (mode === "whole") {
+  const t0 = performance.now();
+  const byTask = new Map<string, LogEvent[]>();
+  for await (const ev of new EventLog(js, logger).replay(jsm)) {
+    const evs = byTask.get(ev.taskId);
+    if (evs) evs.push(ev);
+    else byTask.set(ev.taskId, [ev]);
+  }
+  const readMs = ms(t0);
+  const state = new SteeringState();
+  for (const [taskId, evs] of byTask) state.rebuild(taskId, evs);
+  const totalMs = ms(t0);
+  let points = 0;
+  for (const e of state.engines.values()) points += e.points.size;
+  console.log(
+    JSON.stringify({ mode, active: state.engines.size, points, readMs, totalMs, peakRssMiB: rssMiB() }),
   );
 } else {
   // exactly the start-up path of SteeringService.start() (service.ts), less the agents and API
