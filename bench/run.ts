@@ -5,6 +5,7 @@ import { benchDatasetListing } from "./datasetListing.ts";
 import { benchClusterFailover } from "./clusterFailover.ts";
 import { benchMonitor } from "./monitor.ts";
 import { benchPayloadFiles } from "./payloadFiles.ts";
+import { benchReplay } from "./replay.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSearch } from "./search.ts";
 import { benchSteeringCapacity } from "./steeringCapacity.ts";
@@ -22,6 +23,7 @@ const benches: Record<string, () => Promise<void>> = {
   monitor: benchMonitor,
   "dataset-ls": benchDatasetListing,
   "cluster-failover": benchClusterFailover,
+  replay: benchReplay,
 };
 
 const wanted = process.argv.slice(2);
