@@ -9,7 +9,7 @@
 // the whole start-up rebuild as SteeringService.start() does it, the phases apart (read,
 // JSON.parse, zod validation, fold), and the rebuild again (the first one meets the server's
 // caches as a restart does; the second shows how much of it was the server reading its files),
-// with, before it, the alternative of one unfiltered pass over the stream (EventLog.replay).
+// with, before it, the alternative of one unfiltered pass over the stream (readWholeLog in replayMeasure.ts).
 //   node --import tsx bench/replay.ts [--events 1000000] [--tasks 1000] [--shape one-task|many-tasks]
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
