@@ -34,7 +34,8 @@ import { agentsToAvoid } from "../core/retryPolicy.ts";
 
 export class Dispatcher {
   private kicked = false;
-  private natsDown = false;
+  /** Steering's NATS connections that are down now (the JetStream one, the one heartbeats come in on). */
+  private readonly connectionsDown = new Set<string>();
   /** trainingDS listing by task id. */
   private readonly datasetFiles = new Map<string, string[]>();
   private readonly steeringAbort = new AbortController();
@@ -273,17 +274,18 @@ export class Dispatcher {
 
   /**
    * Restarts every lease clock at `at`: after steering's start (its replay and sweep took time no
-   * agent could use) and after each NATS reconnect (no heartbeat could arrive while steering's
-   * connection was down), so neither reads as silent agents.
+   * agent could use) and after each NATS reconnect of `connection` (no heartbeat could arrive while
+   * it was down), so neither reads as silent agents. Each of steering's connections counts: the
+   * heartbeats come in on the request-serving one, which may reconnect seconds after the other.
    */
-  restartLeases(at = this.clock.now()): void {
+  restartLeases(at = this.clock.now(), connection = "steering"): void {
     this.leaseBaseline = Math.max(this.leaseBaseline, at);
-    this.natsDown = false;
+    this.connectionsDown.delete(connection);
   }
 
-  /** Steering's NATS connection is down: silence proves nothing until restartLeases. */
-  pauseLeases(): void {
-    this.natsDown = true;
+  /** One of steering's NATS connections is down: silence proves nothing until it is back. */
+  pauseLeases(connection = "steering"): void {
+    this.connectionsDown.add(connection);
   }
 
   /** Expires lapsed leases: silent running attempts, and dispatched ones nobody claims. */
@@ -300,7 +302,7 @@ export class Dispatcher {
       agents: this.registry,
       diverged: this.c.divergedTasks,
       rules: this.config,
-      leases: { baseline: this.leaseBaseline, paused: this.natsDown },
+      leases: { baseline: this.leaseBaseline, paused: this.connectionsDown.size > 0 },
     };
   }
 }

@@ -106,6 +106,9 @@ export class SteeringService {
       ...tls,
       seedFile: this.config.apiSeedFile,
       identity: steeringApiIdentity(),
+      // heartbeats come in on this connection: its outage pauses the lease clock too
+      onDisconnect: () => this.dispatcher?.pauseLeases("steering-api"),
+      onReconnect: () => this.dispatcher?.restartLeases(undefined, "steering-api"),
     }).catch(async (e: unknown) => {
       await nc.close().catch(() => undefined);
       throw e;
