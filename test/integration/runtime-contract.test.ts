@@ -13,6 +13,7 @@ import { DockerRuntime } from "../../evaluator/runtime/docker.ts";
 import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
 import type { PauseControl, RunHooks, RunSpec, Runtime } from "../../evaluator/runtime/types.ts";
 import { RuntimeError } from "../../protocol/errors.ts";
+import { runSpecIn } from "../harness/runSpec.ts";
 import { BUSYBOX_IMAGE, dockerAvailable, ensureTestImages, testDocker } from "../harness/images.ts";
 
 const docker = await dockerAvailable();
@@ -68,24 +69,12 @@ for (const s of subjects) {
     let root = "";
     let seq = 0;
     let runtime: Runtime;
-    const newSpec = async (argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> => {
-      const workDir = await mkdtemp(join(root, "wd-"));
-      const key = `rtcontract-${s.name}-${process.pid}-${++seq}`;
-      return {
-        key,
+    const newSpec = (argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> =>
+      runSpecIn(root, `rtcontract-${s.name}-${process.pid}-${++seq}`, argv, {
         image: BUSYBOX_IMAGE,
-        argv,
-        workDir,
-        env: {},
         limits: { wallClockMs: 20_000, memoryBytes: 128 << 20, pidsLimit: 64 },
-        network: "none",
-        gpus: [],
-        logFile: join(root, `${key}.log`),
-        maxLogBytes: 64 * 1024,
-        stopGraceMs: 2000,
         ...over,
-      };
-    };
+      });
 
     before(async () => {
       if (s.name === "docker") await ensureTestImages();

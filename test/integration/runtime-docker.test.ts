@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { buildContainerConfig, DockerRuntime } from "../../evaluator/runtime/docker.ts";
 import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
 import { RuntimeError } from "../../protocol/errors.ts";
+import { runSpecIn } from "../harness/runSpec.ts";
 import {
   BUSYBOX_IMAGE,
   dockerAvailable,
@@ -22,23 +23,12 @@ const skip = available ? false : "no Docker daemon answers on /var/run/docker.so
 let root = "";
 let seq = 0;
 
-async function newSpec(argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> {
-  const workDir = await mkdtemp(join(root, "wd-"));
-  const key = `rtdocker-${process.pid}-${++seq}`;
-  return {
-    key,
+function newSpec(argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> {
+  return runSpecIn(root, `rtdocker-${process.pid}-${++seq}`, argv, {
     image: BUSYBOX_IMAGE,
-    argv,
-    workDir,
-    env: {},
     limits: { wallClockMs: 20_000, memoryBytes: 128 << 20, pidsLimit: 64 },
-    network: "none",
-    gpus: [],
-    logFile: join(root, `${key}.log`),
-    maxLogBytes: 64 * 1024,
-    stopGraceMs: 2000,
     ...over,
-  };
+  });
 }
 
 function hooks(lines?: string[], signal = new AbortController().signal): RunHooks {

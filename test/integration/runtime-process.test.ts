@@ -11,26 +11,13 @@ import { after, before, describe, it } from "node:test";
 import { ProcessRuntime } from "../../evaluator/runtime/process.ts";
 import type { RunHooks, RunSpec } from "../../evaluator/runtime/types.ts";
 import { RuntimeError } from "../../protocol/errors.ts";
+import { runSpecIn } from "../harness/runSpec.ts";
 
 let root = "";
 let seq = 0;
 
-async function newSpec(argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> {
-  const workDir = await mkdtemp(join(root, "wd-"));
-  const key = `rtproc-${++seq}`;
-  return {
-    key,
-    argv,
-    workDir,
-    env: {},
-    limits: { wallClockMs: 20_000 },
-    network: "none",
-    gpus: [],
-    logFile: join(root, `${key}.log`),
-    maxLogBytes: 64 * 1024,
-    stopGraceMs: 2000,
-    ...over,
-  };
+function newSpec(argv: string[], over: Partial<RunSpec> = {}): Promise<RunSpec> {
+  return runSpecIn(root, `rtproc-${++seq}`, argv, over);
 }
 
 function hooks(lines?: string[], signal = new AbortController().signal): RunHooks {

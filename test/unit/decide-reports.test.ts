@@ -10,10 +10,9 @@ import { stopAllEffects } from "../../steering/core/decide/reports.ts";
 import { decide } from "../../steering/core/decider.ts";
 import type { LogEvent, LogEventOf } from "../../steering/core/events.ts";
 import { SteeringState } from "../../steering/core/state.ts";
-import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
 import type { World } from "../../steering/core/world.ts";
 import { Driver, spec } from "./fixtures/engineKit.ts";
-import { LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
+import { beforePrune, LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
 
 const rules = {
   leaseMs: 30_000,
@@ -176,23 +175,9 @@ void describe("reports: what they become", () => {
 
 void describe("reports: verdicts", () => {
   void it("a progress report that makes asha-stopping prune the trial becomes a send-stop", () => {
-    // run a simulated asha-stopping task until a report prunes a trial: that report is the case
-    const d = new Driver(
-      schedSpec({ type: "asha-stopping", ...LADDER }, { maxPoints: 6, nParallelEvaluation: 1 }),
-    );
-    const sim = new Sim(d);
-    for (let i = 0; i < 2000 && d.engine.stopRequests().length === 0; i++) {
-      sim.pump();
-      sim.step();
-    }
-    // the first event after which the engine asks for a stop
-    const replay = new TaskEngine(d.log[0] as LogEventOf<"task-created">);
-    let k = 1;
-    for (; k < d.log.length && replay.stopRequests().length === 0; k++) replay.apply(d.log[k]!);
-    const trigger = d.log[k - 1]!;
-    assert.equal(trigger.type, "job-progress");
-    if (trigger.type !== "job-progress") return;
-    const w = worldOf(d.log.slice(0, k - 1));
+    // a simulated asha-stopping task up to the report that gets a trial pruned: that report is the case
+    const { log, trigger } = beforePrune();
+    const w = worldOf(log);
     const ref = { jobId: trigger.jobId, attempt: trigger.attempt };
     const report: AgentReport = {
       type: "progress",

@@ -9,38 +9,18 @@ import { createLogger } from "../../protocol/log.ts";
 import type { AgentReport, ControlMessage } from "../../protocol/messages.ts";
 import { subjects } from "../../protocol/subjects.ts";
 import { AgentRegistry } from "../../steering/core/agentRegistry.ts";
-import type { LogEvent, LogEventOf } from "../../steering/core/events.ts";
+import type { LogEvent } from "../../steering/core/events.ts";
 import { SteeringState } from "../../steering/core/state.ts";
-import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
 import { ResultIngest } from "../../steering/shell/channels/resultIngest.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import type { SteeringConfig } from "../../steering/shell/config.ts";
 import { Dispatcher } from "../../steering/shell/dispatcher.ts";
 import type { Storage } from "../../steering/shell/storage.ts";
 import { openPolicy } from "./fixtures/apiKit.ts";
-import { Driver } from "./fixtures/engineKit.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
-import { LADDER, schedSpec, Sim } from "./fixtures/schedulerSim.ts";
+import { beforePrune } from "./fixtures/schedulerSim.ts";
 
 const logger = createLogger("test", { level: "error" });
-
-/** An asha-stopping task's log up to the progress report that gets its trial pruned, and that report. */
-function beforePrune(): { log: LogEvent[]; trigger: LogEventOf<"job-progress"> } {
-  const d = new Driver(
-    schedSpec({ type: "asha-stopping", ...LADDER }, { maxPoints: 6, nParallelEvaluation: 1 }),
-  );
-  const sim = new Sim(d);
-  for (let i = 0; i < 2000 && d.engine.stopRequests().length === 0; i++) {
-    sim.pump();
-    sim.step();
-  }
-  const replay = new TaskEngine(d.log[0] as LogEventOf<"task-created">);
-  let k = 1;
-  for (; k < d.log.length && replay.stopRequests().length === 0; k++) replay.apply(d.log[k]!);
-  const trigger = d.log[k - 1]!;
-  assert.equal(trigger.type, "job-progress");
-  return { log: d.log.slice(0, k - 1), trigger };
-}
 
 function setup(log: readonly LogEvent[]) {
   const clock = new FakeClock(500_000);
