@@ -283,6 +283,12 @@ export class Dispatcher {
     this.connectionsDown.delete(connection);
   }
 
+  /**
+   * Whether this process leads now (standby steering: the term holds). While it does not, no
+   * heartbeat is let in, so silence proves nothing and no lease is judged.
+   */
+  leading: () => boolean = () => true;
+
   /** One of steering's NATS connections is down: silence proves nothing until it is back. */
   pauseLeases(connection = "steering"): void {
     this.connectionsDown.add(connection);
@@ -302,7 +308,7 @@ export class Dispatcher {
       agents: this.registry,
       diverged: this.c.divergedTasks,
       rules: this.config,
-      leases: { baseline: this.leaseBaseline, paused: this.connectionsDown.size > 0 },
+      leases: { baseline: this.leaseBaseline, paused: this.connectionsDown.size > 0 || !this.leading() },
     };
   }
 }

@@ -15,7 +15,8 @@
 // lost with the old leader is dropped by JetStream as a duplicate: each event is in the log once.
 // Fencing (standby steering, fence()): a leader's appends also expect GTLOG's last sequence; a
 // refusal ("wrong last sequence", never retried) means another process appended: it deposes this
-// one and every later append is refused unsent.
+// one and every later append is refused unsent. An append while the leader lease has lapsed (no
+// renewal within its TTL, as during a NATS outage) is refused too, unsent.
 import { randomUUID } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { StreamPublisher } from "./ports.ts";
@@ -39,6 +40,8 @@ import { ensureStream } from "./streams.ts";
 const MAX_BATCH_BYTES = 256 * 1024;
 /** One event must fit in a message of its own (1 MiB, less room for the headers). */
 export const MAX_EVENT_BYTES = 1000 * 1024;
+
+const lapsed = () => new NotLeaderError("its leader lease lapsed: nothing is appended until it is renewed");
 
 interface Pending {
   taskId: string;
@@ -64,6 +67,8 @@ export class EventLog {
     lastSeq: number;
     deposed: NotLeaderError | null;
     onFenced: (e: NotLeaderError) => void;
+    /** False once the leader lease lapsed (deposition follows on the next poll). */
+    holds: () => boolean;
   } | null = null;
   /** msgIDs are `<this process>.<batch number>`: unique across restarts, the same on a retry. */
   private readonly writer = randomUUID();
@@ -101,6 +106,10 @@ export class EventLog {
         `a ${ev.type} event of ${json.length} bytes does not fit in the log (at most ${MAX_EVENT_BYTES})`,
       );
     if (this.fencing?.deposed) return Promise.reject(this.fencing.deposed);
+    // A lapsed lease is not a lost one yet (nobody else may have appended), but what this process
+    // decides now may not become durable: a lease tick with no heartbeat let in would log the
+    // running attempts lost (the durability test's NATS restart, under load).
+    if (this.fencing && !this.fencing.holds()) return Promise.reject(lapsed());
     if (this.failed.has(ev.taskId)) return Promise.reject(this.refusal(ev.taskId));
     return new Promise((resolve, reject) => {
       const batches = this.pending.get(ev.taskId) ?? [];
@@ -121,8 +130,8 @@ export class EventLog {
    * Fences every later append with the stream's last sequence (`lastSeq`, read after the replay
    * at takeover): an append refused for a wrong last sequence calls onFenced once.
    */
-  fence(lastSeq: number, onFenced: (e: NotLeaderError) => void): void {
-    this.fencing = { lastSeq, deposed: null, onFenced };
+  fence(lastSeq: number, onFenced: (e: NotLeaderError) => void, holds: () => boolean = () => true): void {
+    this.fencing = { lastSeq, deposed: null, onFenced, holds };
   }
 
   private scheduleFlush(): void {
@@ -166,11 +175,14 @@ export class EventLog {
       void withElectionRetry(
         `appending to the event log (${STREAM_LOG})`,
         (left) =>
-          this.js.publish(subjects.log(b.taskId), body, {
-            msgID,
-            timeout: tryTimeout(10_000, left),
-            ...expect,
-          }),
+          // checked before each try: a retry may come after the lease lapsed
+          this.fencing && !this.fencing.holds()
+            ? Promise.reject(lapsed())
+            : this.js.publish(subjects.log(b.taskId), body, {
+                msgID,
+                timeout: tryTimeout(10_000, left),
+                ...expect,
+              }),
         {
           bound: this.retry,
           time: this.time,

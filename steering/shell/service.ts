@@ -149,7 +149,12 @@ export class SteeringService {
     c.onDurable = (e) => archive.maybeRetire(e);
     const term = this.term;
     // the stream's last sequence after the replay: every append of this term must follow it
-    if (term) log.fence((await jsm.streams.info(STREAM_LOG)).state.last_seq, (e) => term.fenced(e));
+    if (term)
+      log.fence(
+        (await jsm.streams.info(STREAM_LOG)).state.last_seq,
+        (e) => term.fenced(e),
+        () => term.holds(),
+      );
     const limitsFile =
       this.config.limitsFile === undefined
         ? null
@@ -180,6 +185,7 @@ export class SteeringService {
       nc,
     );
     this.dispatcher = dispatcher;
+    if (term) dispatcher.leading = () => term.holds();
     archive.onRetired = (taskId) => dispatcher.forget(taskId);
     const control = new AgentControl(c, storage, dispatcher, jsm, this.logger.child("agents"), sites);
     const apiLogger = this.logger.child("api");

@@ -82,6 +82,33 @@ describe("the fenced event log", () => {
     );
   });
 
+  it("while the leader lease has lapsed, nothing is appended though no one else appended; renewed, appends go on", async () => {
+    // A NATS outage longer than the lease TTL: the lease lapses, the connections come back, and
+    // until the next poll deposes the process its decisions (a lease tick that let no heartbeat
+    // in) must not become durable, even though the log's sequence still matches.
+    const stream = new Stream();
+    const log = new EventLog(stream.writer("a"), logger);
+    let holds = true;
+    let fenced = 0;
+    log.fence(
+      stream.lastSeq,
+      () => fenced++,
+      () => holds,
+    );
+    const [first, second, third] = [events("1")[0], events("2")[0], events("3")[0]];
+    await log.append(first!);
+    holds = false;
+    await assert.rejects(
+      log.append(second!),
+      (e: unknown) => e instanceof NotLeaderError && /lapsed/.test(e.message),
+    );
+    assert.equal(stream.lastSeq, 1, "nothing stored while lapsed");
+    assert.equal(fenced, 0, "a lapse is not a fence: the election decides whether the term is lost");
+    holds = true;
+    await log.append(third!);
+    assert.equal(stream.lastSeq, 2);
+  });
+
   it("unfenced (a single steering), appends carry no expectation", async () => {
     const stream = new Stream();
     const log = new EventLog(stream.writer("a"), logger);

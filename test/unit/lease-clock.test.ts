@@ -61,4 +61,13 @@ void describe("the lease clock over steering's connections", () => {
     d.restartLeases(undefined, "steering-api");
     assert.equal(d.world().leases.paused, false);
   });
+
+  void it("is paused while this process's leader term does not hold (no heartbeat is let in then)", () => {
+    const { d } = dispatcher();
+    let holds = true;
+    d.leading = () => holds;
+    assert.equal(d.world().leases.paused, false);
+    holds = false;
+    assert.equal(d.world().leases.paused, true);
+  });
 });
