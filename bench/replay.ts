@@ -10,7 +10,10 @@
 // JSON.parse, zod validation, fold), and the rebuild again (the first one meets the server's
 // caches as a restart does; the second shows how much of it was the server reading its files),
 // with, before it, the alternative of one unfiltered pass over the stream (readWholeLog in replayMeasure.ts).
-//   node --import tsx bench/replay.ts [--events 1000000] [--tasks 1000] [--shape one-task|many-tasks]
+// Last, the start-up from a checkpoint (checkpoint.ts, startup.ts): the bench writes one, as a
+// running steering would have, --tail events before the end (the default snapshotEvery), with the
+// snapshots in a real S3 server, and start-up restores from it and reads the log after it.
+//   node --import tsx bench/replay.ts [--events 1000000] [--tasks 1000] [--tail 50000] [--shape one-task|many-tasks]
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,13 +23,21 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { steeringIdentity } from "../protocol/identity.ts";
 import { createLogger } from "../protocol/log.ts";
 import { connectNats } from "../protocol/natsConnect.ts";
-import { STREAM_LOG } from "../protocol/subjects.ts";
+import { KV_STATE, STREAM_LOG } from "../protocol/subjects.ts";
 import type { LogEvent } from "../steering/core/events.ts";
 import { IdentityStore } from "../steering/security/identities.ts";
 import { startNatsServer } from "../steering/security/natsServer.ts";
 import { EventLog } from "../steering/shell/eventLog.ts";
 import { patchNatsRequests } from "../steering/shell/natsRequestPatch.ts";
+import { Kvm } from "@nats-io/kv";
+import { SteeringState } from "../steering/core/state.ts";
+import type { TaskEngine } from "../steering/core/task/taskEngine.ts";
+import { Checkpointer, kvPointer } from "../steering/shell/checkpoint.ts";
+import { Committer } from "../steering/shell/committer.ts";
+import { Storage } from "../steering/shell/storage.ts";
+import { startS3Server } from "../stack/s3Server.ts";
 import { arg } from "./args.ts";
+import { benchStorageConfig } from "./replayStorage.ts";
 import { TaskSim } from "./replayLog.ts";
 
 /** Appends in flight before the generator waits for their acks. */
@@ -65,10 +76,27 @@ interface Service {
   peakRssMiB: number;
 }
 
-function measure<T>(mode: "phases" | "service" | "whole", conn: string[]): Promise<T> {
+interface FromCheckpoint {
+  read: number;
+  snapshots: number;
+  tail: number;
+  tailEvents: number;
+  fromSeq: number;
+  active: number;
+  points: number;
+  totalMs: number;
+  peakRssMiB: number;
+}
+
+function measure<T>(
+  mode: "phases" | "service" | "whole" | "checkpoint",
+  conn: string[],
+  env: Record<string, string>,
+): Promise<T> {
   const script = join(import.meta.dirname, "replayMeasure.ts");
   const child = spawn(process.execPath, ["--import", "tsx", script, mode, ...conn], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
   });
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
@@ -82,8 +110,17 @@ function measure<T>(mode: "phases" | "service" | "whole", conn: string[]): Promi
   });
 }
 
-/** Writes about `events` events of `tasks` tasks through the EventLog; returns how many. */
-async function generate(log: EventLog, shape: Shape, events: number, tasks: number) {
+/**
+ * Writes about `events` events of `tasks` tasks through the EventLog; returns how many. Once
+ * `checkpoint.at` events are written (and acknowledged), `checkpoint.take` gets the engines.
+ */
+async function generate(
+  log: EventLog,
+  shape: Shape,
+  events: number,
+  tasks: number,
+  checkpoint: { at: number; take: (engines: TaskEngine[]) => Promise<void> },
+) {
   const n = shape === "one-task" ? 1 : tasks;
   const budget = Math.ceil(events / n);
   let acks: Promise<void>[] = [];
@@ -97,6 +134,8 @@ async function generate(log: EventLog, shape: Shape, events: number, tasks: numb
     return new TaskSim(String(i + 1), taskShape, Math.ceil(budget / 4), 1_000_000 + i, emit);
   });
   let sinceYield = 0;
+  let total = 0;
+  let taken = false;
   for (let live = n; live > 0;) {
     live = 0;
     for (const [i, sim] of sims.entries()) {
@@ -105,14 +144,19 @@ async function generate(log: EventLog, shape: Shape, events: number, tasks: numb
       const before = written[i]!;
       sim.turnOnce();
       sinceYield += written[i]! - before;
+      total += written[i]! - before;
       if (sinceYield >= EVENTS_PER_TURN) {
         sinceYield = 0;
         await new Promise((r) => setImmediate(r));
       }
     }
-    if (acks.length >= WINDOW) {
+    if (acks.length >= WINDOW || (!taken && total >= checkpoint.at)) {
       await Promise.all(acks);
       acks = [];
+    }
+    if (!taken && total >= checkpoint.at) {
+      taken = true;
+      await checkpoint.take(sims.map((sim) => sim.engine));
     }
   }
   await Promise.all(acks);
@@ -125,14 +169,24 @@ const SHAPES = ["one-task", "many-tasks"] as const;
 type Shape = (typeof SHAPES)[number];
 
 export async function benchReplay(
-  opts: { events?: number; tasks?: number; shapes?: readonly Shape[] } = {},
+  opts: { events?: number; tasks?: number; shapes?: readonly Shape[]; tail?: number } = {},
 ): Promise<void> {
   const events = opts.events ?? 1_000_000;
   const tasks = opts.tasks ?? 1000;
+  // the log after the checkpoint: a steering with the default snapshotEvery leaves at most this much
+  const tail = opts.tail ?? 50_000;
   const dir = await mkdtemp(join(tmpdir(), "gridtune-bench-replay-"));
   const store = new IdentityStore(join(dir, "identities"));
   await store.ensure(steeringIdentity());
   const nats = await startNatsServer({ dir: join(dir, "nats"), store });
+  const s3 = await startS3Server({ dir: join(dir, "s3", "data"), buckets: ["gridtune"] });
+  const s3Env = {
+    GT_BENCH_S3_ENDPOINT: s3.endpoint,
+    GT_BENCH_S3_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    GT_BENCH_S3_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  };
+  Object.assign(process.env, s3Env);
+  const storage = new Storage(benchStorageConfig());
   try {
     patchNatsRequests();
     const seedFile = store.seedFile(steeringIdentity());
@@ -146,10 +200,39 @@ export async function benchReplay(
     const jsm = await jetstreamManager(nc);
     await EventLog.ensureStream(jsm, 1);
     const log = new EventLog(jetstream(nc), createLogger("bench-replay", { level: "warn" }));
+    const logger = createLogger("bench-replay", { level: "warn" });
+    const pointer = kvPointer(await new Kvm(nc).create(KV_STATE, { history: 1, replicas: 1 }));
+    let cpInfo = { seq: 0, ms: 0, bytes: 0, tasks: 0 };
+    // the checkpoint a running steering would have written `tail` events before the end
+    const take = async (engines: TaskEngine[]) => {
+      const state = new SteeringState();
+      for (const e of engines) state.engines.set(e.taskId, e);
+      const c = new Committer(state, log, nc, logger);
+      const cp = new Checkpointer(
+        {
+          c,
+          log,
+          stream: async () => {
+            const info = await jsm.streams.info(STREAM_LOG);
+            return { created: info.created, lastSeq: info.state.last_seq };
+          },
+          storage,
+          pointer,
+          every: 0,
+          logger,
+        },
+        null,
+      );
+      for (const e of engines) cp.changedSince(e.taskId);
+      const t = performance.now();
+      const r = await cp.checkpoint();
+      if (!r) throw new Error("the checkpoint was not written");
+      cpInfo = { seq: r.seq, ms: performance.now() - t, bytes: r.bytes, tasks: r.written };
+    };
     for (const shape of opts.shapes ?? SHAPES) {
       await jsm.streams.purge(STREAM_LOG);
       let t0 = performance.now();
-      const written = await generate(log, shape, events, tasks);
+      const written = await generate(log, shape, events, tasks, { at: Math.max(0, events - tail), take });
       const genMs = performance.now() - t0;
       const info = await jsm.streams.info(STREAM_LOG);
       const mib = info.state.bytes / 2 ** 20;
@@ -161,12 +244,15 @@ export async function benchReplay(
       const conn = [nats.url, nats.caFile, seedFile];
       t0 = performance.now();
       // the rebuild first (the server's caches as a restart finds them), the phases, the rebuild again
-      const first = await measure<Service>("service", conn);
-      const p = await measure<Phases>("phases", conn);
+      const first = await measure<Service>("service", conn, s3Env);
+      const p = await measure<Phases>("phases", conn, s3Env);
       if (p.events !== written || p.unreadable !== 0)
         throw new Error(`read back ${p.events} events (${p.unreadable} unreadable), wrote ${written}`);
-      const w = await measure<Whole>("whole", conn);
-      const s = await measure<Service>("service", conn);
+      const w = await measure<Whole>("whole", conn, s3Env);
+      const s = await measure<Service>("service", conn, s3Env);
+      const k = await measure<FromCheckpoint>("checkpoint", conn, s3Env);
+      if (k.active !== p.tasks || k.read !== 0 || k.snapshots !== p.tasks)
+        throw new Error(`from the checkpoint: ${JSON.stringify(k)} for ${p.tasks} tasks`);
       if (w.active !== p.tasks) throw new Error(`the single pass rebuilt ${w.active} of ${p.tasks} tasks`);
       for (const r of [first, s])
         if (r.active !== p.tasks) throw new Error(`start-up rebuilt ${r.active} of ${p.tasks} tasks`);
@@ -183,6 +269,10 @@ export async function benchReplay(
           phase("start-up rebuild, 2nd", s.totalMs),
           phase("one pass: read", w.readMs),
           phase("one pass: rebuild", w.totalMs),
+          phase("from a checkpoint", k.totalMs),
+          `  checkpoint at event ${cpInfo.seq} of ${info.state.last_seq} (messages): ${cpInfo.tasks} snapshots, ` +
+            `${(cpInfo.bytes / 2 ** 20).toFixed(1)} MiB, written in ${(cpInfo.ms / 1000).toFixed(2)} s; ` +
+            `start-up from it read ${k.tailEvents} events after it`,
           `  peak RSS: phases ${p.peakRssMiB} MiB (after the read ${p.rssAfterReadMiB} MiB), ` +
             `start-up rebuild ${first.peakRssMiB} and ${s.peakRssMiB} MiB, one pass ${w.peakRssMiB} MiB`,
         ].join("\n"),
@@ -195,11 +285,14 @@ export async function benchReplay(
           ...p,
           service: [first, s],
           whole: w,
+          checkpoint: { written: cpInfo, startup: k },
         }),
       );
     }
     await nc.close();
   } finally {
+    storage.close();
+    await s3.stop();
     await nats.stop();
     await rm(dir, { recursive: true, force: true });
   }
@@ -209,5 +302,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const i = process.argv.indexOf("--shape");
   const only = SHAPES.find((s) => s === process.argv[i + 1]);
   if (i >= 0 && !only) throw new Error(`--shape: one of ${SHAPES.join(", ")}`);
-  await benchReplay({ events: arg("events", 1_000_000), tasks: arg("tasks", 1000), shapes: only && [only] });
+  await benchReplay({
+    events: arg("events", 1_000_000),
+    tasks: arg("tasks", 1000),
+    tail: arg("tail", 50_000),
+    shapes: only && [only],
+  });
 }

@@ -20,10 +20,19 @@ import { Committer } from "../steering/shell/committer.ts";
 import { TaskArchive } from "../steering/shell/taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "../steering/shell/taskIndex.ts";
 import { readTaskLog } from "../steering/shell/taskLog.ts";
+import { EventLog } from "../steering/shell/eventLog.ts";
+import { restoreState } from "../steering/shell/startup.ts";
+import { Storage } from "../steering/shell/storage.ts";
+import { benchStorageConfig } from "./replayStorage.ts";
 
 const [mode, url, caFile, seedFile] = process.argv.slice(2);
-if (!url || !caFile || !seedFile || (mode !== "phases" && mode !== "service" && mode !== "whole"))
-  throw new Error("usage: replayMeasure.ts <phases|service|whole> <natsUrl> <caFile> <seedFile>");
+if (
+  !url ||
+  !caFile ||
+  !seedFile ||
+  (mode !== "phases" && mode !== "service" && mode !== "whole" && mode !== "checkpoint")
+)
+  throw new Error("usage: replayMeasure.ts <phases|service|whole|checkpoint> <natsUrl> <caFile> <seedFile>");
 
 const logger = createLogger("bench-replay", { level: "warn" });
 const nc = await connectNats({
@@ -137,6 +146,34 @@ if (mode === "phases") {
   console.log(
     JSON.stringify({ mode, active: state.engines.size, points, readMs, totalMs, peakRssMiB: rssMiB() }),
   );
+} else if (mode === "checkpoint") {
+  // the start-up path of SteeringService.start() with checkpoints (startup.ts): the checkpoint the
+  // bench wrote, its snapshots from S3, one pass over the log after it
+  const t0 = performance.now();
+  const state = new SteeringState();
+  const readTask = (taskId: string) => readTaskLog(js, jsm, taskId);
+  const log = new EventLog(js, logger);
+  const c = new Committer(state, log, nc, logger, readTask);
+  const index = await KvFinishedIndex.open(nc, 1, logger);
+  const archive = new TaskArchive(c, index, readTask, logger);
+  const storage = new Storage(benchStorageConfig());
+  // a huge snapshotEvery: start-up writes no checkpoint of its own while it is measured
+  const r = await restoreState({ nc, js, jsm, c, log, archive, storage, snapshotEvery: 1e9, replicas: 1, logger });
+  const totalMs = ms(t0);
+  let points = 0;
+  for (const e of state.engines.values()) points += e.points.size;
+  storage.close();
+  console.log(
+    JSON.stringify({
+      mode,
+      ...r.counts,
+      fromSeq: r.fromSeq,
+      active: state.engines.size,
+      points,
+      totalMs,
+      peakRssMiB: rssMiB(),
+    }),
+  );
 } else {
   // exactly the start-up path of SteeringService.start() (service.ts), less the agents and API
   const t0 = performance.now();
@@ -146,7 +183,7 @@ if (mode === "phases") {
   const c = new Committer(state, log, nc, logger, readTask);
   const index = await KvFinishedIndex.open(nc, 1, logger);
   const archive = new TaskArchive(c, index, readTask, logger);
-  const tasksRead = await archive.restore(await loggedTaskIds(jsm));
+  const { read: tasksRead } = await archive.restore(await loggedTaskIds(jsm));
   const totalMs = ms(t0);
   let points = 0;
   for (const e of state.engines.values()) points += e.points.size;

@@ -48,6 +48,12 @@ export const SteeringConfig = z.object({
     .int()
     .min(60_000, "at least 60000 (a minute): an upload between two of its parts is not abandoned")
     .default(86_400_000),
+  /**
+   * A checkpoint (each changed active task's snapshot, checkpoint.ts) is written after this many
+   * logged events, so start-up replays at most about this many (0: never; every restart then reads
+   * each active task's whole log).
+   */
+  snapshotEvery: z.number().int().min(0).default(50_000),
   /** Replicas of the JetStream streams and KV buckets: 1 on a single server, 3 on a cluster. */
   replicas: z.number().int().min(1).max(5).default(1),
   /** How long a publish to JetStream is retried through a leader election before it fails. */
@@ -110,6 +116,7 @@ export function compileSteeringConfig(
     heartbeatMs: num(pick("heartbeatMs", "GRIDTUNE_HEARTBEAT_MS")),
     dispatchTimeoutMs: num(pick("dispatchTimeoutMs", "GRIDTUNE_DISPATCH_TIMEOUT_MS")),
     leaderTtlMs: num(pick("leaderTtlMs", "GRIDTUNE_LEADER_TTL_MS")),
+    snapshotEvery: num(pick("snapshotEvery", "GRIDTUNE_SNAPSHOT_EVERY")),
     datasetUploadMaxAgeMs: num(pick("datasetUploadMaxAgeMs", "GRIDTUNE_DATASET_UPLOAD_MAX_AGE_MS")),
     replicas: num(pick("replicas", "GRIDTUNE_NATS_REPLICAS")),
     natsRetryMs: num(pick("natsRetryMs", "GRIDTUNE_NATS_RETRY_MS")),

@@ -70,6 +70,8 @@ export class EventLog {
     /** False once the leader lease lapsed (deposition follows on the next poll). */
     holds: () => boolean;
   } | null = null;
+  /** The highest sequence an append of this process was stored at (or the replay read up to). */
+  private lastAck = 0;
   /** msgIDs are `<this process>.<batch number>`: unique across restarts, the same on a retry. */
   private readonly writer = randomUUID();
   private batches = 0;
@@ -132,6 +134,19 @@ export class EventLog {
    */
   fence(lastSeq: number, onFenced: (e: NotLeaderError) => void, holds: () => boolean = () => true): void {
     this.fencing = { lastSeq, deposed: null, onFenced, holds };
+  }
+
+  /**
+   * The log's last sequence as this process knows it: the replay's, then its own acks. With every
+   * append settled it is the stream's, unless another process appended (or an ack was lost).
+   */
+  get lastSeq(): number {
+    return this.lastAck;
+  }
+
+  /** Start-up: the sequence the replay read up to. */
+  noteLastSeq(seq: number): void {
+    this.lastAck = Math.max(this.lastAck, seq);
   }
 
   private scheduleFlush(): void {
@@ -198,6 +213,7 @@ export class EventLog {
         .then(
           (ack) => {
             if (this.fencing) this.fencing.lastSeq = Math.max(this.fencing.lastSeq, ack.seq);
+            this.lastAck = Math.max(this.lastAck, ack.seq);
             b.settle.forEach((s) => s.resolve());
           },
           (e: unknown) => {

@@ -43,7 +43,9 @@ import { stopEffects } from "../core/decide/reports.ts";
 import { Storage } from "./storage.ts";
 import { LimitsFileReader, TenantLimitsReader } from "./limits.ts";
 import { TaskArchive } from "./taskArchive.ts";
-import { KvFinishedIndex, loggedTaskIds } from "./taskIndex.ts";
+import { KvFinishedIndex } from "./taskIndex.ts";
+import type { Checkpointer } from "./checkpoint.ts";
+import { restoreState } from "./startup.ts";
 import { ensureStream, reconcileBucket, type StreamSpec } from "./streams.ts";
 import { readTaskLog } from "./taskLog.ts";
 import { repliesWhileLeading, type LeaderTerm } from "./leadership.ts";
@@ -72,6 +74,7 @@ export class SteeringService {
   archive: TaskArchive | null = null;
   /** What start-up read: the tasks read from the log in full, the finished ones from the index. */
   restored: { tasksRead: number; finished: number } | null = null;
+  private checkpointer: Checkpointer | null = null;
   ingest: ResultIngest | null = null;
 
   constructor(
@@ -139,14 +142,36 @@ export class SteeringService {
     const index = await KvFinishedIndex.open(nc, this.config.replicas, this.logger.child("index"));
     const archive = new TaskArchive(c, index, readTask, this.logger.child("archive"));
     this.archive = archive;
-    const read = await archive.restore(await loggedTaskIds(jsm));
+    const restored = await restoreState({
+      nc,
+      js,
+      jsm,
+      c,
+      log,
+      archive,
+      storage,
+      snapshotEvery: this.config.snapshotEvery,
+      replicas: this.config.replicas,
+      logger: this.logger,
+    });
+    const { counts } = restored;
+    const read = counts.read + counts.snapshots + counts.tail;
     this.restored = { tasksRead: read, finished: state.finished.size };
     this.logger.info("state rebuilt from the event log", {
       tasksRead: read,
       active: state.engines.size,
       finished: state.finished.size,
+      fromCheckpoint: restored.fromSeq,
+      fromSnapshots: counts.snapshots,
+      readInFull: counts.read,
+      tailEvents: counts.tailEvents,
     });
-    c.onDurable = (e) => archive.maybeRetire(e);
+    const checkpointer = restored.checkpointer;
+    this.checkpointer = checkpointer;
+    c.onDurable = (e) => {
+      archive.maybeRetire(e);
+      checkpointer?.stored(e.taskId);
+    };
     const term = this.term;
     // the stream's last sequence after the replay: every append of this term must follow it
     if (term)
@@ -327,8 +352,9 @@ export class SteeringService {
       await this.stopResults?.().catch(() => undefined);
       const c = this.committer;
       const drained = c ? c.serial(() => c.settled()) : Promise.resolve();
+      const checkpointed = this.checkpointer?.close() ?? Promise.resolve();
       await settleWithin(drained, graceMs);
-      await settleWithin(Promise.allSettled([...this.background, iterations]), graceMs);
+      await settleWithin(Promise.allSettled([...this.background, iterations, checkpointed]), graceMs);
       c?.flushNotifications();
       await this.apiNc?.close().catch(() => undefined);
       await this.nc?.close().catch(() => undefined);

@@ -56,6 +56,9 @@ export const keys = {
   datasetIndexPublished: "datasetindex/published/",
   /** Written once every dataset older than the index has its entry (the migration ran). */
   datasetIndexBuilt: "datasetindex/built.json",
+  /** A task's snapshot at log sequence `seq`, and the checkpoint manifest naming them (checkpoint.ts). */
+  taskSnapshot: (taskId: string, seq: number) => `state/tasks/${taskId}/${seq}.json`,
+  checkpoint: (seq: number) => `state/checkpoints/${seq}.json`,
   artifact: (taskId: string, pointId: number, jobId: string, attempt: number, kind: ArtifactKind) =>
     `tasks/${taskId}/points/${pointId}/${jobId}/a${attempt}/${ARTIFACT_FILE[kind]}`,
 };

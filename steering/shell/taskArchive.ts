@@ -17,8 +17,26 @@ import type { Logger } from "../../protocol/log.ts";
 import type { TaskSummary } from "../../protocol/api.ts";
 import type { Committer, TaskLogReader } from "./committer.ts";
 import { foldTask } from "../core/state.ts";
+import { restoreTask, type TaskSnapshot } from "../core/task/snapshot.ts";
+import type { LoadedCheckpoint } from "./checkpoint.ts";
+import type { LogTail } from "./logTail.ts";
 import type { TaskEngine } from "../core/task/taskEngine.ts";
 import { summarize } from "../core/views.ts";
+
+/** Where start-up begins: the checkpoint in force (if any) and the log after it. */
+export interface StartPoint {
+  readonly checkpoint: LoadedCheckpoint | null;
+  readonly tail: LogTail;
+}
+
+/** How start-up rebuilt each active task: read in full, from a snapshot (+ tail), from the tail alone. */
+export interface RestoreCounts {
+  read: number;
+  snapshots: number;
+  tail: number;
+  /** Events read in the one pass after the checkpoint. */
+  tailEvents: number;
+}
 
 /** The finished index: one summary per retired task. */
 export interface FinishedIndex {
@@ -54,25 +72,67 @@ export class TaskArchive {
   ) {}
 
   /**
-   * Start-up: the index's summaries, then the full log of every other task (the active ones, and
-   * any whose retirement a crash interrupted, which are retired again). `taskIds` lists every
-   * task the log holds. Returns the number of tasks read in full.
+   * Start-up: the index's summaries, then every other task (the active ones, and any whose
+   * retirement a crash interrupted, which are retired again). `taskIds` lists every task the log
+   * holds. Without `begin`, each is read from its log in full. With it, told the finished tasks
+   * (whose events it need not keep), it gives the checkpoint and the log after it (checkpoint.ts,
+   * logTail.ts): a task the
+   * checkpoint holds is restored from its snapshot and the tail's events after it; a task created
+   * after the checkpoint is folded from the tail alone; any other (no snapshot, or one that is
+   * missing, altered or refused) is read from its log in full.
    */
-  async restore(taskIds: readonly string[]): Promise<number> {
+  async restore(
+    taskIds: readonly string[],
+    begin?: (finished: ReadonlySet<string>) => Promise<StartPoint>,
+  ): Promise<RestoreCounts> {
     const state = this.c.state;
     const logged = new Set(taskIds);
     // An entry whose task the log does not hold (a log reset by hand) would list a ghost.
     for (const s of await this.index.all()) if (logged.has(s.taskId)) state.retire(s);
-    let read = 0;
+    const start = begin ? await begin(new Set(state.finished.keys())) : undefined;
+    const counts: RestoreCounts = { read: 0, snapshots: 0, tail: 0, tailEvents: start?.tail.events ?? 0 };
     for (const taskId of taskIds) {
       state.noteTaskId(taskId);
       if (state.finished.has(taskId)) continue;
+      const restored = start ? await this.fromStart(taskId, start) : null;
+      if (restored) {
+        state.engines.set(taskId, restored.engine);
+        counts[restored.from]++;
+        continue;
+      }
       const e = state.rebuild(taskId, await this.readTask(taskId));
-      read++;
+      counts.read++;
       if (!e) this.logger.error("a task's log has no task-created; it is skipped", { taskId });
     }
     await this.sweep();
-    return read;
+    return counts;
+  }
+
+  private async fromStart(
+    taskId: string,
+    start: StartPoint,
+  ): Promise<{ engine: TaskEngine; from: "snapshots" | "tail" } | null> {
+    const tail = start.tail.byTask.get(taskId) ?? [];
+    const cp = start.checkpoint;
+    if (cp?.manifest.tasks[taskId]) {
+      try {
+        const doc = await cp.snapshot(taskId);
+        if (doc === null) throw new Error("its snapshot is missing or does not match the manifest's sha256");
+        const engine = restoreTask(doc as TaskSnapshot);
+        if (engine.taskId !== taskId) throw new Error(`the snapshot is of task ${engine.taskId}`);
+        for (const ev of tail) engine.apply(ev);
+        return { engine, from: "snapshots" };
+      } catch (e) {
+        this.logger.warn("a task's snapshot is not used; its log is read in full", {
+          taskId,
+          error: String(e),
+        });
+        return null;
+      }
+    }
+    if (tail[0]?.type !== "task-created") return null;
+    const engine = foldTask(taskId, tail);
+    return engine ? { engine, from: "tail" } : null;
   }
 
   /** Queues the task's retirement if it is retirable (the Committer calls this per stored event). */

@@ -3,10 +3,21 @@
 // goes on. The end state equals an undisturbed run of the same seed, and no point is evaluated
 // more often than its attempts allow.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TaskDetail } from "../../protocol/api.ts";
 import { startNatsServer } from "../../steering/security/natsServer.ts";
 import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
+
+/** Polls a service's log file for a line (the file grows while the service runs). */
+async function waitForLine(file: string, re: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(await readFile(file, "utf8").catch(() => ""))) {
+    if (Date.now() > deadline) throw new Error(`no line matching ${re} in ${file} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const task = () =>
   stepsTask(
@@ -44,6 +55,40 @@ describe("durability", { timeout: 300_000 }, () => {
       await steering.kill();
       await new Promise((r) => setTimeout(r, 1500)); // results keep arriving in RESULTS meanwhile
       stack.steering = await stack.startSteering();
+      const d = await api.waitFinished(taskId, 90_000);
+      assert.deepEqual(outcome(d), reference);
+      for (const p of d.points) assert.equal(p.attempts, 1, `point ${p.pointId} ran ${p.attempts} times`);
+    });
+  });
+
+  describe("steering killed with SIGKILL after a checkpoint", () => {
+    let stack: TestStack;
+    before(
+      async () =>
+        // a checkpoint every 8 stored events: several are written before the kill
+        (stack = await startTestStack({
+          agents: 1,
+          slotsPerAgent: 2,
+          mode: "process",
+          env: { GRIDTUNE_SNAPSHOT_EVERY: "8" },
+        })),
+    );
+    after(() => stack?.cleanup());
+    it("restarts from the task's snapshot and the log after it, with the reference results", async () => {
+      const api = await stack.connect();
+      const taskId = await api.submit(task());
+      await api.waitFor(taskId, (d) => d.counts.done >= 2 && d.counts.running > 0, 60_000);
+      const logFile = join(stack.dir, "logs", "steering.log");
+      await waitForLine(logFile, /checkpoint written/, 30_000);
+      const steering = stack.steering;
+      assert.ok(!("start" in steering));
+      await steering.kill();
+      stack.steering = await stack.startSteering();
+      const rebuilt = (await readFile(logFile, "utf8")).split("\n").filter((l) => /state rebuilt/.test(l));
+      const last = rebuilt.at(-1) ?? "";
+      assert.match(last, /fromSnapshots=1 /, last);
+      assert.match(last, /readInFull=0 /, last);
+      assert.ok(Number(/fromCheckpoint=(\d+)/.exec(last)?.[1]) > 0, last);
       const d = await api.waitFinished(taskId, 90_000);
       assert.deepEqual(outcome(d), reference);
       for (const p of d.points) assert.equal(p.attempts, 1, `point ${p.pointId} ran ${p.attempts} times`);

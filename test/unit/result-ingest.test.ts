@@ -57,7 +57,7 @@ function setup(log: readonly LogEvent[]) {
   const release = () => {
     for (const ok of held.splice(0)) ok();
   };
-  return { c, ingest, stored, control, release, clock };
+  return { c, ingest, stored, control, release, clock, d };
 }
 
 function message(site: string, agent: string, report: AgentReport) {
@@ -127,5 +127,36 @@ void describe("result intake", () => {
     assert.equal(ingest.ignored, 1);
     assert.deepEqual(stored, []);
     assert.deepEqual(control, []);
+  });
+
+  void it("while the leader lease has lapsed, a report is naked unread: nothing is decided or staged", async () => {
+    const { log, trigger } = beforePrune();
+    const { c, ingest, stored, control, d, release } = setup(log);
+    let leading = false;
+    d.leading = () => leading;
+    const report: AgentReport = {
+      type: "progress",
+      jobId: trigger.jobId,
+      attempt: trigger.attempt,
+      resource: trigger.resource,
+      metrics: trigger.metrics,
+    };
+    const m = message("site-a", "agent-1", report);
+    ingest.receive(m as unknown as JsMsg);
+    await drained(c);
+    release();
+    await ingest.idle();
+    assert.deepEqual([m.acked, m.naked], [false, true]);
+    assert.deepEqual(stored, [], "nothing staged");
+    assert.deepEqual(control, []);
+    // leading again (or the next leader): the redelivered report is recorded
+    leading = true;
+    const again = message("site-a", "agent-1", report);
+    ingest.receive(again as unknown as JsMsg);
+    await drained(c);
+    release();
+    await ingest.idle();
+    assert.equal(again.acked, true);
+    assert.equal(stored.length, 1);
   });
 });

@@ -68,6 +68,9 @@ export class ResultIngest {
   }
 
   private async process(m: JsMsg): Promise<void> {
+    // A process whose leader lease lapsed decides nothing (its appends are refused, and each
+    // refusal would rebuild the task): the report comes back, to this term or the next leader's.
+    if (!this.dispatcher.leading()) return m.nak(2000);
     try {
       const who = parseResultSubject(m.subject);
       if (!who) {
