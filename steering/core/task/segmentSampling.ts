@@ -12,6 +12,14 @@ import type { Point } from "../../../protocol/points.ts";
 import type { TaskSpec } from "../../../protocol/taskConfig.ts";
 import { createSampler, restoreSampler } from "../../sampler/index.ts";
 
+/** What a task snapshot keeps of a segment's sampling (snapshot.ts): exactly the fields the fold writes. */
+export interface SamplingPart {
+  sampler: unknown;
+  generated: number;
+  exhausted: boolean;
+  owed: number;
+}
+
 export class SegmentSampling {
   private samplerState: unknown = null;
   private generated = 0;
@@ -79,6 +87,22 @@ export class SegmentSampling {
     this.generated += added;
     this.exhausted ||= exhausted;
     this.owed = this.exhausted ? 0 : more;
+  }
+
+  save(): SamplingPart {
+    return {
+      sampler: this.samplerState,
+      generated: this.generated,
+      exhausted: this.exhausted,
+      owed: this.owed,
+    };
+  }
+
+  load(part: SamplingPart): void {
+    this.samplerState = part.sampler;
+    this.generated = part.generated;
+    this.exhausted = part.exhausted;
+    this.owed = part.owed;
   }
 
   /** Built-in samplers keep no history; an external (steering-container) sampler reads it from the points. */

@@ -18,6 +18,16 @@ import {
   type Scheduler,
   type Suggestion,
 } from "../../scheduler/index.ts";
+import { metricKeysOf, replayJournal, SchedulerJournal, type JournalEntry } from "./schedulerJournal.ts";
+
+/** What a task snapshot keeps of a segment's scheduler (snapshot.ts): the scheduler itself as its journal. */
+export interface SchedulerPart {
+  fault: string | null;
+  stalled: boolean;
+  /** The trial → point map, flat: trial, pointId, trial, pointId, … */
+  trials: Array<string | number>;
+  journal: JournalEntry[];
+}
 
 export type ActiveSuggestion = Exclude<Suggestion, { action: "wait" }>;
 
@@ -32,6 +42,8 @@ export class SegmentScheduler {
   stalled = false;
   private pending: ActiveSuggestion | null = null;
   private readonly points = new Map<string, number>();
+  /** Every call made on `scheduler`, so a snapshot can rebuild it by replay (schedulerJournal.ts). */
+  private readonly journal: SchedulerJournal;
 
   constructor(config: SchedulerConfig, maxPoints: number, seed: number) {
     // maxPoints bounds the trials (PanDA); it is also the budget of a scheduler that has none
@@ -41,12 +53,13 @@ export class SegmentScheduler {
     this.scheduler = createScheduler({ ...config, max_trials: maxTrials, seed: mixed });
     this.pausing = promotesTrials(config);
     this.fullResource = fullResourceOf(config);
+    this.journal = new SchedulerJournal(metricKeysOf(config));
   }
 
   /** Live suggest(): mutates the scheduler; an active answer stays pending until confirmed. */
   ask(): Suggestion {
     if (this.pending) return this.pending;
-    const s = this.guard(() => this.scheduler.suggest(), "suggest");
+    const s = this.suggest();
     if (s === null) return { action: "wait" };
     if (s.action !== "wait") this.pending = s;
     return s;
@@ -58,7 +71,7 @@ export class SegmentScheduler {
 
   /** Applies a recorded suggestion: the live answer if it is the same, else suggest() again (replay). */
   confirm(recorded: ActiveSuggestion, pointId: number): boolean {
-    const live = this.pending ?? this.guard(() => this.scheduler.suggest(), "suggest");
+    const live = this.pending ?? this.suggest();
     this.pending = null;
     if (live === null || JSON.stringify(live) !== JSON.stringify(recorded)) {
       this.fault ??= `replay diverged: the scheduler suggested ${JSON.stringify(live)}, the log says ${JSON.stringify(recorded)}`;
@@ -81,8 +94,11 @@ export class SegmentScheduler {
   /** report(); null when the report lacks the scheduler's metric(s) (it is not fed) or on a fault. */
   report(trial: string, resource: number, metrics: Metrics): Decision | null {
     try {
-      return this.scheduler.report(trial, resource, metrics);
+      const d = this.scheduler.report(trial, resource, metrics);
+      this.journal.report(trial, resource, metrics, false);
+      return d;
     } catch (e) {
+      this.journal.report(trial, resource, metrics, true);
       // A missing metric is refused before the scheduler changes anything: skip the report.
       if (e instanceof Error && /^metrics[.:]/.test(e.message)) return null;
       this.fault ??= `report(${trial}, ${resource}) failed: ${String(e)}`;
@@ -91,11 +107,11 @@ export class SegmentScheduler {
   }
 
   fail(trial: string): void {
-    this.guard(() => this.scheduler.fail(trial), `fail(${trial})`);
+    this.end("fail", trial);
   }
 
   complete(trial: string): void {
-    this.guard(() => this.scheduler.complete(trial), `complete(${trial})`);
+    this.end("complete", trial);
   }
 
   isDone(): boolean {
@@ -106,12 +122,61 @@ export class SegmentScheduler {
     return this.scheduler.rungs();
   }
 
-  private guard<T>(fn: () => T, what: string): T | null {
+  /** The snapshot's part (the caller checks hasUnloggedSuggestion first: a pending answer is not kept). */
+  save(): SchedulerPart {
+    return {
+      fault: this.fault,
+      stalled: this.stalled,
+      trials: [...this.points].flat(),
+      journal: [...this.journal.entries],
+    };
+  }
+
+  /**
+   * Rebuilds this fresh segment scheduler from a snapshot's part: replays the journal on the
+   * scheduler built from the config. Returns the trials its suggest() created, or why the part
+   * does not hold together.
+   */
+  load(part: SchedulerPart): { trials: ReadonlySet<string> } | { problem: string } {
+    const fail = (problem: string) => ({ problem });
+    if (this.journal.entries.length > 0) return fail("the scheduler was already used");
+    const replay = replayJournal(this.scheduler, this.journal.keys, part.journal);
+    if ("problem" in replay) return fail(`journal ${replay.problem}`);
+    if (part.trials.length % 2 !== 0) return fail("trials: an odd number of entries (trial, pointId pairs)");
+    for (let i = 0; i < part.trials.length; i += 2) {
+      const trial = part.trials[i];
+      const pointId = part.trials[i + 1];
+      if (typeof trial !== "string" || !replay.trials.has(trial) || !Number.isInteger(pointId))
+        return fail(
+          `trials: entry ${i} (${JSON.stringify(trial)}: ${JSON.stringify(pointId)}) is no suggested trial and point id`,
+        );
+      this.points.set(trial, pointId as number);
+    }
+    this.journal.entries.push(...part.journal);
+    this.fault = part.fault;
+    this.stalled = part.stalled;
+    return { trials: replay.trials };
+  }
+
+  private suggest(): Suggestion | null {
     try {
-      return fn();
+      const s = this.scheduler.suggest();
+      this.journal.suggest(false);
+      return s;
     } catch (e) {
-      this.fault ??= `${what} failed: ${String(e)}`;
+      this.journal.suggest(true);
+      this.fault ??= `suggest failed: ${String(e)}`;
       return null;
+    }
+  }
+
+  private end(how: "fail" | "complete", trial: string): void {
+    try {
+      this.scheduler[how](trial);
+      this.journal.end(how, trial, false);
+    } catch (e) {
+      this.journal.end(how, trial, true);
+      this.fault ??= `${how}(${trial}) failed: ${String(e)}`;
     }
   }
 }

@@ -17,6 +17,9 @@ export interface SteeringIterationRec extends Omit<SteeringIterationView, "hasLo
   logKey: string | null;
 }
 
+/** One run as a task snapshot keeps it: the record less its number and its segment's name. */
+export type SteeringRunPart = Omit<SteeringIterationRec, "iteration" | "segment">;
+
 /**
  * When a failed iteration may run again: null when it may not (the STEERING_MAX_ATTEMPTS-th failure
  * in a row, or a failure that is not retryable), else its end plus the back-off. The jitter comes
@@ -43,9 +46,7 @@ export class SteeringIterations {
   constructor(private readonly segmentName: (index: number) => string | null) {}
 
   apply(ev: LogEventOf<"steering-iteration">): void {
-    this.list.push({
-      iteration: this.list.length + 1,
-      segment: this.segmentName(ev.segment),
+    this.add({
       segmentIndex: ev.segment,
       startedAt: ev.startedAt,
       endedAt: ev.at,
@@ -56,13 +57,28 @@ export class SteeringIterations {
       retryAt: ev.retryAt,
       logKey: ev.logKey,
     });
-    if (ev.outcome === "failed") {
-      this.failuresInRow.set(ev.segment, (this.failuresInRow.get(ev.segment) ?? 0) + 1);
-      if (ev.retryAt !== null) this.retryAt.set(ev.segment, ev.retryAt);
-      else this.retryAt.delete(ev.segment);
+  }
+
+  /** A task snapshot's runs (snapshot.ts): without what add() derives (the number, the segment's name). */
+  save(): SteeringRunPart[] {
+    return this.list.map(({ iteration: _i, segment: _s, ...run }) => run);
+  }
+
+  /** Folds a snapshot's runs into this fresh list, as their events were folded. */
+  load(runs: readonly SteeringRunPart[]): void {
+    for (const run of runs) this.add(run);
+  }
+
+  private add(run: SteeringRunPart): void {
+    const segment = run.segmentIndex;
+    this.list.push({ iteration: this.list.length + 1, segment: this.segmentName(segment), ...run });
+    if (run.outcome === "failed") {
+      this.failuresInRow.set(segment, (this.failuresInRow.get(segment) ?? 0) + 1);
+      if (run.retryAt !== null) this.retryAt.set(segment, run.retryAt);
+      else this.retryAt.delete(segment);
     } else {
-      this.failuresInRow.delete(ev.segment);
-      this.retryAt.delete(ev.segment);
+      this.failuresInRow.delete(segment);
+      this.retryAt.delete(segment);
     }
   }
 

@@ -20,6 +20,8 @@ export class TaskData {
   /** The spec as submitted (task.spec). */
   readonly spec: TaskSpec;
   readonly createdAt: number;
+  /** The seed logged at submission (the samplers' and schedulers' seeds derive from it; snapshot.ts). */
+  readonly seed: number;
   state: TaskState = "running";
   finishedAt: number | null = null;
   readonly points = new Map<number, PointRec>();
@@ -43,6 +45,7 @@ export class TaskData {
     this.task = ev.task;
     this.spec = ev.task.spec;
     this.createdAt = ev.at;
+    this.seed = ev.seed;
     const spec = this.spec;
     const names = spec.segments?.map((s) => s.name) ?? [null];
     this.segments = names.map(
