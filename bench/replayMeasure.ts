@@ -158,7 +158,18 @@ if (mode === "phases") {
   const archive = new TaskArchive(c, index, readTask, logger);
   const storage = new Storage(benchStorageConfig());
   // a huge snapshotEvery: start-up writes no checkpoint of its own while it is measured
-  const r = await restoreState({ nc, js, jsm, c, log, archive, storage, snapshotEvery: 1e9, replicas: 1, logger });
+  const r = await restoreState({
+    nc,
+    js,
+    jsm,
+    c,
+    log,
+    archive,
+    storage,
+    snapshotEvery: 1e9,
+    replicas: 1,
+    logger,
+  });
   const totalMs = ms(t0);
   let points = 0;
   for (const e of state.engines.values()) points += e.points.size;

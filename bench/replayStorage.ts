@@ -7,7 +7,9 @@ export function benchStorageConfig(): StorageConfig {
   const accessKeyId = process.env.GT_BENCH_S3_ACCESS_KEY_ID;
   const secretAccessKey = process.env.GT_BENCH_S3_SECRET_ACCESS_KEY;
   if (!endpoint || !accessKeyId || !secretAccessKey)
-    throw new Error("GT_BENCH_S3_ENDPOINT, GT_BENCH_S3_ACCESS_KEY_ID and GT_BENCH_S3_SECRET_ACCESS_KEY must be set");
+    throw new Error(
+      "GT_BENCH_S3_ENDPOINT, GT_BENCH_S3_ACCESS_KEY_ID and GT_BENCH_S3_SECRET_ACCESS_KEY must be set",
+    );
   return {
     endpoint,
     region: "us-east-1",

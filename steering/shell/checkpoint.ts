@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Logger } from "../../protocol/log.ts";
 import { snapshotTask, type TaskSnapshot } from "../core/task/snapshot.ts";
 import type { Committer } from "./committer.ts";
+import type { LogTail } from "./logTail.ts";
 import { keys, type Storage } from "./storage.ts";
 
 export const CHECKPOINT_KEY = "checkpoint";
@@ -111,6 +112,23 @@ export async function loadCheckpoint(
   };
 }
 
+export interface CheckpointerOptions {
+  c: Committer;
+  log: { readonly lastSeq: number };
+  /** The stream's last sequence and creation time, as the server says now. */
+  stream: () => Promise<{ created: string; lastSeq: number }>;
+  storage: CheckpointStorage;
+  pointer: PointerStore;
+  every: number;
+  logger: Logger;
+}
+
+/** Where start-up began: the checkpoint in force (if any) and the log after it. */
+export interface StartPoint {
+  readonly checkpoint: LoadedCheckpoint | null;
+  readonly tail: LogTail;
+}
+
 export interface CheckpointResult {
   seq: number;
   written: number;
@@ -128,22 +146,23 @@ export class Checkpointer {
   private closed = false;
 
   constructor(
-    private readonly o: {
-      c: Committer;
-      log: { readonly lastSeq: number };
-      /** The stream's last sequence and creation time, as the server says now. */
-      stream: () => Promise<{ created: string; lastSeq: number }>;
-      storage: CheckpointStorage;
-      pointer: PointerStore;
-      every: number;
-      logger: Logger;
-    },
+    private readonly o: CheckpointerOptions,
     manifest: CheckpointManifest | null,
   ) {
     this.manifest = manifest;
   }
 
-  /** The task's state is not its snapshot's in the manifest (start-up folded events after it). */
+  /**
+   * The checkpointer of a process that started from `start`: the manifest in force, and every task
+   * with events after it changed (its snapshot in the manifest is older than its state now).
+   */
+  static resume(o: CheckpointerOptions, start: StartPoint): Checkpointer {
+    const cp = new Checkpointer(o, start.checkpoint?.manifest ?? null);
+    for (const [taskId, events] of start.tail.byTask) if (events.length > 0) cp.changedSince(taskId);
+    return cp;
+  }
+
+  /** The task's state is not its snapshot's in the manifest (or it has none). */
   changedSince(taskId: string): void {
     this.changed.add(taskId);
   }

@@ -7,7 +7,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../protocol/log.ts";
 import { KV_STATE, STREAM_LOG } from "../../protocol/subjects.ts";
-import { Checkpointer, kvPointer, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint.ts";
+import { Checkpointer, kvPointer, loadCheckpoint, type StartPoint } from "./checkpoint.ts";
 import type { Committer } from "./committer.ts";
 import type { EventLog } from "./eventLog.ts";
 import { readLogTail } from "./logTail.ts";
@@ -46,23 +46,26 @@ export async function restoreState(o: {
     return { counts, fromSeq: 0, checkpointer: null };
   }
   const pointer = kvPointer(await new Kvm(o.nc).create(KV_STATE, { history: 1, replicas: o.replicas }));
-  let checkpoint: LoadedCheckpoint | null = null;
-  let afterCheckpoint: readonly string[] = [];
+  let start: StartPoint | null = null;
   const counts = await o.archive.restore(taskIds, async (finished) => {
-    checkpoint = await loadCheckpoint(pointer, o.storage, await streamNow(), logger).catch((e: unknown) => {
-      logger.warn("could not read the checkpoint; active tasks are read from the log in full", {
-        error: String(e),
-      });
-      return null;
-    });
+    const checkpoint = await loadCheckpoint(pointer, o.storage, await streamNow(), logger).catch(
+      (e: unknown) => {
+        logger.warn("could not read the checkpoint; active tasks are read from the log in full", {
+          error: String(e),
+        });
+        return null;
+      },
+    );
     const from = (checkpoint?.manifest.seq ?? 0) + 1;
     const tail = await readLogTail(o.js, jsm, from, (taskId) => finished.has(taskId));
     o.log.noteLastSeq(tail.lastSeq);
-    afterCheckpoint = [...tail.byTask].filter(([, evs]) => evs.length > 0).map(([id]) => id);
-    return { checkpoint, tail };
+    start = { checkpoint, tail };
+    return start;
   });
-  const loaded = checkpoint as LoadedCheckpoint | null;
-  const checkpointer = new Checkpointer(
+  const begun = start as StartPoint | null;
+  if (!begun) throw new Error("start-up read no log"); // restore() always calls back
+  const loaded = begun.checkpoint;
+  const checkpointer = Checkpointer.resume(
     {
       c: o.c,
       log: o.log,
@@ -72,10 +75,8 @@ export async function restoreState(o: {
       every: o.snapshotEvery,
       logger: logger.child("checkpoint"),
     },
-    loaded?.manifest ?? null,
+    begun,
   );
-  // their snapshots in the manifest are older than their state now
-  for (const taskId of afterCheckpoint) checkpointer.changedSince(taskId);
   // a long tail (or none yet with work in memory): the next start-up should not read it again
   if (counts.tailEvents >= o.snapshotEvery || (!loaded && o.c.state.engines.size > 0))
     void checkpointer.checkpoint();

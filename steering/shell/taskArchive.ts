@@ -18,16 +18,9 @@ import type { TaskSummary } from "../../protocol/api.ts";
 import type { Committer, TaskLogReader } from "./committer.ts";
 import { foldTask } from "../core/state.ts";
 import { restoreTask, type TaskSnapshot } from "../core/task/snapshot.ts";
-import type { LoadedCheckpoint } from "./checkpoint.ts";
-import type { LogTail } from "./logTail.ts";
+import type { StartPoint } from "./checkpoint.ts";
 import type { TaskEngine } from "../core/task/taskEngine.ts";
 import { summarize } from "../core/views.ts";
-
-/** Where start-up begins: the checkpoint in force (if any) and the log after it. */
-export interface StartPoint {
-  readonly checkpoint: LoadedCheckpoint | null;
-  readonly tail: LogTail;
-}
 
 /** How start-up rebuilt each active task: read in full, from a snapshot (+ tail), from the tail alone. */
 export interface RestoreCounts {

@@ -15,6 +15,7 @@ import {
   loadCheckpoint,
   type CheckpointStorage,
   type PointerStore,
+  type StartPoint,
 } from "../../steering/shell/checkpoint.ts";
 import { Committer } from "../../steering/shell/committer.ts";
 import type { LogTail } from "../../steering/shell/logTail.ts";
@@ -91,6 +92,7 @@ async function restart(log: readonly LogEvent[], store: MemoryStore, pointer: Me
   );
   const archive = new TaskArchive(c, new MemoryFinishedIndex(), readTask, logger);
   const ids = [...new Set(log.map((e) => e.taskId))];
+  let begun: StartPoint | null = null;
   const counts = await archive.restore(ids, async () => {
     const checkpoint = await loadCheckpoint(
       pointer,
@@ -108,9 +110,10 @@ async function restart(log: readonly LogEvent[], store: MemoryStore, pointer: Me
       messages: log.length - from + 1,
       events: log.length - from + 1,
     };
-    return { checkpoint, tail };
+    begun = { checkpoint, tail };
+    return begun;
   });
-  return { state, reads, counts };
+  return { state, reads, counts, c, start: begun as unknown as StartPoint };
 }
 
 /** Three tasks part-way through, a checkpoint, then more events of two of them and a new task. */
@@ -183,7 +186,7 @@ void describe("checkpoints: start-up from snapshots and the log after them", () 
     assert.deepEqual(views(state), views(kit.state));
   });
 
-  void it("a pointer to another log, past the log's end, or to an altered manifest is ignored", async () => {
+  void it("a pointer to another log, past the log's end, or to an altered manifest is ignored: the log is read from its start", async () => {
     const { kit, store, pointer } = await scenario();
     const good = pointer.value!;
     const bad = [
@@ -194,8 +197,13 @@ void describe("checkpoints: start-up from snapshots and the log after them", () 
     ];
     for (const value of bad) {
       pointer.value = value;
-      const { state, reads } = await restart(kit.log.stored, store, pointer);
-      assert.deepEqual(reads.sort(), ["1", "2", "3"], `read in full with pointer ${value.slice(0, 60)}`);
+      const { state, counts } = await restart(kit.log.stored, store, pointer);
+      // no checkpoint: the one pass starts at the log's first event, every task folded from it
+      assert.deepEqual(
+        { ...counts },
+        { read: 0, snapshots: 0, tail: 4, tailEvents: kit.log.stored.length },
+        `pointer ${value.slice(0, 60)}`,
+      );
       assert.deepEqual(views(state), views(kit.state));
     }
   });
@@ -251,5 +259,29 @@ void describe("checkpoints: start-up from snapshots and the log after them", () 
     cp.stored("1");
     await cp.close();
     assert.notEqual(pointer.value, null, "the third stored event wrote one");
+  });
+
+  void it("a process started from a checkpoint snapshots again the tasks it folded log events into", async () => {
+    const { kit, store, pointer } = await scenario();
+    // the restarted process writes the next checkpoint before any new event: task 1 (events
+    // after the first checkpoint) must not keep its old snapshot, task 4 gets its first
+    const first = await restart(kit.log.stored, store, pointer);
+    const cp = Checkpointer.resume(
+      {
+        c: first.c,
+        log: { lastSeq: kit.log.stored.length },
+        stream: () => Promise.resolve({ created: CREATED, lastSeq: kit.log.stored.length }),
+        storage: store,
+        pointer,
+        every: 0,
+        logger,
+      },
+      first.start,
+    );
+    const r = await cp.checkpoint();
+    assert.deepEqual(r && { written: r.written, kept: r.kept }, { written: 2, kept: 2 });
+    const second = await restart(kit.log.stored, store, pointer);
+    assert.equal(second.counts.tailEvents, 0);
+    assert.deepEqual(views(second.state), views(kit.state));
   });
 });
