@@ -38,6 +38,9 @@ export interface FinishedIndex {
   all(): Promise<TaskSummary[]>;
 }
 
+/** Snapshots fetched at once at start-up, ahead of the task being restored. */
+const SNAPSHOTS_AHEAD = 16;
+
 /** Retired tasks loaded for `show`/`download`, kept this many at most (most recently used). */
 export const LOADED_TASKS_CACHED = 8;
 
@@ -84,10 +87,27 @@ export class TaskArchive {
     for (const s of await this.index.all()) if (logged.has(s.taskId)) state.retire(s);
     const start = begin ? await begin(new Set(state.finished.keys())) : undefined;
     const counts: RestoreCounts = { read: 0, snapshots: 0, tail: 0, tailEvents: start?.tail.events ?? 0 };
+    // the snapshots are fetched SNAPSHOTS_AHEAD at a time, ahead of the fold (one GET each)
+    const wanted = start?.checkpoint
+      ? taskIds.filter((id) => !state.finished.has(id) && start.checkpoint?.manifest.tasks[id])
+      : [];
+    const fetches = new Map<string, Promise<unknown>>();
+    let next = 0;
+    const fetchAhead = () => {
+      while (next < wanted.length && fetches.size < SNAPSHOTS_AHEAD) {
+        const id = wanted[next++]!;
+        const p = start!.checkpoint!.snapshot(id);
+        p.catch(() => undefined); // awaited (and its error reported) when its task's turn comes
+        fetches.set(id, p);
+      }
+    };
     for (const taskId of taskIds) {
       state.noteTaskId(taskId);
       if (state.finished.has(taskId)) continue;
-      const restored = start ? await this.fromStart(taskId, start) : null;
+      fetchAhead();
+      const fetched = fetches.get(taskId);
+      fetches.delete(taskId);
+      const restored = start ? await this.fromStart(taskId, start, fetched) : null;
       if (restored) {
         state.engines.set(taskId, restored.engine);
         counts[restored.from]++;
@@ -104,12 +124,13 @@ export class TaskArchive {
   private async fromStart(
     taskId: string,
     start: StartPoint,
+    fetched: Promise<unknown> | undefined,
   ): Promise<{ engine: TaskEngine; from: "snapshots" | "tail" } | null> {
     const tail = start.tail.byTask.get(taskId) ?? [];
     const cp = start.checkpoint;
     if (cp?.manifest.tasks[taskId]) {
       try {
-        const doc = await cp.snapshot(taskId);
+        const doc = await (fetched ?? cp.snapshot(taskId));
         if (doc === null) throw new Error("its snapshot is missing or does not match the manifest's sha256");
         const engine = restoreTask(doc as TaskSnapshot);
         if (engine.taskId !== taskId) throw new Error(`the snapshot is of task ${engine.taskId}`);
