@@ -53,6 +53,10 @@ export async function main(argv: string[]): Promise<number> {
       "TTL of the leader's lease: a standby takes over this long after the leader stops (default 10000; env GRIDTUNE_LEADER_TTL_MS)",
     )
     .option(
+      "--snapshot-every <events>",
+      "write a checkpoint (snapshots of the changed active tasks) after this many logged events, so a restart replays at most about this many; 0: never (default 50000; env GRIDTUNE_SNAPSHOT_EVERY)",
+    )
+    .option(
       "--limits-file <file>",
       "per-user limit overrides written by `admin set-limits` (env GRIDTUNE_LIMITS_FILE)",
     )
@@ -74,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
         dispatchTimeoutMs: o.dispatchTimeoutMs,
         limitsFile: o.limitsFile,
         leaderTtlMs: o.leaderTtlMs,
+        snapshotEvery: o.snapshotEvery,
       });
       const logger = createLogger("steering");
       // leads while it holds the lease; stands by (and takes over) while another process leads

@@ -6,7 +6,9 @@
 // trusted (the tasks are read from the log in full).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ValidationError } from "../../protocol/errors.ts";
 import { createLogger } from "../../protocol/log.ts";
+import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import { detail } from "../../steering/core/views.ts";
@@ -283,5 +285,32 @@ void describe("checkpoints: start-up from snapshots and the log after them", () 
     const second = await restart(kit.log.stored, store, pointer);
     assert.equal(second.counts.tailEvents, 0);
     assert.deepEqual(views(second.state), views(kit.state));
+  });
+});
+
+void describe("the checkpoint interval setting", () => {
+  const env = {
+    NATS_URL: "tls://127.0.0.1:4222",
+    GRIDTUNE_SEED_FILE: "/s/seeds/steering.nk",
+    GRIDTUNE_API_SEED_FILE: "/s/seeds/steering-api.nk",
+    S3_ENDPOINT: "http://127.0.0.1:9000",
+    AWS_ACCESS_KEY_ID: "k",
+    AWS_SECRET_ACCESS_KEY: "s",
+  };
+  void it("defaults to 50,000 events; the flag beats GRIDTUNE_SNAPSHOT_EVERY; 0 turns checkpoints off", () => {
+    assert.equal(compileSteeringConfig({}, env).snapshotEvery, 50_000);
+    assert.equal(compileSteeringConfig({}, { ...env, GRIDTUNE_SNAPSHOT_EVERY: "0" }).snapshotEvery, 0);
+    assert.equal(
+      compileSteeringConfig({ snapshotEvery: "1000" }, { ...env, GRIDTUNE_SNAPSHOT_EVERY: "0" })
+        .snapshotEvery,
+      1000,
+    );
+  });
+  void it("a negative or non-integer interval is refused, naming the field", () => {
+    for (const bad of ["-1", "1.5", "often"])
+      assert.throws(
+        () => compileSteeringConfig({}, { ...env, GRIDTUNE_SNAPSHOT_EVERY: bad }),
+        (e: unknown) => e instanceof ValidationError && /snapshotEvery/.test(e.message),
+      );
   });
 });
