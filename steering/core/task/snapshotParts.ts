@@ -7,6 +7,7 @@ import { ErrorCode } from "../../../protocol/errors.ts";
 import { FailureClass } from "../../../protocol/failures.ts";
 import { ArtifactKind } from "../../../protocol/messages.ts";
 import { Point } from "../../../protocol/points.ts";
+import { SamplerState } from "../../sampler/state.ts";
 import { CompiledTask } from "./compiledTask.ts";
 import { newPoint, type PointRec } from "./records.ts";
 
@@ -148,7 +149,16 @@ export const TaskSnapshotBody = z.object({
   /** In the engine's order (insertion); the jobs map and the point indexes are rebuilt from them. */
   points: z.array(PointPart),
   segments: z.array(
-    z.object({ sampler: z.unknown(), generated: count, exhausted: z.boolean(), owed: count }),
+    // null: no point sampled yet, or a steering program's segment
+    z.object({
+      // checked, kept as the engine holds it (unknown: the log's points-added carries it so)
+      sampler: z.unknown().refine((v) => v === null || SamplerState.safeParse(v).success, {
+        message: "must be a built-in sampler's state (random or grid) or null",
+      }),
+      generated: count,
+      exhausted: z.boolean(),
+      owed: count,
+    }),
   ),
   schedulers: z
     .array(
