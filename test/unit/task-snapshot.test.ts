@@ -280,6 +280,10 @@ void describe("task snapshot: a document that does not hold together is refused"
     const map = ashaDoc();
     map.schedulers[0]!.trials[0] = "T77";
     refused(map, "trials: entry 0");
+    const lossless = ashaDoc();
+    const reported = lossless.points.findIndex((p) => (p.reports?.length ?? 0) > 0);
+    delete lossless.points[reported]!.reports![0]![1].loss;
+    refused(lossless, `points.${reported} (point ${reported}).reports.0.metrics: no loss`);
     const beyond = ashaDoc();
     refused({ ...beyond, nextPointId: 1 }, "not below nextPointId 1");
   });
@@ -332,13 +336,13 @@ void describe("task snapshot: the document", () => {
     const p = [...e.points.values()][0]!;
     p.values.x = -0;
     assert.ok(Object.is(snapshotTask(e).points[0]!.values.x, 0));
-    p.reports.push({ ...p.reports[0]!, loss: Number.NaN });
+    p.reports.push({ ...p.reports[0]!, metrics: { loss: Number.NaN } });
     assert.throws(
       () => snapshotTask(e),
       (err: unknown) =>
         err instanceof SnapshotError &&
         err.code === "SNAPSHOT_UNAVAILABLE" &&
-        /points\.0\.reports\.\d+\.loss: NaN cannot be written as JSON/.test(err.message),
+        /points\.0\.reports\.\d+\.1\.loss: NaN cannot be written as JSON/.test(err.message),
     );
   });
 
