@@ -4,6 +4,8 @@
 // task of 100,000 events (5,000 points, 16 progress reports each).
 //   node --import tsx bench/snapshot.ts [--trials N] [--points N]
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { LogEvent as LogEventSchema, type LogEvent, type LogEventOf } from "../steering/core/events.ts";
 import { restoreTask, snapshotTask, type TaskSnapshot } from "../steering/core/task/snapshot.ts";
 import { compileTask } from "../steering/core/task/compiledTask.ts";
@@ -175,7 +177,28 @@ function plainLog(): LogEvent[] {
   return log;
 }
 
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/** Heap held by one engine of a whole fold, and by its scheduler journals (MiB; the mean of 4). */
+function heap(log: readonly LogEvent[]): { engine: number; journal: number } {
+  const mib = () => (gc(), process.memoryUsage().heapUsed / 2 ** 20);
+  const before = mib();
+  const engines = [1, 2, 3, 4].map(() => fold(log));
+  const withJournal = mib();
+  // the journal is private to SegmentScheduler: emptied here only to weigh it
+  for (const e of engines)
+    for (const s of e.schedulers ?? [])
+      (s as unknown as { journal: { entries: unknown[] } }).journal.entries.length = 0;
+  const without = mib();
+  return {
+    engine: (withJournal - before) / engines.length,
+    journal: (withJournal - without) / engines.length,
+  };
+}
+
 function measure(name: string, log: LogEvent[]): void {
+  const held = heap(log);
   const logBytes = log.reduce((n, ev) => n + JSON.stringify(ev).length, 0);
   const full = time(() => fold(log));
   // what start-up does with a log it reads: parse and check each event, then fold
@@ -192,6 +215,9 @@ function measure(name: string, log: LogEvent[]): void {
   console.log(`  log (JSON of its events)        ${(logBytes / 1024).toFixed(0)} KiB`);
   console.log(
     `  snapshot document               ${(text.out.length / 1024).toFixed(0)} KiB (scheduler journal ${(journal / 1024).toFixed(1)} KiB)`,
+  );
+  console.log(
+    `  engine heap                     ${held.engine.toFixed(1)} MiB (scheduler journal ${held.journal.toFixed(2)} MiB)`,
   );
   console.log(`  fold of the whole log           ${f(full.ms)}`);
   console.log(`  JSON.parse + check + fold       ${f(read.ms)}`);
