@@ -363,6 +363,14 @@ void describe("task snapshot: the document", () => {
     assert.deepStrictEqual(calls, [["T0", -0, { loss: Number.NaN, size: Number.NEGATIVE_INFINITY }]]);
   });
 
+  void it("a long journal restores (500,000 calls: no argument list that long)", () => {
+    const doc = roundTrip(snapshotTask(fold(ashaLog))) as Doc;
+    // at its end the scheduler answers wait, however often it is asked
+    for (let i = 0; i < 500_000; i++) doc.schedulers[0]!.journal.push(0);
+    const r = restoreTask(doc);
+    assert.equal(snapshotTask(r).schedulers![0]!.journal.length, doc.schedulers[0]!.journal.length);
+  });
+
   void it("shares nothing with the engine: a snapshot taken, then the engine moves on, is unchanged", () => {
     const e = fold(ashaLog, 40);
     const s = snapshotTask(e);
