@@ -15,10 +15,17 @@ import {
 } from "../../steering/core/task/snapshot.ts";
 import type { PointRec } from "../../steering/core/task/records.ts";
 import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import {
+  replayJournal,
+  SchedulerJournal,
+  type JournalEntry,
+} from "../../steering/core/task/schedulerJournal.ts";
+import type { Metrics, Scheduler } from "../../steering/scheduler/index.ts";
 import { Rng } from "../../steering/core/rng.ts";
 import { detail, summarize } from "../../steering/core/views.ts";
 import { PLAIN, plainHistory, schedulerHistory, setEngine, type Swap } from "./fixtures/histories.ts";
 import { ALL } from "./fixtures/schedulerSim.ts";
+import { Driver, spec } from "./fixtures/engineKit.ts";
 
 const SEEDS = [1, 2, 3];
 
@@ -42,7 +49,10 @@ function viaSnapshot(log: readonly LogEvent[], k: number): TaskEngine {
 function cuts(log: readonly LogEvent[], seed: number): number[] {
   const rng = new Rng(seed * 101);
   const promoted = log.findIndex((ev) => ev.type === "trial-suggested" && ev.suggestion.action === "promote");
+  // before a suggestion: proposeTrial has a free slot to fill there
+  const suggested = log.findLastIndex((ev) => ev.type === "trial-suggested");
   const ks = [1, 2, 3, Math.floor(log.length / 2), log.length - 1, log.length];
+  if (suggested > 0) ks.push(suggested);
   if (promoted > 0) ks.push(promoted, promoted + 1);
   for (let i = 0; i < 4; i++) ks.push(rng.int(1, log.length));
   return [...new Set(ks)].sort((a, b) => a - b);
@@ -133,12 +143,14 @@ void describe("task snapshot: restore then fold the rest = the full fold", () =>
 void describe("task snapshot: a live run that restores part way decides the same", () => {
   for (const [name, cfg] of ALL) {
     void it(`${name}: the same log, event for event`, () => {
-      checkLiveSwap((swap) => schedulerHistory(cfg, 2, swap), [0, 7, 30, 61], name);
+      for (const seed of [2, 5])
+        checkLiveSwap((swap) => schedulerHistory(cfg, seed, swap), [0, 7, 30, 61], name);
     });
   }
   for (const [name, s, opts] of PLAIN) {
     void it(`${name}: the same log, event for event`, () => {
-      checkLiveSwap((swap) => plainHistory(s, 2, opts, swap), [0, 5, 17, 33], name);
+      for (const seed of [2, 5])
+        checkLiveSwap((swap) => plainHistory(s, seed, opts, swap), [0, 5, 17, 33], name);
     });
   }
 });
@@ -164,12 +176,62 @@ const ashaLog = schedulerHistory(ASHA, 1);
 /** A fresh JSON document of the asha-promotion task half way. */
 const ashaDoc = (): Doc => roundTrip(snapshotTask(fold(ashaLog, ashaLog.length >> 1))) as Doc;
 
+void describe("task snapshot: state no history above reaches", () => {
+  void it("an iteration logged in parts: a snapshot between parts owes the rest, as the live engine does", () => {
+    const wide = Object.fromEntries(
+      Array.from({ length: 12 }, (_, i) => [
+        `a_rather_long_hyperparameter_name_number_${i}`,
+        { method: "uniform", dimension: { low: 0, high: 1 } },
+      ]),
+    );
+    const d = new Driver(spec({ searchSpace: wide as never, maxPoints: 2000, nPointsPerIteration: 2000 }));
+    const first = d.engine.proposeSampling(d.tick());
+    assert.ok(first && first.more > 0, "the iteration is logged in parts");
+    d.apply(first);
+    const r = restoreTask(roundTrip(snapshotTask(d.engine)));
+    assert.equal(r.samplingOwed(), true);
+    assert.deepStrictEqual(r.proposeSampling(d.clock), d.engine.proposeSampling(d.clock));
+    assertSame(r, d.engine, "between parts");
+  });
+
+  void it("a scheduler that waits with nothing running (stalled) stays so, and the task complete", () => {
+    const e = fold(ashaLog, ashaLog.length - 1);
+    e.schedulers![0]!.stalled = true;
+    const r = restoreTask(roundTrip(snapshotTask(e)));
+    assert.equal(r.schedulers![0]!.stalled, true);
+    assert.equal(r.isComplete(), e.isComplete());
+  });
+
+  void it("a suggestion not logged yet: no snapshot until its event is applied", () => {
+    const k = ashaLog.findIndex((ev) => ev.type === "trial-suggested");
+    const e = fold(ashaLog, k);
+    const s = e.proposeTrial(ashaLog[k]!.at);
+    assert.deepStrictEqual(s, ashaLog[k]);
+    assert.throws(
+      () => snapshotTask(e),
+      (err: unknown) =>
+        err instanceof SnapshotError &&
+        err.code === "SNAPSHOT_UNAVAILABLE" &&
+        err.message.includes("segment 0 gave a suggestion that is not logged yet"),
+    );
+    e.apply(s);
+    assertSame(restoreTask(roundTrip(snapshotTask(e))), fold(ashaLog, k + 1), "after the suggestion");
+  });
+});
+
 void describe("task snapshot: a document that does not hold together is refused", () => {
   void it("a wrong or missing version, or no object at all", () => {
     refused({ ...ashaDoc(), version: TASK_SNAPSHOT_VERSION + 1 }, "version: 2 is not 1", "replay");
     const { version: _v, ...none } = ashaDoc();
     refused(none, "version: missing");
     for (const doc of [null, [], "x", 3]) refused(doc, "not an object");
+    // not JSON at all: whatever restore meets is turned into a SnapshotError
+    const hostile = Object.defineProperty({}, "version", {
+      get: () => {
+        throw new TypeError("boom");
+      },
+    });
+    refused(hostile, "the snapshot does not hold together: TypeError: boom");
   });
 
   void it("a part of the wrong shape: the field is named", () => {
@@ -177,6 +239,9 @@ void describe("task snapshot: a document that does not hold together is refused"
     const doc = ashaDoc();
     (doc.points[0] as { state: string }).state = "sleeping";
     refused(doc, "points.0.state");
+    const sampler = ashaDoc();
+    (sampler.segments[0] as { sampler: unknown }).sampler = { type: "random", rng: "seeded" };
+    refused(sampler, "segments.0.sampler: must be a built-in sampler's state");
     refused({ ...ashaDoc(), attemptsUsed: [] }, "attemptsUsed: 0 entries for the task's 1 segment(s)");
     refused({ ...ashaDoc(), schedulers: null }, "schedulers: none for a task with 1 scheduler(s)");
   });
@@ -217,6 +282,10 @@ void describe("task snapshot: a document that does not hold together is refused"
     const map = ashaDoc();
     map.schedulers[0]!.trials[0] = "T77";
     refused(map, "trials: entry 0");
+    const lossless = ashaDoc();
+    const reported = lossless.points.findIndex((p) => (p.reports?.length ?? 0) > 0);
+    delete lossless.points[reported]!.reports![0]![1].loss;
+    refused(lossless, `points.${reported} (point ${reported}).reports.0.metrics: no loss`);
     const beyond = ashaDoc();
     refused({ ...beyond, nextPointId: 1 }, "not below nextPointId 1");
   });
@@ -269,14 +338,39 @@ void describe("task snapshot: the document", () => {
     const p = [...e.points.values()][0]!;
     p.values.x = -0;
     assert.ok(Object.is(snapshotTask(e).points[0]!.values.x, 0));
-    p.reports.push({ ...p.reports[0]!, loss: Number.NaN });
+    p.reports.push({ ...p.reports[0]!, metrics: { loss: Number.NaN } });
     assert.throws(
       () => snapshotTask(e),
       (err: unknown) =>
         err instanceof SnapshotError &&
         err.code === "SNAPSHOT_UNAVAILABLE" &&
-        /points\.0\.reports\.\d+\.loss: NaN cannot be written as JSON/.test(err.message),
+        /points\.0\.reports\.\d+\.1\.loss: NaN cannot be written as JSON/.test(err.message),
     );
+  });
+
+  void it("a journal keeps -0, NaN and ±Infinity through JSON, and replays the call with them", () => {
+    const j = new SchedulerJournal(["loss", "size"]);
+    j.suggest(false);
+    j.report("T0", -0, { loss: Number.NaN, size: Number.NEGATIVE_INFINITY, other: 1 }, true);
+    const calls: unknown[] = [];
+    const fake = {
+      suggest: () => ({ action: "new", trial: "T0", milestone: 1 }) as const,
+      report: (trial: string, resource: number, metrics: Metrics) => {
+        calls.push([trial, resource, metrics]);
+        throw new Error("metrics.loss: refused");
+      },
+    } as unknown as Scheduler;
+    const entries = JSON.parse(JSON.stringify(j.entries)) as JournalEntry[];
+    assert.deepStrictEqual(replayJournal(fake, j.keys, entries), { trials: new Set(["T0"]) });
+    assert.deepStrictEqual(calls, [["T0", -0, { loss: Number.NaN, size: Number.NEGATIVE_INFINITY }]]);
+  });
+
+  void it("a long journal restores (500,000 calls: no argument list that long)", () => {
+    const doc = roundTrip(snapshotTask(fold(ashaLog))) as Doc;
+    // at its end the scheduler answers wait, however often it is asked
+    for (let i = 0; i < 500_000; i++) doc.schedulers[0]!.journal.push(0);
+    const r = restoreTask(doc);
+    assert.equal(snapshotTask(r).schedulers![0]!.journal.length, doc.schedulers[0]!.journal.length);
   });
 
   void it("shares nothing with the engine: a snapshot taken, then the engine moves on, is unchanged", () => {

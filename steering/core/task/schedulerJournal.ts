@@ -41,7 +41,8 @@ export function metricKeysOf(config: SchedulerConfig): string[] {
 }
 
 // JSON writes -0 as 0 and NaN or ±Infinity as null: such a number is kept as its string.
-const num = (v: number): number | string => (Number.isFinite(v) && !Object.is(v, -0) ? v : String(v));
+// (String(-0) is "0": it is named.)
+const num = (v: number): number | string => (Object.is(v, -0) ? "-0" : Number.isFinite(v) ? v : String(v));
 const unnum = (v: JournalEntry): number | null =>
   typeof v === "number" ? v : typeof v === "string" && /^(-0|NaN|-?Infinity)$/.test(v) ? Number(v) : null;
 

@@ -152,7 +152,8 @@ export class SegmentScheduler {
         );
       this.points.set(trial, pointId as number);
     }
-    this.journal.entries.push(...part.journal);
+    // a loop, not push(...journal): a long journal would overflow the stack as arguments
+    for (const entry of part.journal) this.journal.entries.push(entry);
     this.fault = part.fault;
     this.stalled = part.stalled;
     return { trials: replay.trials };

@@ -119,8 +119,8 @@ function restore(doc: unknown): TaskEngine {
   e.steering.load(b.steering);
 
   b.points.forEach((part, i) => {
-    const p = loadPoint(b.taskId, part);
-    const where = `points.${i} (point ${p.pointId})`;
+    const where = `points.${i} (point ${part.pointId})`;
+    const p = loadPoint(b.taskId, part, where, invalid);
     if (p.segment >= n) invalid(`${where}.segment: ${p.segment} is no segment`);
     if (e.points.has(p.pointId)) invalid(`${where}: a second point with this id`);
     if (p.pointId >= b.nextPointId) invalid(`${where}: not below nextPointId ${b.nextPointId}`);

@@ -7,8 +7,10 @@ import { ErrorCode } from "../../../protocol/errors.ts";
 import { FailureClass } from "../../../protocol/failures.ts";
 import { ArtifactKind } from "../../../protocol/messages.ts";
 import { Point } from "../../../protocol/points.ts";
+import { SamplerState } from "../../sampler/state.ts";
 import { CompiledTask } from "./compiledTask.ts";
-import { newPoint, type PointRec } from "./records.ts";
+import type { JournalEntry } from "./schedulerJournal.ts";
+import { newPoint, type AttemptRec, type PointRec, type ReportRec } from "./records.ts";
 
 const int = z.number().int();
 const count = int.nonnegative();
@@ -33,29 +35,80 @@ const JobRecSchema = z.object({
   failedOn: z.array(z.object({ site, agent: site })),
 });
 
-const ReportRecSchema = z.object({
-  resource: z.number(),
-  loss: z.number(),
-  metrics: z.record(z.string(), z.number()),
-  job: int,
-  attempt: int,
-  at: z.number(),
-  site,
-  agent: site,
-});
+// A point's reports and attempts are most of a snapshot: each is a row (an array, no key names);
+// a report's loss is its metrics' (jobProgress records only reports that carry one).
+// Checked by hand: there is one per progress report, and zod's tuple-and-record check of each was
+// two thirds of a restore (bench/snapshot.ts).
+type ReportRow = [number, Record<string, number>, number, number, number, string | null, string | null];
+const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const nameOrNull = (v: unknown) => v === null || typeof v === "string";
+const ReportRow = z.custom<ReportRow>(
+  (v) =>
+    Array.isArray(v) &&
+    v.length === 7 &&
+    finite(v[0]) &&
+    isMetrics(v[1]) &&
+    Number.isInteger(v[2]) &&
+    Number.isInteger(v[3]) &&
+    finite(v[4]) &&
+    nameOrNull(v[5]) &&
+    nameOrNull(v[6]),
+  { message: "must be a report row: [resource, metrics, job, attempt, at, site, agent]" },
+);
 
-const AttemptRecSchema = z.object({
-  job: int,
-  attempt: int,
+function isMetrics(v: unknown): v is Record<string, number> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return false;
+  for (const k in v) if (!finite((v as Record<string, unknown>)[k])) return false;
+  return true;
+}
+const AttemptRow = z.tuple([
+  int,
+  int,
   site,
-  agent: site,
-  status: z.enum(["ok", "failed", "stopped", "preempted", "lost"]),
-  loss: z.number().nullable(),
-  startedAt: z.number().nullable(),
-  finishedAt: z.number(),
-  error: z.string().nullable(),
-  failureClass: FailureClass.nullable(),
-});
+  site,
+  z.enum(["ok", "failed", "stopped", "preempted", "lost"]),
+  z.number().nullable(),
+  z.number().nullable(),
+  z.number(),
+  z.string().nullable(),
+  FailureClass.nullable(),
+]);
+type AttemptRow = z.infer<typeof AttemptRow>;
+
+const reportRow = (r: ReportRec): ReportRow => [
+  r.resource,
+  r.metrics,
+  r.job,
+  r.attempt,
+  r.at,
+  r.site,
+  r.agent,
+];
+const attemptRow = (a: AttemptRec): AttemptRow => [
+  a.job,
+  a.attempt,
+  a.site,
+  a.agent,
+  a.status,
+  a.loss,
+  a.startedAt,
+  a.finishedAt,
+  a.error,
+  a.failureClass,
+];
+function reportOf(
+  [resource, metrics, job, attempt, at, site, agent]: ReportRow,
+  where: string,
+  bad: (message: string) => never,
+): ReportRec {
+  const loss = metrics.loss;
+  if (loss === undefined) bad(`${where}.metrics: no loss (the engine records only reports with one)`);
+  return { resource, loss, metrics, job, attempt, at, site, agent };
+}
+function attemptOf(row: AttemptRow): AttemptRec {
+  const [job, attempt, site, agent, status, loss, startedAt, finishedAt, error, failureClass] = row;
+  return { job, attempt, site, agent, status, loss, startedAt, finishedAt, error, failureClass };
+}
 
 const MissingRecSchema = z.object({
   jobId: z.string(),
@@ -68,8 +121,8 @@ const MissingRecSchema = z.object({
   pending: z.boolean(),
 });
 
-/** A point record (records.ts) as the snapshot holds it: every field, since the fold writes them all. */
-export const PointRecSchema = z.object({
+/** A point record's fields (records.ts) as the snapshot writes them (reports and attempts as rows). */
+const PointFields = z.object({
   pointId: count,
   segment: count,
   values: Point,
@@ -79,8 +132,8 @@ export const PointRecSchema = z.object({
   failures: count,
   siteFailures: count,
   resource: z.number().nullable(),
-  reports: z.array(ReportRecSchema),
-  history: z.array(AttemptRecSchema),
+  reports: z.array(ReportRow),
+  history: z.array(AttemptRow),
   site,
   agent: site,
   error: z.string().nullable(),
@@ -103,7 +156,7 @@ export const PointRecSchema = z.object({
  * newPoint), the job's likewise. Most fields of most points keep their first value (null, 0, []),
  * so this is about half the size of the whole record.
  */
-export const PointPart = PointRecSchema.partial().extend({
+export const PointPart = PointFields.partial().extend({
   pointId: count,
   segment: count,
   values: Point,
@@ -116,12 +169,26 @@ export function savePoint(taskId: string, p: PointRec): PointPart {
   const part: Record<string, unknown> = diff(p, fresh);
   const job = diff(p.job, fresh.job);
   part.job = Object.keys(job).length > 0 ? job : undefined;
-  return { ...(part as Partial<PointRec>), pointId: p.pointId, segment: p.segment, values: p.values };
+  if (p.reports.length > 0) part.reports = p.reports.map(reportRow);
+  if (p.history.length > 0) part.history = p.history.map(attemptRow);
+  return { ...(part as PointPart), pointId: p.pointId, segment: p.segment, values: p.values };
 }
 
-export function loadPoint(taskId: string, part: PointPart): PointRec {
+/** The point record of a part; `bad` throws on a report row without a loss. */
+export function loadPoint(
+  taskId: string,
+  part: PointPart,
+  where: string,
+  bad: (message: string) => never,
+): PointRec {
   const fresh = newPoint(taskId, part.pointId, part.segment, part.values, null, null);
-  return { ...fresh, ...part, job: { ...fresh.job, ...part.job } };
+  return {
+    ...fresh,
+    ...part,
+    reports: part.reports?.map((r, i) => reportOf(r, `${where}.reports.${i}`, bad)) ?? [],
+    history: part.history?.map(attemptOf) ?? [],
+    job: { ...fresh.job, ...part.job },
+  };
 }
 
 /** The own fields of `v` whose values differ from `base`'s (arrays: any that is not empty). */
@@ -135,7 +202,11 @@ function diff<T extends object>(v: T, base: T): Partial<T> {
   return out;
 }
 
-const JournalEntry = z.union([z.number(), z.string(), z.null()]);
+// one entry per scheduler argument: checked by hand for the same reason as ReportRow (replay checks the calls)
+const Journal = z.custom<JournalEntry[]>(
+  (v) => Array.isArray(v) && v.every((x) => x === null || typeof x === "string" || finite(x)),
+  { message: "must be a list of numbers, strings and nulls (the scheduler's calls)" },
+);
 
 export const TaskSnapshotBody = z.object({
   taskId: z.string().min(1),
@@ -148,7 +219,16 @@ export const TaskSnapshotBody = z.object({
   /** In the engine's order (insertion); the jobs map and the point indexes are rebuilt from them. */
   points: z.array(PointPart),
   segments: z.array(
-    z.object({ sampler: z.unknown(), generated: count, exhausted: z.boolean(), owed: count }),
+    // null: no point sampled yet, or a steering program's segment
+    z.object({
+      // checked, kept as the engine holds it (unknown: the log's points-added carries it so)
+      sampler: z.unknown().refine((v) => v === null || SamplerState.safeParse(v).success, {
+        message: "must be a built-in sampler's state (random or grid) or null",
+      }),
+      generated: count,
+      exhausted: z.boolean(),
+      owed: count,
+    }),
   ),
   schedulers: z
     .array(
@@ -156,7 +236,7 @@ export const TaskSnapshotBody = z.object({
         fault: z.string().nullable(),
         stalled: z.boolean(),
         trials: z.array(z.union([z.string(), z.number()])),
-        journal: z.array(JournalEntry),
+        journal: Journal,
       }),
     )
     .nullable(),
@@ -182,22 +262,62 @@ export type TaskSnapshotBody = z.infer<typeof TaskSnapshotBody>;
  * no logged event can carry, is refused with the path where it was found (`bad` builds the error).
  */
 export function jsonCopy<T>(v: T, path: string, bad: (message: string) => Error): T {
-  return copy(v, path, bad) as T;
+  try {
+    return copy(v) as T;
+  } catch (e) {
+    if (!(e instanceof NotJson)) throw e;
+    // the copy runs without paths (they cost more than the copy); find it again to name it
+    throw bad(`${path}${whereNotJson(v) ?? ""}: ${e.message}`);
+  }
 }
 
-function copy(v: unknown, path: string, bad: (message: string) => Error): unknown {
-  if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw bad(`${path}: ${String(v)} cannot be written as JSON`);
-    return v === 0 ? 0 : v;
+class NotJson extends Error {}
+
+function copy(v: unknown): unknown {
+  switch (typeof v) {
+    case "number":
+      if (!Number.isFinite(v)) throw new NotJson(`${String(v)} cannot be written as JSON`);
+      return v === 0 ? 0 : v;
+    case "string":
+    case "boolean":
+      return v;
+    case "object": {
+      if (v === null) return null;
+      if (Array.isArray(v)) {
+        const out = new Array<unknown>(v.length);
+        for (let i = 0; i < v.length; i++) out[i] = copy(v[i] ?? null);
+        return out;
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype)
+        throw new NotJson(`a ${v.constructor.name} cannot be written as JSON`);
+      const out: Record<string, unknown> = {};
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== undefined) out[k] = copy(x);
+      }
+      return out;
+    }
+    default:
+      throw new NotJson(`a ${typeof v} cannot be written as JSON`);
   }
-  if (v === null || typeof v !== "object") {
-    if (v === null || typeof v === "string" || typeof v === "boolean") return v;
-    throw bad(`${path}: a ${typeof v} cannot be written as JSON`);
+}
+
+/** The path (".a.0.b") of the first part of `v` that copy() refuses; null if none. */
+function whereNotJson(v: unknown): string | null {
+  try {
+    copy(v);
+    return null;
+  } catch {
+    if (
+      v === null ||
+      typeof v !== "object" ||
+      (!Array.isArray(v) && Object.getPrototypeOf(v) !== Object.prototype)
+    )
+      return "";
   }
-  if (Array.isArray(v)) return v.map((x, i) => copy(x ?? null, `${path}.${i}`, bad));
-  if (Object.getPrototypeOf(v) !== Object.prototype)
-    throw bad(`${path}: a ${v.constructor.name} cannot be written as JSON`);
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = copy(x, `${path}.${k}`, bad);
-  return out;
+  for (const [k, x] of Object.entries(v)) {
+    const below = x === undefined ? null : whereNotJson(x);
+    if (below !== null) return `.${k}${below}`;
+  }
+  return "";
 }
