@@ -15,6 +15,8 @@ import {
 } from "../../steering/core/task/snapshot.ts";
 import type { PointRec } from "../../steering/core/task/records.ts";
 import { TaskEngine } from "../../steering/core/task/taskEngine.ts";
+import { SegmentScheduler } from "../../steering/core/task/segmentScheduler.ts";
+import { SchedulerConfig } from "../../protocol/scheduler.ts";
 import {
   replayJournal,
   SchedulerJournal,
@@ -392,5 +394,17 @@ void describe("task snapshot: the document", () => {
       const snapBytes = JSON.stringify(snapshotTask(fold(l))).length;
       assert.ok(snapBytes < logBytes, `snapshot ${snapBytes} B < log ${logBytes} B`);
     }
+  });
+});
+
+void describe("task snapshot: the scheduler journal stays bounded", () => {
+  void it("a suggest answered with wait is not journaled (a task in its end phase is asked on every pump)", () => {
+    const cfg = SchedulerConfig.parse(ASHA);
+    const s = new SegmentScheduler(cfg, 1, 7);
+    const first = s.ask();
+    assert.ok(first.action === "new" && s.confirm(first, 0));
+    const before = s.save().journal.length;
+    for (let i = 0; i < 1000; i++) assert.equal(s.ask().action, "wait", "its one trial runs");
+    assert.equal(s.save().journal.length, before, "1000 waits added nothing");
   });
 });

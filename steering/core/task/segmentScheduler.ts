@@ -162,7 +162,9 @@ export class SegmentScheduler {
   private suggest(): Suggestion | null {
     try {
       const s = this.scheduler.suggest();
-      this.journal.suggest(false);
+      // A "wait" changes no scheduler's state (a rebuild from the log relies on it too: the log
+      // records no waits), and a task in its end phase is asked on every pump: not journaled.
+      if (s.action !== "wait") this.journal.suggest(false);
       return s;
     } catch (e) {
       this.journal.suggest(true);
