@@ -13,6 +13,7 @@ import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import type { Logger } from "../../protocol/log.ts";
 import { snapshotTask, type TaskSnapshot } from "../core/task/snapshot.ts";
+import { systemClock, type Clock } from "./clock.ts";
 import type { Committer } from "./committer.ts";
 import type { LogTail } from "./logTail.ts";
 import { keys, type Storage } from "./storage.ts";
@@ -21,6 +22,8 @@ export const CHECKPOINT_KEY = "checkpoint";
 /** A manifest or snapshot larger than this is not read back (a snapshot of a huge task is bigger: see bench). */
 const MAX_BODY_BYTES = 512 * 1024 * 1024;
 const UPLOADS_AT_ONCE = 8;
+/** A checkpoint holds the commit queue at most 1/QUEUE_SHARE of the time (see stored()). */
+const QUEUE_SHARE = 20;
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const Seq = z.number().int().min(0);
@@ -121,12 +124,24 @@ export interface CheckpointerOptions {
   pointer: PointerStore;
   every: number;
   logger: Logger;
+  /** Times how long a checkpoint holds the commit queue (default: the system clock). */
+  clock?: Pick<Clock, "now">;
 }
 
 /** Where start-up began: the checkpoint in force (if any) and the log after it. */
 export interface StartPoint {
   readonly checkpoint: LoadedCheckpoint | null;
   readonly tail: LogTail;
+}
+
+/** What a checkpoint took in the commit queue. */
+interface Taken {
+  seq: number;
+  created: string;
+  /** The changed tasks' snapshots, serialized while the queue was held. */
+  bodies: Map<string, string>;
+  /** The unchanged tasks' snapshots, as the manifest in force names them. */
+  kept: Record<string, SnapshotRef>;
 }
 
 export interface CheckpointResult {
@@ -142,6 +157,10 @@ export class Checkpointer {
   /** The manifest in force (loaded at start-up or written last). */
   private manifest: CheckpointManifest | null;
   private storedSince = 0;
+  /** How long the last checkpoint held the commit queue, and when it let go. */
+  private queueMs = 0;
+  private queueFreedAt = 0;
+  private readonly clock: Pick<Clock, "now">;
   private running: Promise<CheckpointResult | null> | null = null;
   private closed = false;
 
@@ -150,6 +169,7 @@ export class Checkpointer {
     manifest: CheckpointManifest | null,
   ) {
     this.manifest = manifest;
+    this.clock = o.clock ?? systemClock;
   }
 
   /**
@@ -171,6 +191,9 @@ export class Checkpointer {
   stored(taskId: string): void {
     this.changed.add(taskId);
     if (this.o.every <= 0 || ++this.storedSince < this.o.every) return;
+    // the commit queue waits while the snapshots are taken: at most 1/QUEUE_SHARE of the time
+    // (a task of a million events takes seconds), so the tail may then run past `every`
+    if (this.clock.now() - this.queueFreedAt < QUEUE_SHARE * this.queueMs) return;
     this.storedSince = 0;
     void this.checkpoint();
   }
@@ -196,27 +219,44 @@ export class Checkpointer {
   }
 
   private async write(): Promise<CheckpointResult | null> {
-    const { c, logger } = this.o;
+    const { c } = this.o;
     // In the commit queue: nothing is decided while the snapshots are taken, and with every append
     // settled the engines are exactly the log up to its last sequence.
     const taken = await c.serial(async () => {
-      await c.settled();
-      if (c.divergedTasks.size > 0) return null; // a task waits for its rebuild: next time
-      const stream = await this.o.stream();
-      // another writer, or an ack lost with an append that was stored: not the log we know
-      if (stream.lastSeq !== this.o.log.lastSeq) return null;
-      const previous = this.manifest?.tasks ?? {};
-      const bodies = new Map<string, string>();
-      const kept: Record<string, SnapshotRef> = {};
-      for (const [taskId, e] of c.state.engines) {
-        const ref = previous[taskId];
-        if (ref && !this.changed.has(taskId)) kept[taskId] = ref;
-        else bodies.set(taskId, JSON.stringify(snapshotTask(e) satisfies TaskSnapshot));
+      const t0 = this.clock.now();
+      try {
+        return await this.take();
+      } finally {
+        this.queueFreedAt = this.clock.now();
+        this.queueMs = this.queueFreedAt - t0;
       }
-      this.changed.clear();
-      return { seq: stream.lastSeq, created: stream.created, bodies, kept };
     });
-    if (!taken) return null;
+    return taken && this.commit(taken);
+  }
+
+  /** Inside the commit queue: every changed active task's snapshot, as the string to store. */
+  private async take(): Promise<Taken | null> {
+    const { c } = this.o;
+    await c.settled();
+    if (c.divergedTasks.size > 0) return null; // a task waits for its rebuild: next time
+    const stream = await this.o.stream();
+    // another writer, or an ack lost with an append that was stored: not the log we know
+    if (stream.lastSeq !== this.o.log.lastSeq) return null;
+    const previous = this.manifest?.tasks ?? {};
+    const bodies = new Map<string, string>();
+    const kept: Record<string, SnapshotRef> = {};
+    for (const [taskId, e] of c.state.engines) {
+      const ref = previous[taskId];
+      if (ref && !this.changed.has(taskId)) kept[taskId] = ref;
+      else bodies.set(taskId, JSON.stringify(snapshotTask(e) satisfies TaskSnapshot));
+    }
+    this.changed.clear();
+    return { seq: stream.lastSeq, created: stream.created, bodies, kept };
+  }
+
+  /** Outside the queue: the snapshots, the manifest, then the pointer (the commit point). */
+  private async commit(taken: Taken): Promise<CheckpointResult> {
+    const { logger } = this.o;
     const { seq, bodies, kept } = taken;
     const tasks: Record<string, SnapshotRef> = { ...kept };
     let bytes = 0;

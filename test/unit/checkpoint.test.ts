@@ -23,6 +23,7 @@ import { Committer } from "../../steering/shell/committer.ts";
 import type { LogTail } from "../../steering/shell/logTail.ts";
 import { MemoryFinishedIndex, TaskArchive } from "../../steering/shell/taskArchive.ts";
 import { apiKit, createTask, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
+import { FakeClock } from "./fixtures/fakeClock.ts";
 
 const logger = createLogger("test", { level: "error" });
 const CREATED = "2026-12-06T00:00:00Z";
@@ -285,6 +286,50 @@ void describe("checkpoints: start-up from snapshots and the log after them", () 
     const second = await restart(kit.log.stored, store, pointer);
     assert.equal(second.counts.tailEvents, 0);
     assert.deepEqual(views(second.state), views(kit.state));
+  });
+});
+
+void describe("checkpoints hold the commit queue a bounded share of the time", () => {
+  void it("after a checkpoint that held the queue 1 s, the next waits 20 s even past `every` events", async () => {
+    const kit = apiKit();
+    createTask(kit, "1", "alice");
+    const clock = new FakeClock(1_000_000);
+    const pointer = new MemoryPointer();
+    const cp = new Checkpointer(
+      {
+        c: kit.c,
+        log: { lastSeq: kit.log.stored.length },
+        // taking the snapshots "takes" a second: the fake clock moves while the queue is held
+        stream: () => {
+          clock.advance(1_000);
+          return Promise.resolve({ created: CREATED, lastSeq: kit.log.stored.length });
+        },
+        storage: new MemoryStore(),
+        pointer,
+        every: 2,
+        logger,
+        clock,
+      },
+      null,
+    );
+    let count = 0;
+    const stored = async (n: number) => {
+      for (let i = 0; i < n; i++) cp.stored("1");
+      await kit.c.serial(() => Promise.resolve());
+      await new Promise((r) => setImmediate(r));
+    };
+    const orig = pointer.put.bind(pointer);
+    pointer.put = (v: string) => (count++, orig(v));
+    await stored(2);
+    assert.equal(count, 1, "the first at 2 events");
+    await stored(10);
+    assert.equal(count, 1, "10 more events within 20 s of it: none");
+    clock.advance(19_000);
+    await stored(1);
+    assert.equal(count, 1, "19 s after: still none");
+    clock.advance(1_000);
+    await stored(1);
+    assert.equal(count, 2, "20 s after: the next");
   });
 });
 
