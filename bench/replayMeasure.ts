@@ -3,10 +3,11 @@
 //   phases   the start-up read taken apart: reading the stream back (the consumer loop of
 //            readTaskLog, per task), JSON.parse, validation (eventsOf: LogBatch + LogEvent, zod),
 //            folding (foldTask: TaskEngine.apply = evolve), each timed on its own;
-//   service  the start-up rebuild as SteeringService.start() does it: loggedTaskIds, then
-//            TaskArchive.restore (finished index, readTaskLog and SteeringState.rebuild per task);
-//   whole    the alternative: one unfiltered pass over the stream (readWholeLog below), the events
-//            grouped by task, then foldTask per task (not what start-up does today).
+//   service  the start-up rebuild with checkpoints off (GRIDTUNE_SNAPSHOT_EVERY=0): loggedTaskIds,
+//            then TaskArchive.restore (finished index, readTaskLog and SteeringState.rebuild per task);
+//   whole    one unfiltered pass over the stream (readWholeLog below), the events grouped by task,
+//            then foldTask per task (start-up's read when no checkpoint exists yet);
+//   checkpoint  start-up from the checkpoint bench/replay.ts wrote (steering/shell/startup.ts).
 // Prints one JSON line.
 //   node --import tsx bench/replayMeasure.ts <phases|service|whole> <natsUrl> <caFile> <seedFile>
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -206,7 +207,7 @@ await nc.close();
 
 /**
  * One unfiltered pass over GTLOG, every event in log order: the alternative to start-up's one
- * filtered read per task that this bench compares (start-up does not read this way today).
+ * filtered read per task that this bench compares (steering/shell/logTail.ts is start-up's own).
  */
 async function* readWholeLog(
   js: ReturnType<typeof jetstream>,
