@@ -19,11 +19,10 @@ import {
   type PointerStore,
   type StartPoint,
 } from "../../steering/shell/checkpoint.ts";
-import { Committer } from "../../steering/shell/committer.ts";
 import type { LogTail } from "../../steering/shell/logTail.ts";
-import { MemoryFinishedIndex, TaskArchive } from "../../steering/shell/taskArchive.ts";
 import { apiKit, createTask, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
+import { STEERING_ENV, startupOver } from "./fixtures/startupKit.ts";
 
 const logger = createLogger("test", { level: "error" });
 const CREATED = "2026-12-06T00:00:00Z";
@@ -80,21 +79,7 @@ function checkpointer(kit: ApiKit, store: MemoryStore, pointer: MemoryPointer, e
 
 /** Steering's start-up over `log`: the checkpoint in force (if any), then the events after it. */
 async function restart(log: readonly LogEvent[], store: MemoryStore, pointer: MemoryPointer) {
-  const state = new SteeringState();
-  const reads: string[] = [];
-  const readTask = (id: string) => {
-    reads.push(id);
-    return Promise.resolve(log.filter((e) => e.taskId === id));
-  };
-  const c = new Committer(
-    state,
-    { append: () => Promise.resolve() },
-    { publish: () => undefined },
-    logger,
-    readTask,
-  );
-  const archive = new TaskArchive(c, new MemoryFinishedIndex(), readTask, logger);
-  const ids = [...new Set(log.map((e) => e.taskId))];
+  const { state, reads, c, archive, ids } = startupOver(log);
   let begun: StartPoint | null = null;
   const counts = await archive.restore(ids, async () => {
     const checkpoint = await loadCheckpoint(
@@ -334,14 +319,7 @@ void describe("checkpoints hold the commit queue a bounded share of the time", (
 });
 
 void describe("the checkpoint interval setting", () => {
-  const env = {
-    NATS_URL: "tls://127.0.0.1:4222",
-    GRIDTUNE_SEED_FILE: "/s/seeds/steering.nk",
-    GRIDTUNE_API_SEED_FILE: "/s/seeds/steering-api.nk",
-    S3_ENDPOINT: "http://127.0.0.1:9000",
-    AWS_ACCESS_KEY_ID: "k",
-    AWS_SECRET_ACCESS_KEY: "s",
-  };
+  const env = STEERING_ENV;
   void it("defaults to 50,000 events; the flag beats GRIDTUNE_SNAPSHOT_EVERY; 0 turns checkpoints off", () => {
     assert.equal(compileSteeringConfig({}, env).snapshotEvery, 50_000);
     assert.equal(compileSteeringConfig({}, { ...env, GRIDTUNE_SNAPSHOT_EVERY: "0" }).snapshotEvery, 0);

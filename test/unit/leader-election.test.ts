@@ -12,6 +12,7 @@ import type { Cancel, Clock } from "../../steering/shell/clock.ts";
 import { compileSteeringConfig } from "../../steering/shell/config.ts";
 import { LeaderElection, repliesWhileLeading, type LeaseStore } from "../../steering/shell/leadership.ts";
 import { FakeClock } from "./fixtures/fakeClock.ts";
+import { STEERING_ENV } from "./fixtures/startupKit.ts";
 
 const logger = createLogger("test", { level: "error" });
 const flush = async () => {
@@ -258,14 +259,7 @@ describe("a reply under a term", () => {
 });
 
 describe("the lease TTL setting", () => {
-  const env = {
-    NATS_URL: "tls://127.0.0.1:4222",
-    GRIDTUNE_SEED_FILE: "/s/seeds/steering.nk",
-    GRIDTUNE_API_SEED_FILE: "/s/seeds/steering-api.nk",
-    S3_ENDPOINT: "http://127.0.0.1:9000",
-    AWS_ACCESS_KEY_ID: "k",
-    AWS_SECRET_ACCESS_KEY: "s",
-  };
+  const env = STEERING_ENV;
   it("defaults to 10 s; the flag beats GRIDTUNE_LEADER_TTL_MS", () => {
     assert.equal(compileSteeringConfig({}, env).leaderTtlMs, 10_000);
     assert.equal(compileSteeringConfig({}, { ...env, GRIDTUNE_LEADER_TTL_MS: "4000" }).leaderTtlMs, 4000);

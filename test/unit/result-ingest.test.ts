@@ -72,6 +72,12 @@ function message(site: string, agent: string, report: AgentReport) {
   return m;
 }
 
+/** The progress report that, once recorded, prunes its trial (schedulerSim's beforePrune). */
+function progressOf(trigger: ReturnType<typeof beforePrune>["trigger"]): AgentReport {
+  const { jobId, attempt, resource, metrics } = trigger;
+  return { type: "progress", jobId, attempt, resource, metrics };
+}
+
 /** The serial queue has run what was queued, and the promise chains it started have settled. */
 async function drained(c: Committer): Promise<void> {
   await c.serial(() => Promise.resolve());
@@ -113,13 +119,7 @@ void describe("result intake", () => {
   void it("a report from an agent that does not hold the attempt is acked and ignored, logging nothing", async () => {
     const { log, trigger } = beforePrune();
     const { ingest, stored, control } = setup(log);
-    const report: AgentReport = {
-      type: "progress",
-      jobId: trigger.jobId,
-      attempt: trigger.attempt,
-      resource: trigger.resource,
-      metrics: trigger.metrics,
-    };
+    const report = progressOf(trigger);
     const m = message("site-a", "intruder", report);
     ingest.receive(m as unknown as JsMsg);
     await ingest.idle();
@@ -134,13 +134,7 @@ void describe("result intake", () => {
     const { c, ingest, stored, control, d, release } = setup(log);
     let leading = false;
     d.leading = () => leading;
-    const report: AgentReport = {
-      type: "progress",
-      jobId: trigger.jobId,
-      attempt: trigger.attempt,
-      resource: trigger.resource,
-      metrics: trigger.metrics,
-    };
+    const report = progressOf(trigger);
     const m = message("site-a", "agent-1", report);
     ingest.receive(m as unknown as JsMsg);
     await drained(c);

@@ -5,16 +5,13 @@
 // retry's requeue is logged, so a crash between the two never loses anything.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createLogger } from "../../protocol/log.ts";
 import { ApiReplies, type ApiReply, type TaskSummary } from "../../protocol/api.ts";
-import { Committer } from "../../steering/shell/committer.ts";
 import { SteeringState } from "../../steering/core/state.ts";
 import type { LogEvent } from "../../steering/core/events.ts";
-import { LOADED_TASKS_CACHED, MemoryFinishedIndex, TaskArchive } from "../../steering/shell/taskArchive.ts";
+import { LOADED_TASKS_CACHED, MemoryFinishedIndex } from "../../steering/shell/taskArchive.ts";
 import { detail } from "../../steering/core/views.ts";
 import { apiKit, call, createTask, record, runTask, type ApiKit } from "./fixtures/apiKit.ts";
-
-const logger = createLogger("test", { level: "error" });
+import { startupOver } from "./fixtures/startupKit.ts";
 
 function data<V extends keyof typeof ApiReplies>(verb: V, r: ApiReply) {
   assert.ok(r.ok, `${verb} refused: ${r.ok ? "" : `${r.error.code} ${r.error.message}`}`);
@@ -195,21 +192,7 @@ async function restart(
   log: readonly LogEvent[],
   index: MemoryFinishedIndex,
 ): Promise<{ state: SteeringState; reads: string[] }> {
-  const state = new SteeringState();
-  const reads: string[] = [];
-  const readTask = (id: string) => {
-    reads.push(id);
-    return Promise.resolve(log.filter((e) => e.taskId === id));
-  };
-  const c = new Committer(
-    state,
-    { append: () => Promise.resolve() },
-    { publish: () => undefined },
-    logger,
-    readTask,
-  );
-  const archive = new TaskArchive(c, index, readTask, logger);
-  const ids = [...new Set(log.map((e) => e.taskId))];
+  const { state, reads, archive, ids } = startupOver(log, index);
   await archive.restore(ids);
   return { state, reads };
 }
