@@ -7,7 +7,7 @@
 // before it leaves the previous checkpoint in force. Start-up (taskArchive.ts) restores each
 // task from its snapshot, checked against the manifest's sha256, and replays the log after S only.
 // A snapshot is the state the log determines up to S, whoever computed it; a checkpoint that
-// cannot be read or checked is ignored and the tasks are read from the log in full.
+// cannot be read or checked is ignored and the log is read from its first event.
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
@@ -89,7 +89,7 @@ export async function loadCheckpoint(
   const text = await pointerStore.get();
   if (text === null) return null;
   const ignore = (why: string) => {
-    logger.warn(`the checkpoint is not used: ${why}; active tasks are read from the log in full`);
+    logger.warn(`the checkpoint is not used: ${why}; the log is read from its first event`);
     return null;
   };
   const p = CheckpointPointer.safeParse(parseJson(text));

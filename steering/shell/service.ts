@@ -72,7 +72,7 @@ export class SteeringService {
   private stopResults: (() => Promise<void>) | null = null;
   committer: Committer | null = null;
   archive: TaskArchive | null = null;
-  /** What start-up read: the tasks read from the log in full, the finished ones from the index. */
+  /** What start-up rebuilt: the active tasks (from snapshots and the log), the finished ones from the index. */
   restored: { tasksRead: number; finished: number } | null = null;
   private checkpointer: Checkpointer | null = null;
   ingest: ResultIngest | null = null;

@@ -50,7 +50,7 @@ export async function restoreState(o: {
   const counts = await o.archive.restore(taskIds, async (finished) => {
     const checkpoint = await loadCheckpoint(pointer, o.storage, await streamNow(), logger).catch(
       (e: unknown) => {
-        logger.warn("could not read the checkpoint; active tasks are read from the log in full", {
+        logger.warn("could not read the checkpoint; the log is read from its first event", {
           error: String(e),
         });
         return null;
