@@ -3,7 +3,7 @@
 // task from its snapshot and folds only the log after S. These tests run the checkpointer and the
 // archive's restore on an in-memory log, store and pointer: the restored state equals a full
 // replay's, and a checkpoint that is torn, altered, of another log or not yet committed is never
-// trusted (the tasks are read from the log in full).
+// trusted (an altered snapshot: its task is read from its own log; a bad pointer: the whole log).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../../protocol/errors.ts";
