@@ -11,6 +11,7 @@ import { restoreTask, snapshotTask, type TaskSnapshot } from "../steering/core/t
 import { compileTask } from "../steering/core/task/compiledTask.ts";
 import { TaskSnapshotBody } from "../steering/core/task/snapshotParts.ts";
 import { TaskEngine } from "../steering/core/task/taskEngine.ts";
+import { foldTask } from "../steering/core/state.ts";
 import { parseTaskSpec } from "../protocol/taskConfig.ts";
 
 const { values: args } = parseArgs({
@@ -44,8 +45,8 @@ function time<T>(fn: () => T): { ms: number; out: T } {
 }
 
 function fold(log: readonly LogEvent[]): TaskEngine {
-  const e = new TaskEngine(log[0] as LogEventOf<"task-created">);
-  for (let i = 1; i < log.length; i++) e.apply(log[i]!);
+  const e = foldTask("7", log);
+  if (!e) throw new Error("the generated log has no task-created");
   return e;
 }
 

@@ -143,6 +143,20 @@ export async function startTestStack(o: StackOptions = {}): Promise<TestStack> {
 }
 
 /** A small task on the steps payload, run with the host's python3 (process runtime). */
+/**
+ * The restart tests' task: 6 points of the steps payload, 2 at a time, the random sampler at seed
+ * 42, so an undisturbed run and a disturbed one can be compared point for point (outcomeOf).
+ */
+export const seededStepsTask = (): TaskSpecInput =>
+  stepsTask(
+    { maxPoints: 6, nParallelEvaluation: 2, sampler: { type: "random", seed: 42 } },
+    { steps: 8, delay: 0.1 },
+  );
+
+/** What a restart must not change: each point's values, loss and state. */
+export const outcomeOf = (d: TaskDetail) =>
+  d.points.map((p) => ({ id: p.pointId, values: p.values, loss: p.loss, state: p.state }));
+
 export function stepsTask(
   over: Partial<TaskSpecInput> = {},
   pointDefaults: Record<string, unknown> = {},

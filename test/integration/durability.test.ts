@@ -6,9 +6,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { TaskDetail } from "../../protocol/api.ts";
 import { startNatsServer } from "../../steering/security/natsServer.ts";
-import { startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
+import { startTestStack, outcomeOf, seededStepsTask, type TestStack } from "../harness/stack.ts";
 
 /** Polls `done` (a service's log file grows while it runs) until it holds or the deadline passes. */
 async function waitFor(done: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -19,13 +18,8 @@ async function waitFor(done: () => Promise<boolean>, timeoutMs: number): Promise
   }
 }
 
-const task = () =>
-  stepsTask(
-    { maxPoints: 6, nParallelEvaluation: 2, sampler: { type: "random", seed: 42 } },
-    { steps: 8, delay: 0.1 },
-  );
-const outcome = (d: TaskDetail) =>
-  d.points.map((p) => ({ id: p.pointId, values: p.values, loss: p.loss, state: p.state }));
+const task = seededStepsTask;
+const outcome = outcomeOf;
 
 describe("durability", { timeout: 300_000 }, () => {
   let reference: ReturnType<typeof outcome>;

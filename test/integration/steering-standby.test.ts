@@ -9,19 +9,19 @@ import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefix, userIdentity } from "../../protocol/identity.ts";
-import type { TaskDetail } from "../../protocol/api.ts";
 import { STREAM_JOBS, STREAM_LOG, subjects } from "../../protocol/subjects.ts";
 import type { ServiceProcess } from "../../stack/embedded.ts";
-import { connectAsSteering, startTestStack, stepsTask, type TestStack } from "../harness/stack.ts";
+import {
+  connectAsSteering,
+  startTestStack,
+  outcomeOf,
+  seededStepsTask,
+  type TestStack,
+} from "../harness/stack.ts";
 import { startSteeringProcess, steeringProcessOf, type SteeringProcess } from "../harness/standby.ts";
 
-const task = () =>
-  stepsTask(
-    { maxPoints: 6, nParallelEvaluation: 2, sampler: { type: "random", seed: 42 } },
-    { steps: 8, delay: 0.1 },
-  );
-const outcome = (d: TaskDetail) =>
-  d.points.map((p) => ({ id: p.pointId, values: p.values, loss: p.loss, state: p.state }));
+const task = seededStepsTask;
+const outcome = outcomeOf;
 
 describe("standby steering", { timeout: 300_000 }, () => {
   let stack: TestStack;
