@@ -9,7 +9,7 @@
 // the whole start-up rebuild as SteeringService.start() does it, the phases apart (read,
 // JSON.parse, zod validation, fold), and the rebuild again (the first one meets the server's
 // caches as a restart does; the second shows how much of it was the server reading its files),
-// with, before it, the alternative of one unfiltered pass over the stream (readWholeLog in replayMeasure.ts).
+// with, before it, the alternative of one unfiltered pass over the stream (readLogTail from the first message).
 // Last, the start-up from a checkpoint (checkpoint.ts, startup.ts): the bench writes one, as a
 // running steering would have, --tail events before the end (the default snapshotEvery), with the
 // snapshots in a real S3 server, and start-up restores from it and reads the log after it.

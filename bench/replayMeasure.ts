@@ -5,7 +5,7 @@
 //            folding (foldTask: TaskEngine.apply = evolve), each timed on its own;
 //   service  the start-up rebuild with checkpoints off (GRIDTUNE_SNAPSHOT_EVERY=0): loggedTaskIds,
 //            then TaskArchive.restore (finished index, readTaskLog and SteeringState.rebuild per task);
-//   whole    one unfiltered pass over the stream (readWholeLog below), the events grouped by task,
+//   whole    one unfiltered pass over the stream (readLogTail from the first message), the events grouped by task,
 //            then foldTask per task (start-up's read when no checkpoint exists yet);
 //   checkpoint  start-up from the checkpoint bench/replay.ts wrote (steering/shell/startup.ts).
 // Prints one JSON line.
@@ -21,6 +21,7 @@ import { Committer } from "../steering/shell/committer.ts";
 import { TaskArchive } from "../steering/shell/taskArchive.ts";
 import { KvFinishedIndex, loggedTaskIds } from "../steering/shell/taskIndex.ts";
 import { readTaskLog } from "../steering/shell/taskLog.ts";
+import { readLogTail } from "../steering/shell/logTail.ts";
 import { EventLog } from "../steering/shell/eventLog.ts";
 import { restoreState } from "../steering/shell/startup.ts";
 import { Storage } from "../steering/shell/storage.ts";
@@ -132,12 +133,8 @@ if (mode === "phases") {
   );
 } else if (mode === "whole") {
   const t0 = performance.now();
-  const byTask = new Map<string, LogEvent[]>();
-  for await (const ev of readWholeLog(js, jsm)) {
-    const evs = byTask.get(ev.taskId);
-    if (evs) evs.push(ev);
-    else byTask.set(ev.taskId, [ev]);
-  }
+  // start-up's own read (logTail.ts) from the stream's first message: no checkpoint
+  const { byTask } = await readLogTail(js, jsm, 1);
   const readMs = ms(t0);
   const state = new SteeringState();
   for (const [taskId, evs] of byTask) state.rebuild(taskId, evs);
@@ -204,26 +201,3 @@ if (mode === "phases") {
   );
 }
 await nc.close();
-
-/**
- * One unfiltered pass over GTLOG, every event in log order: the alternative to start-up's one
- * filtered read per task that this bench compares (steering/shell/logTail.ts is start-up's own).
- */
-async function* readWholeLog(
-  js: ReturnType<typeof jetstream>,
-  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
-): AsyncGenerator<LogEvent> {
-  const info = await jsm.streams.info(STREAM_LOG);
-  const last = info.state.last_seq;
-  if (info.state.messages === 0) return;
-  const consumer = await js.consumers.get(STREAM_LOG);
-  const messages = await consumer.consume({ max_messages: 1000 });
-  try {
-    for await (const m of messages) {
-      for (const r of eventsOf(m.json())) if (r.ok) yield r.event;
-      if (m.seq >= last) break;
-    }
-  } finally {
-    await messages.close();
-  }
-}
