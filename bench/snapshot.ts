@@ -1,35 +1,22 @@
 // Task-snapshot benchmark (steering/core/task/snapshot.ts): the size of a task's snapshot document
 // and the time to take it, write it as JSON, read it back and restore it, against a fold of the
-// task's whole log; for a 1000-trial ASHA task (the scheduler rebuilt from its journal) and a
-// task of 100,000 events (5,000 points, 16 progress reports each).
-//   node --import tsx bench/snapshot.ts [--trials N] [--points N]
+// task's whole log; for the two task shapes of the replay bench (bench/replayLog.ts, real engines
+// driven as the service drives them): an ASHA task (the scheduler rebuilt from its journal) and a
+// random-sampler task, each of --events events.
+//   node --import tsx bench/snapshot.ts [--events N]
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { LogEvent as LogEventSchema, type LogEvent, type LogEventOf } from "../steering/core/events.ts";
+import { LogEvent as LogEventSchema, type LogEvent } from "../steering/core/events.ts";
 import { restoreTask, snapshotTask, type TaskSnapshot } from "../steering/core/task/snapshot.ts";
-import { compileTask } from "../steering/core/task/compiledTask.ts";
 import { TaskSnapshotBody } from "../steering/core/task/snapshotParts.ts";
-import { TaskEngine } from "../steering/core/task/taskEngine.ts";
+import type { TaskEngine } from "../steering/core/task/taskEngine.ts";
 import { foldTask } from "../steering/core/state.ts";
-import { parseTaskSpec } from "../protocol/taskConfig.ts";
+import { TaskSim, type TaskShape } from "./replayLog.ts";
 
-const { values: args } = parseArgs({
-  options: { trials: { type: "string", default: "1000" }, points: { type: "string", default: "5000" } },
-});
-const TRIALS = Number(args.trials);
-const POINTS = Number(args.points);
-const REPORTS = 16;
+const { values: args } = parseArgs({ options: { events: { type: "string", default: "100000" } } });
+const EVENTS = Number(args.events);
 const RUNS = 5;
-
-const space = {
-  x: { method: "uniform", dimension: { low: 0, high: 1 } },
-  n: { method: "uniformint", dimension: { low: 1, high: 1000 } },
-} as const;
-
-function created(spec: ReturnType<typeof parseTaskSpec>): LogEventOf<"task-created"> {
-  return { type: "task-created", taskId: "7", at: 0, user: "bench", task: compileTask(spec), seed: 1 };
-}
 
 /** Median wall time of fn over RUNS runs, in ms, and its last result. */
 function time<T>(fn: () => T): { ms: number; out: T } {
@@ -50,131 +37,11 @@ function fold(log: readonly LogEvent[]): TaskEngine {
   return e;
 }
 
-/**
- * An ASHA task run to its end the way the service runs it: a free slot asks proposeTrial, each
- * running job reports every resource step, a stop request ends the job, the target finishes it.
- */
-function ashaLog(): LogEvent[] {
-  const spec = parseTaskSpec({
-    outDS: "user.bench.snap",
-    evaluationContainer: "busybox:1.36",
-    evaluationExec: "python train.py",
-    searchSpace: space,
-    maxPoints: TRIALS,
-    nParallelEvaluation: 32,
-    scheduler: { type: "asha-stopping", max_t: 27, grace_period: 1, reduction_factor: 3 },
-  });
-  const log: LogEvent[] = [created(spec)];
-  const e = new TaskEngine(log[0] as LogEventOf<"task-created">);
-  let at = 0;
-  const apply = (ev: LogEvent) => (log.push(ev), e.apply(ev));
-  const running: Array<{ jobId: string; attempt: number; step: number }> = [];
-  for (let turn = 0; turn < 10_000_000; turn++) {
-    for (let s = e.proposeTrial(++at); s; s = e.proposeTrial(++at)) apply(s);
-    for (let j = e.nextDispatchable(); j; j = e.nextDispatchable()) {
-      const ref = { jobId: j.jobId, attempt: j.attempt };
-      apply({ type: "job-dispatched", taskId: "7", at: ++at, ...ref, site: "s" });
-      apply({ type: "job-claimed", taskId: "7", at: ++at, ...ref, site: "s", agent: "a" });
-      running.push({ ...ref, step: 0 });
-    }
-    const r = running.shift();
-    if (!r) break;
-    const p = e.pointOfJob(r.jobId)!;
-    const x = Number(p.values.x);
-    const end = (status: "ok" | "stopped") =>
-      apply({
-        type: "job-finished",
-        taskId: "7",
-        at: ++at,
-        jobId: r.jobId,
-        attempt: r.attempt,
-        site: "s",
-        agent: "a",
-        status,
-        loss: status === "ok" ? (x - 0.5) ** 2 : null,
-        metrics: {},
-        resource: r.step,
-        error: null,
-        artifacts: [],
-        missing: [],
-        output: null,
-        startedAt: at - 1,
-        finishedAt: at,
-        exitCode: 0,
-        failureClass: null,
-      });
-    if (p.job.stop) end("stopped");
-    else if (r.step >= (p.job.target ?? 0)) end("ok");
-    else {
-      r.step++;
-      const loss = (x - 0.5) ** 2 + 1 / r.step;
-      const metrics = { loss, acc: 1 - loss };
-      apply({
-        type: "job-progress",
-        taskId: "7",
-        at: ++at,
-        jobId: r.jobId,
-        attempt: r.attempt,
-        resource: r.step,
-        metrics,
-      });
-      running.push(r);
-    }
-  }
-  apply({ type: "task-state", taskId: "7", at: ++at, state: "finished" });
-  return log;
-}
-
-/** A task without a scheduler: POINTS points, each dispatched, claimed, REPORTS reports, finished. */
-function plainLog(): LogEvent[] {
-  const spec = parseTaskSpec({
-    outDS: "user.bench.snap",
-    evaluationContainer: "busybox:1.36",
-    evaluationExec: "python train.py",
-    searchSpace: space,
-    maxPoints: POINTS,
-    nPointsPerIteration: 1000,
-    nParallelEvaluation: 1000,
-  });
-  const log: LogEvent[] = [created(spec)];
-  const e = new TaskEngine(log[0] as LogEventOf<"task-created">);
-  let at = 0;
-  const apply = (ev: LogEvent) => (log.push(ev), e.apply(ev));
-  for (let s = e.proposeSampling(++at); s; s = e.proposeSampling(++at)) {
-    apply(s);
-    const refs = s.points.map((p) => ({ jobId: e.points.get(p.pointId)!.job.jobId, attempt: 1 }));
-    for (const ref of refs) {
-      apply({ type: "job-dispatched", taskId: "7", at: ++at, ...ref, site: "s" });
-      apply({ type: "job-claimed", taskId: "7", at: ++at, ...ref, site: "s", agent: "a" });
-    }
-    for (let k = 1; k <= REPORTS; k++)
-      for (const ref of refs) {
-        const metrics = { loss: 1 / k + ref.jobId.length / 100, acc: 1 - 1 / k };
-        apply({ type: "job-progress", taskId: "7", at: ++at, ...ref, resource: k, metrics });
-      }
-    for (const ref of refs)
-      apply({
-        type: "job-finished",
-        taskId: "7",
-        at: ++at,
-        ...ref,
-        site: "s",
-        agent: "a",
-        status: "ok",
-        loss: 0.5,
-        metrics: { loss: 0.5 },
-        resource: REPORTS,
-        error: null,
-        artifacts: [],
-        missing: [],
-        output: null,
-        startedAt: at - 1,
-        finishedAt: at,
-        exitCode: 0,
-        failureClass: null,
-      });
-  }
-  apply({ type: "task-state", taskId: "7", at: ++at, state: "finished" });
+/** About `events` events of one task of `shape`, as TaskSim writes them. */
+function taskLog(shape: TaskShape, events: number): LogEvent[] {
+  const log: LogEvent[] = [];
+  const sim = new TaskSim("7", shape, Math.ceil(events / 4), 1_000_000, (ev) => log.push(ev));
+  while (log.length < events) sim.turnOnce();
   return log;
 }
 
@@ -230,5 +97,5 @@ function measure(name: string, log: LogEvent[]): void {
   );
 }
 
-measure(`asha-stopping, ${TRIALS} trials`, ashaLog());
-measure(`no scheduler, ${POINTS} points × ${REPORTS} reports`, plainLog());
+measure("asha-stopping", taskLog("scheduler", EVENTS));
+measure("random sampler, no scheduler", taskLog("sampler", EVENTS));
